@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# setup.sh - install what a fresh Debian 12 machine needs to build and test precharge.
+#
+# Idempotent: each step checks first and does nothing when its work is done.
+# Steps: Debian packages (apt-get), then the pinned llama.cpp from npm
+# (deps/llama.lock) unpacked into deps/llama/ (git-ignored):
+#   deps/llama/include/   llama.h, ggml*.h, gguf.h   (from the source bundle)
+#   deps/llama/lib/       libllama, libggml*, per-CPU backends (prebuilt)
+#   deps/llama/vocab/     ggml-vocab-*.gguf          (from the source bundle)
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+dest="$root/deps/llama"
+lock="$root/deps/llama.lock"
+
+debs=(build-essential cmake pkg-config git nodejs npm ca-certificates
+      libcurl4-openssl-dev libmicrohttpd-dev libjansson-dev libssl-dev
+      libcmocka-dev nginx-light curl clang-format)
+
+say() { printf 'setup: %s\n' "$*" >&2; }
+
+need_root() {
+    if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+install_debs() {
+    local missing=()
+    for p in "${debs[@]}"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' ||
+            missing+=("$p")
+    done
+    # node and npm may come from elsewhere than Debian; what matters is the command.
+    local want=()
+    for p in "${missing[@]}"; do
+        case "$p" in
+        nodejs) command -v node >/dev/null || want+=("$p") ;;
+        npm) command -v npm >/dev/null || want+=("$p") ;;
+        nginx-light) command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || want+=("$p") ;;
+        *) want+=("$p") ;;
+        esac
+    done
+    [ ${#want[@]} -eq 0 ] && return 0
+    say "installing Debian packages: ${want[*]}"
+    need_root apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive need_root apt-get install -y -qq --no-install-recommends "${want[@]}"
+}
+
+stamp_text() { grep -v '^#' "$lock" | sed '/^\s*$/d'; }
+
+install_llama() {
+    if [ -f "$dest/.stamp" ] && [ "$(cat "$dest/.stamp")" = "$(stamp_text)" ]; then
+        return 0
+    fi
+    local tmp
+    tmp=$(mktemp -d)
+    trap 'rm -rf "$tmp"' RETURN
+    while read -r name version integrity; do
+        say "fetching $name@$version"
+        (cd "$tmp" && npm pack --silent "$name@$version" >/dev/null)
+        local tgz
+        tgz="$tmp/$(echo "${name#@}" | tr '/' '-')-$version.tgz"
+        local got
+        got="sha512-$(openssl dgst -sha512 -binary "$tgz" | base64 -w0)"
+        if [ "$got" != "$integrity" ]; then
+            say "integrity mismatch for $name@$version: want $integrity, got $got"
+            exit 1
+        fi
+    done < <(stamp_text)
+
+    rm -rf "$dest.new"
+    mkdir -p "$dest.new"/{include,lib,vocab} "$tmp/src" "$tmp/bin"
+    tar xzf "$tmp/node-llama-cpp-linux-x64-3.22.1.tgz" -C "$tmp/bin" package/bins/linux-x64
+    cp -a "$tmp"/bin/package/bins/linux-x64/*.so "$dest.new/lib/"
+    # The prebuilt carries versioned sonames; give the linker the plain names too.
+    ln -sf libllama.v0.5.0.so "$dest.new/lib/libllama.so"
+    ln -sf libggml.v0.5.0.so "$dest.new/lib/libggml.so"
+
+    tar xzf "$tmp/node-llama-cpp-3.22.1.tgz" -C "$tmp/src" package/llama/gitRelease.bundle package/llama/llama.cpp.info.json
+    git clone -q --depth 1 "$tmp/src/package/llama/gitRelease.bundle" "$tmp/src/llama.cpp" 2>/dev/null ||
+        git clone -q "$tmp/src/package/llama/gitRelease.bundle" "$tmp/src/llama.cpp"
+    cp "$tmp/src/llama.cpp/include/llama.h" "$dest.new/include/"
+    cp "$tmp"/src/llama.cpp/ggml/include/*.h "$dest.new/include/"
+    cp "$tmp"/src/llama.cpp/models/ggml-vocab-*.gguf "$dest.new/vocab/"
+    cp "$tmp/src/package/llama/llama.cpp.info.json" "$dest.new/"
+    stamp_text >"$dest.new/.stamp"
+    rm -rf "$dest"
+    mv "$dest.new" "$dest"
+    say "llama.cpp $(grep -o '"v[0-9.]*"' "$dest/llama.cpp.info.json") in deps/llama"
+}
+
+case "${1:-all}" in
+debs) install_debs ;;
+llama) install_llama ;;
+all) install_debs; install_llama ;;
+*) say "usage: setup.sh [all|debs|llama]"; exit 2 ;;
+esac

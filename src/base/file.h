@@ -1,0 +1,29 @@
+/* file.h - files that survive a crash: atomic writes, directories, safe names. */
+#ifndef PC_FILE_H
+#define PC_FILE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "err.h"
+
+/* Write data to path atomically: a temp file beside it, fsync, rename, fsync of the directory.
+ * A reader sees the old file or the new one, never a mix, whenever the process dies. */
+enum pc_err pc_file_write_atomic(const char *path, const void *data, size_t len,
+                                 struct pc_error *err);
+
+/* Read a whole file (at most max bytes). *out is NUL-terminated; the caller frees it. */
+enum pc_err pc_file_read(const char *path, size_t max, char **out /* OUT */,
+                         size_t *out_len /* OUT, may be NULL */, struct pc_error *err);
+
+/* mkdir -p with mode 0755. */
+enum pc_err pc_file_mkdirs(const char *path, struct pc_error *err);
+
+/* True when name can be one path component inside a directory that we own: non-empty, at most
+ * 200 bytes, no '/', no NUL, not "." or "..", not starting with '.', no control characters. */
+bool pc_file_name_is_safe(const char *name);
+
+/* Hex SHA-256 of a file's contents into hex[65]. */
+enum pc_err pc_file_sha256(const char *path, char hex[65] /* OUT */, struct pc_error *err);
+
+#endif

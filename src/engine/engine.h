@@ -1,0 +1,150 @@
+/* engine.h - the llama.cpp wrapper: load a GGUF, render chats, prefill and generate.
+ *
+ * This is the only interface through which the rest of precharge reaches llama.cpp; no other
+ * module includes llama.h. A loaded model owns one inference context whose KV cache keeps the
+ * tokens of the last request, so that the next request prefills only what differs.
+ *
+ * Threads: a struct pc_model may be shared. Its context is a slot that one generation owns at
+ * a time: pc_gen_start waits for the slot and pc_gen_free gives it back. Nothing else in the
+ * model changes after load. */
+#ifndef PC_ENGINE_H
+#define PC_ENGINE_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../base/err.h"
+
+/* Load the CPU/GPU backends from backend_dir (NULL: the directory compiled in) and route
+ * llama.cpp's log into ours. llama_level is the least severe llama.cpp message that we pass on:
+ * "debug", "info", "warn", "error" or "none". Call once, before any other pc_engine or pc_model
+ * function. */
+void pc_engine_init(const char *backend_dir, const char *llama_level);
+
+/* The llama.cpp release that this build runs (e.g. "v0.5.0"). */
+const char *pc_engine_version(void);
+
+struct pc_model_params {
+    uint32_t n_ctx;       /* context window in tokens; 0 = the model's training context */
+    uint32_t n_batch;     /* tokens per decode call during prefill */
+    int32_t n_threads;    /* threads for generation; 0 = all online CPUs */
+    int32_t n_gpu_layers; /* layers to offload; -1 = all that the devices hold */
+    bool use_mmap;
+    bool repack; /* let llama.cpp repack weights for this CPU: faster prefill, more RAM */
+};
+
+struct pc_model_params pc_model_default_params(void);
+
+/* What a loaded model is and what it costs. Sizes in bytes, times in nanoseconds. */
+struct pc_model_info {
+    char arch[32];
+    char name[128];          /* general.name, or "" */
+    char quantization[32];   /* "Q4_0", "F16", ... */
+    char parameter_size[16]; /* "1.1B", "64.3M" */
+    uint64_t n_params;
+    uint32_t n_ctx;       /* the context this load uses */
+    uint32_t n_ctx_train; /* what the model was trained for */
+    uint64_t file_size;
+    uint64_t weights_bytes; /* tensor bytes in memory, including a repacked copy */
+    uint64_t kv_bytes;
+    uint64_t compute_bytes;
+    uint64_t device_bytes; /* the part of the above on a GPU */
+    int64_t load_ns;
+    bool has_chat_template;
+};
+
+struct pc_model;
+
+/* Load the GGUF at path. A missing, truncated, corrupt or non-GGUF file gives
+ * PC_ERR_MODEL_FORMAT or PC_ERR_NOT_FOUND with the file named in err; never a crash.
+ * On success *out is the model, freed with pc_model_free; on failure *out is NULL. */
+enum pc_err pc_model_load(const char *path, const struct pc_model_params *params,
+                          struct pc_model **out /* OUT */, struct pc_error *err);
+
+/* Free the model and its context. The caller makes sure that no generation is running.
+ * pc_model_free(NULL) does nothing. */
+void pc_model_free(struct pc_model *m);
+
+const struct pc_model_info *pc_model_info(const struct pc_model *m);
+
+/* Memory that the model holds now: weights + KV + compute. */
+uint64_t pc_model_memory(const struct pc_model *m);
+
+struct pc_chat_msg {
+    const char *role; /* "system", "user", "assistant", "tool" */
+    const char *content;
+};
+
+/* Render messages through the model's chat template, as the model expects its prompt.
+ * add_assistant ends the text with the assistant's turn marker. *out is malloc'd; the caller
+ * frees it. A model without a template gets a plain "role: content" rendering. */
+enum pc_err pc_model_render_chat(const struct pc_model *m, const struct pc_chat_msg *msgs,
+                                 size_t n_msgs, bool add_assistant, char **out /* OUT */,
+                                 struct pc_error *err);
+
+/* Tokenize text as a prompt (BOS added as the model asks, special tokens parsed).
+ * *out is malloc'd; the caller frees it. */
+enum pc_err pc_model_tokenize(const struct pc_model *m, const char *text, int32_t **out /* OUT */,
+                              size_t *n_out /* OUT */, struct pc_error *err);
+
+struct pc_sampling {
+    float temperature; /* <= 0: greedy */
+    int32_t top_k;     /* <= 0: off */
+    float top_p;       /* >= 1: off */
+    float min_p;       /* <= 0: off */
+    float repeat_penalty;
+    int32_t repeat_last_n;
+    float presence_penalty;
+    float frequency_penalty;
+    uint32_t seed;       /* UINT32_MAX: random */
+    int32_t num_predict; /* < 0: until the context is full */
+    const char *const *stop;
+    size_t n_stop;
+};
+
+/* Ollama's defaults. */
+struct pc_sampling pc_sampling_default(void);
+
+struct pc_gen_request {
+    const char *prompt; /* the full prompt text, already rendered */
+    struct pc_sampling sampling;
+    const atomic_bool *cancel; /* optional: set it from any thread to stop at the next token */
+};
+
+struct pc_gen_stats {
+    int32_t prompt_tokens; /* the whole prompt */
+    int32_t cached_tokens; /* of those, the ones the KV cache already held */
+    int64_t prompt_ns;     /* prefill of the rest */
+    int32_t eval_tokens;
+    int64_t eval_ns;
+    int64_t wait_ns; /* waiting for the model's slot */
+};
+
+struct pc_gen;
+
+/* Take the model's slot (waiting for it), tokenize the prompt, and prefill what the KV cache
+ * does not hold yet. On success *out streams the answer through pc_gen_next and must be given
+ * back with pc_gen_free. On failure *out is NULL and the slot is free again. */
+enum pc_err pc_gen_start(struct pc_model *m, const struct pc_gen_request *req,
+                         struct pc_gen **out /* OUT */, struct pc_error *err);
+
+/* Produce the next piece of text. *text points into g and stays valid until the next call;
+ * it may be empty while a character or a possible stop string is held back. *done becomes true
+ * on the last call, whose text is the final piece. Errors end the generation. */
+enum pc_err pc_gen_next(struct pc_gen *g, const char **text /* OUT */, size_t *len /* OUT */,
+                        bool *done /* OUT */, struct pc_error *err);
+
+/* "stop" (end of turn or a stop string), "length" (num_predict or the context ran out) or
+ * "cancel"; NULL while the generation goes on. */
+const char *pc_gen_done_reason(const struct pc_gen *g);
+
+const struct pc_gen_stats *pc_gen_stats(const struct pc_gen *g);
+
+/* End the generation (at any point: this is how a caller cancels) and free the model's slot.
+ * The KV cache keeps the prompt and what was generated, for the next request to reuse.
+ * pc_gen_free(NULL) does nothing. */
+void pc_gen_free(struct pc_gen *g);
+
+#endif

@@ -1,0 +1,291 @@
+/* gen.c - one generation: reuse the cached prefix, prefill the rest, sample and stream. */
+#include "engineInt.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "../base/clock.h"
+#include "emit.h"
+
+struct pc_gen {
+    struct pc_model *m;
+    struct llama_sampler *smpl;
+    struct pc_emit emit;
+    const atomic_bool *cancel;
+    struct pc_gen_stats stats;
+    int32_t num_predict;
+    const char *done_reason;
+    llama_token pending; /* sampled and sent, not yet decoded */
+    bool has_pending;
+};
+
+struct pc_sampling pc_sampling_default(void)
+{
+    struct pc_sampling s = {
+        .temperature = 0.8f,
+        .top_k = 40,
+        .top_p = 0.9f,
+        .min_p = 0.0f,
+        .repeat_penalty = 1.1f,
+        .repeat_last_n = 64,
+        .presence_penalty = 0.0f,
+        .frequency_penalty = 0.0f,
+        .seed = UINT32_MAX,
+        .num_predict = -1,
+        .stop = NULL,
+        .n_stop = 0,
+    };
+    return s;
+}
+
+static struct llama_sampler *make_sampler(const struct pc_model *m, const struct pc_sampling *s)
+{
+    struct llama_sampler_chain_params cp = llama_sampler_chain_default_params();
+    cp.no_perf = true;
+    struct llama_sampler *chain = llama_sampler_chain_init(cp);
+    if (chain == NULL)
+        return NULL;
+    /* Cheap samplers first: the penalties scan every candidate that is left. */
+    if (s->temperature > 0 && s->top_k > 0)
+        llama_sampler_chain_add(chain, llama_sampler_init_top_k(s->top_k));
+    if (s->repeat_penalty != 1.0f || s->presence_penalty != 0 || s->frequency_penalty != 0)
+        llama_sampler_chain_add(
+            chain, llama_sampler_init_penalties(llama_vocab_n_tokens(m->vocab), s->repeat_last_n,
+                                                s->repeat_penalty, s->frequency_penalty,
+                                                s->presence_penalty));
+    if (s->temperature <= 0) {
+        llama_sampler_chain_add(chain, llama_sampler_init_greedy());
+        return chain;
+    }
+    if (s->top_p < 1.0f)
+        llama_sampler_chain_add(chain, llama_sampler_init_top_p(s->top_p, 1));
+    if (s->min_p > 0)
+        llama_sampler_chain_add(chain, llama_sampler_init_min_p(s->min_p, 1));
+    llama_sampler_chain_add(chain, llama_sampler_init_temp(s->temperature));
+    llama_sampler_chain_add(chain, llama_sampler_init_dist(s->seed));
+    return chain;
+}
+
+static bool abort_requested(void *data)
+{
+    const atomic_bool *cancel = data;
+    return cancel != NULL && atomic_load(cancel);
+}
+
+/* Forget the KV cache: after a failed decode its contents are not known. */
+static void kv_reset(struct pc_model *m)
+{
+    llama_memory_clear(llama_get_memory(m->ctx), true);
+    m->n_kv_tokens = 0;
+}
+
+static enum pc_err decode(struct pc_model *m, llama_token *toks, int32_t n, bool want_logits,
+                          const atomic_bool *cancel, struct pc_error *err)
+{
+    struct llama_batch batch = llama_batch_init(n, 0, 1);
+    for (int32_t i = 0; i < n; i++) {
+        batch.token[i] = toks[i];
+        batch.pos[i] = (llama_pos)(m->n_kv_tokens + (size_t)i);
+        batch.n_seq_id[i] = 1;
+        batch.seq_id[i][0] = 0;
+        batch.logits[i] = want_logits && i == n - 1;
+    }
+    batch.n_tokens = n;
+    int32_t rc = llama_decode(m->ctx, batch);
+    llama_batch_free(batch);
+    if (rc != 0) {
+        kv_reset(m);
+        if (cancel != NULL && atomic_load(cancel))
+            return pc_error_set(err, PC_ERR_CANCELLED, "the request was cancelled");
+        return pc_error_set(err, PC_ERR_DECODE, "llama_decode() failed with %d", rc);
+    }
+    if (!pc_model_kv_push(m, toks, (size_t)n)) {
+        kv_reset(m);
+        return pc_error_set(err, PC_ERR_NOMEM, "decode: out of memory");
+    }
+    return PC_OK;
+}
+
+static size_t common_prefix(const llama_token *a, size_t na, const llama_token *b, size_t nb)
+{
+    size_t n = 0;
+    while (n < na && n < nb && a[n] == b[n])
+        n++;
+    return n;
+}
+
+/* Keep the longest prefix that the cache shares with the prompt and decode the rest. */
+static enum pc_err prefill(struct pc_model *m, llama_token *toks, size_t n,
+                           const atomic_bool *cancel, struct pc_gen_stats *st, struct pc_error *err)
+{
+    size_t keep = common_prefix(m->kv_tokens, m->n_kv_tokens, toks, n);
+    /* The last prompt token is decoded again for its logits. */
+    if (keep == n)
+        keep = n - 1;
+    if (!llama_memory_seq_rm(llama_get_memory(m->ctx), 0, (llama_pos)keep, -1)) {
+        kv_reset(m); /* a recurrent state cannot be cut: start over */
+        keep = 0;
+    }
+    m->n_kv_tokens = keep;
+    st->cached_tokens = (int32_t)keep;
+
+    int64_t t0 = pc_clock_mono_ns();
+    for (size_t i = keep; i < n;) {
+        if (cancel != NULL && atomic_load(cancel))
+            return pc_error_set(err, PC_ERR_CANCELLED, "the request was cancelled");
+        int32_t chunk = (int32_t)(n - i < (size_t)m->n_batch ? n - i : (size_t)m->n_batch);
+        enum pc_err rc = decode(m, toks + i, chunk, i + (size_t)chunk == n, cancel, err);
+        if (rc != PC_OK)
+            return rc;
+        i += (size_t)chunk;
+    }
+    st->prompt_ns = pc_clock_mono_ns() - t0;
+    return PC_OK;
+}
+
+enum pc_err pc_gen_start(struct pc_model *m, const struct pc_gen_request *req, struct pc_gen **out,
+                         struct pc_error *err)
+{
+    llama_token *toks = NULL;
+    size_t n = 0;
+    enum pc_err rc;
+
+    *out = NULL;
+    rc = pc_model_tokenize(m, req->prompt, &toks, &n, err);
+    if (rc != PC_OK)
+        return rc;
+    if (n == 0) {
+        free(toks);
+        return pc_error_set(err, PC_ERR_INVALID, "the prompt is empty");
+    }
+    if (n >= m->info.n_ctx) {
+        free(toks);
+        return pc_error_set(err, PC_ERR_CTX_OVERFLOW,
+                            "the prompt is %zu tokens, and the context window is %u tokens", n,
+                            m->info.n_ctx);
+    }
+
+    struct pc_gen *g = calloc(1, sizeof(*g));
+    if (g == NULL || !pc_emit_init(&g->emit, req->sampling.stop, req->sampling.n_stop) ||
+        (g->smpl = make_sampler(m, &req->sampling)) == NULL) {
+        if (g != NULL)
+            pc_emit_free(&g->emit);
+        free(g);
+        free(toks);
+        return pc_error_set(err, PC_ERR_NOMEM, "generation: out of memory");
+    }
+    g->m = m;
+    g->cancel = req->cancel;
+    g->num_predict = req->sampling.num_predict;
+    g->stats.prompt_tokens = (int32_t)n;
+
+    int64_t t0 = pc_clock_mono_ns();
+    pthread_mutex_lock(&m->slot_lock);
+    g->stats.wait_ns = pc_clock_mono_ns() - t0;
+    llama_set_abort_callback(m->ctx, abort_requested, (void *)req->cancel);
+
+    rc = prefill(m, toks, n, req->cancel, &g->stats, err);
+    free(toks);
+    if (rc != PC_OK) {
+        pc_gen_free(g);
+        return rc;
+    }
+    *out = g;
+    return PC_OK;
+}
+
+static void finish(struct pc_gen *g, const char *reason, const char **text, size_t *len, bool *done)
+{
+    /* Text that is already in out goes first; what the flush releases follows it. */
+    struct pc_buf tail = PC_BUF_INIT;
+    pc_buf_append(&tail, g->emit.out.data ? g->emit.out.data : "", g->emit.out.len);
+    pc_emit_flush(&g->emit);
+    pc_buf_append(&tail, g->emit.out.data ? g->emit.out.data : "", g->emit.out.len);
+    pc_buf_free(&g->emit.out);
+    g->emit.out = tail;
+    g->done_reason = reason;
+    *text = g->emit.out.data ? g->emit.out.data : "";
+    *len = g->emit.out.len;
+    *done = true;
+}
+
+enum pc_err pc_gen_next(struct pc_gen *g, const char **text, size_t *len, bool *done,
+                        struct pc_error *err)
+{
+    struct pc_model *m = g->m;
+    *text = "";
+    *len = 0;
+    *done = false;
+    if (g->done_reason != NULL) {
+        *done = true;
+        return PC_OK;
+    }
+    pc_buf_reset(&g->emit.out);
+    if (g->cancel != NULL && atomic_load(g->cancel)) {
+        finish(g, "cancel", text, len, done);
+        return PC_OK;
+    }
+
+    int64_t t0 = pc_clock_mono_ns();
+    if (g->has_pending) {
+        g->has_pending = false;
+        enum pc_err rc = decode(m, &g->pending, 1, true, g->cancel, err);
+        if (rc != PC_OK) {
+            g->done_reason = rc == PC_ERR_CANCELLED ? "cancel" : "error";
+            return rc;
+        }
+    }
+    llama_token tok = llama_sampler_sample(g->smpl, m->ctx, -1);
+    g->stats.eval_ns += pc_clock_mono_ns() - t0;
+
+    if (llama_vocab_is_eog(m->vocab, tok)) {
+        finish(g, "stop", text, len, done);
+        return PC_OK;
+    }
+    g->stats.eval_tokens++;
+
+    char piece[256];
+    int32_t n = llama_token_to_piece(m->vocab, tok, piece, sizeof(piece), 0, false);
+    if (n < 0)
+        n = 0;
+    if (!pc_emit_push(&g->emit, piece, (size_t)n)) {
+        g->done_reason = "error";
+        return pc_error_set(err, PC_ERR_NOMEM, "generation: out of memory");
+    }
+    if (g->emit.stopped) {
+        finish(g, "stop", text, len, done);
+        return PC_OK;
+    }
+    g->pending = tok;
+    g->has_pending = true;
+    bool out_of_budget = g->num_predict >= 0 && g->stats.eval_tokens >= g->num_predict;
+    bool out_of_ctx = m->n_kv_tokens + 1 >= m->info.n_ctx;
+    if (out_of_budget || out_of_ctx) {
+        finish(g, "length", text, len, done);
+        return PC_OK;
+    }
+    *text = g->emit.out.data ? g->emit.out.data : "";
+    *len = g->emit.out.len;
+    return PC_OK;
+}
+
+const char *pc_gen_done_reason(const struct pc_gen *g)
+{
+    return g->done_reason;
+}
+
+const struct pc_gen_stats *pc_gen_stats(const struct pc_gen *g)
+{
+    return &g->stats;
+}
+
+void pc_gen_free(struct pc_gen *g)
+{
+    if (g == NULL)
+        return;
+    llama_set_abort_callback(g->m->ctx, NULL, NULL);
+    pthread_mutex_unlock(&g->m->slot_lock);
+    llama_sampler_free(g->smpl);
+    pc_emit_free(&g->emit);
+    free(g);
+}

@@ -1,0 +1,290 @@
+/* http.c - libmicrohttpd underneath: bodies in, routing, JSON and streamed replies out.
+ *
+ * One thread per connection, so that a handler or a stream may block on a model (a load, a
+ * prefill, a token) without holding up other clients. */
+#include "http.h"
+
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include <jansson.h>
+#include <microhttpd.h>
+
+#include "../base/log.h"
+
+#define MAX_CONNECTIONS 256
+
+struct pc_http {
+    struct MHD_Daemon *daemon;
+    const struct pc_http_route *routes;
+    size_t max_body;
+    struct pc_server *srv;
+    int port;
+};
+
+/* Per request: the body as it arrives. */
+struct conn {
+    struct pc_buf body;
+    bool too_large;
+};
+
+struct stream_state {
+    struct pc_http_stream s;
+    struct pc_buf buf;
+    size_t off;
+    bool ended;
+};
+
+void pc_http_reply_json(struct pc_http_reply *r, int status, char *json)
+{
+    r->status = status;
+    r->content_type = "application/json; charset=utf-8";
+    r->body = json;
+    r->body_len = json ? strlen(json) : 0;
+}
+
+static void reply_error_text(struct pc_http_reply *r, int status, const char *msg)
+{
+    json_t *o = json_pack("{s:s}", "error", msg);
+    char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    if (s == NULL)
+        s = strdup("{\"error\":\"out of memory\"}");
+    pc_http_reply_json(r, status, s);
+}
+
+void pc_http_reply_error(struct pc_http_reply *r, int status, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    reply_error_text(r, status, msg);
+}
+
+void pc_http_reply_pc_error(struct pc_http_reply *r, const struct pc_error *err)
+{
+    reply_error_text(r, pc_http_status_of(err->code),
+                     err->msg[0] ? err->msg : pc_strerror(err->code));
+}
+
+static ssize_t stream_read(void *cls, uint64_t pos, char *out, size_t max)
+{
+    struct stream_state *st = cls;
+    (void)pos;
+    while (st->off == st->buf.len) {
+        if (st->ended)
+            return MHD_CONTENT_READER_END_OF_STREAM;
+        pc_buf_reset(&st->buf);
+        st->off = 0;
+        st->ended = !st->s.next(st->s.ctx, &st->buf);
+    }
+    size_t n = st->buf.len - st->off;
+    if (n > max)
+        n = max;
+    memcpy(out, st->buf.data + st->off, n);
+    st->off += n;
+    return (ssize_t)n;
+}
+
+static void stream_free(void *cls)
+{
+    struct stream_state *st = cls;
+    if (st->s.free)
+        st->s.free(st->s.ctx);
+    pc_buf_free(&st->buf);
+    free(st);
+}
+
+static struct MHD_Response *make_response(struct pc_http_reply *r)
+{
+    struct MHD_Response *resp;
+    if (r->stream.next != NULL) {
+        struct stream_state *st = calloc(1, sizeof(*st));
+        if (st == NULL) {
+            if (r->stream.free)
+                r->stream.free(r->stream.ctx);
+            return NULL;
+        }
+        st->s = r->stream;
+        resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024, stream_read, st,
+                                                 stream_free);
+        if (resp == NULL)
+            stream_free(st);
+        return resp;
+    }
+    resp = MHD_create_response_from_buffer(r->body_len, r->body, MHD_RESPMEM_MUST_FREE);
+    if (resp == NULL)
+        free(r->body);
+    r->body = NULL;
+    return resp;
+}
+
+static const struct pc_http_route *route(const struct pc_http *h, const char *method,
+                                         const char *path, bool *path_known)
+{
+    *path_known = false;
+    for (const struct pc_http_route *rt = h->routes; rt->path != NULL; rt++) {
+        if (strcmp(rt->path, path) != 0)
+            continue;
+        *path_known = true;
+        if (strcmp(rt->method, method) == 0)
+            return rt;
+    }
+    return NULL;
+}
+
+static void dispatch(struct pc_http *h, struct conn *c, const char *method, const char *url,
+                     struct pc_http_reply *reply)
+{
+    bool known;
+    const struct pc_http_route *rt = route(h, method, url, &known);
+    if (c->too_large) {
+        pc_http_reply_error(reply, 413, "request body is larger than %zu bytes", h->max_body);
+        return;
+    }
+    if (rt == NULL && strcmp(method, "HEAD") == 0)
+        rt = route(h, "GET", url, &known);
+    if (rt == NULL) {
+        if (known)
+            pc_http_reply_error(reply, 405, "method %s is not allowed on %s", method, url);
+        else
+            pc_http_reply_error(reply, 404, "no such endpoint: %s %s", method, url);
+        return;
+    }
+    struct pc_http_req req = {
+        .method = method,
+        .path = url,
+        .body = c->body.data ? c->body.data : "",
+        .body_len = c->body.len,
+        .srv = h->srv,
+    };
+    rt->handler(&req, reply);
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const char *url,
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_size, void **con_cls)
+{
+    struct pc_http *h = cls;
+    struct conn *c = *con_cls;
+    (void)version;
+
+    if (c == NULL) {
+        c = calloc(1, sizeof(*c));
+        if (c == NULL)
+            return MHD_NO;
+        *con_cls = c;
+        return MHD_YES;
+    }
+    if (*upload_size > 0) {
+        if (!c->too_large && c->body.len + *upload_size <= h->max_body)
+            c->too_large = !pc_buf_append(&c->body, upload_data, *upload_size);
+        else
+            c->too_large = true;
+        *upload_size = 0;
+        return MHD_YES;
+    }
+
+    struct pc_http_reply reply = {0};
+    dispatch(h, c, method, url, &reply);
+    int status = reply.status ? reply.status : 500;
+    const char *type = reply.content_type;
+    struct MHD_Response *resp = make_response(&reply);
+    if (resp == NULL)
+        return MHD_NO;
+    if (type != NULL)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+    pc_log_debug("http", "%s %s -> %d", method, url, status);
+    enum MHD_Result ret = MHD_queue_response(mc, (unsigned)status, resp);
+    MHD_destroy_response(resp);
+    return ret;
+}
+
+static void on_completed(void *cls, struct MHD_Connection *mc, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    struct conn *c = *con_cls;
+    (void)cls;
+    (void)mc;
+    (void)toe;
+    if (c == NULL)
+        return;
+    pc_buf_free(&c->body);
+    free(c);
+    *con_cls = NULL;
+}
+
+static void on_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    char msg[512];
+    (void)cls;
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    pc_log_debug("http", "%s", msg);
+}
+
+enum pc_err pc_http_start(const char *host, int port, const struct pc_http_route *routes,
+                          size_t max_body, struct pc_server *srv, struct pc_http **out,
+                          struct pc_error *err)
+{
+    *out = NULL;
+    char portstr[16];
+    snprintf(portstr, sizeof(portstr), "%d", port);
+    struct addrinfo hints = {
+        .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE};
+    struct addrinfo *ai = NULL;
+    int gai = getaddrinfo(host, portstr, &hints, &ai);
+    if (gai != 0)
+        return pc_error_set(err, PC_ERR_INVALID, "cannot resolve listen address \"%s\": %s", host,
+                            gai_strerror(gai));
+
+    struct pc_http *h = calloc(1, sizeof(*h));
+    if (h == NULL) {
+        freeaddrinfo(ai);
+        return pc_error_set(err, PC_ERR_NOMEM, "http: out of memory");
+    }
+    h->routes = routes;
+    h->max_body = max_body;
+    h->srv = srv;
+
+    unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
+                     MHD_USE_ERROR_LOG | MHD_USE_POLL;
+    if (ai->ai_family == AF_INET6)
+        flags |= MHD_USE_IPv6;
+    h->daemon = MHD_start_daemon(
+        flags, (uint16_t)port, NULL, NULL, on_request, h, MHD_OPTION_SOCK_ADDR, ai->ai_addr,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_CONNECTION_LIMIT,
+        (unsigned)MAX_CONNECTIONS, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, h,
+        MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1, MHD_OPTION_END);
+    freeaddrinfo(ai);
+    if (h->daemon == NULL) {
+        free(h);
+        return pc_error_set(err, PC_ERR_IO,
+                            "cannot listen on %s:%d (is the port in use, or the address not "
+                            "local?)",
+                            host, port);
+    }
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(h->daemon, MHD_DAEMON_INFO_BIND_PORT);
+    h->port = info ? info->port : port;
+    *out = h;
+    return PC_OK;
+}
+
+int pc_http_port(const struct pc_http *h)
+{
+    return h->port;
+}
+
+void pc_http_stop(struct pc_http *h)
+{
+    if (h == NULL)
+        return;
+    MHD_stop_daemon(h->daemon);
+    free(h);
+}

@@ -1,0 +1,71 @@
+/* http.h - the HTTP layer's interface to route handlers: requests in, replies out.
+ * Handlers never see libmicrohttpd; http.c is the only file that includes microhttpd.h. */
+#ifndef PC_HTTP_H
+#define PC_HTTP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "../base/buf.h"
+#include "../base/err.h"
+
+struct pc_server;
+
+struct pc_http_req {
+    const char *method;
+    const char *path;
+    const char *body; /* NUL-terminated; "" when there is none */
+    size_t body_len;
+    struct pc_server *srv;
+};
+
+/* A streamed body: next() appends to out and returns false once it has written the last of it.
+ * free() runs exactly once, when the reply is done or the client went away. */
+struct pc_http_stream {
+    void *ctx;
+    bool (*next)(void *ctx, struct pc_buf *out);
+    void (*free)(void *ctx);
+};
+
+struct pc_http_reply {
+    int status;
+    const char *content_type;
+    char *body; /* malloc'd; owned by the reply */
+    size_t body_len;
+    struct pc_http_stream stream; /* used when stream.next is set */
+};
+
+/* Reply helpers. They take ownership of what they are given. */
+void pc_http_reply_json(struct pc_http_reply *r, int status, char *json);
+void pc_http_reply_error(struct pc_http_reply *r, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* The error's detail, with the HTTP status its code maps to. */
+void pc_http_reply_pc_error(struct pc_http_reply *r, const struct pc_error *err);
+
+/* The HTTP status for an error code: the one table from pc_err to HTTP. */
+int pc_http_status_of(enum pc_err code);
+
+typedef void (*pc_http_handler)(const struct pc_http_req *req, struct pc_http_reply *reply);
+
+struct pc_http_route {
+    const char *method;
+    const char *path;
+    pc_http_handler handler;
+};
+
+struct pc_http;
+
+/* Listen on host ("127.0.0.1", "::1", "0.0.0.0", a name) and port (0: ephemeral) and serve
+ * routes, a table that lives as long as the server, ended by a NULL path. max_body bounds
+ * request bodies (413 beyond it). srv is passed to handlers. */
+enum pc_err pc_http_start(const char *host, int port, const struct pc_http_route *routes,
+                          size_t max_body, struct pc_server *srv, struct pc_http **out /* OUT */,
+                          struct pc_error *err);
+
+/* The port actually bound. */
+int pc_http_port(const struct pc_http *h);
+
+/* Stop accepting, finish or cut open connections, free. pc_http_stop(NULL) does nothing. */
+void pc_http_stop(struct pc_http *h);
+
+#endif

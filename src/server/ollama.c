@@ -1,0 +1,499 @@
+/* ollama.c - the Ollama API: /api/generate, /api/chat, /api/tags, /api/ps, /api/version,
+ * with Ollama's field names, units and streaming (NDJSON). */
+#include "serverInt.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../base/clock.h"
+#include "../base/duration.h"
+#include "../store/store.h"
+#include "infer.h"
+
+#define MAX_STOPS 16
+
+/* What one /api/generate or /api/chat request asked for. */
+struct ollama_req {
+    json_t *json; /* the parsed body; the strings below point into it */
+    bool chat;
+    bool stream;
+    bool raw;
+    const char *model;
+    const char *prompt; /* generate */
+    const char *system; /* generate */
+    int64_t keep_alive_ns;
+    struct pc_sampling sampling;
+    const char *stops[MAX_STOPS];
+    struct pc_chat_msg *msgs; /* chat */
+    size_t n_msgs;
+    struct pc_buf full; /* the whole answer, when not streamed */
+};
+
+static void ollama_req_free(struct ollama_req *q)
+{
+    if (q == NULL)
+        return;
+    json_decref(q->json);
+    free(q->msgs);
+    pc_buf_free(&q->full);
+    free(q);
+}
+
+static int bad(struct pc_http_reply *reply, const char *fmt, const char *field)
+{
+    pc_http_reply_error(reply, 400, fmt, field);
+    return -1;
+}
+
+static int opt_number(json_t *opts, const char *field, double min, double max, double *out,
+                      struct pc_http_reply *reply)
+{
+    json_t *v = json_object_get(opts, field);
+    if (v == NULL || json_is_null(v))
+        return 0;
+    if (!json_is_number(v))
+        return bad(reply, "options.%s must be a number", field);
+    double d = json_number_value(v);
+    if (!isfinite(d) || d < min || d > max) {
+        pc_http_reply_error(reply, 400, "options.%s must be between %g and %g", field, min, max);
+        return -1;
+    }
+    *out = d;
+    return 0;
+}
+
+static int parse_stops(json_t *opts, struct ollama_req *q, struct pc_http_reply *reply)
+{
+    json_t *v = json_object_get(opts, "stop");
+    if (v == NULL || json_is_null(v))
+        return 0;
+    if (json_is_string(v)) {
+        q->stops[0] = json_string_value(v);
+        q->sampling.n_stop = 1;
+    } else if (json_is_array(v)) {
+        if (json_array_size(v) > MAX_STOPS) {
+            pc_http_reply_error(reply, 400, "options.stop has more than %d strings", MAX_STOPS);
+            return -1;
+        }
+        for (size_t i = 0; i < json_array_size(v); i++) {
+            json_t *s = json_array_get(v, i);
+            if (!json_is_string(s))
+                return bad(reply, "options.%s must be an array of strings", "stop");
+            q->stops[q->sampling.n_stop++] = json_string_value(s);
+        }
+    } else {
+        return bad(reply, "options.%s must be an array of strings", "stop");
+    }
+    q->sampling.stop = q->stops;
+    return 0;
+}
+
+static int parse_options(struct ollama_req *q, struct pc_http_reply *reply)
+{
+    struct pc_sampling *s = &q->sampling;
+    *s = pc_sampling_default();
+    json_t *opts = json_object_get(q->json, "options");
+    if (opts == NULL || json_is_null(opts))
+        return 0;
+    if (!json_is_object(opts))
+        return bad(reply, "field \"%s\" must be an object", "options");
+
+    double d;
+#define OPT(name, min, max, dst, type)                                                             \
+    d = (double)(dst);                                                                             \
+    if (opt_number(opts, name, min, max, &d, reply) != 0)                                          \
+        return -1;                                                                                 \
+    dst = (type)d;
+    OPT("temperature", 0, 100, s->temperature, float);
+    OPT("top_k", 0, 1e9, s->top_k, int32_t);
+    OPT("top_p", 0, 1, s->top_p, float);
+    OPT("min_p", 0, 1, s->min_p, float);
+    OPT("repeat_penalty", 0, 100, s->repeat_penalty, float);
+    OPT("repeat_last_n", -1, 1e9, s->repeat_last_n, int32_t);
+    OPT("presence_penalty", -100, 100, s->presence_penalty, float);
+    OPT("frequency_penalty", -100, 100, s->frequency_penalty, float);
+    OPT("num_predict", -2, 1e9, s->num_predict, int32_t);
+    d = -1;
+    if (opt_number(opts, "seed", -1, 4294967295.0, &d, reply) != 0)
+        return -1;
+    s->seed = d < 0 ? UINT32_MAX : (uint32_t)d;
+#undef OPT
+    if (s->num_predict == -2)
+        s->num_predict = -1; /* Ollama: -2 fills the context, which is where -1 stops too */
+    return parse_stops(opts, q, reply);
+}
+
+static int parse_keep_alive(struct ollama_req *q, struct pc_http_reply *reply)
+{
+    json_t *v = json_object_get(q->json, "keep_alive");
+    struct pc_error err;
+    q->keep_alive_ns = -1;
+    if (v == NULL || json_is_null(v))
+        return 0;
+    if (json_is_number(v)) {
+        q->keep_alive_ns = pc_duration_from_seconds(json_number_value(v));
+        return 0;
+    }
+    if (!json_is_string(v))
+        return bad(reply, "field \"%s\" must be a duration string or a number of seconds",
+                   "keep_alive");
+    if (pc_duration_parse(json_string_value(v), &q->keep_alive_ns, &err) != PC_OK) {
+        pc_http_reply_error(reply, 400, "keep_alive: %s", err.msg);
+        return -1;
+    }
+    return 0;
+}
+
+static int parse_messages(struct ollama_req *q, struct pc_http_reply *reply)
+{
+    static const char *const roles[] = {"system", "user", "assistant", "tool"};
+    json_t *arr = json_object_get(q->json, "messages");
+    if (arr == NULL || json_is_null(arr))
+        return 0;
+    if (!json_is_array(arr))
+        return bad(reply, "field \"%s\" must be an array of messages", "messages");
+    q->n_msgs = json_array_size(arr);
+    q->msgs = calloc(q->n_msgs ? q->n_msgs : 1, sizeof(*q->msgs));
+    if (q->msgs == NULL) {
+        pc_http_reply_error(reply, 500, "out of memory");
+        return -1;
+    }
+    for (size_t i = 0; i < q->n_msgs; i++) {
+        json_t *m = json_array_get(arr, i);
+        json_t *role = json_object_get(m, "role"), *content = json_object_get(m, "content");
+        if (!json_is_object(m) || !json_is_string(role)) {
+            pc_http_reply_error(reply, 400, "messages[%zu].role must be a string", i);
+            return -1;
+        }
+        if (content != NULL && !json_is_null(content) && !json_is_string(content)) {
+            pc_http_reply_error(reply, 400, "messages[%zu].content must be a string", i);
+            return -1;
+        }
+        const char *r = json_string_value(role);
+        bool known = false;
+        for (size_t k = 0; k < sizeof(roles) / sizeof(roles[0]); k++)
+            known = known || strcmp(r, roles[k]) == 0;
+        if (!known) {
+            pc_http_reply_error(reply, 400,
+                                "messages[%zu].role \"%s\" is not one of system, user, "
+                                "assistant, tool",
+                                i, r);
+            return -1;
+        }
+        q->msgs[i].role = r;
+        q->msgs[i].content = json_is_string(content) ? json_string_value(content) : "";
+    }
+    return 0;
+}
+
+static struct ollama_req *parse_request(const struct pc_http_req *req, bool chat,
+                                        struct pc_http_reply *reply)
+{
+    struct ollama_req *q = calloc(1, sizeof(*q));
+    if (q == NULL) {
+        pc_http_reply_error(reply, 500, "out of memory");
+        return NULL;
+    }
+    q->chat = chat;
+    q->stream = true;
+    q->json = pc_req_parse_object(req, reply);
+    if (q->json == NULL)
+        goto fail;
+    if (pc_req_string(q->json, "model", &q->model, reply) != 0)
+        goto fail;
+    if (q->model == NULL || q->model[0] == '\0') {
+        pc_http_reply_error(reply, 400, "field \"model\" is required");
+        goto fail;
+    }
+    if (pc_req_bool(q->json, "stream", &q->stream, reply) != 0 ||
+        pc_req_bool(q->json, "raw", &q->raw, reply) != 0 ||
+        pc_req_string(q->json, "prompt", &q->prompt, reply) != 0 ||
+        pc_req_string(q->json, "system", &q->system, reply) != 0 ||
+        parse_keep_alive(q, reply) != 0 || parse_options(q, reply) != 0 ||
+        (chat && parse_messages(q, reply) != 0))
+        goto fail;
+    return q;
+fail:
+    ollama_req_free(q);
+    return NULL;
+}
+
+/* ---- replies ------------------------------------------------------------------------------ */
+
+static json_t *chunk_base(const struct ollama_req *q, const char *text, size_t len, bool done)
+{
+    char ts[40];
+    json_t *o =
+        json_pack("{s:s, s:s}", "model", q->model, "created_at", pc_now_rfc3339(ts, sizeof(ts)));
+    if (o == NULL)
+        return NULL;
+    if (q->chat)
+        json_object_set_new(o, "message",
+                            json_pack("{s:s, s:s%}", "role", "assistant", "content", text, len));
+    else
+        json_object_set_new(o, "response", json_stringn(text, len));
+    json_object_set_new(o, "done", json_boolean(done));
+    return o;
+}
+
+static void add_final_fields(json_t *o, const struct pc_infer *inf, const char *reason)
+{
+    json_object_set_new(o, "done_reason", json_string(reason));
+    json_object_set_new(o, "total_duration", json_integer(pc_clock_mono_ns() - inf->start_ns));
+    json_object_set_new(o, "load_duration", json_integer(inf->load_ns));
+    if (inf->gen == NULL)
+        return;
+    const struct pc_gen_stats *st = pc_gen_stats(inf->gen);
+    json_object_set_new(o, "prompt_eval_count", json_integer(st->prompt_tokens));
+    json_object_set_new(o, "prompt_eval_duration", json_integer(st->prompt_ns));
+    json_object_set_new(o, "prompt_cached_count", json_integer(st->cached_tokens));
+    json_object_set_new(o, "eval_count", json_integer(st->eval_tokens));
+    json_object_set_new(o, "eval_duration", json_integer(st->eval_ns));
+}
+
+static bool append_line(struct pc_buf *out, json_t *o)
+{
+    char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    if (s == NULL)
+        return false;
+    bool ok = pc_buf_appends(out, s) && pc_buf_append(out, "\n", 1);
+    free(s);
+    return ok;
+}
+
+/* One streamed step: write chunks until one with text (or the last) is out. */
+static bool stream_next(void *ctx, struct pc_buf *out)
+{
+    struct pc_infer *inf = ctx;
+    struct ollama_req *q = inf->api;
+    for (;;) {
+        const char *text;
+        size_t len;
+        bool done;
+        struct pc_error err = {0};
+        if (pc_gen_next(inf->gen, &text, &len, &done, &err) != PC_OK) {
+            /* The status line went out with the first chunk: report in the stream. */
+            json_t *e = json_pack("{s:s}", "error", err.msg);
+            append_line(out, e);
+            return false;
+        }
+        if (len == 0 && !done)
+            continue;
+        json_t *o = chunk_base(q, text, len, done);
+        if (done && o != NULL)
+            add_final_fields(o, inf, pc_gen_done_reason(inf->gen));
+        append_line(out, o);
+        return !done;
+    }
+}
+
+static void stream_free(void *ctx)
+{
+    struct pc_infer *inf = ctx;
+    struct ollama_req *q = inf->api;
+    pc_infer_close(inf);
+    ollama_req_free(q);
+}
+
+static void reply_whole(struct pc_infer *inf, struct ollama_req *q, struct pc_http_reply *reply)
+{
+    for (;;) {
+        const char *text;
+        size_t len;
+        bool done;
+        struct pc_error err = {0};
+        if (pc_gen_next(inf->gen, &text, &len, &done, &err) != PC_OK) {
+            pc_http_reply_pc_error(reply, &err);
+            return;
+        }
+        if (!pc_buf_append(&q->full, text, len)) {
+            pc_http_reply_error(reply, 500, "out of memory");
+            return;
+        }
+        if (done)
+            break;
+    }
+    json_t *o = chunk_base(q, q->full.data ? q->full.data : "", q->full.len, true);
+    if (o != NULL)
+        add_final_fields(o, inf, pc_gen_done_reason(inf->gen));
+    pc_reply_json_value(reply, 200, o);
+}
+
+/* An empty prompt loads the model, or with keep_alive 0 unloads it, as Ollama does. */
+static void load_or_unload(struct pc_server *srv, struct ollama_req *q, struct pc_http_reply *reply)
+{
+    struct pc_error err = {0};
+    struct pc_infer *inf = NULL;
+    const char *reason = "load";
+    if (q->keep_alive_ns == 0) {
+        reason = "unload";
+        if (pc_infer_unload(srv, q->model, &err) != PC_OK) {
+            pc_http_reply_pc_error(reply, &err);
+            return;
+        }
+    } else if (pc_infer_open(srv, q->model, q->keep_alive_ns, &inf, &err) != PC_OK) {
+        pc_http_reply_pc_error(reply, &err);
+        return;
+    }
+    json_t *o = chunk_base(q, "", 0, true);
+    if (o != NULL && inf != NULL)
+        add_final_fields(o, inf, reason);
+    else if (o != NULL)
+        json_object_set_new(o, "done_reason", json_string(reason));
+    pc_infer_close(inf);
+    pc_reply_json_value(reply, 200, o);
+}
+
+/* The prompt text the model sees. *out is malloc'd. */
+static enum pc_err build_prompt(struct ollama_req *q, struct pc_model *m, char **out,
+                                struct pc_error *err)
+{
+    if (q->chat)
+        return pc_model_render_chat(m, q->msgs, q->n_msgs, true, out, err);
+    if (q->raw) {
+        *out = strdup(q->prompt);
+        return *out ? PC_OK : pc_error_set(err, PC_ERR_NOMEM, "out of memory");
+    }
+    struct pc_chat_msg msgs[2];
+    size_t n = 0;
+    if (q->system != NULL && q->system[0] != '\0')
+        msgs[n++] = (struct pc_chat_msg){"system", q->system};
+    msgs[n++] = (struct pc_chat_msg){"user", q->prompt};
+    return pc_model_render_chat(m, msgs, n, true, out, err);
+}
+
+static void handle_inference(const struct pc_http_req *req, struct pc_http_reply *reply, bool chat)
+{
+    struct ollama_req *q = parse_request(req, chat, reply);
+    if (q == NULL)
+        return;
+    bool empty = chat ? q->n_msgs == 0 : q->prompt == NULL || q->prompt[0] == '\0';
+    if (empty) {
+        load_or_unload(req->srv, q, reply);
+        ollama_req_free(q);
+        return;
+    }
+
+    struct pc_error err = {0};
+    struct pc_infer *inf = NULL;
+    char *prompt = NULL;
+    if (pc_infer_open(req->srv, q->model, q->keep_alive_ns, &inf, &err) != PC_OK ||
+        build_prompt(q, pc_infer_model(inf), &prompt, &err) != PC_OK ||
+        pc_infer_start(inf, prompt, &q->sampling, &err) != PC_OK) {
+        free(prompt);
+        pc_infer_close(inf);
+        ollama_req_free(q);
+        pc_http_reply_pc_error(reply, &err);
+        return;
+    }
+    free(prompt);
+    inf->api = q;
+    if (!q->stream) {
+        reply_whole(inf, q, reply);
+        stream_free(inf);
+        return;
+    }
+    reply->status = 200;
+    reply->content_type = "application/x-ndjson";
+    reply->stream = (struct pc_http_stream){.ctx = inf, .next = stream_next, .free = stream_free};
+}
+
+static void handle_generate(const struct pc_http_req *req, struct pc_http_reply *reply)
+{
+    handle_inference(req, reply, false);
+}
+
+static void handle_chat(const struct pc_http_req *req, struct pc_http_reply *reply)
+{
+    handle_inference(req, reply, true);
+}
+
+/* ---- model listings ----------------------------------------------------------------------- */
+
+static json_t *details(const struct pc_model_info *in)
+{
+    const char *family = in && in->arch[0] ? in->arch : "";
+    return json_pack("{s:s, s:s, s:[s], s:s, s:s}", "format", "gguf", "family", family, "families",
+                     family, "parameter_size", in ? in->parameter_size : "", "quantization_level",
+                     in ? in->quantization : "");
+}
+
+static void handle_tags(const struct pc_http_req *req, struct pc_http_reply *reply)
+{
+    struct pc_store_entry *list = NULL;
+    size_t n = 0;
+    struct pc_error err = {0};
+    if (pc_store_list(req->srv->cfg.models_dir, &list, &n, &err) != PC_OK) {
+        pc_http_reply_pc_error(reply, &err);
+        return;
+    }
+    json_t *models = json_array();
+    for (size_t i = 0; i < n; i++) {
+        char ts[40], name[300];
+        snprintf(name, sizeof(name), "%s:latest", list[i].name);
+        json_array_append_new(
+            models, json_pack("{s:s, s:s, s:s, s:I, s:o}", "name", name, "model", name,
+                              "modified_at", pc_clock_rfc3339(list[i].mtime_ns, ts, sizeof(ts)),
+                              "size", (json_int_t)list[i].size, "details", details(NULL)));
+    }
+    free(list);
+    pc_reply_json_value(reply, 200, json_pack("{s:o}", "models", models));
+}
+
+static void handle_ps(const struct pc_http_req *req, struct pc_http_reply *reply)
+{
+    struct pc_pool_status *st = NULL;
+    size_t n = pc_pool_list(req->srv->pool, &st);
+    json_t *models = json_array();
+    for (size_t i = 0; i < n; i++) {
+        char ts[40], name[300];
+        const struct pc_model_info *in = &st[i].info;
+        snprintf(name, sizeof(name), "%s:latest", st[i].name);
+        json_int_t size = (json_int_t)(in->weights_bytes + in->kv_bytes + in->compute_bytes);
+        json_array_append_new(
+            models,
+            json_pack("{s:s, s:s, s:I, s:o, s:s, s:I, s:I}", "name", name, "model", name, "size",
+                      size, "details", details(in), "expires_at",
+                      pc_clock_rfc3339(st[i].expires_wall_ns, ts, sizeof(ts)), "size_vram",
+                      (json_int_t)in->device_bytes, "context_length", (json_int_t)in->n_ctx));
+    }
+    free(st);
+    pc_reply_json_value(reply, 200, json_pack("{s:o}", "models", models));
+}
+
+static void handle_version(const struct pc_http_req *req, struct pc_http_reply *reply)
+{
+    (void)req;
+    pc_reply_json_value(
+        reply, 200,
+        json_pack("{s:s, s:s}", "version", PC_VERSION, "llama_cpp", pc_engine_version()));
+}
+
+static void handle_health(const struct pc_http_req *req, struct pc_http_reply *reply)
+{
+    (void)req;
+    pc_reply_json_value(reply, 200, json_pack("{s:s}", "status", "ok"));
+}
+
+static void handle_root(const struct pc_http_req *req, struct pc_http_reply *reply)
+{
+    (void)req;
+    reply->status = 200;
+    reply->content_type = "text/plain; charset=utf-8";
+    reply->body = strdup("precharge is running");
+    reply->body_len = reply->body ? strlen(reply->body) : 0;
+}
+
+const struct pc_http_route pc_ollama_routes[] = {
+    {"GET", "/", handle_root},
+    {"GET", "/health", handle_health},
+    {"GET", "/api/version", handle_version},
+    {"GET", "/api/tags", handle_tags},
+    {"GET", "/api/ps", handle_ps},
+    {"POST", "/api/generate", handle_generate},
+    {"POST", "/api/chat", handle_chat},
+    {NULL, NULL, NULL},
+};

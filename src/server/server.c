@@ -1,0 +1,268 @@
+/* server.c - the daemon's configuration and life cycle, and request-parsing helpers. */
+#include "serverInt.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../base/clock.h"
+#include "../base/duration.h"
+#include "../base/file.h"
+#include "../base/log.h"
+#include "infer.h"
+
+#define DEFAULT_PORT 11435
+#define DEFAULT_MAX_BODY (8u << 20)
+
+enum pc_err pc_server_parse_hostport(const char *s, struct pc_server_config *cfg,
+                                     struct pc_error *err)
+{
+    const char *host = s, *port = NULL;
+    size_t host_len;
+
+    /* Accept what OLLAMA_HOST accepts, minus the scheme: "host", "host:port", ":port",
+     * "[v6]:port", with an optional "http://" in front. */
+    if (strncmp(host, "http://", 7) == 0)
+        host += 7;
+    if (host[0] == '[') {
+        const char *close = strchr(host, ']');
+        if (close == NULL)
+            goto bad;
+        host_len = (size_t)(close - host - 1);
+        host++;
+        if (close[1] == ':')
+            port = close + 2;
+        else if (close[1] != '\0')
+            goto bad;
+    } else {
+        const char *colon = strrchr(host, ':');
+        host_len = colon ? (size_t)(colon - host) : strlen(host);
+        if (colon)
+            port = colon + 1;
+    }
+    if (host_len >= sizeof(cfg->host))
+        goto bad;
+    if (host_len > 0) {
+        memcpy(cfg->host, host, host_len);
+        cfg->host[host_len] = '\0';
+    }
+    if (port != NULL) {
+        char *end;
+        errno = 0;
+        long p = strtol(port, &end, 10);
+        if (*port == '\0' || *end != '\0' || errno != 0 || p < 0 || p > 65535)
+            goto bad;
+        cfg->port = (int)p;
+    }
+    return PC_OK;
+bad:
+    return pc_error_set(err, PC_ERR_INVALID,
+                        "invalid listen address \"%s\": use host:port, such as 127.0.0.1:11435", s);
+}
+
+static enum pc_err env_uint(const char *name, long min, long max, long *out, struct pc_error *err)
+{
+    const char *v = getenv(name);
+    if (v == NULL || *v == '\0')
+        return PC_OK;
+    char *end;
+    errno = 0;
+    long n = strtol(v, &end, 10);
+    if (*end != '\0' || errno != 0 || n < min || n > max)
+        return pc_error_set(err, PC_ERR_INVALID,
+                            "%s=\"%s\": expected a whole number from %ld to %ld", name, v, min,
+                            max);
+    *out = n;
+    return PC_OK;
+}
+
+enum pc_err pc_server_config_from_env(struct pc_server_config *cfg, struct pc_error *err)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    snprintf(cfg->host, sizeof(cfg->host), "127.0.0.1");
+    cfg->port = DEFAULT_PORT;
+    cfg->max_body = DEFAULT_MAX_BODY;
+    cfg->pool.max_models = 1;
+    cfg->pool.default_keep_alive_ns = 5ll * 60 * 1000000000;
+    cfg->pool.model_params = pc_model_default_params();
+
+    const char *v = getenv("PRECHARGE_HOST");
+    if (v != NULL && *v != '\0' && pc_server_parse_hostport(v, cfg, err) != PC_OK)
+        return pc_error_set(err, PC_ERR_INVALID, "PRECHARGE_HOST: %s", err ? err->msg : "");
+
+    const char *home = getenv("PRECHARGE_HOME");
+    const char *user_home = getenv("HOME");
+    int n;
+    if (home != NULL && *home != '\0')
+        n = snprintf(cfg->models_dir, sizeof(cfg->models_dir), "%s/models", home);
+    else
+        n = snprintf(cfg->models_dir, sizeof(cfg->models_dir), "%s/.precharge/models",
+                     user_home ? user_home : ".");
+    if ((size_t)n >= sizeof(cfg->models_dir))
+        return pc_error_set(err, PC_ERR_INVALID, "PRECHARGE_HOME is too long");
+
+    v = getenv("PRECHARGE_KEEP_ALIVE");
+    if (v != NULL && *v != '\0' &&
+        pc_duration_parse(v, &cfg->pool.default_keep_alive_ns, err) != PC_OK)
+        return pc_error_set(err, PC_ERR_INVALID, "PRECHARGE_KEEP_ALIVE: %s", err ? err->msg : "");
+
+    long num = (long)cfg->pool.max_models;
+    if (env_uint("PRECHARGE_MAX_LOADED_MODELS", 1, 64, &num, err) != PC_OK)
+        return PC_ERR_INVALID;
+    cfg->pool.max_models = (size_t)num;
+    num = cfg->pool.model_params.n_ctx;
+    if (env_uint("PRECHARGE_CONTEXT_LENGTH", 0, 1 << 22, &num, err) != PC_OK)
+        return PC_ERR_INVALID;
+    cfg->pool.model_params.n_ctx = (uint32_t)num;
+    num = cfg->pool.model_params.n_threads;
+    if (env_uint("PRECHARGE_THREADS", 0, 1024, &num, err) != PC_OK)
+        return PC_ERR_INVALID;
+    cfg->pool.model_params.n_threads = (int32_t)num;
+    return PC_OK;
+}
+
+enum pc_err pc_server_start(const struct pc_server_config *cfg, struct pc_server **out,
+                            struct pc_error *err)
+{
+    *out = NULL;
+    struct pc_server *s = calloc(1, sizeof(*s));
+    if (s == NULL)
+        return pc_error_set(err, PC_ERR_NOMEM, "server: out of memory");
+    s->cfg = *cfg;
+    enum pc_err rc = pc_file_mkdirs(cfg->models_dir, err);
+    if (rc != PC_OK)
+        goto fail;
+    s->pool = pc_pool_new(&cfg->pool);
+    if (s->pool == NULL) {
+        rc = pc_error_set(err, PC_ERR_NOMEM, "server: cannot start the model pool");
+        goto fail;
+    }
+    rc = pc_http_start(cfg->host, cfg->port, pc_ollama_routes, cfg->max_body, s, &s->http, err);
+    if (rc != PC_OK)
+        goto fail;
+    *out = s;
+    return PC_OK;
+fail:
+    pc_pool_free(s->pool);
+    free(s);
+    return rc;
+}
+
+int pc_server_port(const struct pc_server *s)
+{
+    return pc_http_port(s->http);
+}
+
+static void *preload_main(void *arg)
+{
+    struct pc_server *s = arg;
+    for (size_t i = 0; i < s->n_preload; i++) {
+        struct pc_infer *inf = NULL;
+        struct pc_error err = {0};
+        if (pc_infer_open(s, s->preload[i], -1, &inf, &err) != PC_OK) {
+            pc_log_error("preload", "%s: %s", s->preload[i], err.msg);
+            continue;
+        }
+        pc_log_info("preload", "%s is warm", s->preload[i]);
+        pc_infer_close(inf);
+    }
+    return NULL;
+}
+
+enum pc_err pc_server_preload(struct pc_server *s, const char *const *names, size_t n,
+                              struct pc_error *err)
+{
+    if (n == 0)
+        return PC_OK;
+    s->preload = calloc(n, sizeof(char *));
+    if (s->preload == NULL)
+        return pc_error_set(err, PC_ERR_NOMEM, "preload: out of memory");
+    for (size_t i = 0; i < n; i++) {
+        if ((s->preload[i] = strdup(names[i])) == NULL)
+            return pc_error_set(err, PC_ERR_NOMEM, "preload: out of memory");
+        s->n_preload++;
+    }
+    if (pthread_create(&s->preloader, NULL, preload_main, s) != 0)
+        return pc_error_set(err, PC_ERR_NOMEM, "preload: cannot start a thread");
+    s->preloading = true;
+    return PC_OK;
+}
+
+void pc_server_stop(struct pc_server *s)
+{
+    if (s == NULL)
+        return;
+    if (s->preloading)
+        pthread_join(s->preloader, NULL);
+    for (size_t i = 0; i < s->n_preload; i++)
+        free(s->preload[i]);
+    free(s->preload);
+    pc_http_stop(s->http); /* waits for the connections, and so for their models */
+    pc_pool_free(s->pool);
+    free(s);
+}
+
+json_t *pc_req_parse_object(const struct pc_http_req *req, struct pc_http_reply *reply)
+{
+    json_error_t je;
+    if (req->body_len == 0) {
+        pc_http_reply_error(reply, 400, "missing request body: expected a JSON object");
+        return NULL;
+    }
+    json_t *o = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &je);
+    if (o == NULL) {
+        pc_http_reply_error(reply, 400, "invalid JSON at line %d, column %d: %s", je.line,
+                            je.column, je.text);
+        return NULL;
+    }
+    if (!json_is_object(o)) {
+        json_decref(o);
+        pc_http_reply_error(reply, 400, "the request body must be a JSON object");
+        return NULL;
+    }
+    return o;
+}
+
+int pc_req_string(json_t *obj, const char *field, const char **out, struct pc_http_reply *reply)
+{
+    json_t *v = json_object_get(obj, field);
+    if (v == NULL || json_is_null(v))
+        return 0;
+    if (!json_is_string(v)) {
+        pc_http_reply_error(reply, 400, "field \"%s\" must be a string", field);
+        return -1;
+    }
+    *out = json_string_value(v);
+    return 0;
+}
+
+int pc_req_bool(json_t *obj, const char *field, bool *out, struct pc_http_reply *reply)
+{
+    json_t *v = json_object_get(obj, field);
+    if (v == NULL || json_is_null(v))
+        return 0;
+    if (!json_is_boolean(v)) {
+        pc_http_reply_error(reply, 400, "field \"%s\" must be true or false", field);
+        return -1;
+    }
+    *out = json_is_true(v);
+    return 0;
+}
+
+void pc_reply_json_value(struct pc_http_reply *r, int status, json_t *o)
+{
+    char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    if (s == NULL) {
+        pc_http_reply_error(r, 500, "out of memory");
+        return;
+    }
+    pc_http_reply_json(r, status, s);
+}
+
+const char *pc_now_rfc3339(char *buf, size_t size)
+{
+    return pc_clock_rfc3339(pc_clock_wall_ns(), buf, size);
+}

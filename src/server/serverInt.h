@@ -1,0 +1,40 @@
+/* serverInt.h - what the server's route files share. */
+#ifndef PC_SERVER_INT_H
+#define PC_SERVER_INT_H
+
+#include <pthread.h>
+#include <stdbool.h>
+
+#include <jansson.h>
+
+#include "http.h"
+#include "server.h"
+
+struct pc_server {
+    struct pc_server_config cfg;
+    struct pc_pool *pool;
+    struct pc_http *http;
+    char **preload; /* names to warm at start; owned */
+    size_t n_preload;
+    pthread_t preloader;
+    bool preloading;
+};
+
+extern const struct pc_http_route pc_ollama_routes[];
+
+/* Parse a request body as a JSON object. On failure fills reply with a 400 naming the problem
+ * and returns NULL. The caller owns the result (json_decref). */
+json_t *pc_req_parse_object(const struct pc_http_req *req, struct pc_http_reply *reply);
+
+/* Read an optional field of one type; 0 on success (absent leaves *out as it was), or -1 with a
+ * 400 in reply naming the field. */
+int pc_req_string(json_t *obj, const char *field, const char **out, struct pc_http_reply *reply);
+int pc_req_bool(json_t *obj, const char *field, bool *out, struct pc_http_reply *reply);
+
+/* Serialize, take ownership of o, and reply with it. */
+void pc_reply_json_value(struct pc_http_reply *r, int status, json_t *o);
+
+/* RFC 3339 "now", for created_at fields. buf needs 40 bytes. */
+const char *pc_now_rfc3339(char *buf, size_t size);
+
+#endif

@@ -1,0 +1,102 @@
+/* store.c - find models in the store by name, and list them. */
+#include "store.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "../base/file.h"
+
+enum pc_err pc_store_name(const char *name, char *out, size_t size, struct pc_error *err)
+{
+    size_t n = strlen(name);
+    const char *tag = strrchr(name, ':');
+    if (tag != NULL && strcmp(tag, ":latest") == 0)
+        n = (size_t)(tag - name);
+    if (n == 0)
+        return pc_error_set(err, PC_ERR_INVALID, "model name is empty");
+    if (n >= size)
+        return pc_error_set(err, PC_ERR_INVALID, "model name is longer than %zu bytes", size - 1);
+    memcpy(out, name, n);
+    out[n] = '\0';
+    if (!pc_file_name_is_safe(out) || strstr(out, "..") != NULL)
+        return pc_error_set(err, PC_ERR_BAD_PATH,
+                            "invalid model name \"%s\": names may not contain '/', '..', control "
+                            "characters or start with '.'",
+                            out);
+    return PC_OK;
+}
+
+enum pc_err pc_store_path(const char *models_dir, const char *name, char *out, size_t size,
+                          struct pc_error *err)
+{
+    char norm[256];
+    enum pc_err rc = pc_store_name(name, norm, sizeof(norm), err);
+    if (rc != PC_OK)
+        return rc;
+    if ((size_t)snprintf(out, size, "%s/%s.gguf", models_dir, norm) >= size)
+        return pc_error_set(err, PC_ERR_INVALID, "model path too long");
+    struct stat st;
+    if (stat(out, &st) != 0 || !S_ISREG(st.st_mode))
+        return pc_error_set(err, PC_ERR_NOT_FOUND, "model \"%s\" not found, try pulling it first",
+                            name);
+    return PC_OK;
+}
+
+static int by_name(const void *a, const void *b)
+{
+    return strcmp(((const struct pc_store_entry *)a)->name,
+                  ((const struct pc_store_entry *)b)->name);
+}
+
+enum pc_err pc_store_list(const char *models_dir, struct pc_store_entry **out, size_t *n,
+                          struct pc_error *err)
+{
+    *out = NULL;
+    *n = 0;
+    DIR *d = opendir(models_dir);
+    if (d == NULL) {
+        if (errno == ENOENT)
+            return PC_OK;
+        return pc_error_set(err, PC_ERR_IO, "opendir() \"%s\" failed: %s", models_dir,
+                            strerror(errno));
+    }
+    struct pc_store_entry *list = NULL;
+    size_t count = 0, cap = 0;
+    enum pc_err rc = PC_OK;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        size_t len = strlen(de->d_name);
+        if (de->d_name[0] == '.' || len <= 5 || strcmp(de->d_name + len - 5, ".gguf") != 0)
+            continue;
+        if (count == cap) {
+            cap = cap ? cap * 2 : 16;
+            struct pc_store_entry *p = realloc(list, cap * sizeof(*p));
+            if (p == NULL) {
+                rc = pc_error_set(err, PC_ERR_NOMEM, "listing models: out of memory");
+                goto out;
+            }
+            list = p;
+        }
+        struct pc_store_entry *e = &list[count];
+        snprintf(e->name, sizeof(e->name), "%.*s", (int)(len - 5), de->d_name);
+        snprintf(e->path, sizeof(e->path), "%s/%s", models_dir, de->d_name);
+        struct stat st;
+        if (stat(e->path, &st) != 0 || !S_ISREG(st.st_mode))
+            continue;
+        e->size = (uint64_t)st.st_size;
+        e->mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+        count++;
+    }
+    qsort(list, count, sizeof(*list), by_name);
+    *out = list;
+    *n = count;
+    list = NULL;
+out:
+    free(list);
+    closedir(d);
+    return rc;
+}

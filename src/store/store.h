@@ -1,0 +1,30 @@
+/* store.h - the model store: GGUF files under $PRECHARGE_HOME/models, found by name. */
+#ifndef PC_STORE_H
+#define PC_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../base/err.h"
+
+/* Normalise an Ollama-style model name: "tiny:latest" -> "tiny". Other tags are kept
+ * ("qwen2.5-coder:3b"). out needs size bytes. Returns PC_ERR_INVALID for an empty name or one
+ * that could lead outside the store ("..", "/", control characters). */
+enum pc_err pc_store_name(const char *name, char *out /* OUT */, size_t size, struct pc_error *err);
+
+/* The file of a model in the store: <models_dir>/<name>.gguf. PC_ERR_NOT_FOUND when absent. */
+enum pc_err pc_store_path(const char *models_dir, const char *name, char *out /* OUT */,
+                          size_t size, struct pc_error *err);
+
+struct pc_store_entry {
+    char name[256];
+    char path[1024];
+    uint64_t size;
+    int64_t mtime_ns; /* wall clock */
+};
+
+/* The models in the store, sorted by name. *out is malloc'd; the caller frees it. */
+enum pc_err pc_store_list(const char *models_dir, struct pc_store_entry **out /* OUT */,
+                          size_t *n /* OUT */, struct pc_error *err);
+
+#endif
