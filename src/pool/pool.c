@@ -238,8 +238,17 @@ static void put_failed(struct pc_pool *p, struct pc_pool_entry *e)
     }
 }
 
+/* Lock held: a request's keep-alive replaces the last one, as in Ollama. */
+static void set_keep_alive(struct pc_pool_entry *e, int64_t keep_alive_ns)
+{
+    if (keep_alive_ns != -1)
+        e->keep_alive_ns = keep_alive_ns;
+    e->doomed = e->keep_alive_ns == 0;
+}
+
 enum pc_err pc_pool_acquire(struct pc_pool *p, const char *name, const char *path,
-                            struct pc_pool_entry **out, bool *loaded, struct pc_error *err)
+                            int64_t keep_alive_ns, struct pc_pool_entry **out, bool *loaded,
+                            struct pc_error *err)
 {
     *out = NULL;
     if (loaded)
@@ -263,7 +272,7 @@ enum pc_err pc_pool_acquire(struct pc_pool *p, const char *name, const char *pat
             pthread_mutex_unlock(&p->lock);
             return rc;
         }
-        e->doomed = false;
+        set_keep_alive(e, keep_alive_ns);
         e->last_used_ns = pc_clock_mono_ns();
         pthread_mutex_unlock(&p->lock);
         *out = e;
@@ -290,6 +299,7 @@ enum pc_err pc_pool_acquire(struct pc_pool *p, const char *name, const char *pat
         pthread_mutex_unlock(&p->lock);
         return rc;
     }
+    set_keep_alive(e, keep_alive_ns);
     e->last_used_ns = pc_clock_mono_ns();
     pthread_mutex_unlock(&p->lock);
     if (loaded)
@@ -303,14 +313,10 @@ struct pc_model *pc_pool_entry_model(const struct pc_pool_entry *e)
     return e->model;
 }
 
-void pc_pool_release(struct pc_pool *p, struct pc_pool_entry *e, int64_t keep_alive_ns)
+void pc_pool_release(struct pc_pool *p, struct pc_pool_entry *e)
 {
     pthread_mutex_lock(&p->lock);
     int64_t now = pc_clock_mono_ns();
-    if (keep_alive_ns != -1)
-        e->keep_alive_ns = keep_alive_ns;
-    if (e->keep_alive_ns == 0)
-        e->doomed = true;
     e->expires_ns = expiry_from(now, e->keep_alive_ns);
     e->last_used_ns = now;
     e->refs--;
@@ -341,8 +347,8 @@ size_t pc_pool_list(struct pc_pool *p, struct pc_pool_status **out)
     struct pc_pool_status *st = calloc(p->n_entries ? p->n_entries : 1, sizeof(*st));
     int64_t now_mono = pc_clock_mono_ns(), now_wall = pc_clock_wall_ns();
     for (struct pc_pool_entry *e = p->entries; st && e; e = e->next) {
-        if (e->state != ENTRY_READY || e->doomed)
-            continue;
+        if (e->state != ENTRY_READY || (e->doomed && e->refs == 0))
+            continue; /* an idle doomed model is as good as gone */
         struct pc_pool_status *s = &st[n++];
         snprintf(s->name, sizeof(s->name), "%s", e->name);
         snprintf(s->path, sizeof(s->path), "%s", e->path);

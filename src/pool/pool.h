@@ -27,18 +27,18 @@ void pc_pool_free(struct pc_pool *p);
 /* Get the model called name, loading it from path if it is not resident. Concurrent callers
  * for one model share one load. When the pool is full, the least recently used idle model is
  * unloaded first; if every resident model is in use, the call waits for one to be released.
+ * keep_alive_ns (as pc_duration_parse gives it, or -1 for the pool's default) becomes the
+ * model's keep-alive, counted from the release of its last user; 0 unloads it then.
  * On success *out holds a reference to give back with pc_pool_release; *loaded (may be NULL)
  * says whether this call loaded the model. */
 enum pc_err pc_pool_acquire(struct pc_pool *p, const char *name, const char *path,
-                            struct pc_pool_entry **out /* OUT */, bool *loaded /* OUT */,
-                            struct pc_error *err);
+                            int64_t keep_alive_ns, struct pc_pool_entry **out /* OUT */,
+                            bool *loaded /* OUT */, struct pc_error *err);
 
 struct pc_model *pc_pool_entry_model(const struct pc_pool_entry *e);
 
-/* Give a reference back and set the model's keep-alive from now: keep_alive_ns as
- * pc_duration_parse gives it, or -1 for the pool's default. 0 unloads the model as soon as its
- * last user lets go. */
-void pc_pool_release(struct pc_pool *p, struct pc_pool_entry *e, int64_t keep_alive_ns);
+/* Give a reference back; the model's keep-alive runs from now. */
+void pc_pool_release(struct pc_pool *p, struct pc_pool_entry *e);
 
 /* Unload name now, or, while it is in use, when its last user releases it.
  * Returns PC_ERR_NOT_FOUND if it is not resident. */

@@ -34,7 +34,7 @@ enum pc_err pc_infer_open(struct pc_server *srv, const char *name, int64_t keep_
     atomic_init(&inf->cancel, false);
 
     bool loaded = false;
-    rc = pc_pool_acquire(srv->pool, norm, path, &inf->entry, &loaded, err);
+    rc = pc_pool_acquire(srv->pool, norm, path, keep_alive_ns, &inf->entry, &loaded, err);
     if (rc != PC_OK) {
         free(inf);
         return rc;
@@ -63,7 +63,7 @@ void pc_infer_close(struct pc_infer *inf)
         return;
     atomic_store(&inf->cancel, true);
     pc_gen_free(inf->gen); /* the model's slot first, then the model */
-    pc_pool_release(inf->srv->pool, inf->entry, inf->keep_alive_ns);
+    pc_pool_release(inf->srv->pool, inf->entry);
     free(inf);
 }
 

@@ -1,0 +1,200 @@
+// ollama_api.test.mjs - the daemon's Ollama-compatible API over real HTTP: generate and chat
+// (streamed and not), ps, tags, version, keep_alive load/unload/expiry, and bad input.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { tempHome, makeModel, startDaemon, post, get, ndjson, eventually, cleanup } from './lib.mjs';
+
+let home, d;
+const opts = { num_predict: 6, temperature: 0 };
+
+before(async () => {
+  home = tempHome('ollama-api');
+  makeModel(home, 'tiny');
+  d = await startDaemon({ home });
+});
+
+after(async () => {
+  assert.equal(await d.stop(), 0, 'daemon exits cleanly on SIGTERM');
+  cleanup(home);
+});
+
+const psNames = async () => JSON.parse((await get(d.url, '/api/ps')).text).models.map((m) => m.name);
+
+test('generate streams NDJSON chunks and a final summary', async () => {
+  const r = await post(d.url, '/api/generate', { model: 'tiny', prompt: 'Hello there', options: opts });
+  assert.equal(r.status, 200);
+  assert.match(r.type, /application\/x-ndjson/);
+  const lines = ndjson(r.text);
+  assert.ok(lines.length >= 2, 'several chunks');
+  for (const l of lines.slice(0, -1)) {
+    assert.equal(l.model, 'tiny');
+    assert.equal(l.done, false);
+    assert.equal(typeof l.response, 'string');
+    assert.match(l.created_at, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+Z$/);
+  }
+  const last = lines.at(-1);
+  assert.equal(last.done, true);
+  assert.equal(last.done_reason, 'length');
+  assert.equal(last.eval_count, 6);
+  assert.ok(last.prompt_eval_count > 0);
+  for (const k of ['total_duration', 'load_duration', 'prompt_eval_duration', 'eval_duration'])
+    assert.ok(Number.isInteger(last[k]) && last[k] >= 0, k);
+});
+
+test('generate with stream:false gives one object equal to the streamed text', async () => {
+  const body = { model: 'tiny', prompt: 'Count with me', options: { ...opts, seed: 7 } };
+  const streamed = ndjson((await post(d.url, '/api/generate', body)).text);
+  const r = await post(d.url, '/api/generate', { ...body, stream: false });
+  assert.equal(r.status, 200);
+  assert.match(r.type, /application\/json/);
+  const o = JSON.parse(r.text);
+  assert.equal(o.done, true);
+  assert.equal(o.response, streamed.map((l) => l.response).join(''));
+  // The second identical request reuses the cached prompt.
+  assert.ok(o.prompt_cached_count >= o.prompt_eval_count - 1);
+});
+
+test('chat streams assistant messages; stream:false returns one message', async () => {
+  const messages = [
+    { role: 'system', content: 'You are terse.' },
+    { role: 'user', content: 'Say hi' },
+  ];
+  const lines = ndjson((await post(d.url, '/api/chat', { model: 'tiny', messages, options: opts })).text);
+  assert.ok(lines.length >= 2);
+  for (const l of lines) {
+    assert.equal(l.message.role, 'assistant');
+    assert.equal(typeof l.message.content, 'string');
+  }
+  assert.equal(lines.at(-1).done, true);
+  const o = JSON.parse((await post(d.url, '/api/chat', { model: 'tiny', messages, stream: false, options: opts })).text);
+  assert.equal(o.message.role, 'assistant');
+  assert.equal(o.message.content, lines.map((l) => l.message.content).join(''));
+  assert.equal(o.eval_count, 6);
+});
+
+test('stop strings end the answer without the stop text', async () => {
+  const full = JSON.parse((await post(d.url, '/api/generate', { model: 'tiny', prompt: 'abc', stream: false, options: { ...opts, num_predict: 20 } })).text);
+  const stop = full.response.slice(Math.floor(full.response.length / 2)).slice(0, 2);
+  assert.ok(stop.length === 2);
+  const cut = JSON.parse((await post(d.url, '/api/generate', { model: 'tiny', prompt: 'abc', stream: false, options: { ...opts, num_predict: 20, stop: [stop] } })).text);
+  assert.equal(cut.done_reason, 'stop');
+  assert.ok(!cut.response.includes(stop));
+  assert.ok(full.response.startsWith(cut.response));
+});
+
+test('ps, tags, version, health and root', async () => {
+  const ps = JSON.parse((await get(d.url, '/api/ps')).text);
+  assert.equal(ps.models.length, 1);
+  const m = ps.models[0];
+  assert.equal(m.name, 'tiny:latest');
+  assert.equal(m.model, 'tiny:latest');
+  assert.ok(m.size > 0);
+  assert.equal(m.size_vram, 0);
+  assert.equal(m.context_length, 4096 > m.context_length ? m.context_length : 4096);
+  assert.ok(Date.parse(m.expires_at) > Date.now());
+  assert.equal(m.details.format, 'gguf');
+  assert.equal(m.details.family, 'llama');
+
+  const tags = JSON.parse((await get(d.url, '/api/tags')).text);
+  assert.deepEqual(tags.models.map((t) => t.name), ['tiny:latest']);
+  assert.ok(tags.models[0].size > 0);
+
+  const v = JSON.parse((await get(d.url, '/api/version')).text);
+  assert.match(v.version, /^\d+\.\d+\.\d+/);
+  assert.equal(JSON.parse((await get(d.url, '/health')).text).status, 'ok');
+  assert.equal((await get(d.url, '/')).text, 'precharge is running');
+});
+
+test('empty prompt loads; with keep_alive 0 it unloads', async () => {
+  let o = JSON.parse((await post(d.url, '/api/generate', { model: 'tiny', keep_alive: 0 })).text);
+  assert.equal(o.done_reason, 'unload');
+  assert.ok(await eventually(async () => (await psNames()).length === 0));
+
+  o = JSON.parse((await post(d.url, '/api/generate', { model: 'tiny:latest' })).text);
+  assert.equal(o.done, true);
+  assert.equal(o.done_reason, 'load');
+  assert.deepEqual(await psNames(), ['tiny:latest']);
+
+  o = JSON.parse((await post(d.url, '/api/chat', { model: 'tiny', messages: [], keep_alive: '0s' })).text);
+  assert.equal(o.done_reason, 'unload');
+  assert.ok(await eventually(async () => (await psNames()).length === 0));
+});
+
+test('keep_alive expires idle models; negative keeps them forever', async () => {
+  await post(d.url, '/api/generate', { model: 'tiny', prompt: 'hi', keep_alive: '1s', options: opts });
+  assert.ok(await eventually(async () => (await psNames()).length === 0), 'unloaded after 1s');
+
+  await post(d.url, '/api/generate', { model: 'tiny', prompt: 'hi', keep_alive: -1, options: opts });
+  const m = JSON.parse((await get(d.url, '/api/ps')).text).models[0];
+  assert.ok(Date.parse(m.expires_at) > Date.now() + 100 * 365 * 86400e3, 'forever');
+
+  await post(d.url, '/api/generate', { model: 'tiny', prompt: 'hi', keep_alive: 0, options: opts });
+  assert.ok(await eventually(async () => (await psNames()).length === 0), 'keep_alive 0 unloads after the answer');
+});
+
+test('bad input gets a 4xx with an error that names the problem', async () => {
+  const cases = [
+    ['{"model": "tiny", "prompt": ', 400, /invalid JSON/],
+    ['[1,2]', 400, /JSON object/],
+    ['', 400, /missing request body/],
+    [{ prompt: 'x' }, 400, /"model" is required/],
+    [{ model: 42, prompt: 'x' }, 400, /"model" must be a string/],
+    [{ model: 'tiny', prompt: 7 }, 400, /"prompt" must be a string/],
+    [{ model: 'tiny', prompt: 'x', stream: 'yes' }, 400, /"stream" must be true or false/],
+    [{ model: 'tiny', prompt: 'x', options: { temperature: 'hot' } }, 400, /options.temperature must be a number/],
+    [{ model: 'tiny', prompt: 'x', options: { stop: [1] } }, 400, /options.stop/],
+    [{ model: 'tiny', prompt: 'x', keep_alive: 'soon' }, 400, /keep_alive: invalid duration "soon"/],
+    [{ model: 'nope', prompt: 'x' }, 404, /model "nope" not found/],
+    [{ model: '../../etc/passwd', prompt: 'x' }, 400, /invalid model name/],
+    [{ model: 'tiny', prompt: 'word '.repeat(5000) }, 400, /context window/],
+  ];
+  for (const [body, status, re] of cases) {
+    const r = await post(d.url, '/api/generate', body);
+    assert.equal(r.status, status, JSON.stringify(body).slice(0, 80));
+    assert.match(JSON.parse(r.text).error, re);
+  }
+  const chatCases = [
+    [{ model: 'tiny', messages: 'hi' }, /"messages" must be an array/],
+    [{ model: 'tiny', messages: [{ content: 'x' }] }, /messages\[0\].role must be a string/],
+    [{ model: 'tiny', messages: [{ role: 'wizard', content: 'x' }] }, /"wizard" is not one of/],
+    [{ model: 'tiny', messages: [{ role: 'user', content: 5 }] }, /messages\[0\].content must be a string/],
+  ];
+  for (const [body, re] of chatCases) {
+    const r = await post(d.url, '/api/chat', body);
+    assert.equal(r.status, 400);
+    assert.match(JSON.parse(r.text).error, re);
+  }
+  let r = await get(d.url, '/api/nothing');
+  assert.equal(r.status, 404);
+  assert.match(JSON.parse(r.text).error, /no such endpoint/);
+  r = await get(d.url, '/api/generate');
+  assert.equal(r.status, 405);
+  r = await post(d.url, '/api/generate', JSON.stringify({ model: 'tiny', prompt: 'x'.repeat(9 << 20) }));
+  assert.equal(r.status, 413);
+
+  // A model file that is not a GGUF: a clear error, and the daemon lives on.
+  const { writeFileSync } = await import('node:fs');
+  writeFileSync(`${home}/models/junk.gguf`, 'this is not a model');
+  r = await post(d.url, '/api/generate', { model: 'junk', prompt: 'x' });
+  assert.equal(r.status, 500);
+  assert.match(JSON.parse(r.text).error, /junk.gguf" is not a GGUF file/);
+
+  // Still serving.
+  r = await post(d.url, '/api/generate', { model: 'tiny', prompt: 'still there?', stream: false, options: opts });
+  assert.equal(r.status, 200);
+});
+
+test('a client that goes away mid-stream frees the model for the next request', async () => {
+  const ctrl = new AbortController();
+  const res = await fetch(d.url + '/api/generate', {
+    method: 'POST',
+    body: JSON.stringify({ model: 'tiny', prompt: 'go on forever', options: { num_predict: -1 } }),
+    signal: ctrl.signal,
+  });
+  const reader = res.body.getReader();
+  await reader.read();
+  ctrl.abort();
+  const r = await post(d.url, '/api/generate', { model: 'tiny', prompt: 'next', stream: false, options: opts });
+  assert.equal(r.status, 200);
+  assert.equal(JSON.parse(r.text).eval_count, 6);
+});

@@ -1,0 +1,269 @@
+/* test_engine.c - the llama.cpp wrapper on a real (tiny, random) model: loading, bad files,
+ * chat templates, greedy determinism, prefix reuse, stop strings and cancellation. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <stdatomic.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "base/buf.h"
+#include "base/file.h"
+#include "engine/engine.h"
+#include "testmodel.h"
+
+static char model_path[PATH_MAX + 16];
+static char dir[PATH_MAX];
+
+static int setup(void **state)
+{
+    (void)state;
+    snprintf(dir, sizeof(dir), "%s", test_dir("engine"));
+    snprintf(model_path, sizeof(model_path), "%s/tiny.gguf", dir);
+    make_tiny_model(model_path);
+    pc_engine_init(NULL, "none");
+    return 0;
+}
+
+static struct pc_model *load(void)
+{
+    struct pc_model *m = NULL;
+    struct pc_error err = {0};
+    struct pc_model_params p = pc_model_default_params();
+    p.n_ctx = 512;
+    p.n_threads = 1;
+    assert_int_equal(pc_model_load(model_path, &p, &m, &err), PC_OK);
+    assert_non_null(m);
+    return m;
+}
+
+static void test_load_reports_info(void **state)
+{
+    (void)state;
+    struct pc_model *m = load();
+    const struct pc_model_info *in = pc_model_info(m);
+    assert_string_equal(in->arch, "llama");
+    assert_int_equal(in->n_ctx, 512);
+    assert_true(in->n_params > 1000000);
+    assert_true(in->weights_bytes > 0);
+    assert_true(in->kv_bytes > 0);
+    assert_true(in->has_chat_template);
+    assert_true(pc_model_memory(m) >= in->weights_bytes + in->kv_bytes);
+    pc_model_free(m);
+    pc_model_free(NULL);
+}
+
+static void expect_load_error(const char *path, enum pc_err code, const char *needle)
+{
+    struct pc_model *m = (struct pc_model *)0x1;
+    struct pc_error err = {0};
+    struct pc_model_params p = pc_model_default_params();
+    assert_int_equal(pc_model_load(path, &p, &m, &err), code);
+    assert_null(m);
+    assert_non_null(strstr(err.msg, needle));
+}
+
+static void test_bad_files_give_clear_errors(void **state)
+{
+    (void)state;
+    char path[PATH_MAX + 32];
+    struct pc_error err = {0};
+
+    snprintf(path, sizeof(path), "%s/missing.gguf", dir);
+    expect_load_error(path, PC_ERR_NOT_FOUND, "missing.gguf");
+
+    snprintf(path, sizeof(path), "%s/text.gguf", dir);
+    assert_int_equal(pc_file_write_atomic(path, "hello, world\n", 13, &err), PC_OK);
+    expect_load_error(path, PC_ERR_MODEL_FORMAT, "not a GGUF file");
+
+    snprintf(path, sizeof(path), "%s/empty.gguf", dir);
+    assert_int_equal(pc_file_write_atomic(path, "", 0, &err), PC_OK);
+    expect_load_error(path, PC_ERR_MODEL_FORMAT, "empty.gguf");
+
+    /* A real model cut short: first in its header, then in its tensor data. */
+    char *data = NULL;
+    size_t len = 0;
+    assert_int_equal(pc_file_read(model_path, 64u << 20, &data, &len, &err), PC_OK);
+    snprintf(path, sizeof(path), "%s/header-cut.gguf", dir);
+    assert_int_equal(pc_file_write_atomic(path, data, 100, &err), PC_OK);
+    expect_load_error(path, PC_ERR_MODEL_FORMAT, "header-cut.gguf");
+    snprintf(path, sizeof(path), "%s/data-cut.gguf", dir);
+    assert_int_equal(pc_file_write_atomic(path, data, len / 2, &err), PC_OK);
+    expect_load_error(path, PC_ERR_MODEL_LOAD, "data-cut.gguf");
+    free(data);
+
+    expect_load_error(dir, PC_ERR_MODEL_FORMAT, "not a regular file");
+}
+
+static void test_chat_template_renders_roles(void **state)
+{
+    (void)state;
+    struct pc_model *m = load();
+    struct pc_chat_msg msgs[] = {{"system", "Be brief."}, {"user", "Hello"}};
+    char *out = NULL;
+    struct pc_error err = {0};
+    assert_int_equal(pc_model_render_chat(m, msgs, 2, true, &out, &err), PC_OK);
+    assert_non_null(strstr(out, "Be brief."));
+    assert_non_null(strstr(out, "Hello"));
+    /* The tiny preset carries TinyLlama's (zephyr) template. */
+    assert_non_null(strstr(out, "<|user|>"));
+    assert_non_null(strstr(out, "<|assistant|>"));
+
+    /* Rendering the first message alone gives a prefix of rendering both: what precharge relies
+     * on to reuse a system prompt's KV cache. */
+    char *first = NULL;
+    assert_int_equal(pc_model_render_chat(m, msgs, 1, false, &first, &err), PC_OK);
+    assert_memory_equal(out, first, strlen(first));
+    free(first);
+    free(out);
+    pc_model_free(m);
+}
+
+/* Generate greedily; returns the text (caller frees) and fills *st. */
+static char *generate(struct pc_model *m, const char *prompt, int n, const char *const *stops,
+                      size_t n_stops, struct pc_gen_stats *st, char *reason, size_t rsize)
+{
+    struct pc_gen_request req = {.prompt = prompt, .sampling = pc_sampling_default()};
+    req.sampling.temperature = 0;
+    req.sampling.num_predict = n;
+    req.sampling.stop = stops;
+    req.sampling.n_stop = n_stops;
+    struct pc_gen *g = NULL;
+    struct pc_error err = {0};
+    assert_int_equal(pc_gen_start(m, &req, &g, &err), PC_OK);
+    struct pc_buf text = PC_BUF_INIT;
+    for (;;) {
+        const char *t;
+        size_t len;
+        bool done;
+        assert_int_equal(pc_gen_next(g, &t, &len, &done, &err), PC_OK);
+        pc_buf_append(&text, t, len);
+        if (done)
+            break;
+    }
+    if (st)
+        *st = *pc_gen_stats(g);
+    if (reason)
+        snprintf(reason, rsize, "%s", pc_gen_done_reason(g));
+    pc_gen_free(g);
+    return pc_buf_steal(&text);
+}
+
+static void test_greedy_is_deterministic_and_prefix_is_reused(void **state)
+{
+    (void)state;
+    struct pc_model *m = load();
+    struct pc_gen_stats a, b, c;
+    char reason[16];
+    const char *prompt = "The quick brown fox jumps over the lazy dog. Then";
+    char *t1 = generate(m, prompt, 12, NULL, 0, &a, reason, sizeof(reason));
+    assert_string_equal(reason, "length");
+    assert_int_equal(a.eval_tokens, 12);
+    assert_int_equal(a.cached_tokens, 0);
+    assert_true(a.prompt_tokens > 5);
+
+    /* Same prompt again: all but the last prompt token come from the KV cache, and the
+     * answer is the same. */
+    char *t2 = generate(m, prompt, 12, NULL, 0, &b, NULL, 0);
+    assert_string_equal(t1, t2);
+    assert_int_equal(b.cached_tokens, b.prompt_tokens - 1);
+
+    /* A longer prompt that starts the same pays only for its new tokens. */
+    char *t3 = generate(m, "The quick brown fox jumps over the lazy dog. Then it slept.", 4, NULL,
+                        0, &c, NULL, 0);
+    assert_true(c.cached_tokens >= a.prompt_tokens - 2);
+    assert_true(c.cached_tokens < c.prompt_tokens);
+    free(t1);
+    free(t2);
+    free(t3);
+    pc_model_free(m);
+}
+
+static void test_stop_string_ends_generation(void **state)
+{
+    (void)state;
+    struct pc_model *m = load();
+    char *full = generate(m, "Once upon a time", 24, NULL, 0, NULL, NULL, 0);
+    assert_true(strlen(full) > 8);
+    /* Stop at a piece of text that the unstopped run produced. */
+    char stop[4];
+    memcpy(stop, full + strlen(full) / 2, 3);
+    stop[3] = '\0';
+    const char *stops[] = {stop};
+    char reason[16];
+    char *cut = generate(m, "Once upon a time", 24, stops, 1, NULL, reason, sizeof(reason));
+    assert_string_equal(reason, "stop");
+    assert_null(strstr(cut, stop));
+    assert_true(strncmp(full, cut, strlen(cut)) == 0);
+    free(full);
+    free(cut);
+    pc_model_free(m);
+}
+
+static void test_cancel_stops_at_next_token(void **state)
+{
+    (void)state;
+    struct pc_model *m = load();
+    atomic_bool cancel;
+    atomic_init(&cancel, false);
+    struct pc_gen_request req = {
+        .prompt = "Hello", .sampling = pc_sampling_default(), .cancel = &cancel};
+    struct pc_gen *g = NULL;
+    struct pc_error err = {0};
+    assert_int_equal(pc_gen_start(m, &req, &g, &err), PC_OK);
+    const char *t;
+    size_t len;
+    bool done;
+    assert_int_equal(pc_gen_next(g, &t, &len, &done, &err), PC_OK);
+    atomic_store(&cancel, true);
+    assert_int_equal(pc_gen_next(g, &t, &len, &done, &err), PC_OK);
+    assert_true(done);
+    assert_string_equal(pc_gen_done_reason(g), "cancel");
+    pc_gen_free(g);
+
+    /* The slot is free again for the next request. */
+    char *t2 = generate(m, "Hello", 2, NULL, 0, NULL, NULL, 0);
+    free(t2);
+    pc_model_free(m);
+}
+
+static void test_prompt_longer_than_context_is_refused(void **state)
+{
+    (void)state;
+    struct pc_model *m = load();
+    struct pc_buf long_prompt = PC_BUF_INIT;
+    for (int i = 0; i < 600; i++)
+        pc_buf_appends(&long_prompt, "word ");
+    struct pc_gen_request req = {.prompt = long_prompt.data, .sampling = pc_sampling_default()};
+    struct pc_gen *g = NULL;
+    struct pc_error err = {0};
+    assert_int_equal(pc_gen_start(m, &req, &g, &err), PC_ERR_CTX_OVERFLOW);
+    assert_null(g);
+    assert_non_null(strstr(err.msg, "context window is 512 tokens"));
+    pc_buf_free(&long_prompt);
+
+    /* Generation that reaches the end of the context stops with "length". */
+    char reason[16];
+    char *t = generate(m, "Hi", -1, NULL, 0, NULL, reason, sizeof(reason));
+    assert_string_equal(reason, "length");
+    free(t);
+    pc_model_free(m);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_load_reports_info),
+        cmocka_unit_test(test_bad_files_give_clear_errors),
+        cmocka_unit_test(test_chat_template_renders_roles),
+        cmocka_unit_test(test_greedy_is_deterministic_and_prefix_is_reused),
+        cmocka_unit_test(test_stop_string_ends_generation),
+        cmocka_unit_test(test_cancel_stops_at_next_token),
+        cmocka_unit_test(test_prompt_longer_than_context_is_refused),
+    };
+    return cmocka_run_group_tests(tests, setup, NULL);
+}

@@ -1,0 +1,35 @@
+/* testmodel.h - for unit tests that need a real model: make the tiny preset with mkmodel. */
+#ifndef PC_TESTMODEL_H
+#define PC_TESTMODEL_H
+
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+
+/* A scratch directory for this test binary under $PC_TEST_TMP. Returns a static buffer. */
+static const char *test_dir(const char *name)
+{
+    static char dir[PATH_MAX];
+    const char *tmp = getenv("PC_TEST_TMP");
+    snprintf(dir, sizeof(dir), "%s/%s", tmp ? tmp : "/tmp", name);
+    char cmd[2 * PATH_MAX + 64];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s' && mkdir -p '%s'", dir, dir);
+    if (system(cmd) != 0)
+        abort();
+    return dir;
+}
+
+/* Write the tiny preset (llama arch, a real tokenizer, random weights) to path. */
+static void make_tiny_model(const char *path)
+{
+    const char *mk = getenv("PC_TEST_MKMODEL");
+    char cmd[PATH_MAX * 2];
+    snprintf(cmd, sizeof(cmd), "'%s' --preset tiny -q -o '%s'", mk ? mk : "mkmodel", path);
+    if (system(cmd) != 0) {
+        fprintf(stderr, "cannot make the test model: %s\n", cmd);
+        abort();
+    }
+}
+
+#endif
