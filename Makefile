@@ -36,10 +36,13 @@ $(HOME_DIR)/models/$(MODEL).gguf: | build
 run: build $(HOME_DIR)/models/$(MODEL).gguf
 	PRECHARGE_HOME=$(HOME_DIR) $(BUILD)/bin/precharge serve --preload $(MODEL)
 
+# The whole suite, then the same suite under ASan+UBSan.
 test: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+	$(MAKE) asan
 
 asan: $(SETUP_OK)
+	@bash scripts/setup.sh debs
 	cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DPC_SANITIZE=ON
 	cmake --build build-asan -j $(JOBS)
 	cd build-asan && ctest --output-on-failure -j $(JOBS)

@@ -13,9 +13,8 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 dest="$root/deps/llama"
 lock="$root/deps/llama.lock"
 
-debs=(build-essential cmake pkg-config git nodejs npm ca-certificates
-      libcurl4-openssl-dev libmicrohttpd-dev libjansson-dev libssl-dev
-      libcmocka-dev nginx-light curl clang-format)
+debs=(build-essential cmake pkg-config git openssl nodejs npm ca-certificates
+      libcurl4-openssl-dev libmicrohttpd-dev libjansson-dev libssl-dev libcmocka-dev)
 
 say() { printf 'setup: %s\n' "$*" >&2; }
 
@@ -35,7 +34,6 @@ install_debs() {
         case "$p" in
         nodejs) command -v node >/dev/null || want+=("$p") ;;
         npm) command -v npm >/dev/null || want+=("$p") ;;
-        nginx-light) command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || want+=("$p") ;;
         *) want+=("$p") ;;
         esac
     done
