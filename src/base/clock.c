@@ -23,8 +23,13 @@ int64_t pc_clock_wall_ns(void)
 
 char *pc_clock_rfc3339(int64_t wall_ns, char *buf, size_t size)
 {
-    time_t secs = (time_t)(wall_ns / 1000000000);
-    long nsec = (long)(wall_ns % 1000000000);
+    int64_t secs64 = wall_ns / 1000000000, nsec64 = wall_ns % 1000000000;
+    if (nsec64 < 0) { /* floor, so that times before the epoch read correctly */
+        secs64 -= 1;
+        nsec64 += 1000000000;
+    }
+    time_t secs = (time_t)secs64;
+    long nsec = (long)nsec64;
     struct tm tm;
     gmtime_r(&secs, &tm);
     snprintf(buf, size, "%04d-%02d-%02dT%02d:%02d:%02d.%09ldZ", tm.tm_year + 1900, tm.tm_mon + 1,

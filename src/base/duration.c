@@ -49,6 +49,11 @@ enum pc_err pc_duration_parse(const char *s, int64_t *out_ns, struct pc_error *e
     if (*p == '\0')
         goto bad;
 
+    /* Digits, dots and unit letters only: no hex, exponents, spaces or signs inside. */
+    for (const char *q = p; *q; q++)
+        if (!isdigit((unsigned char)*q) && *q != '.' && strchr("nsuµmh", *q) == NULL &&
+            (unsigned char)*q < 0x80)
+            goto bad;
     char *end;
     double bare = strtod(p, &end);
     if (end != p && *end == '\0') {

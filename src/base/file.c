@@ -38,12 +38,17 @@ enum pc_err pc_file_write_atomic(const char *path, const void *data, size_t len,
                                  struct pc_error *err)
 {
     char tmp[PATH_MAX];
-    if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", path, (long)getpid()) >= sizeof(tmp))
+    if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp.XXXXXX", path) >= sizeof(tmp))
         return pc_error_set(err, PC_ERR_INVALID, "path too long: \"%s\"", path);
 
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    /* A name of its own for every writer, threads of one process included. */
+    int fd = mkostemp(tmp, O_CLOEXEC);
     if (fd < 0)
-        return pc_error_set(err, PC_ERR_IO, "open() \"%s\" failed: %s", tmp, strerror(errno));
+        return pc_error_set(err, PC_ERR_IO, "mkostemp() \"%s\" failed: %s", tmp, strerror(errno));
+    if (fchmod(fd, 0644) != 0) {
+        pc_error_set(err, PC_ERR_IO, "fchmod() \"%s\" failed: %s", tmp, strerror(errno));
+        goto fail;
+    }
 
     const char *p = data;
     size_t left = len;
@@ -144,6 +149,9 @@ enum pc_err pc_file_mkdirs(const char *path, struct pc_error *err)
     }
     if (mkdir(buf, 0755) != 0 && errno != EEXIST)
         return pc_error_set(err, PC_ERR_IO, "mkdir() \"%s\" failed: %s", buf, strerror(errno));
+    struct stat st;
+    if (stat(buf, &st) != 0 || !S_ISDIR(st.st_mode))
+        return pc_error_set(err, PC_ERR_IO, "\"%s\" exists and is not a directory", buf);
     return PC_OK;
 }
 
@@ -165,7 +173,8 @@ enum pc_err pc_file_sha256(const char *path, char hex[65], struct pc_error *err)
     hex[0] = '\0';
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
-        return pc_error_set(err, PC_ERR_IO, "open() \"%s\" failed: %s", path, strerror(errno));
+        return pc_error_set(err, errno == ENOENT ? PC_ERR_NOT_FOUND : PC_ERR_IO,
+                            "open() \"%s\" failed: %s", path, strerror(errno));
     enum pc_err rc = PC_OK;
     EVP_MD_CTX *md = EVP_MD_CTX_new();
     char *chunk = malloc(1 << 20);

@@ -21,6 +21,7 @@ enum pc_err pc_server_parse_hostport(const char *s, struct pc_server_config *cfg
 {
     const char *host = s, *port = NULL;
     size_t host_len;
+    long port_num = cfg->port;
 
     /* Accept what OLLAMA_HOST accepts, minus the scheme: "host", "host:port", ":port",
      * "[v6]:port", with an optional "http://" in front. */
@@ -36,6 +37,8 @@ enum pc_err pc_server_parse_hostport(const char *s, struct pc_server_config *cfg
             port = close + 2;
         else if (close[1] != '\0')
             goto bad;
+    } else if (strchr(host, ':') != strrchr(host, ':')) {
+        host_len = strlen(host); /* a bare IPv6 address: "::1" */
     } else {
         const char *colon = strrchr(host, ':');
         host_len = colon ? (size_t)(colon - host) : strlen(host);
@@ -44,18 +47,19 @@ enum pc_err pc_server_parse_hostport(const char *s, struct pc_server_config *cfg
     }
     if (host_len >= sizeof(cfg->host))
         goto bad;
+    if (port != NULL) {
+        char *end;
+        errno = 0;
+        port_num = strtol(port, &end, 10);
+        if (*port < '0' || *port > '9' || *end != '\0' || errno != 0 || port_num > 65535)
+            goto bad;
+    }
+    /* Only a valid address changes cfg. */
     if (host_len > 0) {
         memcpy(cfg->host, host, host_len);
         cfg->host[host_len] = '\0';
     }
-    if (port != NULL) {
-        char *end;
-        errno = 0;
-        long p = strtol(port, &end, 10);
-        if (*port == '\0' || *end != '\0' || errno != 0 || p < 0 || p > 65535)
-            goto bad;
-        cfg->port = (int)p;
-    }
+    cfg->port = (int)port_num;
     return PC_OK;
 bad:
     return pc_error_set(err, PC_ERR_INVALID,
@@ -88,9 +92,10 @@ enum pc_err pc_server_config_from_env(struct pc_server_config *cfg, struct pc_er
     cfg->pool.default_keep_alive_ns = 5ll * 60 * 1000000000;
     cfg->pool.model_params = pc_model_default_params();
 
+    struct pc_error inner = {0};
     const char *v = getenv("PRECHARGE_HOST");
-    if (v != NULL && *v != '\0' && pc_server_parse_hostport(v, cfg, err) != PC_OK)
-        return pc_error_set(err, PC_ERR_INVALID, "PRECHARGE_HOST: %s", err ? err->msg : "");
+    if (v != NULL && *v != '\0' && pc_server_parse_hostport(v, cfg, &inner) != PC_OK)
+        return pc_error_set(err, PC_ERR_INVALID, "PRECHARGE_HOST: %s", inner.msg);
 
     const char *home = getenv("PRECHARGE_HOME");
     const char *user_home = getenv("HOME");
@@ -105,8 +110,8 @@ enum pc_err pc_server_config_from_env(struct pc_server_config *cfg, struct pc_er
 
     v = getenv("PRECHARGE_KEEP_ALIVE");
     if (v != NULL && *v != '\0' &&
-        pc_duration_parse(v, &cfg->pool.default_keep_alive_ns, err) != PC_OK)
-        return pc_error_set(err, PC_ERR_INVALID, "PRECHARGE_KEEP_ALIVE: %s", err ? err->msg : "");
+        pc_duration_parse(v, &cfg->pool.default_keep_alive_ns, &inner) != PC_OK)
+        return pc_error_set(err, PC_ERR_INVALID, "PRECHARGE_KEEP_ALIVE: %s", inner.msg);
 
     long num = (long)cfg->pool.max_models;
     if (env_uint("PRECHARGE_MAX_LOADED_MODELS", 1, 64, &num, err) != PC_OK)

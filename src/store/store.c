@@ -83,6 +83,10 @@ enum pc_err pc_store_list(const char *models_dir, struct pc_store_entry **out, s
         }
         struct pc_store_entry *e = &list[count];
         snprintf(e->name, sizeof(e->name), "%.*s", (int)(len - 5), de->d_name);
+        /* List only what can be asked for by that name. */
+        char norm[256];
+        if (pc_store_name(e->name, norm, sizeof(norm), NULL) != PC_OK || strcmp(norm, e->name) != 0)
+            continue;
         snprintf(e->path, sizeof(e->path), "%s/%s", models_dir, de->d_name);
         struct stat st;
         if (stat(e->path, &st) != 0 || !S_ISREG(st.st_mode))
@@ -91,7 +95,8 @@ enum pc_err pc_store_list(const char *models_dir, struct pc_store_entry **out, s
         e->mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
         count++;
     }
-    qsort(list, count, sizeof(*list), by_name);
+    if (count > 1)
+        qsort(list, count, sizeof(*list), by_name);
     *out = list;
     *n = count;
     list = NULL;
