@@ -21,7 +21,7 @@
 
 struct pc_http {
     struct MHD_Daemon *daemon;
-    const struct pc_http_route *routes;
+    const struct pc_http_route *const *tables;
     size_t max_body;
     struct pc_server *srv;
     int port;
@@ -130,12 +130,14 @@ static const struct pc_http_route *route(const struct pc_http *h, const char *me
                                          const char *path, bool *path_known)
 {
     *path_known = false;
-    for (const struct pc_http_route *rt = h->routes; rt->path != NULL; rt++) {
-        if (strcmp(rt->path, path) != 0)
-            continue;
-        *path_known = true;
-        if (strcmp(rt->method, method) == 0)
-            return rt;
+    for (const struct pc_http_route *const *t = h->tables; *t != NULL; t++) {
+        for (const struct pc_http_route *rt = *t; rt->path != NULL; rt++) {
+            if (strcmp(rt->path, path) != 0)
+                continue;
+            *path_known = true;
+            if (strcmp(rt->method, method) == 0)
+                return rt;
+        }
     }
     return NULL;
 }
@@ -229,7 +231,7 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
     pc_log_debug("http", "%s", msg);
 }
 
-enum pc_err pc_http_start(const char *host, int port, const struct pc_http_route *routes,
+enum pc_err pc_http_start(const char *host, int port, const struct pc_http_route *const *tables,
                           size_t max_body, struct pc_server *srv, struct pc_http **out,
                           struct pc_error *err)
 {
@@ -249,7 +251,7 @@ enum pc_err pc_http_start(const char *host, int port, const struct pc_http_route
         freeaddrinfo(ai);
         return pc_error_set(err, PC_ERR_NOMEM, "http: out of memory");
     }
-    h->routes = routes;
+    h->tables = tables;
     h->max_body = max_body;
     h->srv = srv;
 

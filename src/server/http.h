@@ -56,9 +56,10 @@ struct pc_http_route {
 struct pc_http;
 
 /* Listen on host ("127.0.0.1", "::1", "0.0.0.0", a name) and port (0: ephemeral) and serve
- * routes, a table that lives as long as the server, ended by a NULL path. max_body bounds
- * request bodies (413 beyond it). srv is passed to handlers. */
-enum pc_err pc_http_start(const char *host, int port, const struct pc_http_route *routes,
+ * tables: a NULL-terminated list of route tables, each ended by a NULL path, that live as long
+ * as the server (one table per API family). max_body bounds request bodies (413 beyond it).
+ * srv is passed to handlers. */
+enum pc_err pc_http_start(const char *host, int port, const struct pc_http_route *const *tables,
                           size_t max_body, struct pc_server *srv, struct pc_http **out /* OUT */,
                           struct pc_error *err);
 

@@ -128,6 +128,12 @@ enum pc_err pc_server_config_from_env(struct pc_server_config *cfg, struct pc_er
     return PC_OK;
 }
 
+/* Every API family's routes. */
+static const struct pc_http_route *const route_tables[] = {
+    pc_ollama_routes,
+    NULL,
+};
+
 enum pc_err pc_server_start(const struct pc_server_config *cfg, struct pc_server **out,
                             struct pc_error *err)
 {
@@ -144,7 +150,7 @@ enum pc_err pc_server_start(const struct pc_server_config *cfg, struct pc_server
         rc = pc_error_set(err, PC_ERR_NOMEM, "server: cannot start the model pool");
         goto fail;
     }
-    rc = pc_http_start(cfg->host, cfg->port, pc_ollama_routes, cfg->max_body, s, &s->http, err);
+    rc = pc_http_start(cfg->host, cfg->port, route_tables, cfg->max_body, s, &s->http, err);
     if (rc != PC_OK)
         goto fail;
     *out = s;
