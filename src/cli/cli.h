@@ -15,7 +15,4 @@ int pc_cmd_stop(int argc, char **argv);
 /* "precharge: " + message on stderr. */
 void pc_cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
-/* Human sizes: "637 MB", "1.9 GB". Returns buf. */
-const char *pc_cli_size(unsigned long long bytes, char *buf, unsigned long size);
-
 #endif

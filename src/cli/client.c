@@ -9,6 +9,7 @@
 #include <jansson.h>
 
 #include "../base/buf.h"
+#include "../base/fmt.h"
 #include "../server/server.h"
 #include "cli.h"
 
@@ -20,17 +21,6 @@ void pc_cli_error(const char *fmt, ...)
     vfprintf(stderr, fmt, ap);
     va_end(ap);
     fputc('\n', stderr);
-}
-
-const char *pc_cli_size(unsigned long long bytes, char *buf, unsigned long size)
-{
-    if (bytes >= 1000000000ull)
-        snprintf(buf, size, "%.1f GB", (double)bytes / 1e9);
-    else if (bytes >= 1000000ull)
-        snprintf(buf, size, "%.0f MB", (double)bytes / 1e6);
-    else
-        snprintf(buf, size, "%.0f KB", (double)bytes / 1e3);
-    return buf;
 }
 
 static size_t on_body(char *p, size_t size, size_t n, void *user)
@@ -153,7 +143,7 @@ int pc_cmd_ps(int argc, char **argv)
         else
             snprintf(proc, sizeof(proc), "%d%% GPU", (int)(100 * vram / total));
         printf("%-32s %-10s %-10s %-8lld %s\n", json_string_value(json_object_get(m, "name")),
-               pc_cli_size((unsigned long long)total, size, sizeof(size)), proc,
+               pc_fmt_bytes((uint64_t)total, size, sizeof(size)), proc,
                (long long)json_integer_value(json_object_get(m, "context_length")), when);
     }
     json_decref(r);

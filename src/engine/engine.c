@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "../base/clock.h"
+#include "../base/fmt.h"
 #include "../base/log.h"
 
 #ifndef PC_LLAMA_BACKEND_DIR
@@ -123,16 +124,6 @@ struct pc_model_params pc_model_default_params(void)
     return p;
 }
 
-static void format_params(uint64_t n, char *buf, size_t size)
-{
-    if (n >= 1000000000ull)
-        snprintf(buf, size, "%.1fB", (double)n / 1e9);
-    else if (n >= 1000000ull)
-        snprintf(buf, size, "%.1fM", (double)n / 1e6);
-    else
-        snprintf(buf, size, "%.1fK", (double)n / 1e3);
-}
-
 static void meta_str(const struct llama_model *model, const char *key, char *buf, size_t size)
 {
     if (llama_model_meta_val_str(model, key, buf, size) < 0)
@@ -186,7 +177,7 @@ static void fill_info(struct pc_model *m, const struct load_capture *c, uint64_t
     const char *q = strncmp(ftype, "MOSTLY_", 7) == 0 ? ftype + 7 : ftype;
     snprintf(info->quantization, sizeof(info->quantization), "%.31s", q);
     info->n_params = llama_model_n_params(m->model);
-    format_params(info->n_params, info->parameter_size, sizeof(info->parameter_size));
+    pc_fmt_params(info->n_params, info->parameter_size, sizeof(info->parameter_size));
     info->n_ctx = llama_n_ctx(m->ctx);
     info->n_ctx_train = (uint32_t)llama_model_n_ctx_train(m->model);
     info->file_size = file_size;

@@ -1,0 +1,97 @@
+/* embedded.c - the catalog compiled into precharge: the models the seeds name, with their
+ * Hugging Face repos and files. A checksum that is not known here is left empty, and nothing
+ * claims to verify it. */
+#include "catalogInt.h"
+
+#define ENTRY(...)                                                                                 \
+    {                                                                                              \
+        __VA_ARGS__, .provider = "local", .origin = PC_CATALOG_EMBEDDED                            \
+    }
+
+const struct pc_catalog_entry pc_catalog_embedded[] = {
+    /* Seed 002's tiers. */
+    ENTRY(.id = "qwen2.5-coder-3b-q4", .name = "Qwen 2.5 Coder 3B (Q4_K_M)", .family = "qwen2",
+          .parameters = "3B", .quantization = "Q4_K_M", .context_window = 32768,
+          .file_size_mb = 1900, .ram_required_mb = 4000,
+          .source_repo = "Qwen/Qwen2.5-Coder-3B-Instruct-GGUF",
+          .source_file = "qwen2.5-coder-3b-instruct-q4_k_m.gguf", .recommended = true,
+          .description = "Fast, efficient coding model for systems with limited RAM",
+          .tags = {"coding", "fast", "efficient"}, .n_tags = 3, .aliases = {"qwen2.5-coder:3b"},
+          .n_aliases = 1),
+    ENTRY(.id = "qwen2.5-coder-7b-q5", .name = "Qwen 2.5 Coder 7B (Q5_K_M)", .family = "qwen2",
+          .parameters = "7B", .quantization = "Q5_K_M", .context_window = 32768,
+          .file_size_mb = 5100, .ram_required_mb = 10000,
+          .source_repo = "Qwen/Qwen2.5-Coder-7B-Instruct-GGUF",
+          .source_file = "qwen2.5-coder-7b-instruct-q5_k_m.gguf", .recommended = true,
+          .description = "Balanced performance and quality for coding tasks",
+          .tags = {"coding", "balanced", "recommended"}, .n_tags = 3,
+          .aliases = {"qwen2.5-coder:7b", "qwen2.5-coder"}, .n_aliases = 2),
+    ENTRY(.id = "qwen2.5-coder-14b-q5", .name = "Qwen 2.5 Coder 14B (Q5_K_M)", .family = "qwen2",
+          .parameters = "14B", .quantization = "Q5_K_M", .context_window = 32768,
+          .file_size_mb = 9800, .ram_required_mb = 18000,
+          .source_repo = "Qwen/Qwen2.5-Coder-14B-Instruct-GGUF",
+          .source_file = "qwen2.5-coder-14b-instruct-q5_k_m.gguf", .recommended = true,
+          .description = "High-quality coding assistance for systems with ample RAM",
+          .tags = {"coding", "high-quality", "large"}, .n_tags = 3,
+          .aliases = {"qwen2.5-coder:14b"}, .n_aliases = 1),
+    /* The startup preloader's model (seed 001). */
+    ENTRY(.id = "tinyllama-1.1b-q4", .name = "TinyLlama 1.1B Chat v1.0 (Q4_K_M)", .family = "llama",
+          .parameters = "1.1B", .quantization = "Q4_K_M", .context_window = 2048,
+          .file_size_mb = 669, .ram_required_mb = 1500,
+          .source_repo = "TheBloke/TinyLlama-1.1B-Chat-v1.0-GGUF",
+          .source_file = "tinyllama-1.1b-chat-v1.0.Q4_K_M.gguf",
+          .description = "Small chat model: quick to load, good for smoke tests and warm-ups",
+          .tags = {"chat", "small"}, .n_tags = 2, .aliases = {"tinyllama", "tinyllama:1.1b"},
+          .n_aliases = 2),
+    /* The browser precharge flow's Ollama examples (seed 000). */
+    ENTRY(.id = "llama3.1-8b-q4", .name = "Llama 3.1 8B Instruct (Q4_K_M)", .family = "llama",
+          .parameters = "8B", .quantization = "Q4_K_M", .context_window = 131072,
+          .file_size_mb = 4920, .ram_required_mb = 7000,
+          .source_repo = "bartowski/Meta-Llama-3.1-8B-Instruct-GGUF",
+          .source_file = "Meta-Llama-3.1-8B-Instruct-Q4_K_M.gguf",
+          .description = "General instruction following with a long context",
+          .tags = {"chat", "general"}, .n_tags = 2, .aliases = {"llama3.1", "llama3.1:8b"},
+          .n_aliases = 2),
+    ENTRY(.id = "mistral-7b-q4", .name = "Mistral 7B Instruct v0.3 (Q4_K_M)", .family = "llama",
+          .parameters = "7B", .quantization = "Q4_K_M", .context_window = 32768,
+          .file_size_mb = 4370, .ram_required_mb = 6500,
+          .source_repo = "bartowski/Mistral-7B-Instruct-v0.3-GGUF",
+          .source_file = "Mistral-7B-Instruct-v0.3-Q4_K_M.gguf",
+          .description = "Capable general model with a permissive licence",
+          .tags = {"chat", "general"}, .n_tags = 2, .aliases = {"mistral", "mistral:7b"},
+          .n_aliases = 2),
+    ENTRY(.id = "phi3-mini-q4", .name = "Phi-3 Mini 4K Instruct (Q4)", .family = "phi3",
+          .parameters = "3.8B", .quantization = "Q4_K_M", .context_window = 4096,
+          .file_size_mb = 2390, .ram_required_mb = 4000,
+          .source_repo = "microsoft/Phi-3-mini-4k-instruct-gguf",
+          .source_file = "Phi-3-mini-4k-instruct-q4.gguf",
+          .description = "Small model with strong reasoning for its size",
+          .tags = {"chat", "small"}, .n_tags = 2, .aliases = {"phi3", "phi3:mini", "phi-3"},
+          .n_aliases = 3),
+    ENTRY(.id = "gemma-2b-q4", .name = "Gemma 1.1 2B Instruct (Q4_K_M)", .family = "gemma",
+          .parameters = "2B", .quantization = "Q4_K_M", .context_window = 8192,
+          .file_size_mb = 1630, .ram_required_mb = 3000,
+          .source_repo = "bartowski/gemma-1.1-2b-it-GGUF",
+          .source_file = "gemma-1.1-2b-it-Q4_K_M.gguf",
+          .description = "Google's small on-device model (the browser flow's MCL example)",
+          .tags = {"chat", "small", "on-device"}, .n_tags = 3, .aliases = {"gemma:2b", "gemma-2b"},
+          .n_aliases = 2),
+    ENTRY(.id = "gemma-7b-q4", .name = "Gemma 1.1 7B Instruct (Q4_K_M)", .family = "gemma",
+          .parameters = "7B", .quantization = "Q4_K_M", .context_window = 8192,
+          .file_size_mb = 5330, .ram_required_mb = 8000,
+          .source_repo = "bartowski/gemma-1.1-7b-it-GGUF",
+          .source_file = "gemma-1.1-7b-it-Q4_K_M.gguf",
+          .description = "Google's larger Gemma 1.1 model", .tags = {"chat", "general"},
+          .n_tags = 2, .aliases = {"gemma:7b", "gemma-7b"}, .n_aliases = 2),
+    /* The warm-up seed's model (seed 003). */
+    ENTRY(.id = "ministral-3b-q4", .name = "Ministral 3 3B Instruct 2512 (Q4_K_M)",
+          .family = "mistral3", .parameters = "3B", .quantization = "Q4_K_M",
+          .context_window = 262144, .file_size_mb = 2150, .ram_required_mb = 4000,
+          .source_repo = "mistralai/Ministral-3-3B-Instruct-2512-GGUF",
+          .source_file = "Ministral-3-3B-Instruct-2512-Q4_K_M.gguf",
+          .description = "Mistral's edge model, used by the voice assistant warm-up",
+          .tags = {"chat", "small", "multilingual"}, .n_tags = 3,
+          .aliases = {"ministral-3b-Q4", "ministral:3b"}, .n_aliases = 2),
+};
+
+const size_t pc_catalog_n_embedded = sizeof(pc_catalog_embedded) / sizeof(pc_catalog_embedded[0]);

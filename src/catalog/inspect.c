@@ -1,0 +1,127 @@
+/* inspect.c - GGUF metadata through gguf.h: no weights are read or mapped. */
+#include "inspect.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "../base/fmt.h"
+#include "ggml.h"
+#include "gguf.h"
+
+/* llama_ftype values, as general.file_type stores them. */
+static const char *ftype_name(uint32_t t)
+{
+    static const char *const names[] = {
+        [0] = "F32",      [1] = "F16",      [2] = "Q4_0",    [3] = "Q4_1",    [7] = "Q8_0",
+        [8] = "Q5_0",     [9] = "Q5_1",     [10] = "Q2_K",   [11] = "Q3_K_S", [12] = "Q3_K_M",
+        [13] = "Q3_K_L",  [14] = "Q4_K_S",  [15] = "Q4_K_M", [16] = "Q5_K_S", [17] = "Q5_K_M",
+        [18] = "Q6_K",    [19] = "IQ2_XXS", [20] = "IQ2_XS", [21] = "Q2_K_S", [22] = "IQ3_XS",
+        [23] = "IQ3_XXS", [24] = "IQ1_S",   [25] = "IQ4_NL", [26] = "IQ3_S",  [27] = "IQ3_M",
+        [28] = "IQ2_S",   [29] = "IQ2_M",   [30] = "IQ4_XS", [31] = "IQ1_M",  [32] = "BF16",
+    };
+    if (t < sizeof(names) / sizeof(names[0]) && names[t] != NULL)
+        return names[t];
+    return NULL;
+}
+
+static uint32_t get_u32(const struct gguf_context *g, const char *arch, const char *suffix)
+{
+    char key[128];
+    snprintf(key, sizeof(key), "%s.%s", arch, suffix);
+    int64_t id = gguf_find_key(g, key);
+    if (id < 0)
+        return 0;
+    switch (gguf_get_kv_type(g, id)) {
+    case GGUF_TYPE_UINT32:
+        return gguf_get_val_u32(g, id);
+    case GGUF_TYPE_INT32:
+        return (uint32_t)gguf_get_val_i32(g, id);
+    case GGUF_TYPE_UINT64:
+        return (uint32_t)gguf_get_val_u64(g, id);
+    case GGUF_TYPE_ARRAY: /* per-layer values (e.g. head_count_kv): take the first */
+        if (gguf_get_arr_type(g, id) == GGUF_TYPE_UINT32 && gguf_get_arr_n(g, id) > 0)
+            return ((const uint32_t *)gguf_get_arr_data(g, id))[0];
+        if (gguf_get_arr_type(g, id) == GGUF_TYPE_INT32 && gguf_get_arr_n(g, id) > 0)
+            return (uint32_t)((const int32_t *)gguf_get_arr_data(g, id))[0];
+        return 0;
+    default:
+        return 0;
+    }
+}
+
+static void get_str(const struct gguf_context *g, const char *key, char *buf, size_t size)
+{
+    int64_t id = gguf_find_key(g, key);
+    buf[0] = '\0';
+    if (id >= 0 && gguf_get_kv_type(g, id) == GGUF_TYPE_STRING)
+        snprintf(buf, size, "%s", gguf_get_val_str(g, id));
+}
+
+/* Tensors: count, bytes, and the most common type as a fallback for the quantization. */
+static void scan_tensors(const struct gguf_context *g, struct pc_gguf_info *out)
+{
+    uint64_t bytes_by_type[GGML_TYPE_COUNT] = {0};
+    int64_t n = gguf_get_n_tensors(g);
+    for (int64_t i = 0; i < n; i++) {
+        enum ggml_type t = gguf_get_tensor_type(g, i);
+        size_t sz = gguf_get_tensor_size(g, i);
+        out->tensor_bytes += sz;
+        int64_t blck = ggml_blck_size(t);
+        size_t per_block = ggml_type_size(t);
+        if (per_block > 0)
+            out->n_params += (uint64_t)(sz / per_block) * (uint64_t)blck;
+        if ((unsigned)t < GGML_TYPE_COUNT)
+            bytes_by_type[t] += sz;
+    }
+    if (out->quantization[0] != '\0')
+        return;
+    int best = 0;
+    for (int t = 1; t < GGML_TYPE_COUNT; t++)
+        if (bytes_by_type[t] > bytes_by_type[best])
+            best = t;
+    snprintf(out->quantization, sizeof(out->quantization), "%s", ggml_type_name(best));
+}
+
+enum pc_err pc_gguf_inspect(const char *path, struct pc_gguf_info *out, struct pc_error *err)
+{
+    memset(out, 0, sizeof(*out));
+    struct stat st;
+    if (stat(path, &st) != 0)
+        return pc_error_set(err, errno == ENOENT ? PC_ERR_NOT_FOUND : PC_ERR_IO,
+                            "model file \"%s\": %s", path, strerror(errno));
+    out->file_size = (uint64_t)st.st_size;
+
+    struct gguf_init_params gp = {.no_alloc = true, .ctx = NULL};
+    struct gguf_context *g = S_ISREG(st.st_mode) ? gguf_init_from_file(path, gp) : NULL;
+    if (g == NULL)
+        return pc_error_set(err, PC_ERR_MODEL_FORMAT,
+                            "\"%s\" is not a GGUF file, or its header is corrupt or cut short",
+                            path);
+
+    get_str(g, "general.architecture", out->arch, sizeof(out->arch));
+    get_str(g, "general.name", out->name, sizeof(out->name));
+    int64_t ft = gguf_find_key(g, "general.file_type");
+    if (ft >= 0 && gguf_get_kv_type(g, ft) == GGUF_TYPE_UINT32) {
+        const char *q = ftype_name(gguf_get_val_u32(g, ft));
+        if (q != NULL)
+            snprintf(out->quantization, sizeof(out->quantization), "%s", q);
+    }
+    out->context_length = get_u32(g, out->arch, "context_length");
+    out->n_layer = get_u32(g, out->arch, "block_count");
+    out->n_head = get_u32(g, out->arch, "attention.head_count");
+    out->n_head_kv = get_u32(g, out->arch, "attention.head_count_kv");
+    if (out->n_head_kv == 0)
+        out->n_head_kv = out->n_head;
+    out->n_embd = get_u32(g, out->arch, "embedding_length");
+    out->n_ff = get_u32(g, out->arch, "feed_forward_length");
+    int64_t tok = gguf_find_key(g, "tokenizer.ggml.tokens");
+    if (tok >= 0)
+        out->n_vocab = (uint32_t)gguf_get_arr_n(g, tok);
+    out->has_chat_template = gguf_find_key(g, "tokenizer.chat_template") >= 0;
+    scan_tensors(g, out);
+    pc_fmt_params(out->n_params, out->parameter_size, sizeof(out->parameter_size));
+    gguf_free(g);
+    return PC_OK;
+}

@@ -1,0 +1,33 @@
+/* inspect.h - what a GGUF file is, read from its header without loading any weights. */
+#ifndef PC_INSPECT_H
+#define PC_INSPECT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "../base/err.h"
+
+struct pc_gguf_info {
+    char arch[32];
+    char name[128];
+    char quantization[16];   /* from general.file_type, else the most common tensor type */
+    char parameter_size[16]; /* "1.1B" */
+    uint64_t n_params;       /* elements in all tensors */
+    uint64_t tensor_bytes;
+    uint64_t file_size;
+    uint32_t context_length;
+    uint32_t n_layer;
+    uint32_t n_head;
+    uint32_t n_head_kv;
+    uint32_t n_embd;
+    uint32_t n_ff;
+    uint32_t n_vocab;
+    bool has_chat_template;
+};
+
+/* Read path's header and tensor table. PC_ERR_NOT_FOUND, or PC_ERR_MODEL_FORMAT naming the
+ * file when it is not a GGUF or is cut short. */
+enum pc_err pc_gguf_inspect(const char *path, struct pc_gguf_info *out /* OUT */,
+                            struct pc_error *err);
+
+#endif
