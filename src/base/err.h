@@ -23,7 +23,8 @@
     X(PC_ERR_TOO_LARGE, "too large")                                                               \
     X(PC_ERR_UNAVAILABLE, "service unavailable")                                                   \
     X(PC_ERR_NETWORK, "network error")                                                             \
-    X(PC_ERR_BAD_PATH, "path leads outside its directory")
+    X(PC_ERR_BAD_PATH, "path leads outside its directory")                                         \
+    X(PC_ERR_CHECKSUM, "checksum mismatch")
 
 enum pc_err {
 #define PC_ERR_ENUM(name, msg) name,

@@ -26,6 +26,7 @@ int pc_http_status_of(enum pc_err code)
     case PC_ERR_NOMEM:
         return 500;
     case PC_ERR_NETWORK:
+    case PC_ERR_CHECKSUM: /* the server upstream sent other bytes than the catalog promised */
         return 502;
     case PC_ERR_BUSY:
     case PC_ERR_UNAVAILABLE:
