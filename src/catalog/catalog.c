@@ -105,8 +105,12 @@ static enum pc_err discover(struct pc_catalog *c, const char *models_dir,
             continue;
         }
         struct pc_catalog_entry e = {.origin = PC_CATALOG_DISCOVERED};
-        snprintf(e.id, sizeof(e.id), "%s", files[i].name);
-        snprintf(e.name, sizeof(e.name), "%s", g.name[0] ? g.name : files[i].name);
+        if (strlen(files[i].name) >= sizeof(e.id)) {
+            say(warn, user, "a model file name in the models directory is too long to be an id");
+            continue;
+        }
+        snprintf(e.id, sizeof(e.id), "%.127s", files[i].name);
+        snprintf(e.name, sizeof(e.name), "%.127s", g.name[0] ? g.name : files[i].name);
         snprintf(e.family, sizeof(e.family), "%s", g.arch);
         snprintf(e.parameters, sizeof(e.parameters), "%s", g.parameter_size);
         snprintf(e.quantization, sizeof(e.quantization), "%s", g.quantization);

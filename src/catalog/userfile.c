@@ -63,7 +63,7 @@ struct ctx {
     const char *path;
     size_t line;
     size_t index;
-    char msg[PC_ERROR_MSG_MAX];
+    char msg[2 * PC_ERROR_MSG_MAX];
 };
 
 static int bad(struct ctx *x, const char *field, const char *why)
@@ -224,7 +224,7 @@ enum pc_err pc_catalog_parse_file(struct pc_catalog *c, const char *path,
         }
         struct pc_error perr = {0};
         if (pc_catalog_put(c, &e, &perr) != PC_OK && warn != NULL) {
-            snprintf(x.msg, sizeof(x.msg), "%s:%zu: models[%zu]: %s; entry skipped", path, x.line,
+            snprintf(x.msg, sizeof(x.msg), "%.256s:%zu: models[%zu]: %s; entry skipped", path, x.line,
                      i, perr.msg);
             warn(user, x.msg);
         }

@@ -2,6 +2,8 @@
 #ifndef PC_CLI_H
 #define PC_CLI_H
 
+#include <stddef.h>
+
 /* Exit statuses: 0 success, 1 the operation failed, 2 the command line was wrong. */
 #define PC_EXIT_OK 0
 #define PC_EXIT_FAIL 1
@@ -11,6 +13,15 @@ int pc_cmd_serve(int argc, char **argv);
 int pc_cmd_run(int argc, char **argv);
 int pc_cmd_ps(int argc, char **argv);
 int pc_cmd_stop(int argc, char **argv);
+int pc_cmd_model(int argc, char **argv);
+
+/* $PRECHARGE_HOME, or ~/.precharge. Returns 0, or -1 when it does not fit. */
+int pc_cli_home(char *out, size_t size);
+
+/* The catalog as the CLI sees it: embedded, then catalog_file or $PRECHARGE_HOME/catalog.json,
+ * then $PRECHARGE_HOME/models. Warnings go to stderr; NULL after printing why. Free it with
+ * pc_catalog_free. */
+struct pc_catalog *pc_cli_catalog(const char *catalog_file);
 
 /* "precharge: " + message on stderr. */
 void pc_cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

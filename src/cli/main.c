@@ -13,6 +13,7 @@ static const struct {
     {"run", pc_cmd_run, "run a model in this process: answer PROMPT, or chat"},
     {"ps", pc_cmd_ps, "list the models that the daemon holds in memory"},
     {"stop", pc_cmd_stop, "unload a model from the daemon"},
+    {"model", pc_cmd_model, "the catalog: list, info, select (and the store's commands)"},
 };
 
 static void usage(FILE *f)

@@ -118,10 +118,92 @@ struct pc_model_params pc_model_default_params(void)
         .n_batch = 512,
         .n_threads = 0,
         .n_gpu_layers = -1,
+        .n_seq = 1,
+        .kv_type = PC_KV_F16,
         .use_mmap = true,
         .repack = true,
     };
     return p;
+}
+
+bool pc_kv_type_parse(const char *s, enum pc_kv_type *out)
+{
+    static const struct {
+        const char *name;
+        enum pc_kv_type type;
+    } types[] = {
+        {"f16", PC_KV_F16}, {"q8_0", PC_KV_Q8_0}, {"q4_0", PC_KV_Q4_0}, {"f32", PC_KV_F32}};
+    for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
+        if (strcmp(s, types[i].name) == 0) {
+            *out = types[i].type;
+            return true;
+        }
+    }
+    return false;
+}
+
+static enum ggml_type ggml_kv_type(enum pc_kv_type t)
+{
+    return t == PC_KV_Q8_0   ? GGML_TYPE_Q8_0
+           : t == PC_KV_Q4_0 ? GGML_TYPE_Q4_0
+           : t == PC_KV_F32  ? GGML_TYPE_F32
+                             : GGML_TYPE_F16;
+}
+
+static int32_t default_threads(void);
+
+/* One place turns our parameters into llama.cpp's, for real loads and dry runs alike. */
+static struct llama_model_params model_params(const struct pc_model_params *p)
+{
+    struct llama_model_params mp = llama_model_default_params();
+    mp.n_gpu_layers = p->n_gpu_layers;
+    mp.load_mode = p->use_mmap ? LLAMA_LOAD_MODE_MMAP : LLAMA_LOAD_MODE_NONE;
+    mp.use_extra_bufts = p->repack;
+    return mp;
+}
+
+static struct llama_context_params context_params(const struct llama_model *model,
+                                                  const struct pc_model_params *p)
+{
+    struct llama_context_params cp = llama_context_default_params();
+    uint32_t n_ctx_train = (uint32_t)llama_model_n_ctx_train(model);
+    cp.n_ctx = p->n_ctx == 0 || p->n_ctx > n_ctx_train ? n_ctx_train : p->n_ctx;
+    cp.n_batch = p->n_batch;
+    cp.n_ubatch = p->n_batch;
+    cp.n_seq_max = p->n_seq > 0 ? p->n_seq : 1;
+    cp.n_threads = p->n_threads > 0 ? p->n_threads : default_threads();
+    cp.n_threads_batch = cp.n_threads;
+    cp.type_k = ggml_kv_type(p->kv_type);
+    cp.type_v = ggml_kv_type(p->kv_type);
+    cp.no_perf = true;
+    return cp;
+}
+
+enum pc_err pc_engine_dry_run(const char *path, const struct pc_model_params *params,
+                              uint64_t *compute_host, uint64_t *compute_device,
+                              struct pc_error *err)
+{
+    struct load_capture cap = {0};
+    *compute_host = *compute_device = 0;
+    struct llama_model_params mp = model_params(params);
+    mp.no_alloc = true;
+    mp.load_mode = LLAMA_LOAD_MODE_NONE; /* no_alloc maps nothing */
+    capture = &cap;
+    struct llama_model *model = llama_model_load_from_file(path, mp);
+    struct llama_context *ctx =
+        model ? llama_init_from_model(model, context_params(model, params)) : NULL;
+    capture = NULL;
+    if (ctx)
+        llama_free(ctx);
+    if (model)
+        llama_model_free(model);
+    if (ctx == NULL)
+        return pc_error_set(err, PC_ERR_MODEL_LOAD, "\"%s\": llama.cpp could not plan a load: %s",
+                            path, cap.last_error[0] ? cap.last_error : "unknown error");
+    const double mib = 1024.0 * 1024.0;
+    *compute_device = (uint64_t)(cap.device_mib * mib);
+    *compute_host = (uint64_t)(cap.compute_mib * mib) - *compute_device;
+    return PC_OK;
 }
 
 static void meta_str(const struct llama_model *model, const char *key, char *buf, size_t size)
@@ -228,11 +310,7 @@ enum pc_err pc_model_load(const char *path, const struct pc_model_params *params
     int64_t t0 = pc_clock_mono_ns();
     capture = &cap;
 
-    struct llama_model_params mp = llama_model_default_params();
-    mp.n_gpu_layers = params->n_gpu_layers;
-    mp.load_mode = params->use_mmap ? LLAMA_LOAD_MODE_MMAP : LLAMA_LOAD_MODE_NONE;
-    mp.use_extra_bufts = params->repack;
-    m->model = llama_model_load_from_file(path, mp);
+    m->model = llama_model_load_from_file(path, model_params(params));
     if (m->model == NULL) {
         rc = pc_error_set(err, PC_ERR_MODEL_LOAD, "\"%s\" could not be loaded: %s", path,
                           cap.last_error[0] ? cap.last_error : "corrupt or truncated tensor data");
@@ -240,15 +318,7 @@ enum pc_err pc_model_load(const char *path, const struct pc_model_params *params
     }
     m->vocab = llama_model_get_vocab(m->model);
 
-    struct llama_context_params cp = llama_context_default_params();
-    uint32_t n_ctx_train = (uint32_t)llama_model_n_ctx_train(m->model);
-    cp.n_ctx = params->n_ctx == 0 || params->n_ctx > n_ctx_train ? n_ctx_train : params->n_ctx;
-    cp.n_batch = params->n_batch;
-    cp.n_ubatch = params->n_batch;
-    cp.n_seq_max = 1;
-    cp.n_threads = params->n_threads > 0 ? params->n_threads : default_threads();
-    cp.n_threads_batch = cp.n_threads;
-    cp.no_perf = true;
+    struct llama_context_params cp = context_params(m->model, params);
     m->ctx = llama_init_from_model(m->model, cp);
     if (m->ctx == NULL) {
         rc = pc_error_set(err, PC_ERR_CONTEXT, "\"%s\": no context of %u tokens: %s", path,

@@ -26,16 +26,42 @@ void pc_engine_init(const char *backend_dir, const char *llama_level);
 /* The llama.cpp release that this build runs (e.g. "v0.5.0"). */
 const char *pc_engine_version(void);
 
+enum pc_kv_type { PC_KV_F16, PC_KV_Q8_0, PC_KV_Q4_0, PC_KV_F32 };
+
 struct pc_model_params {
     uint32_t n_ctx;       /* context window in tokens; 0 = the model's training context */
     uint32_t n_batch;     /* tokens per decode call during prefill */
     int32_t n_threads;    /* threads for generation; 0 = all online CPUs */
     int32_t n_gpu_layers; /* layers to offload; -1 = all that the devices hold */
+    uint32_t n_seq;       /* parallel sequences in the context (1 or more) */
+    enum pc_kv_type kv_type;
     bool use_mmap;
     bool repack; /* let llama.cpp repack weights for this CPU: faster prefill, more RAM */
 };
 
 struct pc_model_params pc_model_default_params(void);
+
+/* "f16", "q8_0", "q4_0", "f32" -> *out. Returns false for anything else. */
+bool pc_kv_type_parse(const char *s, enum pc_kv_type *out /* OUT */);
+
+/* What loading a model with these parameters will cost, in bytes, before loading it. */
+struct pc_estimate {
+    uint64_t weights_host; /* includes repack_bytes */
+    uint64_t repack_bytes; /* the CPU's repacked copy of some weights, beside the mapped file */
+    uint64_t weights_device;
+    uint64_t kv_host;
+    uint64_t kv_device;
+    uint64_t compute_host;
+    uint64_t compute_device;
+    uint64_t host_total;
+    uint64_t device_total;
+};
+
+/* Estimate without loading: weights from the tensor table (plus what this CPU repacks), KV
+ * from the cache layout, compute buffers from a llama.cpp dry run that allocates nothing.
+ * Takes tens of milliseconds and a few MB whatever the model's size. */
+enum pc_err pc_model_estimate(const char *path, const struct pc_model_params *params,
+                              struct pc_estimate *out /* OUT */, struct pc_error *err);
 
 /* What a loaded model is and what it costs. Sizes in bytes, times in nanoseconds. */
 struct pc_model_info {

@@ -24,6 +24,12 @@ struct pc_model {
     size_t kv_cap;
 };
 
+/* Load path with no_alloc: llama.cpp plans every buffer and allocates none. Gives the compute
+ * buffers (which depend on the graph) on the host and on devices. */
+enum pc_err pc_engine_dry_run(const char *path, const struct pc_model_params *params,
+                              uint64_t *compute_host /* OUT */, uint64_t *compute_device /* OUT */,
+                              struct pc_error *err);
+
 /* Keep kv_tokens in step with what was decoded. Returns false when memory runs out. */
 bool pc_model_kv_push(struct pc_model *m, const llama_token *toks, size_t n);
 
