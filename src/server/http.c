@@ -126,13 +126,42 @@ static struct MHD_Response *make_response(struct pc_http_reply *r)
     return resp;
 }
 
+/* Match path against a route pattern; "{}" takes one non-empty segment into params. */
+static bool path_matches(const char *pattern, const char *path, struct pc_http_req *req)
+{
+    size_t n = 0;
+    while (*pattern != '\0') {
+        if (pattern[0] == '{' && pattern[1] == '}') {
+            size_t len = strcspn(path, "/");
+            if (len == 0 || len >= sizeof(req->params[0]) || n == PC_HTTP_MAX_PARAMS)
+                return false;
+            if (req != NULL) {
+                memcpy(req->params[n], path, len);
+                req->params[n][len] = '\0';
+            }
+            n++;
+            path += len;
+            pattern += 2;
+            continue;
+        }
+        if (*pattern++ != *path++)
+            return false;
+    }
+    if (*path != '\0')
+        return false;
+    if (req != NULL)
+        req->n_params = n;
+    return true;
+}
+
 static const struct pc_http_route *route(const struct pc_http *h, const char *method,
-                                         const char *path, bool *path_known)
+                                         const char *path, bool *path_known,
+                                         struct pc_http_req *req)
 {
     *path_known = false;
     for (const struct pc_http_route *const *t = h->tables; *t != NULL; t++) {
         for (const struct pc_http_route *rt = *t; rt->path != NULL; rt++) {
-            if (strcmp(rt->path, path) != 0)
+            if (!path_matches(rt->path, path, req))
                 continue;
             *path_known = true;
             if (strcmp(rt->method, method) == 0)
@@ -146,20 +175,6 @@ static void dispatch(struct pc_http *h, struct conn *c, const char *method, cons
                      struct pc_http_reply *reply)
 {
     bool known;
-    const struct pc_http_route *rt = route(h, method, url, &known);
-    if (c->too_large) {
-        pc_http_reply_error(reply, 413, "request body is larger than %zu bytes", h->max_body);
-        return;
-    }
-    if (rt == NULL && strcmp(method, "HEAD") == 0)
-        rt = route(h, "GET", url, &known);
-    if (rt == NULL) {
-        if (known)
-            pc_http_reply_error(reply, 405, "method %s is not allowed on %s", method, url);
-        else
-            pc_http_reply_error(reply, 404, "no such endpoint: %s %s", method, url);
-        return;
-    }
     struct pc_http_req req = {
         .method = method,
         .path = url,
@@ -167,6 +182,20 @@ static void dispatch(struct pc_http *h, struct conn *c, const char *method, cons
         .body_len = c->body.len,
         .srv = h->srv,
     };
+    const struct pc_http_route *rt = route(h, method, url, &known, &req);
+    if (c->too_large) {
+        pc_http_reply_error(reply, 413, "request body is larger than %zu bytes", h->max_body);
+        return;
+    }
+    if (rt == NULL && strcmp(method, "HEAD") == 0)
+        rt = route(h, "GET", url, &known, &req);
+    if (rt == NULL) {
+        if (known)
+            pc_http_reply_error(reply, 405, "method %s is not allowed on %s", method, url);
+        else
+            pc_http_reply_error(reply, 404, "no such endpoint: %s %s", method, url);
+        return;
+    }
     rt->handler(&req, reply);
 }
 

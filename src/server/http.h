@@ -11,9 +11,14 @@
 
 struct pc_server;
 
+#define PC_HTTP_MAX_PARAMS 4
+
 struct pc_http_req {
     const char *method;
     const char *path;
+    /* The path segments that matched "{}" in the route, in order (NUL-terminated copies). */
+    char params[PC_HTTP_MAX_PARAMS][256];
+    size_t n_params;
     const char *body; /* NUL-terminated; "" when there is none */
     size_t body_len;
     struct pc_server *srv;
@@ -49,7 +54,7 @@ typedef void (*pc_http_handler)(const struct pc_http_req *req, struct pc_http_re
 
 struct pc_http_route {
     const char *method;
-    const char *path;
+    const char *path; /* exact, or with "{}" for one path segment: "/v1/models/{}/load" */
     pc_http_handler handler;
 };
 
