@@ -100,6 +100,21 @@ enum pc_err pc_gguf_inspect(const char *path, struct pc_gguf_info *out, struct p
                             "\"%s\" is not a GGUF file, or its header is corrupt or cut short",
                             path);
 
+    /* The header can be whole while the weights are not (an interrupted download). */
+    uint64_t end = 0;
+    for (int64_t i = 0; i < gguf_get_n_tensors(g); i++) {
+        uint64_t e = gguf_get_tensor_offset(g, i) + gguf_get_tensor_size(g, i);
+        if (e > end)
+            end = e;
+    }
+    end += gguf_get_data_offset(g);
+    if (end > out->file_size) {
+        gguf_free(g);
+        return pc_error_set(err, PC_ERR_MODEL_FORMAT,
+                            "\"%s\" is cut short: its tensors end at byte %llu, the file has %llu",
+                            path, (unsigned long long)end, (unsigned long long)out->file_size);
+    }
+
     get_str(g, "general.architecture", out->arch, sizeof(out->arch));
     get_str(g, "general.name", out->name, sizeof(out->name));
     int64_t ft = gguf_find_key(g, "general.file_type");

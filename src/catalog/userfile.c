@@ -21,7 +21,7 @@ static size_t entry_lines(const char *text, size_t *lines, size_t max)
 {
     size_t n = 0, line = 1;
     int depth = 0;
-    bool in_str = false, in_models = false, key_models = false;
+    bool in_str = false, in_models = false, key_models = false, want_elem = false;
     const char *key_start = NULL;
     for (const char *p = text; *p; p++) {
         char ch = *p;
@@ -37,6 +37,13 @@ static size_t entry_lines(const char *text, size_t *lines, size_t max)
             }
             continue;
         }
+        /* An element starts at the first character after '[' or ',' that is not blank: an
+         * object, or a string or number that parse_entry will refuse. */
+        if (want_elem && in_models && depth == 2 && !isspace((unsigned char)ch) && ch != ']') {
+            if (n < max)
+                lines[n++] = line;
+            want_elem = false;
+        }
         if (ch == '"') {
             in_str = true;
             key_start = p + 1;
@@ -44,9 +51,7 @@ static size_t entry_lines(const char *text, size_t *lines, size_t max)
         }
         if (ch == '{' || ch == '[') {
             if (depth == 1 && ch == '[' && key_models)
-                in_models = true;
-            else if (depth == 2 && in_models && n < max)
-                lines[n++] = line;
+                in_models = want_elem = true;
             depth++;
         } else if (ch == '}' || ch == ']') {
             depth--;
@@ -54,6 +59,8 @@ static size_t entry_lines(const char *text, size_t *lines, size_t max)
                 in_models = false;
         } else if (ch == ',' && depth == 1) {
             key_models = false;
+        } else if (ch == ',' && depth == 2 && in_models) {
+            want_elem = true;
         }
     }
     return n;
@@ -68,8 +75,8 @@ struct ctx {
 
 static int bad(struct ctx *x, const char *field, const char *why)
 {
-    snprintf(x->msg, sizeof(x->msg), "%s:%zu: models[%zu].%s %s; entry skipped", x->path, x->line,
-             x->index, field, why);
+    snprintf(x->msg, sizeof(x->msg), "%s:%zu: models[%zu]%s%s %s; entry skipped", x->path, x->line,
+             x->index, field[0] ? "." : "", field, why);
     return -1;
 }
 
@@ -224,8 +231,8 @@ enum pc_err pc_catalog_parse_file(struct pc_catalog *c, const char *path,
         }
         struct pc_error perr = {0};
         if (pc_catalog_put(c, &e, &perr) != PC_OK && warn != NULL) {
-            snprintf(x.msg, sizeof(x.msg), "%.256s:%zu: models[%zu]: %s; entry skipped", path, x.line,
-                     i, perr.msg);
+            snprintf(x.msg, sizeof(x.msg), "%.256s:%zu: models[%zu]: %s; entry skipped", path,
+                     x.line, i, perr.msg);
             warn(user, x.msg);
         }
     }

@@ -1,0 +1,157 @@
+/* test_inspect.c - reading a GGUF's header without loading it: the tiny model's shape, its
+ * parameter count against llama.cpp's, and the errors for files that are not models. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <string.h>
+
+#include "base/file.h"
+#include "catalog/inspect.h"
+#include "engine/engine.h"
+#include "testmodel.h"
+
+static char dir[PATH_MAX];
+static char model_path[PATH_MAX + 32];
+
+static int setup(void **state)
+{
+    (void)state;
+    snprintf(dir, sizeof(dir), "%s", test_dir("inspect"));
+    snprintf(model_path, sizeof(model_path), "%s/tiny.gguf", dir);
+    make_tiny_model(model_path);
+    pc_engine_init(NULL, "none");
+    return 0;
+}
+
+static void inspect_ok(const char *path, struct pc_gguf_info *g)
+{
+    struct pc_error err = {0};
+    enum pc_err rc = pc_gguf_inspect(path, g, &err);
+    if (rc != PC_OK)
+        fail_msg("pc_gguf_inspect: %s", err.msg);
+}
+
+static void test_tiny_model_header(void **state)
+{
+    (void)state;
+    struct pc_gguf_info g;
+    inspect_ok(model_path, &g);
+    assert_string_equal(g.arch, "llama");
+    assert_int_equal(g.n_layer, 2);
+    assert_int_equal(g.n_embd, 64);
+    assert_int_equal(g.n_head, 4);
+    assert_int_equal(g.n_head_kv, 2);
+    assert_int_equal(g.n_ff, 128);
+    assert_int_equal(g.context_length, 2048);
+    assert_int_equal(g.n_vocab, 32000);
+    assert_true(g.has_chat_template);
+    assert_string_equal(g.quantization, "Q8_0");
+    assert_true(g.tensor_bytes > 0);
+    assert_true(g.tensor_bytes <= g.file_size);
+    assert_true(g.parameter_size[0] != '\0');
+
+    struct pc_error err = {0};
+    char *data = NULL;
+    size_t len = 0;
+    assert_int_equal(pc_file_read(model_path, 64u << 20, &data, &len, &err), PC_OK);
+    free(data);
+    assert_int_equal(g.file_size, len);
+}
+
+static void test_params_match_the_engine(void **state)
+{
+    (void)state;
+    struct pc_gguf_info g;
+    inspect_ok(model_path, &g);
+
+    struct pc_model *m = NULL;
+    struct pc_error err = {0};
+    struct pc_model_params p = pc_model_default_params();
+    p.n_ctx = 256;
+    p.n_threads = 1;
+    if (pc_model_load(model_path, &p, &m, &err) != PC_OK)
+        fail_msg("pc_model_load: %s", err.msg);
+    const struct pc_model_info *in = pc_model_info(m);
+    assert_int_equal(g.n_params, in->n_params);
+    assert_string_equal(g.parameter_size, in->parameter_size);
+    pc_model_free(m);
+}
+
+static void test_f16_model(void **state)
+{
+    (void)state;
+    char path[PATH_MAX + 32], cmd[3 * PATH_MAX];
+    const char *mk = getenv("PC_TEST_MKMODEL");
+    snprintf(path, sizeof(path), "%s/tiny-f16.gguf", dir);
+    snprintf(cmd, sizeof(cmd), "'%s' --preset tiny --type f16 -q -o '%s'", mk ? mk : "mkmodel",
+             path);
+    assert_int_equal(system(cmd), 0);
+
+    struct pc_gguf_info g, q8;
+    inspect_ok(path, &g);
+    inspect_ok(model_path, &q8);
+    assert_string_equal(g.quantization, "F16");
+    /* The same shape, in more bytes. */
+    assert_int_equal(g.n_params, q8.n_params);
+    assert_true(g.tensor_bytes > q8.tensor_bytes);
+}
+
+static void expect_error(const char *path, enum pc_err code)
+{
+    struct pc_gguf_info g;
+    struct pc_error err = {0};
+    assert_int_equal(pc_gguf_inspect(path, &g, &err), code);
+    assert_int_equal(err.code, code);
+    if (strstr(err.msg, path) == NULL)
+        fail_msg("want the path \"%s\" in \"%s\"", path, err.msg);
+}
+
+static void test_bad_files(void **state)
+{
+    (void)state;
+    char path[PATH_MAX + 32];
+    struct pc_error err = {0};
+
+    snprintf(path, sizeof(path), "%s/text.gguf", dir);
+    assert_int_equal(pc_file_write_atomic(path, "hello, world\n", 13, &err), PC_OK);
+    expect_error(path, PC_ERR_MODEL_FORMAT);
+
+    snprintf(path, sizeof(path), "%s/empty.gguf", dir);
+    assert_int_equal(pc_file_write_atomic(path, "", 0, &err), PC_OK);
+    expect_error(path, PC_ERR_MODEL_FORMAT);
+
+    /* The right magic, cut short in the header. */
+    char *data = NULL;
+    size_t len = 0;
+    assert_int_equal(pc_file_read(model_path, 64u << 20, &data, &len, &err), PC_OK);
+    snprintf(path, sizeof(path), "%s/cut.gguf", dir);
+    assert_int_equal(pc_file_write_atomic(path, data, 64, &err), PC_OK);
+    expect_error(path, PC_ERR_MODEL_FORMAT);
+
+    /* A whole header with half the weights, as an interrupted download leaves it. */
+    snprintf(path, sizeof(path), "%s/half.gguf", dir);
+    assert_int_equal(pc_file_write_atomic(path, data, len / 2, &err), PC_OK);
+    free(data);
+    expect_error(path, PC_ERR_MODEL_FORMAT);
+
+    /* A directory is not a model either. */
+    expect_error(dir, PC_ERR_MODEL_FORMAT);
+
+    snprintf(path, sizeof(path), "%s/missing.gguf", dir);
+    expect_error(path, PC_ERR_NOT_FOUND);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_tiny_model_header),
+        cmocka_unit_test(test_params_match_the_engine),
+        cmocka_unit_test(test_f16_model),
+        cmocka_unit_test(test_bad_files),
+    };
+    return cmocka_run_group_tests(tests, setup, NULL);
+}
