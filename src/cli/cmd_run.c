@@ -61,11 +61,22 @@ static int answer(struct pc_model *m, const char *prompt, const struct pc_sampli
                   struct pc_buf *answer_out)
 {
     struct pc_gen *g = NULL;
+    struct pc_slot *slot = NULL;
     struct pc_error err = {0};
-    struct pc_gen_request req = {.prompt = prompt, .sampling = *s, .cancel = &interrupted};
+    int32_t *toks = NULL;
+    size_t n = 0;
 
     atomic_store(&interrupted, false);
-    if (pc_gen_start(m, &req, &g, &err) != PC_OK) {
+    if (pc_model_tokenize(m, prompt, &toks, &n, &err) != PC_OK) {
+        pc_cli_error("%s", err.msg);
+        return -1;
+    }
+    struct pc_gen_request req = {
+        .tokens = toks, .n_tokens = n, .sampling = *s, .cancel = &interrupted};
+    pc_slot_acquire(m, PC_PRIO_USER, &slot);
+    if (pc_gen_start(slot, &req, &g, &err) != PC_OK) {
+        pc_slot_release(slot);
+        free(toks);
         pc_cli_error("%s", err.msg);
         return -1;
     }
@@ -100,6 +111,8 @@ static int answer(struct pc_model *m, const char *prompt, const struct pc_sampli
                 st->eval_ns ? st->eval_tokens * 1e9 / (double)st->eval_ns : 0.0);
     }
     pc_gen_free(g);
+    pc_slot_release(slot);
+    free(toks);
     return rc;
 }
 

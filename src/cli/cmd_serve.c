@@ -87,9 +87,8 @@ int pc_cmd_serve(int argc, char **argv)
             }
             break;
         case 'd':
-            if ((size_t)snprintf(cfg.models_dir, sizeof(cfg.models_dir), "%s/models", optarg) >=
-                sizeof(cfg.models_dir)) {
-                pc_cli_error("--home: path too long");
+            if (pc_server_set_home(&cfg, optarg, &err) != PC_OK) {
+                pc_cli_error("--home: %s", err.msg);
                 return PC_EXIT_USAGE;
             }
             break;

@@ -86,3 +86,41 @@ enum pc_err pc_model_tokenize(const struct pc_model *m, const char *text, int32_
     *n_out = (size_t)n;
     return PC_OK;
 }
+
+enum pc_err pc_model_prefix_tokens(const struct pc_model *m, const struct pc_chat_msg *msgs,
+                                   size_t n_msgs, int32_t **out, size_t *n_out,
+                                   struct pc_error *err)
+{
+    char *alone = NULL, *followed = NULL;
+    int32_t *ta = NULL, *tb = NULL;
+    size_t na = 0, nb = 0;
+    *out = NULL;
+    *n_out = 0;
+
+    struct pc_chat_msg *more = calloc(n_msgs + 1, sizeof(*more));
+    if (more == NULL)
+        return pc_error_set(err, PC_ERR_NOMEM, "out of memory");
+    memcpy(more, msgs, n_msgs * sizeof(*msgs));
+    more[n_msgs] = (struct pc_chat_msg){"user", "?"};
+    enum pc_err rc = pc_model_render_chat(m, msgs, n_msgs, false, &alone, err);
+    if (rc == PC_OK)
+        rc = pc_model_render_chat(m, more, n_msgs + 1, true, &followed, err);
+    if (rc == PC_OK)
+        rc = pc_model_tokenize(m, alone, &ta, &na, err);
+    if (rc == PC_OK)
+        rc = pc_model_tokenize(m, followed, &tb, &nb, err);
+    if (rc == PC_OK) {
+        size_t k = 0;
+        while (k < na && k < nb && ta[k] == tb[k])
+            k++;
+        *out = ta;
+        *n_out = k;
+        ta = NULL;
+    }
+    free(more);
+    free(alone);
+    free(followed);
+    free(ta);
+    free(tb);
+    return rc;
+}

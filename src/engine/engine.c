@@ -118,7 +118,6 @@ struct pc_model_params pc_model_default_params(void)
         .n_batch = 512,
         .n_threads = 0,
         .n_gpu_layers = -1,
-        .n_seq = 1,
         .kv_type = PC_KV_F16,
         .use_mmap = true,
         .repack = true,
@@ -170,7 +169,9 @@ static struct llama_context_params context_params(const struct llama_model *mode
     cp.n_ctx = p->n_ctx == 0 || p->n_ctx > n_ctx_train ? n_ctx_train : p->n_ctx;
     cp.n_batch = p->n_batch;
     cp.n_ubatch = p->n_batch;
-    cp.n_seq_max = p->n_seq > 0 ? p->n_seq : 1;
+    /* Sequences are snapshots that share cells: one unified cache for them all. */
+    cp.n_seq_max = PC_MAX_SEQS;
+    cp.kv_unified = true;
     cp.n_threads = p->n_threads > 0 ? p->n_threads : default_threads();
     cp.n_threads_batch = cp.n_threads;
     cp.type_k = ggml_kv_type(p->kv_type);
@@ -305,7 +306,8 @@ enum pc_err pc_model_load(const char *path, const struct pc_model_params *params
         free(m);
         return pc_error_set(err, PC_ERR_NOMEM, "loading \"%s\": out of memory", path);
     }
-    pthread_mutex_init(&m->slot_lock, NULL);
+    pthread_mutex_init(&m->lock, NULL);
+    pthread_cond_init(&m->released, NULL);
 
     int64_t t0 = pc_clock_mono_ns();
     capture = &cap;
@@ -352,8 +354,9 @@ void pc_model_free(struct pc_model *m)
         llama_free(m->ctx);
     if (m->model)
         llama_model_free(m->model);
-    pthread_mutex_destroy(&m->slot_lock);
-    free(m->kv_tokens);
+    pthread_cond_destroy(&m->released);
+    pthread_mutex_destroy(&m->lock);
+    pc_seqs_free(m);
     free(m->chat_template);
     free(m->path);
     free(m);
@@ -364,24 +367,12 @@ const struct pc_model_info *pc_model_info(const struct pc_model *m)
     return &m->info;
 }
 
+const char *pc_model_path(const struct pc_model *m)
+{
+    return m->path;
+}
+
 uint64_t pc_model_memory(const struct pc_model *m)
 {
     return m->info.weights_bytes + m->info.kv_bytes + m->info.compute_bytes;
-}
-
-bool pc_model_kv_push(struct pc_model *m, const llama_token *toks, size_t n)
-{
-    if (m->n_kv_tokens + n > m->kv_cap) {
-        size_t cap = m->kv_cap ? m->kv_cap : 256;
-        while (cap < m->n_kv_tokens + n)
-            cap *= 2;
-        llama_token *p = realloc(m->kv_tokens, cap * sizeof(*p));
-        if (p == NULL)
-            return false;
-        m->kv_tokens = p;
-        m->kv_cap = cap;
-    }
-    memcpy(m->kv_tokens + m->n_kv_tokens, toks, n * sizeof(*toks));
-    m->n_kv_tokens += n;
-    return true;
 }

@@ -1,12 +1,15 @@
 /* engine.h - the llama.cpp wrapper: load a GGUF, render chats, prefill and generate.
  *
  * This is the only interface through which the rest of precharge reaches llama.cpp; no other
- * module includes llama.h. A loaded model owns one inference context whose KV cache keeps the
- * tokens of the last request, so that the next request prefills only what differs.
+ * module includes llama.h. A loaded model owns one inference context with several sequences
+ * in one unified KV cache. Each sequence holds a token prefix (a precharged system prompt, a
+ * conversation so far): a live snapshot. A request copies the longest matching sequence
+ * (llama_memory_seq_cp shares the cells, it copies no data) and prefills only the rest.
  *
- * Threads: a struct pc_model may be shared. Its context is a slot that one generation owns at
- * a time: pc_gen_start waits for the slot and pc_gen_free gives it back. Nothing else in the
- * model changes after load. */
+ * Threads: a struct pc_model may be shared. Its context is a slot that one caller owns at a
+ * time, taken by priority (a user's request before any precharge; high, normal, low). Every
+ * function that touches sequences takes the slot. Nothing else in the model changes after
+ * load. */
 #ifndef PC_ENGINE_H
 #define PC_ENGINE_H
 
@@ -33,7 +36,6 @@ struct pc_model_params {
     uint32_t n_batch;     /* tokens per decode call during prefill */
     int32_t n_threads;    /* threads for generation; 0 = all online CPUs */
     int32_t n_gpu_layers; /* layers to offload; -1 = all that the devices hold */
-    uint32_t n_seq;       /* parallel sequences in the context (1 or more) */
     enum pc_kv_type kv_type;
     bool use_mmap;
     bool repack; /* let llama.cpp repack weights for this CPU: faster prefill, more RAM */
@@ -95,6 +97,9 @@ void pc_model_free(struct pc_model *m);
 
 const struct pc_model_info *pc_model_info(const struct pc_model *m);
 
+/* The file the model was loaded from. */
+const char *pc_model_path(const struct pc_model *m);
+
 /* Memory that the model holds now: weights + KV + compute. */
 uint64_t pc_model_memory(const struct pc_model *m);
 
@@ -110,10 +115,76 @@ enum pc_err pc_model_render_chat(const struct pc_model *m, const struct pc_chat_
                                  size_t n_msgs, bool add_assistant, char **out /* OUT */,
                                  struct pc_error *err);
 
+/* The tokens of leading messages as every later request that starts with them will see them:
+ * the tokens of the messages followed by a user turn, cut before the first token that the
+ * continuation could change (a token that straddles the end of the last message, as "." and
+ * "<" merge in TinyLlama's template). What a precharge prefills. *out is malloc'd. */
+enum pc_err pc_model_prefix_tokens(const struct pc_model *m, const struct pc_chat_msg *msgs,
+                                   size_t n_msgs, int32_t **out /* OUT */, size_t *n_out /* OUT */,
+                                   struct pc_error *err);
+
 /* Tokenize text as a prompt (BOS added as the model asks, special tokens parsed).
  * *out is malloc'd; the caller frees it. */
 enum pc_err pc_model_tokenize(const struct pc_model *m, const char *text, int32_t **out /* OUT */,
                               size_t *n_out /* OUT */, struct pc_error *err);
+
+/* ---- the slot: exclusive use of a model's context ---------------------------------------- */
+
+enum pc_priority { PC_PRIO_USER, PC_PRIO_HIGH, PC_PRIO_NORMAL, PC_PRIO_LOW };
+
+struct pc_slot;
+
+/* Wait for the model's context; higher priorities go first. Never fails: *out is the slot,
+ * released with pc_slot_release. */
+void pc_slot_acquire(struct pc_model *m, enum pc_priority prio, struct pc_slot **out /* OUT */);
+void pc_slot_release(struct pc_slot *s);
+struct pc_model *pc_slot_model(const struct pc_slot *s);
+
+/* Called, with the slot held, before a live sequence is dropped to make room: the precharge
+ * layer may save it (pc_slot_export) to a lower tier. */
+typedef void (*pc_seq_evict_fn)(void *user, struct pc_slot *s, int seq, const int32_t *tokens,
+                                size_t n, bool precharged);
+void pc_model_set_evict_hook(struct pc_model *m, pc_seq_evict_fn fn, void *user);
+
+/* The live sequence whose tokens share the longest prefix with toks; its length in *match.
+ * Returns the sequence, or -1 when none shares a token. */
+int pc_slot_best_live(const struct pc_slot *s, const int32_t *toks, size_t n,
+                      size_t *match /* OUT */);
+
+/* A live sequence's tokens (valid until the slot changes it). */
+const int32_t *pc_slot_seq_tokens(const struct pc_slot *s, int seq, size_t *n /* OUT */);
+
+/* Serialize a sequence's KV state (llama_state_seq_get_data). *blob is malloc'd; the caller
+ * frees it. */
+enum pc_err pc_slot_export(struct pc_slot *s, int seq, uint8_t **blob /* OUT */,
+                           size_t *size /* OUT */, struct pc_error *err);
+
+/* Restore a serialized state as a new live sequence holding toks (a free one, or the least
+ * recently used, evicted through the hook). On failure (another model's state, a recurrent
+ * model) PC_ERR_DECODE with the reason, and nothing changes: the caller prefills instead. */
+enum pc_err pc_slot_import(struct pc_slot *s, const uint8_t *blob, size_t size, const int32_t *toks,
+                           size_t n, bool precharged, int *seq /* OUT */, struct pc_error *err);
+
+struct pc_prefill_stats {
+    int32_t tokens;        /* the whole prefix */
+    int32_t cached_tokens; /* of those, the ones a live sequence already held */
+    int64_t prefill_ns;
+};
+
+/* Make toks a live, precharged sequence: copy the longest live prefix, prefill the rest.
+ * *seq (may be NULL) is that sequence. */
+enum pc_err pc_slot_prefill(struct pc_slot *s, const int32_t *toks, size_t n,
+                            const atomic_bool *cancel, int *seq /* OUT */,
+                            struct pc_prefill_stats *st /* OUT */, struct pc_error *err);
+
+struct pc_seq_info {
+    size_t n_tokens;
+    bool precharged;
+    int64_t last_used_ns; /* monotonic */
+};
+
+/* The live sequences: writes up to max entries, returns how many there are. */
+size_t pc_slot_list(const struct pc_slot *s, struct pc_seq_info *out, size_t max);
 
 struct pc_sampling {
     float temperature; /* <= 0: greedy */
@@ -134,26 +205,28 @@ struct pc_sampling {
 struct pc_sampling pc_sampling_default(void);
 
 struct pc_gen_request {
-    const char *prompt; /* the full prompt text, already rendered */
+    const int32_t *tokens; /* the prompt (pc_model_tokenize) */
+    size_t n_tokens;
+    const char *prompt; /* or its text, when tokens is NULL */
     struct pc_sampling sampling;
     const atomic_bool *cancel; /* optional: set it from any thread to stop at the next token */
 };
 
 struct pc_gen_stats {
     int32_t prompt_tokens; /* the whole prompt */
-    int32_t cached_tokens; /* of those, the ones the KV cache already held */
+    int32_t cached_tokens; /* of those, the ones a live sequence already held */
     int64_t prompt_ns;     /* prefill of the rest */
     int32_t eval_tokens;
     int64_t eval_ns;
-    int64_t wait_ns; /* waiting for the model's slot */
 };
 
 struct pc_gen;
 
-/* Take the model's slot (waiting for it), tokenize the prompt, and prefill what the KV cache
- * does not hold yet. On success *out streams the answer through pc_gen_next and must be given
- * back with pc_gen_free. On failure *out is NULL and the slot is free again. */
-enum pc_err pc_gen_start(struct pc_model *m, const struct pc_gen_request *req,
+/* With the slot held: continue from the longest live prefix of the prompt and prefill the
+ * rest. On success *out streams the answer through pc_gen_next and is ended with pc_gen_free,
+ * before the slot is released; the sequence then stays live (prompt and answer) for the next
+ * request. On failure *out is NULL. */
+enum pc_err pc_gen_start(struct pc_slot *s, const struct pc_gen_request *req,
                          struct pc_gen **out /* OUT */, struct pc_error *err);
 
 /* Produce the next piece of text. *text points into g and stays valid until the next call;
@@ -168,9 +241,9 @@ const char *pc_gen_done_reason(const struct pc_gen *g);
 
 const struct pc_gen_stats *pc_gen_stats(const struct pc_gen *g);
 
-/* End the generation (at any point: this is how a caller cancels) and free the model's slot.
- * The KV cache keeps the prompt and what was generated, for the next request to reuse.
- * pc_gen_free(NULL) does nothing. */
+/* End the generation (at any point: this is how a caller cancels). The sequence keeps the
+ * prompt and what was generated, for the next request to reuse. pc_gen_free(NULL) does
+ * nothing. */
 void pc_gen_free(struct pc_gen *g);
 
 #endif

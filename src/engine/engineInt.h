@@ -8,6 +8,23 @@
 
 #include "engine.h"
 
+/* Sequences per context. With a unified KV cache a copied prefix shares its cells, so more
+ * sequences cost metadata, not memory. */
+#define PC_MAX_SEQS 8
+
+/* A live sequence: the tokens its KV cells hold, in order. */
+struct pc_seq {
+    llama_token *toks;
+    size_t n, cap;
+    bool used;
+    bool precharged; /* a precharge made it: copied from, never extended in place */
+    int64_t last_used_ns;
+};
+
+struct pc_slot {
+    struct pc_model *m;
+};
+
 struct pc_model {
     struct llama_model *model;
     struct llama_context *ctx;
@@ -17,11 +34,17 @@ struct pc_model {
     struct pc_model_info info;
     int32_t n_batch;
 
-    /* slot_lock guards the context and the fields below; one generation holds it at a time. */
-    pthread_mutex_t slot_lock;
-    llama_token *kv_tokens; /* the tokens that sequence 0 of the KV cache holds, in order */
-    size_t n_kv_tokens;
-    size_t kv_cap;
+    /* lock guards owned and waiting: who holds the slot, and who waits at each priority. */
+    pthread_mutex_t lock;
+    pthread_cond_t released;
+    bool owned;
+    unsigned waiting[PC_PRIO_LOW + 1];
+
+    /* Owned by whoever holds the slot: the context and everything below. */
+    struct pc_slot slot;
+    struct pc_seq seqs[PC_MAX_SEQS];
+    pc_seq_evict_fn evict_hook;
+    void *evict_user;
 };
 
 /* Load path with no_alloc: llama.cpp plans every buffer and allocates none. Gives the compute
@@ -30,7 +53,19 @@ enum pc_err pc_engine_dry_run(const char *path, const struct pc_model_params *pa
                               uint64_t *compute_host /* OUT */, uint64_t *compute_device /* OUT */,
                               struct pc_error *err);
 
-/* Keep kv_tokens in step with what was decoded. Returns false when memory runs out. */
-bool pc_model_kv_push(struct pc_model *m, const llama_token *toks, size_t n);
+/* Free the sequences' token arrays (the model is being freed). */
+void pc_seqs_free(struct pc_model *m);
+
+/* Decode toks into seq at the positions after what it holds, in batches; logits for the last
+ * token when want_logits. Makes room by evicting idle sequences when the cache is full. */
+enum pc_err pc_seq_decode(struct pc_model *m, int seq, const llama_token *toks, size_t n,
+                          bool want_logits, const atomic_bool *cancel, struct pc_error *err);
+
+/* A sequence to work in for toks: the longest live prefix, copied into a fresh sequence when it
+ * is precharged (or extended in place when it is a conversation), cut where it differs. The
+ * last prompt token is always left to decode, for its logits. *kept is the reused length. */
+enum pc_err pc_seq_for_prompt(struct pc_model *m, const llama_token *toks, size_t n,
+                              bool for_precharge, int *seq /* OUT */, size_t *kept /* OUT */,
+                              struct pc_error *err);
 
 #endif

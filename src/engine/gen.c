@@ -1,4 +1,5 @@
-/* gen.c - one generation: reuse the cached prefix, prefill the rest, sample and stream. */
+/* gen.c - one generation in a sequence of the model's context: continue from the longest live
+ * prefix, prefill the rest, sample and stream. */
 #include "engineInt.h"
 
 #include <stdlib.h>
@@ -9,6 +10,7 @@
 
 struct pc_gen {
     struct pc_model *m;
+    int seq;
     struct llama_sampler *smpl;
     struct pc_emit emit;
     const atomic_bool *cancel;
@@ -66,104 +68,49 @@ static struct llama_sampler *make_sampler(const struct pc_model *m, const struct
     return chain;
 }
 
+static enum pc_err start(struct pc_slot *s, const int32_t *toks, size_t n,
+                         const struct pc_gen_request *req, struct pc_gen **out,
+                         struct pc_error *err);
+
 static bool abort_requested(void *data)
 {
     const atomic_bool *cancel = data;
     return cancel != NULL && atomic_load(cancel);
 }
 
-/* Forget the KV cache: after a failed decode its contents are not known. */
-static void kv_reset(struct pc_model *m)
-{
-    llama_memory_clear(llama_get_memory(m->ctx), true);
-    m->n_kv_tokens = 0;
-}
-
-static enum pc_err decode(struct pc_model *m, llama_token *toks, int32_t n, bool want_logits,
-                          const atomic_bool *cancel, struct pc_error *err)
-{
-    struct llama_batch batch = llama_batch_init(n, 0, 1);
-    for (int32_t i = 0; i < n; i++) {
-        batch.token[i] = toks[i];
-        batch.pos[i] = (llama_pos)(m->n_kv_tokens + (size_t)i);
-        batch.n_seq_id[i] = 1;
-        batch.seq_id[i][0] = 0;
-        batch.logits[i] = want_logits && i == n - 1;
-    }
-    batch.n_tokens = n;
-    int32_t rc = llama_decode(m->ctx, batch);
-    llama_batch_free(batch);
-    if (rc != 0) {
-        kv_reset(m);
-        if (cancel != NULL && atomic_load(cancel))
-            return pc_error_set(err, PC_ERR_CANCELLED, "the request was cancelled");
-        return pc_error_set(err, PC_ERR_DECODE, "llama_decode() failed with %d", rc);
-    }
-    if (!pc_model_kv_push(m, toks, (size_t)n)) {
-        kv_reset(m);
-        return pc_error_set(err, PC_ERR_NOMEM, "decode: out of memory");
-    }
-    return PC_OK;
-}
-
-static size_t common_prefix(const llama_token *a, size_t na, const llama_token *b, size_t nb)
-{
-    size_t n = 0;
-    while (n < na && n < nb && a[n] == b[n])
-        n++;
-    return n;
-}
-
-/* Keep the longest prefix that the cache shares with the prompt and decode the rest. */
-static enum pc_err prefill(struct pc_model *m, llama_token *toks, size_t n,
-                           const atomic_bool *cancel, struct pc_gen_stats *st, struct pc_error *err)
-{
-    size_t keep = common_prefix(m->kv_tokens, m->n_kv_tokens, toks, n);
-    /* The last prompt token is decoded again for its logits. */
-    if (keep == n)
-        keep = n - 1;
-    if (!llama_memory_seq_rm(llama_get_memory(m->ctx), 0, (llama_pos)keep, -1)) {
-        kv_reset(m); /* a recurrent state cannot be cut: start over */
-        keep = 0;
-    }
-    m->n_kv_tokens = keep;
-    st->cached_tokens = (int32_t)keep;
-
-    int64_t t0 = pc_clock_mono_ns();
-    for (size_t i = keep; i < n;) {
-        if (cancel != NULL && atomic_load(cancel))
-            return pc_error_set(err, PC_ERR_CANCELLED, "the request was cancelled");
-        int32_t chunk = (int32_t)(n - i < (size_t)m->n_batch ? n - i : (size_t)m->n_batch);
-        enum pc_err rc = decode(m, toks + i, chunk, i + (size_t)chunk == n, cancel, err);
-        if (rc != PC_OK)
-            return rc;
-        i += (size_t)chunk;
-    }
-    st->prompt_ns = pc_clock_mono_ns() - t0;
-    return PC_OK;
-}
-
-enum pc_err pc_gen_start(struct pc_model *m, const struct pc_gen_request *req, struct pc_gen **out,
+enum pc_err pc_gen_start(struct pc_slot *s, const struct pc_gen_request *req, struct pc_gen **out,
                          struct pc_error *err)
 {
-    llama_token *toks = NULL;
-    size_t n = 0;
+    struct pc_model *m = s->m;
+    const int32_t *toks = req->tokens;
+    int32_t *owned = NULL;
+    size_t n = req->n_tokens;
     enum pc_err rc;
 
     *out = NULL;
-    rc = pc_model_tokenize(m, req->prompt, &toks, &n, err);
-    if (rc != PC_OK)
-        return rc;
-    if (n == 0) {
-        free(toks);
-        return pc_error_set(err, PC_ERR_INVALID, "the prompt is empty");
+    if (toks == NULL && req->prompt != NULL) {
+        rc = pc_model_tokenize(m, req->prompt, &owned, &n, err);
+        if (rc != PC_OK)
+            return rc;
+        toks = owned;
     }
-    if (n >= m->info.n_ctx) {
-        free(toks);
+    rc = start(s, toks, n, req, out, err);
+    free(owned);
+    return rc;
+}
+
+static enum pc_err start(struct pc_slot *s, const int32_t *toks, size_t n,
+                         const struct pc_gen_request *req, struct pc_gen **out,
+                         struct pc_error *err)
+{
+    struct pc_model *m = s->m;
+    enum pc_err rc;
+    if (n == 0)
+        return pc_error_set(err, PC_ERR_INVALID, "the prompt is empty");
+    if (n >= m->info.n_ctx)
         return pc_error_set(err, PC_ERR_CTX_OVERFLOW,
                             "the prompt is %zu tokens, and the context window is %u tokens", n,
                             m->info.n_ctx);
-    }
 
     struct pc_gen *g = calloc(1, sizeof(*g));
     if (g == NULL || !pc_emit_init(&g->emit, req->sampling.stop, req->sampling.n_stop) ||
@@ -171,7 +118,6 @@ enum pc_err pc_gen_start(struct pc_model *m, const struct pc_gen_request *req, s
         if (g != NULL)
             pc_emit_free(&g->emit);
         free(g);
-        free(toks);
         return pc_error_set(err, PC_ERR_NOMEM, "generation: out of memory");
     }
     g->m = m;
@@ -179,13 +125,15 @@ enum pc_err pc_gen_start(struct pc_model *m, const struct pc_gen_request *req, s
     g->num_predict = req->sampling.num_predict;
     g->stats.prompt_tokens = (int32_t)n;
 
-    int64_t t0 = pc_clock_mono_ns();
-    pthread_mutex_lock(&m->slot_lock);
-    g->stats.wait_ns = pc_clock_mono_ns() - t0;
-    llama_set_abort_callback(m->ctx, abort_requested, (void *)req->cancel);
-
-    rc = prefill(m, toks, n, req->cancel, &g->stats, err);
-    free(toks);
+    size_t kept = 0;
+    rc = pc_seq_for_prompt(m, toks, n, false, &g->seq, &kept, err);
+    if (rc == PC_OK) {
+        g->stats.cached_tokens = (int32_t)kept;
+        llama_set_abort_callback(m->ctx, abort_requested, (void *)req->cancel);
+        int64_t t0 = pc_clock_mono_ns();
+        rc = pc_seq_decode(m, g->seq, toks + kept, n - kept, true, req->cancel, err);
+        g->stats.prompt_ns = pc_clock_mono_ns() - t0;
+    }
     if (rc != PC_OK) {
         pc_gen_free(g);
         return rc;
@@ -225,11 +173,15 @@ enum pc_err pc_gen_next(struct pc_gen *g, const char **text, size_t *len, bool *
         finish(g, "cancel", text, len, done);
         return PC_OK;
     }
+    if (g->num_predict == 0) {
+        finish(g, "length", text, len, done);
+        return PC_OK;
+    }
 
     int64_t t0 = pc_clock_mono_ns();
     if (g->has_pending) {
         g->has_pending = false;
-        enum pc_err rc = decode(m, &g->pending, 1, true, g->cancel, err);
+        enum pc_err rc = pc_seq_decode(m, g->seq, &g->pending, 1, true, g->cancel, err);
         if (rc != PC_OK) {
             g->done_reason = rc == PC_ERR_CANCELLED ? "cancel" : "error";
             return rc;
@@ -259,7 +211,7 @@ enum pc_err pc_gen_next(struct pc_gen *g, const char **text, size_t *len, bool *
     g->pending = tok;
     g->has_pending = true;
     bool out_of_budget = g->num_predict >= 0 && g->stats.eval_tokens >= g->num_predict;
-    bool out_of_ctx = m->n_kv_tokens + 1 >= m->info.n_ctx;
+    bool out_of_ctx = m->seqs[g->seq].n + 1 >= m->info.n_ctx;
     if (out_of_budget || out_of_ctx) {
         finish(g, "length", text, len, done);
         return PC_OK;
@@ -284,7 +236,6 @@ void pc_gen_free(struct pc_gen *g)
     if (g == NULL)
         return;
     llama_set_abort_callback(g->m->ctx, NULL, NULL);
-    pthread_mutex_unlock(&g->m->slot_lock);
     llama_sampler_free(g->smpl);
     pc_emit_free(&g->emit);
     free(g);

@@ -171,8 +171,29 @@ static const struct pc_http_route *route(const struct pc_http *h, const char *me
     return NULL;
 }
 
-static void dispatch(struct pc_http *h, struct conn *c, const char *method, const char *url,
-                     struct pc_http_reply *reply)
+const char *pc_http_query(const struct pc_http_req *req, const char *name)
+{
+    for (size_t i = 0; i < req->n_query; i++)
+        if (strcmp(req->query[i].name, name) == 0)
+            return req->query[i].value;
+    return NULL;
+}
+
+static enum MHD_Result collect_query(void *cls, enum MHD_ValueKind kind, const char *key,
+                                     const char *value)
+{
+    struct pc_http_req *req = cls;
+    (void)kind;
+    if (req->n_query == sizeof(req->query) / sizeof(req->query[0]))
+        return MHD_NO;
+    snprintf(req->query[req->n_query].name, sizeof(req->query[0].name), "%s", key);
+    snprintf(req->query[req->n_query].value, sizeof(req->query[0].value), "%s", value ? value : "");
+    req->n_query++;
+    return MHD_YES;
+}
+
+static void dispatch(struct pc_http *h, struct MHD_Connection *mc, struct conn *c,
+                     const char *method, const char *url, struct pc_http_reply *reply)
 {
     bool known;
     struct pc_http_req req = {
@@ -182,6 +203,7 @@ static void dispatch(struct pc_http *h, struct conn *c, const char *method, cons
         .body_len = c->body.len,
         .srv = h->srv,
     };
+    MHD_get_connection_values(mc, MHD_GET_ARGUMENT_KIND, collect_query, &req);
     const struct pc_http_route *rt = route(h, method, url, &known, &req);
     if (c->too_large) {
         pc_http_reply_error(reply, 413, "request body is larger than %zu bytes", h->max_body);
@@ -224,7 +246,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
     }
 
     struct pc_http_reply reply = {0};
-    dispatch(h, c, method, url, &reply);
+    dispatch(h, mc, c, method, url, &reply);
     int status = reply.status ? reply.status : 500;
     const char *type = reply.content_type;
     struct MHD_Response *resp = make_response(&reply);

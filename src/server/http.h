@@ -19,6 +19,12 @@ struct pc_http_req {
     /* The path segments that matched "{}" in the route, in order (NUL-terminated copies). */
     char params[PC_HTTP_MAX_PARAMS][256];
     size_t n_params;
+    /* The query string's arguments ("?stream=models"), the first few. */
+    struct {
+        char name[64];
+        char value[256];
+    } query[8];
+    size_t n_query;
     const char *body; /* NUL-terminated; "" when there is none */
     size_t body_len;
     struct pc_server *srv;
@@ -39,6 +45,9 @@ struct pc_http_reply {
     size_t body_len;
     struct pc_http_stream stream; /* used when stream.next is set */
 };
+
+/* A query argument's value, or NULL. */
+const char *pc_http_query(const struct pc_http_req *req, const char *name);
 
 /* Reply helpers. They take ownership of what they are given. */
 void pc_http_reply_json(struct pc_http_reply *r, int status, char *json);

@@ -1,4 +1,5 @@
-/* infer.c - one inference request: store lookup, pool reference, generation, release. */
+/* infer.c - one inference request: store lookup, pool reference, snapshot match, generation,
+ * release, events. */
 #include "infer.h"
 
 #include <limits.h>
@@ -13,34 +14,43 @@
 enum pc_err pc_infer_open(struct pc_server *srv, const char *name, int64_t keep_alive_ns,
                           struct pc_infer **out, struct pc_error *err)
 {
-    char path[PATH_MAX], norm[256];
+    char path[PATH_MAX];
     int64_t t0 = pc_clock_mono_ns();
 
     *out = NULL;
-    enum pc_err rc = pc_store_name(name, norm, sizeof(norm), err);
-    if (rc != PC_OK)
-        return rc;
-    rc = pc_store_path(srv->cfg.models_dir, name, path, sizeof(path), err);
-    if (rc != PC_OK)
-        return rc;
-
     struct pc_infer *inf = calloc(1, sizeof(*inf));
     if (inf == NULL)
         return pc_error_set(err, PC_ERR_NOMEM, "out of memory");
+    enum pc_err rc = pc_store_name(name, inf->norm, sizeof(inf->norm), err);
+    if (rc == PC_OK)
+        rc = pc_store_path(srv->cfg.models_dir, name, path, sizeof(path), err);
+    if (rc == PC_OK)
+        rc = pc_model_key(path, inf->key, err);
+    if (rc != PC_OK) {
+        free(inf);
+        return rc;
+    }
     inf->srv = srv;
     inf->start_ns = t0;
     inf->keep_alive_ns = keep_alive_ns;
     snprintf(inf->model, sizeof(inf->model), "%s", name);
     atomic_init(&inf->cancel, false);
+    pc_uuid(inf->id);
 
     bool loaded = false;
-    rc = pc_pool_acquire(srv->pool, norm, path, keep_alive_ns, &inf->entry, &loaded, err);
+    rc = pc_pool_acquire(srv->pool, inf->norm, path, keep_alive_ns, &inf->entry, &loaded, err);
     if (rc != PC_OK) {
+        pc_events_publish(srv->events, PC_EV_MODEL_FAILED, inf->norm, inf->id,
+                          json_pack("{s:s}", "error", err ? err->msg : ""));
         free(inf);
         return rc;
     }
-    if (loaded)
+    if (loaded) {
         inf->load_ns = pc_clock_mono_ns() - t0;
+        pc_snapstore_attach(srv->snapshots, pc_infer_model(inf));
+        pc_events_publish(srv->events, PC_EV_MODEL_LOADED, inf->norm, inf->id,
+                          json_pack("{s:I}", "load_time_ms", (json_int_t)(inf->load_ns / 1000000)));
+    }
     *out = inf;
     return PC_OK;
 }
@@ -53,8 +63,21 @@ struct pc_model *pc_infer_model(const struct pc_infer *inf)
 enum pc_err pc_infer_start(struct pc_infer *inf, const char *prompt,
                            const struct pc_sampling *sampling, struct pc_error *err)
 {
-    struct pc_gen_request req = {.prompt = prompt, .sampling = *sampling, .cancel = &inf->cancel};
-    return pc_gen_start(pc_infer_model(inf), &req, &inf->gen, err);
+    struct pc_model *m = pc_infer_model(inf);
+    int32_t *toks = NULL;
+    size_t n = 0;
+    enum pc_err rc = pc_model_tokenize(m, prompt, &toks, &n, err);
+    if (rc != PC_OK)
+        return rc;
+    pc_events_publish(inf->srv->events, PC_EV_LLM_REQUESTED, inf->norm, inf->id,
+                      json_pack("{s:I}", "prompt_tokens", (json_int_t)n));
+    pc_slot_acquire(m, PC_PRIO_USER, &inf->slot);
+    pc_snapstore_restore_best(inf->srv->snapshots, inf->slot, inf->key, toks, n, &inf->restore);
+    struct pc_gen_request req = {
+        .tokens = toks, .n_tokens = n, .sampling = *sampling, .cancel = &inf->cancel};
+    rc = pc_gen_start(inf->slot, &req, &inf->gen, err);
+    free(toks);
+    return rc;
 }
 
 void pc_infer_close(struct pc_infer *inf)
@@ -62,8 +85,23 @@ void pc_infer_close(struct pc_infer *inf)
     if (inf == NULL)
         return;
     atomic_store(&inf->cancel, true);
-    pc_gen_free(inf->gen); /* the model's slot first, then the model */
+    json_t *data = json_object();
+    if (inf->gen != NULL) {
+        const struct pc_gen_stats *st = pc_gen_stats(inf->gen);
+        const char *reason = pc_gen_done_reason(inf->gen);
+        json_object_set_new(data, "prompt_tokens", json_integer(st->prompt_tokens));
+        json_object_set_new(data, "cached_tokens", json_integer(st->cached_tokens));
+        json_object_set_new(data, "eval_tokens", json_integer(st->eval_tokens));
+        json_object_set_new(data, "done_reason", json_string(reason ? reason : "cancel"));
+    }
+    /* The context first (its sequence stays live), then the model. */
+    pc_gen_free(inf->gen);
+    pc_slot_release(inf->slot);
     pc_pool_release(inf->srv->pool, inf->entry);
+    if (inf->slot != NULL)
+        pc_events_publish(inf->srv->events, PC_EV_LLM_COMPLETED, inf->norm, inf->id, data);
+    else
+        json_decref(data);
     free(inf);
 }
 

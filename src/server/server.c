@@ -2,6 +2,7 @@
 #include "serverInt.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +11,8 @@
 #include "../base/clock.h"
 #include "../base/duration.h"
 #include "../base/file.h"
+#include "../base/fmt.h"
+#include "../store/store.h"
 #include "../base/log.h"
 #include "infer.h"
 
@@ -82,6 +85,15 @@ static enum pc_err env_uint(const char *name, long min, long max, long *out, str
     return PC_OK;
 }
 
+enum pc_err pc_server_set_home(struct pc_server_config *cfg, const char *home, struct pc_error *err)
+{
+    if (strlen(home) + 16 >= sizeof(cfg->home))
+        return pc_error_set(err, PC_ERR_INVALID, "\"%s\" is too long", home);
+    snprintf(cfg->home, sizeof(cfg->home), "%s", home);
+    snprintf(cfg->models_dir, sizeof(cfg->models_dir), "%s/models", home);
+    return PC_OK;
+}
+
 enum pc_err pc_server_config_from_env(struct pc_server_config *cfg, struct pc_error *err)
 {
     memset(cfg, 0, sizeof(*cfg));
@@ -99,14 +111,33 @@ enum pc_err pc_server_config_from_env(struct pc_server_config *cfg, struct pc_er
 
     const char *home = getenv("PRECHARGE_HOME");
     const char *user_home = getenv("HOME");
-    int n;
-    if (home != NULL && *home != '\0')
-        n = snprintf(cfg->models_dir, sizeof(cfg->models_dir), "%s/models", home);
-    else
-        n = snprintf(cfg->models_dir, sizeof(cfg->models_dir), "%s/.precharge/models",
-                     user_home ? user_home : ".");
-    if ((size_t)n >= sizeof(cfg->models_dir))
-        return pc_error_set(err, PC_ERR_INVALID, "PRECHARGE_HOME is too long");
+    char dflt[1024];
+    if (home == NULL || *home == '\0') {
+        snprintf(dflt, sizeof(dflt), "%.1000s/.precharge", user_home ? user_home : ".");
+        home = dflt;
+    }
+    if (pc_server_set_home(cfg, home, &inner) != PC_OK)
+        return pc_error_set(err, PC_ERR_INVALID, "PRECHARGE_HOME: %s", inner.msg);
+    cfg->snapshot_ram = 1ull << 30;
+    cfg->snapshot_disk = 8ull << 30;
+    cfg->debounce_ns = 250ll * 1000000;
+    static const struct {
+        const char *name;
+        size_t offset;
+    } sizes[] = {
+        {"PRECHARGE_SNAPSHOT_RAM", offsetof(struct pc_server_config, snapshot_ram)},
+        {"PRECHARGE_SNAPSHOT_DISK", offsetof(struct pc_server_config, snapshot_disk)},
+    };
+    for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+        v = getenv(sizes[i].name);
+        if (v != NULL && *v != '\0' &&
+            pc_parse_bytes(v, (uint64_t *)((char *)cfg + sizes[i].offset)) != 0)
+            return pc_error_set(err, PC_ERR_INVALID, "%s=\"%s\": expected a size such as 2G",
+                                sizes[i].name, v);
+    }
+    v = getenv("PRECHARGE_DEBOUNCE");
+    if (v != NULL && *v != '\0' && pc_duration_parse(v, &cfg->debounce_ns, &inner) != PC_OK)
+        return pc_error_set(err, PC_ERR_INVALID, "PRECHARGE_DEBOUNCE: %s", inner.msg);
 
     v = getenv("PRECHARGE_KEEP_ALIVE");
     if (v != NULL && *v != '\0' &&
@@ -131,8 +162,26 @@ enum pc_err pc_server_config_from_env(struct pc_server_config *cfg, struct pc_er
 /* Every API family's routes. */
 static const struct pc_http_route *const route_tables[] = {
     pc_ollama_routes,
+    pc_precharge_routes,
     NULL,
 };
+
+/* ModelsDiscovered: what the store holds at start. */
+static void discover(struct pc_server *s)
+{
+    struct pc_store_entry *list = NULL;
+    size_t n = 0;
+    if (pc_store_list(s->cfg.models_dir, &list, &n, NULL) != PC_OK)
+        return;
+    json_t *names = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(names, json_string(list[i].name));
+    free(list);
+    char id[37];
+    pc_uuid(id);
+    pc_events_publish(s->events, PC_EV_MODELS_DISCOVERED, NULL, id,
+                      json_pack("{s:o, s:s}", "models", names, "category", "local"));
+}
 
 enum pc_err pc_server_start(const struct pc_server_config *cfg, struct pc_server **out,
                             struct pc_error *err)
@@ -146,17 +195,38 @@ enum pc_err pc_server_start(const struct pc_server_config *cfg, struct pc_server
     if (rc != PC_OK)
         goto fail;
     s->pool = pc_pool_new(&cfg->pool);
-    if (s->pool == NULL) {
+    s->events = pc_events_new(1024);
+    if (s->pool == NULL || s->events == NULL) {
         rc = pc_error_set(err, PC_ERR_NOMEM, "server: cannot start the model pool");
         goto fail;
     }
+    char snapdir[1100];
+    snprintf(snapdir, sizeof(snapdir), "%s/snapshots", cfg->home);
+    rc = pc_snapstore_open(snapdir, cfg->snapshot_ram, cfg->snapshot_disk, &s->snapshots, err);
+    if (rc != PC_OK)
+        goto fail;
+    struct pc_precharger_config pcfg = {
+        .models_dir = cfg->models_dir,
+        .pool = s->pool,
+        .snapshots = s->snapshots,
+        .events = s->events,
+        .debounce_ns = cfg->debounce_ns,
+        .workers = 2,
+    };
+    rc = pc_precharger_start(&pcfg, &s->precharger, err);
+    if (rc != PC_OK)
+        goto fail;
+    discover(s);
     rc = pc_http_start(cfg->host, cfg->port, route_tables, cfg->max_body, s, &s->http, err);
     if (rc != PC_OK)
         goto fail;
     *out = s;
     return PC_OK;
 fail:
+    pc_precharger_stop(s->precharger);
     pc_pool_free(s->pool);
+    pc_snapstore_close(s->snapshots);
+    pc_events_free(s->events);
     free(s);
     return rc;
 }
@@ -210,8 +280,12 @@ void pc_server_stop(struct pc_server *s)
     for (size_t i = 0; i < s->n_preload; i++)
         free(s->preload[i]);
     free(s->preload);
-    pc_http_stop(s->http); /* waits for the connections, and so for their models */
+    pc_events_close(s->events); /* event streams end, so that their connections close */
+    pc_http_stop(s->http);      /* waits for the connections, and so for their models */
+    pc_precharger_stop(s->precharger);
     pc_pool_free(s->pool);
+    pc_snapstore_close(s->snapshots);
+    pc_events_free(s->events);
     free(s);
 }
 

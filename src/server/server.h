@@ -8,17 +8,26 @@
 #include "../pool/pool.h"
 
 struct pc_server_config {
-    char host[256];        /* listen address; 127.0.0.1 by default */
-    int port;              /* 11435 by default; 0 = ephemeral */
-    char models_dir[1024]; /* $PRECHARGE_HOME/models */
-    size_t max_body;       /* request body limit in bytes */
+    char host[256];         /* listen address; 127.0.0.1 by default */
+    int port;               /* 11435 by default; 0 = ephemeral */
+    char home[1024];        /* $PRECHARGE_HOME: models/, snapshots/ */
+    char models_dir[1100];  /* $PRECHARGE_HOME/models */
+    uint64_t snapshot_ram;  /* RAM tier budget, bytes */
+    uint64_t snapshot_disk; /* disk tier budget, bytes */
+    int64_t debounce_ns;    /* precharge debounce window */
+    size_t max_body;        /* request body limit in bytes */
     struct pc_pool_config pool;
 };
 
 /* Defaults, then PRECHARGE_HOST ("host:port", "host", ":port", "[::1]:port"), PRECHARGE_HOME,
  * PRECHARGE_KEEP_ALIVE, PRECHARGE_MAX_LOADED_MODELS, PRECHARGE_CONTEXT_LENGTH,
- * PRECHARGE_THREADS. Fails with the variable named when one is malformed. */
+ * PRECHARGE_THREADS, PRECHARGE_SNAPSHOT_RAM, PRECHARGE_SNAPSHOT_DISK, PRECHARGE_DEBOUNCE.
+ * Fails with the variable named when one is malformed. */
 enum pc_err pc_server_config_from_env(struct pc_server_config *cfg /* OUT */, struct pc_error *err);
+
+/* Set cfg->home and the directories under it. */
+enum pc_err pc_server_set_home(struct pc_server_config *cfg, const char *home,
+                               struct pc_error *err);
 
 /* Parse "host:port" forms into cfg->host and cfg->port. */
 enum pc_err pc_server_parse_hostport(const char *s, struct pc_server_config *cfg,

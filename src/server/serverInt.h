@@ -7,12 +7,18 @@
 
 #include <jansson.h>
 
+#include "../precharge/events.h"
+#include "../precharge/precharge.h"
+#include "../precharge/snapshot.h"
 #include "http.h"
 #include "server.h"
 
 struct pc_server {
     struct pc_server_config cfg;
     struct pc_pool *pool;
+    struct pc_events *events;
+    struct pc_snapstore *snapshots;
+    struct pc_precharger *precharger;
     struct pc_http *http;
     char **preload; /* names to warm at start; owned */
     size_t n_preload;
@@ -21,6 +27,7 @@ struct pc_server {
 };
 
 extern const struct pc_http_route pc_ollama_routes[];
+extern const struct pc_http_route pc_precharge_routes[];
 
 /* Parse a request body as a JSON object. On failure fills reply with a 400 naming the problem
  * and returns NULL. The caller owns the result (json_decref). */

@@ -134,7 +134,9 @@ static char *generate(struct pc_model *m, const char *prompt, int n, const char 
     req.sampling.n_stop = n_stops;
     struct pc_gen *g = NULL;
     struct pc_error err = {0};
-    assert_int_equal(pc_gen_start(m, &req, &g, &err), PC_OK);
+    struct pc_slot *slot = NULL;
+    pc_slot_acquire(m, PC_PRIO_USER, &slot);
+    assert_int_equal(pc_gen_start(slot, &req, &g, &err), PC_OK);
     struct pc_buf text = PC_BUF_INIT;
     for (;;) {
         const char *t;
@@ -150,6 +152,7 @@ static char *generate(struct pc_model *m, const char *prompt, int n, const char 
     if (reason)
         snprintf(reason, rsize, "%s", pc_gen_done_reason(g));
     pc_gen_free(g);
+    pc_slot_release(slot);
     return pc_buf_steal(&text);
 }
 
@@ -214,7 +217,9 @@ static void test_cancel_stops_at_next_token(void **state)
         .prompt = "Hello", .sampling = pc_sampling_default(), .cancel = &cancel};
     struct pc_gen *g = NULL;
     struct pc_error err = {0};
-    assert_int_equal(pc_gen_start(m, &req, &g, &err), PC_OK);
+    struct pc_slot *slot = NULL;
+    pc_slot_acquire(m, PC_PRIO_USER, &slot);
+    assert_int_equal(pc_gen_start(slot, &req, &g, &err), PC_OK);
     const char *t;
     size_t len;
     bool done;
@@ -224,6 +229,7 @@ static void test_cancel_stops_at_next_token(void **state)
     assert_true(done);
     assert_string_equal(pc_gen_done_reason(g), "cancel");
     pc_gen_free(g);
+    pc_slot_release(slot);
 
     /* The slot is free again for the next request. */
     char *t2 = generate(m, "Hello", 2, NULL, 0, NULL, NULL, 0);
@@ -241,7 +247,10 @@ static void test_prompt_longer_than_context_is_refused(void **state)
     struct pc_gen_request req = {.prompt = long_prompt.data, .sampling = pc_sampling_default()};
     struct pc_gen *g = NULL;
     struct pc_error err = {0};
-    assert_int_equal(pc_gen_start(m, &req, &g, &err), PC_ERR_CTX_OVERFLOW);
+    struct pc_slot *slot = NULL;
+    pc_slot_acquire(m, PC_PRIO_USER, &slot);
+    assert_int_equal(pc_gen_start(slot, &req, &g, &err), PC_ERR_CTX_OVERFLOW);
+    pc_slot_release(slot);
     assert_null(g);
     assert_non_null(strstr(err.msg, "context window is 512 tokens"));
     pc_buf_free(&long_prompt);

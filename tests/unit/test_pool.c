@@ -165,8 +165,11 @@ static void test_unload_waits_for_the_last_user(void **state)
     struct pc_gen_request req = {.prompt = "Hello", .sampling = pc_sampling_default()};
     req.sampling.num_predict = 2;
     struct pc_gen *g = NULL;
-    assert_int_equal(pc_gen_start(pc_pool_entry_model(e), &req, &g, &err), PC_OK);
+    struct pc_slot *slot = NULL;
+    pc_slot_acquire(pc_pool_entry_model(e), PC_PRIO_USER, &slot);
+    assert_int_equal(pc_gen_start(slot, &req, &g, &err), PC_OK);
     pc_gen_free(g);
+    pc_slot_release(slot);
 
     pc_pool_release(p, e);
     assert_true(eventually_gone(p, "a"));

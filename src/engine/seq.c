@@ -1,0 +1,362 @@
+/* seq.c - the model's slot (its context, taken by priority) and its live sequences: prefix
+ * matching, copy-on-write from precharged prefixes, eviction, export and import of KV state. */
+#include "engineInt.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "../base/clock.h"
+
+/* ---- the slot -------------------------------------------------------------------------- */
+
+static bool outranked(const struct pc_model *m, enum pc_priority prio)
+{
+    for (int p = PC_PRIO_USER; p < (int)prio; p++)
+        if (m->waiting[p] > 0)
+            return true;
+    return false;
+}
+
+void pc_slot_acquire(struct pc_model *m, enum pc_priority prio, struct pc_slot **out)
+{
+    pthread_mutex_lock(&m->lock);
+    m->waiting[prio]++;
+    while (m->owned || outranked(m, prio))
+        pthread_cond_wait(&m->released, &m->lock);
+    m->waiting[prio]--;
+    m->owned = true;
+    pthread_mutex_unlock(&m->lock);
+    m->slot.m = m;
+    *out = &m->slot;
+}
+
+void pc_slot_release(struct pc_slot *s)
+{
+    if (s == NULL)
+        return;
+    struct pc_model *m = s->m;
+    pthread_mutex_lock(&m->lock);
+    m->owned = false;
+    pthread_cond_broadcast(&m->released);
+    pthread_mutex_unlock(&m->lock);
+}
+
+struct pc_model *pc_slot_model(const struct pc_slot *s)
+{
+    return s->m;
+}
+
+void pc_model_set_evict_hook(struct pc_model *m, pc_seq_evict_fn fn, void *user)
+{
+    m->evict_hook = fn;
+    m->evict_user = user;
+}
+
+void pc_seqs_free(struct pc_model *m)
+{
+    for (int i = 0; i < PC_MAX_SEQS; i++)
+        free(m->seqs[i].toks);
+}
+
+/* ---- sequences ------------------------------------------------------------------------- */
+
+static size_t common_prefix(const llama_token *a, size_t na, const llama_token *b, size_t nb)
+{
+    size_t n = 0;
+    while (n < na && n < nb && a[n] == b[n])
+        n++;
+    return n;
+}
+
+static bool seq_push(struct pc_seq *q, const llama_token *toks, size_t n)
+{
+    if (q->n + n > q->cap) {
+        size_t cap = q->cap ? q->cap : 256;
+        while (cap < q->n + n)
+            cap *= 2;
+        llama_token *p = realloc(q->toks, cap * sizeof(*p));
+        if (p == NULL)
+            return false;
+        q->toks = p;
+        q->cap = cap;
+    }
+    memcpy(q->toks + q->n, toks, n * sizeof(*toks));
+    q->n += n;
+    return true;
+}
+
+static void seq_clear(struct pc_model *m, int seq)
+{
+    llama_memory_seq_rm(llama_get_memory(m->ctx), seq, -1, -1);
+    m->seqs[seq].n = 0;
+    m->seqs[seq].used = false;
+    m->seqs[seq].precharged = false;
+}
+
+/* Drop a live sequence, offering it to the evict hook first. */
+static void seq_evict(struct pc_model *m, int seq)
+{
+    struct pc_seq *q = &m->seqs[seq];
+    if (m->evict_hook != NULL && q->n > 0)
+        m->evict_hook(m->evict_user, &m->slot, seq, q->toks, q->n, q->precharged);
+    seq_clear(m, seq);
+}
+
+/* The least recently used sequence other than keep (-1 for none); -1 when there is none. */
+static int lru_seq(const struct pc_model *m, int keep, int keep2)
+{
+    int best = -1;
+    for (int i = 0; i < PC_MAX_SEQS; i++) {
+        const struct pc_seq *q = &m->seqs[i];
+        if (!q->used || i == keep || i == keep2)
+            continue;
+        if (best < 0 || q->last_used_ns < m->seqs[best].last_used_ns)
+            best = i;
+    }
+    return best;
+}
+
+/* A free sequence, evicting the least recently used one (never keep) when all are taken. */
+static int seq_alloc(struct pc_model *m, int keep)
+{
+    for (int i = 0; i < PC_MAX_SEQS; i++)
+        if (!m->seqs[i].used)
+            return i;
+    int victim = lru_seq(m, keep, -1);
+    if (victim >= 0)
+        seq_evict(m, victim);
+    return victim;
+}
+
+int pc_slot_best_live(const struct pc_slot *s, const int32_t *toks, size_t n, size_t *match)
+{
+    const struct pc_model *m = s->m;
+    int best = -1;
+    size_t best_n = 0;
+    for (int i = 0; i < PC_MAX_SEQS; i++) {
+        const struct pc_seq *q = &m->seqs[i];
+        if (!q->used)
+            continue;
+        size_t c = common_prefix(q->toks, q->n, toks, n);
+        /* Ties go to the sequence that the prompt extends whole: no cut needed. */
+        if (c > best_n || (c == best_n && c > 0 && c == q->n)) {
+            best = i;
+            best_n = c;
+        }
+    }
+    *match = best_n;
+    return best;
+}
+
+const int32_t *pc_slot_seq_tokens(const struct pc_slot *s, int seq, size_t *n)
+{
+    const struct pc_seq *q = &s->m->seqs[seq];
+    *n = q->used ? q->n : 0;
+    return q->toks;
+}
+
+size_t pc_slot_list(const struct pc_slot *s, struct pc_seq_info *out, size_t max)
+{
+    size_t n = 0;
+    for (int i = 0; i < PC_MAX_SEQS; i++) {
+        const struct pc_seq *q = &s->m->seqs[i];
+        if (!q->used)
+            continue;
+        if (n < max)
+            out[n] = (struct pc_seq_info){q->n, q->precharged, q->last_used_ns};
+        n++;
+    }
+    return n;
+}
+
+enum pc_err pc_seq_for_prompt(struct pc_model *m, const llama_token *toks, size_t n,
+                              bool for_precharge, int *seq, size_t *kept, struct pc_error *err)
+{
+    llama_memory_t mem = llama_get_memory(m->ctx);
+    size_t match = 0;
+    int src = pc_slot_best_live(&m->slot, toks, n, &match);
+    /* Leave at least the last token to decode: a request needs its logits. */
+    if (match == n && n > 0 && !for_precharge)
+        match = n - 1;
+
+    int dst;
+    if (src >= 0 && match > 0 && !m->seqs[src].precharged && !for_precharge) {
+        dst = src; /* a conversation goes on in place */
+    } else {
+        dst = seq_alloc(m, src);
+        if (dst < 0)
+            return pc_error_set(err, PC_ERR_CONTEXT, "no sequence is free in the context");
+        if (src >= 0 && match > 0) {
+            /* Shares the cells of the prefix: no KV data moves. */
+            llama_memory_seq_cp(mem, src, dst, 0, (llama_pos)match);
+            m->seqs[dst].n = 0;
+            if (!seq_push(&m->seqs[dst], m->seqs[src].toks, match))
+                return pc_error_set(err, PC_ERR_NOMEM, "out of memory");
+            m->seqs[src].last_used_ns = pc_clock_mono_ns();
+        }
+        m->seqs[dst].used = true;
+    }
+    struct pc_seq *q = &m->seqs[dst];
+    if (q->n > match) {
+        if (!llama_memory_seq_rm(mem, dst, (llama_pos)match, -1)) {
+            /* A recurrent state cannot be cut: start this sequence over. */
+            llama_memory_seq_rm(mem, dst, -1, -1);
+            match = 0;
+        }
+        q->n = match;
+    }
+    q->precharged = for_precharge;
+    q->last_used_ns = pc_clock_mono_ns();
+    *seq = dst;
+    *kept = match;
+    return PC_OK;
+}
+
+static enum pc_err decode_batch(struct pc_model *m, int seq, const llama_token *toks, int32_t n,
+                                bool want_logits, const atomic_bool *cancel, struct pc_error *err)
+{
+    struct pc_seq *q = &m->seqs[seq];
+    for (;;) {
+        struct llama_batch batch = llama_batch_init(n, 0, 1);
+        for (int32_t i = 0; i < n; i++) {
+            batch.token[i] = toks[i];
+            batch.pos[i] = (llama_pos)(q->n + (size_t)i);
+            batch.n_seq_id[i] = 1;
+            batch.seq_id[i][0] = seq;
+            batch.logits[i] = want_logits && i == n - 1;
+        }
+        batch.n_tokens = n;
+        int32_t rc = llama_decode(m->ctx, batch);
+        llama_batch_free(batch);
+        if (rc == 0)
+            break;
+        if (rc == 1) {
+            /* No room in the cache: drop the least recently used other sequence, try again. */
+            int victim = lru_seq(m, seq, -1);
+            if (victim >= 0) {
+                seq_evict(m, victim);
+                continue;
+            }
+            return pc_error_set(err, PC_ERR_CTX_OVERFLOW, "the context window (%u tokens) is full",
+                                m->info.n_ctx);
+        }
+        seq_clear(m, seq); /* what it holds after a failed decode is not known */
+        if (cancel != NULL && atomic_load(cancel))
+            return pc_error_set(err, PC_ERR_CANCELLED, "the request was cancelled");
+        return pc_error_set(err, PC_ERR_DECODE, "llama_decode() failed with %d", rc);
+    }
+    if (!seq_push(q, toks, (size_t)n))
+        return pc_error_set(err, PC_ERR_NOMEM, "decode: out of memory");
+    return PC_OK;
+}
+
+enum pc_err pc_seq_decode(struct pc_model *m, int seq, const llama_token *toks, size_t n,
+                          bool want_logits, const atomic_bool *cancel, struct pc_error *err)
+{
+    for (size_t i = 0; i < n;) {
+        if (cancel != NULL && atomic_load(cancel))
+            return pc_error_set(err, PC_ERR_CANCELLED, "the request was cancelled");
+        size_t chunk = n - i < (size_t)m->n_batch ? n - i : (size_t)m->n_batch;
+        enum pc_err rc = decode_batch(m, seq, toks + i, (int32_t)chunk,
+                                      want_logits && i + chunk == n, cancel, err);
+        if (rc != PC_OK)
+            return rc;
+        i += chunk;
+    }
+    m->seqs[seq].last_used_ns = pc_clock_mono_ns();
+    return PC_OK;
+}
+
+enum pc_err pc_slot_prefill(struct pc_slot *s, const int32_t *toks, size_t n,
+                            const atomic_bool *cancel, int *seq_out, struct pc_prefill_stats *st,
+                            struct pc_error *err)
+{
+    struct pc_model *m = s->m;
+    *st = (struct pc_prefill_stats){.tokens = (int32_t)n};
+    if (n == 0)
+        return pc_error_set(err, PC_ERR_INVALID, "the context to precharge is empty");
+    if (n >= m->info.n_ctx)
+        return pc_error_set(err, PC_ERR_CTX_OVERFLOW,
+                            "the context is %zu tokens, and the context window is %u tokens", n,
+                            m->info.n_ctx);
+    size_t match = 0;
+    int seq = pc_slot_best_live(s, toks, n, &match);
+    if (seq >= 0 && match == n && m->seqs[seq].n == n) {
+        /* Already live: a precharge of it again, or a conversation that is exactly this. */
+        m->seqs[seq].precharged = true;
+        m->seqs[seq].last_used_ns = pc_clock_mono_ns();
+        st->cached_tokens = (int32_t)n;
+        if (seq_out != NULL)
+            *seq_out = seq;
+        return PC_OK;
+    }
+    size_t kept;
+    enum pc_err rc = pc_seq_for_prompt(m, toks, n, true, &seq, &kept, err);
+    if (rc != PC_OK)
+        return rc;
+    st->cached_tokens = (int32_t)kept;
+    int64_t t0 = pc_clock_mono_ns();
+    rc = pc_seq_decode(m, seq, toks + kept, n - kept, false, cancel, err);
+    st->prefill_ns = pc_clock_mono_ns() - t0;
+    if (rc != PC_OK) {
+        seq_clear(m, seq);
+        return rc;
+    }
+    if (seq_out != NULL)
+        *seq_out = seq;
+    return PC_OK;
+}
+
+enum pc_err pc_slot_export(struct pc_slot *s, int seq, uint8_t **blob, size_t *size,
+                           struct pc_error *err)
+{
+    struct pc_model *m = s->m;
+    *blob = NULL;
+    *size = 0;
+    size_t need = llama_state_seq_get_size(m->ctx, seq);
+    uint8_t *buf = need ? malloc(need) : NULL;
+    if (buf == NULL)
+        return pc_error_set(err, PC_ERR_NOMEM, "cannot hold a %zu-byte snapshot", need);
+    size_t got = llama_state_seq_get_data(m->ctx, buf, need, seq);
+    if (got == 0) {
+        free(buf);
+        return pc_error_set(err, PC_ERR_DECODE, "llama.cpp could not serialize sequence %d", seq);
+    }
+    *blob = buf;
+    *size = got;
+    return PC_OK;
+}
+
+enum pc_err pc_slot_import(struct pc_slot *s, const uint8_t *blob, size_t size, const int32_t *toks,
+                           size_t n, bool precharged, int *seq_out, struct pc_error *err)
+{
+    struct pc_model *m = s->m;
+    if (llama_model_is_recurrent(m->model) || llama_model_is_hybrid(m->model))
+        return pc_error_set(err, PC_ERR_DECODE,
+                            "snapshots of recurrent or hybrid models are not restored");
+    int seq = seq_alloc(m, -1);
+    if (seq < 0)
+        return pc_error_set(err, PC_ERR_CONTEXT, "no sequence is free in the context");
+    llama_memory_seq_rm(llama_get_memory(m->ctx), seq, -1, -1);
+    size_t got = llama_state_seq_set_data(m->ctx, blob, size, seq);
+    /* Trust it only when the cells it brought back are the tokens it claims. */
+    llama_pos max = llama_memory_seq_pos_max(llama_get_memory(m->ctx), seq);
+    if (got == 0 || max + 1 != (llama_pos)n) {
+        seq_clear(m, seq);
+        return pc_error_set(err, PC_ERR_DECODE,
+                            "the snapshot does not fit this model's context (a different model "
+                            "file, or no room)");
+    }
+    struct pc_seq *q = &m->seqs[seq];
+    q->n = 0;
+    if (!seq_push(q, toks, n)) {
+        seq_clear(m, seq);
+        return pc_error_set(err, PC_ERR_NOMEM, "out of memory");
+    }
+    q->used = true;
+    q->precharged = precharged;
+    q->last_used_ns = pc_clock_mono_ns();
+    if (seq_out != NULL)
+        *seq_out = seq;
+    return PC_OK;
+}

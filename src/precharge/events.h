@@ -1,0 +1,71 @@
+/* events.h - the event bus: every lifecycle event, with its correlation id, kept in a ring
+ * for late readers and handed to waiting subscribers (the SSE stream). Publishing an event
+ * also moves the model's lifecycle state: events drive the states. */
+#ifndef PC_EVENTS_H
+#define PC_EVENTS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+enum pc_event_type {
+    PC_EV_MODELS_DISCOVERED,
+    PC_EV_PRECHARGE_REQUESTED,
+    PC_EV_PRECHARGE_COMPLETED,
+    PC_EV_LLM_REQUESTED,
+    PC_EV_LLM_COMPLETED,
+    PC_EV_MODEL_LOADED,
+    PC_EV_MODEL_EVICTED,
+    PC_EV_MODEL_LOADING,
+    PC_EV_MODEL_FAILED,
+};
+
+/* Seed 000's names ("PrechargeRequested") and streams ("precharge:requests"). */
+const char *pc_event_name(enum pc_event_type t);
+const char *pc_event_stream(enum pc_event_type t);
+
+enum pc_model_state {
+    PC_STATE_UNAVAILABLE,
+    PC_STATE_PRETRAINED, /* known and on disk, not loaded */
+    PC_STATE_LOADING,
+    PC_STATE_PRECHARGED, /* loaded, with its context ready */
+    PC_STATE_ACTIVE,     /* serving a request */
+    PC_STATE_FAILED,
+};
+
+const char *pc_state_name(enum pc_model_state s);
+
+struct pc_events;
+
+struct pc_events *pc_events_new(size_t ring_size);
+/* Wake every subscriber for good (the daemon stops), then free with pc_events_free. */
+void pc_events_close(struct pc_events *ev);
+void pc_events_free(struct pc_events *ev);
+
+/* Publish: data (taken) gets "type", "correlation_id" (when not NULL) and "model_id" (when not
+ * NULL) added. Returns the event's sequence number. */
+uint64_t pc_events_publish(struct pc_events *ev, enum pc_event_type type, const char *model_id,
+                           const char *correlation_id, json_t *data);
+
+/* Wait up to timeout_ms for events after *cursor whose stream is in streams (a comma list;
+ * NULL or "" for all). Appends each as an SSE frame ("id:", "event:", "data:") to out and moves
+ * *cursor. Returns false once the bus is closed. An event that fell off the ring is lost to a
+ * slow reader, and the "id:" numbers show the gap. */
+bool pc_events_wait(struct pc_events *ev, uint64_t *cursor, const char *streams, int timeout_ms,
+                    char **out /* OUT, malloc'd or NULL */);
+
+/* The last sequence number published (a new subscriber's starting cursor). */
+uint64_t pc_events_last(struct pc_events *ev);
+
+/* A model's state, as the events left it; PC_STATE_UNAVAILABLE for names never seen. Also the
+ * time it entered that state (wall ns) and the correlation id of the event that set it. */
+enum pc_model_state pc_events_state(struct pc_events *ev, const char *model_id,
+                                    int64_t *since_ns /* OUT, may be NULL */,
+                                    char corr[40] /* OUT, may be NULL */);
+
+/* A fresh UUID v4 in out. */
+void pc_uuid(char out[37]);
+
+#endif

@@ -1,0 +1,443 @@
+/* precharge.c - the precharge queue and its workers: priority order, merging, debounce, and
+ * the run of one job (load, render, restore, prefill, snapshot, result, events). */
+#include "precharge.h"
+
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "../base/clock.h"
+#include "../base/log.h"
+#include "../store/store.h"
+
+#define MAX_WORKERS 8
+#define KEEP_FINISHED 256 /* finished jobs kept for GET /api/precharge/{id} */
+
+enum job_state { JOB_QUEUED, JOB_RUNNING, JOB_DONE };
+
+struct job {
+    struct job *next;
+    char id[37];
+    char model[256];
+    char category[16];
+    char key[320];
+    json_t *messages; /* owned, or NULL */
+    char *prompt;     /* owned, or NULL */
+    char *content;    /* messages or prompt as text: what merging compares */
+    enum pc_priority priority;
+    uint64_t order;        /* submission order, for FIFO within a priority */
+    int64_t not_before_ns; /* monotonic: the debounce window */
+    enum job_state state;
+    json_t *result; /* once DONE */
+};
+
+struct pc_precharger {
+    struct pc_precharger_config cfg;
+    /* lock guards jobs, every job's state and result, next_order and stopping. */
+    pthread_mutex_t lock;
+    pthread_cond_t changed; /* a job was queued, changed or finished */
+    struct job *jobs;       /* newest first */
+    uint64_t next_order;
+    bool stopping;
+    pthread_t workers[MAX_WORKERS];
+    int n_workers;
+};
+
+static void job_free(struct job *j)
+{
+    if (j == NULL)
+        return;
+    json_decref(j->messages);
+    json_decref(j->result);
+    free(j->prompt);
+    free(j->content);
+    free(j);
+}
+
+/* ---- running one job --------------------------------------------------------------------- */
+
+struct outcome {
+    const char *status; /* ready | already_warm | failed */
+    int32_t context_tokens;
+    int64_t load_ns;
+    int64_t prefill_ns;
+    struct pc_restore restore;
+    struct pc_error err;
+};
+
+/* The job's context as tokens: messages as every later chat request that starts with them
+ * sees them, or a raw prompt as it is. *toks is malloc'd. */
+static enum pc_err job_tokens(const struct job *j, struct pc_model *m, int32_t **toks, size_t *n,
+                              struct pc_error *err)
+{
+    if (j->messages == NULL)
+        return pc_model_tokenize(m, j->prompt, toks, n, err);
+    size_t count = json_array_size(j->messages);
+    struct pc_chat_msg *msgs = calloc(count ? count : 1, sizeof(*msgs));
+    if (msgs == NULL)
+        return pc_error_set(err, PC_ERR_NOMEM, "out of memory");
+    for (size_t i = 0; i < count; i++) {
+        json_t *msg = json_array_get(j->messages, i);
+        msgs[i].role = json_string_value(json_object_get(msg, "role"));
+        msgs[i].content = json_string_value(json_object_get(msg, "content"));
+    }
+    enum pc_err rc = pc_model_prefix_tokens(m, msgs, count, toks, n, err);
+    free(msgs);
+    return rc;
+}
+
+static bool resident(struct pc_pool *pool, const char *name)
+{
+    struct pc_pool_status *st = NULL;
+    size_t n = pc_pool_list(pool, &st);
+    bool found = false;
+    for (size_t i = 0; i < n && !found; i++)
+        found = strcmp(st[i].name, name) == 0;
+    free(st);
+    return found;
+}
+
+/* Prefill toks into the model under the job's priority, and save the snapshot through. */
+static void prefill(struct pc_precharger *pc, const struct job *j, struct pc_model *m,
+                    const char *key, const int32_t *toks, size_t n, struct outcome *o)
+{
+    struct pc_slot *slot = NULL;
+    struct pc_prefill_stats st = {0};
+    int seq = -1;
+    uint8_t *blob = NULL;
+    size_t size = 0;
+
+    pc_slot_acquire(m, j->priority, &slot);
+    pc_snapstore_restore_best(pc->cfg.snapshots, slot, key, toks, n, &o->restore);
+    enum pc_err rc = pc_slot_prefill(slot, toks, n, NULL, &seq, &st, &o->err);
+    /* Serialized under the slot, written to disk after it. */
+    if (rc == PC_OK && st.cached_tokens < (int32_t)n)
+        rc = pc_slot_export(slot, seq, &blob, &size, &o->err);
+    pc_slot_release(slot);
+    if (rc != PC_OK) {
+        o->status = "failed";
+        return;
+    }
+    o->context_tokens = (int32_t)n;
+    o->prefill_ns = st.prefill_ns;
+    o->status = st.cached_tokens == (int32_t)n ? "already_warm" : "ready";
+    if (blob != NULL) {
+        struct pc_snapshot_meta meta;
+        memset(&meta, 0, sizeof(meta));
+        snprintf(meta.model, sizeof(meta.model), "%.63s", j->model);
+        snprintf(meta.category, sizeof(meta.category), "%s", j->category);
+        struct pc_error serr = {0};
+        if (pc_snapstore_save(pc->cfg.snapshots, key, &meta, toks, n, blob, size, true, &serr) !=
+            PC_OK)
+            pc_log_warn("precharge", "%s: the snapshot was not saved: %s", j->id, serr.msg);
+    }
+}
+
+static void run_job(struct pc_precharger *pc, const struct job *j, struct outcome *o)
+{
+    char path[PATH_MAX], key[17];
+    struct pc_pool_entry *entry = NULL;
+    int32_t *toks = NULL;
+    size_t n = 0;
+    bool loaded = false;
+
+    o->status = "failed";
+    if (pc_store_path(pc->cfg.models_dir, j->model, path, sizeof(path), &o->err) != PC_OK)
+        return;
+    bool was_resident = resident(pc->cfg.pool, j->model);
+    if (!was_resident)
+        pc_events_publish(pc->cfg.events, PC_EV_MODEL_LOADING, j->model, j->id, NULL);
+    int64_t t0 = pc_clock_mono_ns();
+    if (pc_pool_acquire(pc->cfg.pool, j->model, path, -1, &entry, &loaded, &o->err) != PC_OK) {
+        pc_events_publish(pc->cfg.events, PC_EV_MODEL_FAILED, j->model, j->id,
+                          json_pack("{s:s}", "error", o->err.msg));
+        return;
+    }
+    struct pc_model *m = pc_pool_entry_model(entry);
+    if (loaded) {
+        o->load_ns = pc_clock_mono_ns() - t0;
+        pc_snapstore_attach(pc->cfg.snapshots, m);
+        pc_events_publish(pc->cfg.events, PC_EV_MODEL_LOADED, j->model, j->id,
+                          json_pack("{s:I}", "load_time_ms", (json_int_t)(o->load_ns / 1000000)));
+    }
+    if (pc_model_key(path, key, &o->err) == PC_OK && job_tokens(j, m, &toks, &n, &o->err) == PC_OK)
+        prefill(pc, j, m, key, toks, n, o);
+    free(toks);
+    pc_pool_release(pc->cfg.pool, entry);
+}
+
+static json_t *result_json(const struct job *j, const struct outcome *o)
+{
+    json_t *r =
+        json_pack("{s:s, s:s, s:s, s:s, s:i, s:I, s:I}", "correlation_id", j->id, "model_id",
+                  j->model, "category", j->category, "status", o->status, "context_tokens",
+                  o->context_tokens, "load_time_ms", (json_int_t)(o->load_ns / 1000000),
+                  "prefill_time_ms", (json_int_t)(o->prefill_ns / 1000000));
+    if (r == NULL)
+        return NULL;
+    json_object_set_new(r, "error",
+                        strcmp(o->status, "failed") == 0 ? json_string(o->err.msg) : json_null());
+    json_object_set_new(
+        r, "restored_from",
+        o->restore.tier == PC_TIER_LIVE ? json_null() : json_string(pc_tier_name(o->restore.tier)));
+    if (o->restore.failed)
+        json_object_set_new(r, "restore_error", json_string(o->restore.reason));
+    return r;
+}
+
+/* ---- the queue --------------------------------------------------------------------------- */
+
+/* Lock held: the job to run now, or NULL; *wake_ns gets the next debounce deadline. */
+static struct job *next_job(struct pc_precharger *pc, int64_t now, int64_t *wake_ns)
+{
+    struct job *best = NULL;
+    *wake_ns = INT64_MAX;
+    for (struct job *j = pc->jobs; j; j = j->next) {
+        if (j->state != JOB_QUEUED)
+            continue;
+        if (j->not_before_ns > now) {
+            if (j->not_before_ns < *wake_ns)
+                *wake_ns = j->not_before_ns;
+            continue;
+        }
+        if (best == NULL || j->priority < best->priority ||
+            (j->priority == best->priority && j->order < best->order))
+            best = j;
+    }
+    return best;
+}
+
+/* Lock held: forget the oldest finished jobs beyond KEEP_FINISHED. */
+static void trim(struct pc_precharger *pc)
+{
+    size_t done = 0;
+    for (struct job **pp = &pc->jobs; *pp;) {
+        struct job *j = *pp;
+        if (j->state == JOB_DONE && ++done > KEEP_FINISHED) {
+            *pp = j->next;
+            job_free(j);
+            continue;
+        }
+        pp = &j->next;
+    }
+}
+
+static void *worker_main(void *arg)
+{
+    struct pc_precharger *pc = arg;
+    pthread_mutex_lock(&pc->lock);
+    while (!pc->stopping) {
+        int64_t wake;
+        struct job *j = next_job(pc, pc_clock_mono_ns(), &wake);
+        if (j == NULL) {
+            if (wake == INT64_MAX) {
+                pthread_cond_wait(&pc->changed, &pc->lock);
+            } else {
+                struct timespec ts = {.tv_sec = wake / 1000000000, .tv_nsec = wake % 1000000000};
+                pthread_cond_timedwait(&pc->changed, &pc->lock, &ts);
+            }
+            continue;
+        }
+        j->state = JOB_RUNNING;
+        pthread_mutex_unlock(&pc->lock);
+
+        /* The job's fields but state and result do not change once it runs. */
+        struct outcome o = {0};
+        run_job(pc, j, &o);
+        json_t *r = result_json(j, &o);
+        pc_events_publish(pc->cfg.events, PC_EV_PRECHARGE_COMPLETED, j->model, j->id,
+                          json_deep_copy(r));
+        pc_log_info("precharge", "%s %s: %s, %d tokens, load %lld ms, prefill %lld ms%s%s", j->id,
+                    j->model, o.status, o.context_tokens, (long long)(o.load_ns / 1000000),
+                    (long long)(o.prefill_ns / 1000000),
+                    strcmp(o.status, "failed") == 0 ? ": " : "",
+                    strcmp(o.status, "failed") == 0 ? o.err.msg : "");
+
+        pthread_mutex_lock(&pc->lock);
+        j->result = r;
+        j->state = JOB_DONE;
+        trim(pc);
+        pthread_cond_broadcast(&pc->changed);
+    }
+    pthread_mutex_unlock(&pc->lock);
+    return NULL;
+}
+
+enum pc_err pc_precharger_start(const struct pc_precharger_config *cfg, struct pc_precharger **out,
+                                struct pc_error *err)
+{
+    *out = NULL;
+    struct pc_precharger *pc = calloc(1, sizeof(*pc));
+    if (pc == NULL)
+        return pc_error_set(err, PC_ERR_NOMEM, "precharge: out of memory");
+    pc->cfg = *cfg;
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_mutex_init(&pc->lock, NULL);
+    pthread_cond_init(&pc->changed, &ca);
+    pthread_condattr_destroy(&ca);
+    int want = cfg->workers < 1 ? 1 : cfg->workers > MAX_WORKERS ? MAX_WORKERS : cfg->workers;
+    for (int i = 0; i < want; i++) {
+        if (pthread_create(&pc->workers[i], NULL, worker_main, pc) != 0)
+            break;
+        pc->n_workers++;
+    }
+    if (pc->n_workers == 0) {
+        pc_precharger_stop(pc);
+        return pc_error_set(err, PC_ERR_NOMEM, "precharge: cannot start a worker thread");
+    }
+    *out = pc;
+    return PC_OK;
+}
+
+void pc_precharger_stop(struct pc_precharger *pc)
+{
+    if (pc == NULL)
+        return;
+    pthread_mutex_lock(&pc->lock);
+    pc->stopping = true;
+    pthread_cond_broadcast(&pc->changed);
+    pthread_mutex_unlock(&pc->lock);
+    for (int i = 0; i < pc->n_workers; i++)
+        pthread_join(pc->workers[i], NULL);
+    for (struct job *j = pc->jobs, *next; j; j = next) {
+        next = j->next;
+        job_free(j);
+    }
+    pthread_cond_destroy(&pc->changed);
+    pthread_mutex_destroy(&pc->lock);
+    free(pc);
+}
+
+static struct job *find_job(struct pc_precharger *pc, const char *id)
+{
+    for (struct job *j = pc->jobs; j; j = j->next)
+        if (strcmp(j->id, id) == 0)
+            return j;
+    return NULL;
+}
+
+static struct job *new_job(const struct pc_precharge_req *req, const char *content)
+{
+    struct job *j = calloc(1, sizeof(*j));
+    if (j == NULL)
+        return NULL;
+    pc_uuid(j->id);
+    snprintf(j->model, sizeof(j->model), "%s", req->model);
+    snprintf(j->category, sizeof(j->category), "%s", req->category ? req->category : "local");
+    snprintf(j->key, sizeof(j->key), "%s\n%s", req->key ? req->key : req->model, j->category);
+    j->priority = req->priority;
+    j->content = strdup(content);
+    j->messages = req->messages ? json_deep_copy(req->messages) : NULL;
+    j->prompt = req->prompt ? strdup(req->prompt) : NULL;
+    if (j->content == NULL || (req->messages && !j->messages) || (req->prompt && !j->prompt)) {
+        job_free(j);
+        return NULL;
+    }
+    return j;
+}
+
+enum pc_err pc_precharge_submit(struct pc_precharger *pc, const struct pc_precharge_req *req,
+                                char out[37], struct pc_error *err)
+{
+    char path[PATH_MAX];
+    enum pc_err rc = pc_store_path(pc->cfg.models_dir, req->model, path, sizeof(path), err);
+    if (rc != PC_OK)
+        return rc;
+    char *content = req->messages ? json_dumps(req->messages, JSON_COMPACT | JSON_SORT_KEYS)
+                                  : strdup(req->prompt ? req->prompt : "");
+    if (content == NULL)
+        return pc_error_set(err, PC_ERR_NOMEM, "out of memory");
+    const char *category = req->category ? req->category : "local";
+    char key[320];
+    snprintf(key, sizeof(key), "%s\n%s", req->key ? req->key : req->model, category);
+
+    pthread_mutex_lock(&pc->lock);
+    struct job *same = NULL, *debounced = NULL;
+    for (struct job *j = pc->jobs; j; j = j->next) {
+        if (j->state == JOB_DONE)
+            continue;
+        if (strcmp(j->model, req->model) == 0 && strcmp(j->content, content) == 0 &&
+            strcmp(j->category, category) == 0)
+            same = j;
+        else if (j->state == JOB_QUEUED && strcmp(j->key, key) == 0)
+            debounced = j;
+    }
+    if (same != NULL) {
+        /* Merged: one prefill serves both; the higher priority wins. */
+        if (req->priority < same->priority)
+            same->priority = req->priority;
+        snprintf(out, 37, "%s", same->id);
+        pthread_mutex_unlock(&pc->lock);
+        free(content);
+        return PC_OK;
+    }
+    struct job *j = new_job(req, content);
+    free(content);
+    if (j == NULL) {
+        pthread_mutex_unlock(&pc->lock);
+        return pc_error_set(err, PC_ERR_NOMEM, "out of memory");
+    }
+    if (debounced != NULL) {
+        /* A newer context for the same key replaces the queued one, under its id. */
+        snprintf(j->id, sizeof(j->id), "%s", debounced->id);
+        if (debounced->priority < j->priority)
+            j->priority = debounced->priority;
+        for (struct job **pp = &pc->jobs; *pp; pp = &(*pp)->next) {
+            if (*pp == debounced) {
+                *pp = debounced->next;
+                break;
+            }
+        }
+        job_free(debounced);
+    }
+    j->order = pc->next_order++;
+    j->not_before_ns = pc_clock_mono_ns() + pc->cfg.debounce_ns;
+    j->next = pc->jobs;
+    pc->jobs = j;
+    snprintf(out, 37, "%s", j->id);
+    pthread_cond_broadcast(&pc->changed);
+    pthread_mutex_unlock(&pc->lock);
+
+    static const char *const prio_names[] = {"user", "high", "normal", "low"};
+    pc_events_publish(pc->cfg.events, PC_EV_PRECHARGE_REQUESTED, req->model, out,
+                      json_pack("{s:s, s:s, s:O*, s:s*}", "category", category, "priority",
+                                prio_names[req->priority], "context", req->messages, "prompt",
+                                req->prompt));
+    return PC_OK;
+}
+
+static json_t *status_json(const struct job *j)
+{
+    if (j->state == JOB_DONE)
+        return json_deep_copy(j->result);
+    return json_pack("{s:s, s:s, s:s, s:s}", "correlation_id", j->id, "model_id", j->model,
+                     "category", j->category, "status",
+                     j->state == JOB_QUEUED ? "queued" : "running");
+}
+
+json_t *pc_precharge_get(struct pc_precharger *pc, const char *id, int timeout_ms)
+{
+    struct timespec deadline;
+    clock_gettime(CLOCK_MONOTONIC, &deadline);
+    deadline.tv_sec += timeout_ms / 1000;
+    deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
+    if (deadline.tv_nsec >= 1000000000) {
+        deadline.tv_sec++;
+        deadline.tv_nsec -= 1000000000;
+    }
+    pthread_mutex_lock(&pc->lock);
+    struct job *j = find_job(pc, id);
+    while (j != NULL && j->state != JOB_DONE && timeout_ms > 0 && !pc->stopping) {
+        if (pthread_cond_timedwait(&pc->changed, &pc->lock, &deadline) != 0)
+            break;
+        j = find_job(pc, id); /* a debounce may have replaced it */
+    }
+    json_t *r = j ? status_json(j) : NULL;
+    pthread_mutex_unlock(&pc->lock);
+    return r;
+}

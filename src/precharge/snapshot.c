@@ -1,0 +1,580 @@
+/* snapshot.c - the RAM and disk tiers of KV snapshots: save, demote, index, restore.
+ *
+ * A file on disk is one snapshot, written to a temp file, fsynced and renamed:
+ *   "PCSNAP01" | key[16] | u32 n_tokens | u32 flags | u64 blob_size | u64 created_ns |
+ *   model[64] | category[16] |
+ *   int32 tokens[n_tokens] | blob[blob_size] | u64 FNV-1a of everything before it
+ * The blob is llama.cpp's serialized sequence state. */
+#include "snapshot.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../base/clock.h"
+#include "../base/file.h"
+#include "../base/log.h"
+
+#define MAGIC "PCSNAP01"
+#define FLAG_PRECHARGED 1u
+
+struct header {
+    char magic[8];
+    char key[16];
+    uint32_t n_tokens;
+    uint32_t flags;
+    uint64_t blob_size;
+    int64_t created_ns;
+    struct pc_snapshot_meta meta;
+};
+
+struct snap {
+    struct snap *next;
+    char key[17];
+    uint64_t hash;
+    int32_t *toks;
+    size_t n;
+    uint8_t *blob; /* the RAM copy, or NULL; immutable once set */
+    size_t size;
+    char *path; /* the disk copy, or NULL */
+    uint64_t disk_bytes;
+    int64_t last_used_ns;
+    int64_t created_wall_ns;
+    struct pc_snapshot_meta meta;
+    bool precharged;
+    int refs;  /* users outside the lock */
+    bool dead; /* unlinked from the list: freed by the last user */
+};
+
+struct pc_snapstore {
+    char *dir;
+    uint64_t ram_budget, disk_budget;
+    /* lock guards the list, the byte counts, and every snap's fields but toks (immutable). */
+    pthread_mutex_t lock;
+    struct snap *list;
+    uint64_t ram_bytes, disk_bytes;
+};
+
+const char *pc_tier_name(enum pc_tier t)
+{
+    return t == PC_TIER_LIVE ? "live" : t == PC_TIER_RAM ? "ram" : "disk";
+}
+
+static uint64_t fnv1a(uint64_t h, const void *p, size_t n)
+{
+    const unsigned char *b = p;
+    for (size_t i = 0; i < n; i++) {
+        h ^= b[i];
+        h *= 1099511628211ull;
+    }
+    return h;
+}
+
+#define FNV_SEED 14695981039346656037ull
+
+enum pc_err pc_model_key(const char *path, char key[17], struct pc_error *err)
+{
+    struct stat st;
+    char real[4096];
+    if (realpath(path, real) == NULL || stat(real, &st) != 0)
+        return pc_error_set(err, PC_ERR_NOT_FOUND, "model file \"%s\": %s", path, strerror(errno));
+    uint64_t h = fnv1a(FNV_SEED, real, strlen(real));
+    h = fnv1a(h, &st.st_size, sizeof(st.st_size));
+    h = fnv1a(h, &st.st_mtim, sizeof(st.st_mtim));
+    snprintf(key, 17, "%016llx", (unsigned long long)h);
+    return PC_OK;
+}
+
+static void snap_free(struct snap *s)
+{
+    free(s->toks);
+    free(s->blob);
+    free(s->path);
+    free(s);
+}
+
+static void unref(struct snap *s)
+{
+    if (--s->refs == 0 && s->dead)
+        snap_free(s);
+}
+
+/* Take s off the list; its last user frees it. */
+static void detach(struct pc_snapstore *st, struct snap *s)
+{
+    for (struct snap **pp = &st->list; *pp; pp = &(*pp)->next) {
+        if (*pp == s) {
+            *pp = s->next;
+            break;
+        }
+    }
+    s->dead = true;
+}
+
+static void unlink_snap(struct pc_snapstore *st, struct snap *s)
+{
+    detach(st, s);
+    if (s->refs == 0)
+        snap_free(s);
+}
+
+static struct snap *find(struct pc_snapstore *st, const char *key, uint64_t hash, size_t n)
+{
+    for (struct snap *s = st->list; s; s = s->next)
+        if (s->hash == hash && s->n == n && strcmp(s->key, key) == 0)
+            return s;
+    return NULL;
+}
+
+/* ---- files ------------------------------------------------------------------------------- */
+
+static enum pc_err write_file(const char *path, const struct snap *s, struct pc_error *err)
+{
+    struct header h = {.n_tokens = (uint32_t)s->n,
+                       .flags = s->precharged ? FLAG_PRECHARGED : 0,
+                       .blob_size = s->size,
+                       .created_ns = s->created_wall_ns,
+                       .meta = s->meta};
+    memcpy(h.magic, MAGIC, 8);
+    memcpy(h.key, s->key, 16);
+    size_t total = sizeof(h) + s->n * sizeof(int32_t) + s->size + sizeof(uint64_t);
+    uint8_t *buf = malloc(total);
+    if (buf == NULL)
+        return pc_error_set(err, PC_ERR_NOMEM, "snapshot: out of memory");
+    uint8_t *p = buf;
+    memcpy(p, &h, sizeof(h));
+    p += sizeof(h);
+    memcpy(p, s->toks, s->n * sizeof(int32_t));
+    p += s->n * sizeof(int32_t);
+    memcpy(p, s->blob, s->size);
+    p += s->size;
+    uint64_t sum = fnv1a(FNV_SEED, buf, (size_t)(p - buf));
+    memcpy(p, &sum, sizeof(sum));
+    enum pc_err rc = pc_file_write_atomic(path, buf, total, err);
+    free(buf);
+    return rc;
+}
+
+/* Read a whole snapshot file and check it. *blob points into *buf, which the caller frees. */
+static enum pc_err read_file(const char *path, uint8_t **buf, const uint8_t **blob, size_t *size,
+                             struct pc_error *err)
+{
+    char *data = NULL;
+    size_t len = 0;
+    *buf = NULL;
+    enum pc_err rc = pc_file_read(path, (size_t)1 << 36, &data, &len, err);
+    if (rc != PC_OK)
+        return rc;
+    struct header h;
+    if (len < sizeof(h) + 8)
+        goto bad;
+    memcpy(&h, data, sizeof(h));
+    size_t expect = sizeof(h) + (size_t)h.n_tokens * sizeof(int32_t) + h.blob_size + 8;
+    if (memcmp(h.magic, MAGIC, 8) != 0 || expect != len)
+        goto bad;
+    uint64_t sum;
+    memcpy(&sum, data + len - 8, 8);
+    if (sum != fnv1a(FNV_SEED, data, len - 8))
+        goto bad;
+    *buf = (uint8_t *)data;
+    *blob = (uint8_t *)data + sizeof(h) + (size_t)h.n_tokens * sizeof(int32_t);
+    *size = h.blob_size;
+    return PC_OK;
+bad:
+    free(data);
+    return pc_error_set(err, PC_ERR_IO, "snapshot \"%s\" is corrupt", path);
+}
+
+/* Index one file: its header and tokens, not its blob. */
+static struct snap *index_file(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return NULL;
+    struct header h;
+    struct stat sb;
+    struct snap *s = NULL;
+    if (fstat(fd, &sb) != 0 || read(fd, &h, sizeof(h)) != (ssize_t)sizeof(h) ||
+        memcmp(h.magic, MAGIC, 8) != 0 ||
+        (uint64_t)sb.st_size !=
+            sizeof(h) + (uint64_t)h.n_tokens * sizeof(int32_t) + h.blob_size + 8)
+        goto out;
+    s = calloc(1, sizeof(*s));
+    if (s == NULL || (s->toks = malloc((h.n_tokens ? h.n_tokens : 1) * sizeof(int32_t))) == NULL)
+        goto fail;
+    ssize_t want = (ssize_t)(h.n_tokens * sizeof(int32_t));
+    if (read(fd, s->toks, (size_t)want) != want || (s->path = strdup(path)) == NULL)
+        goto fail;
+    memcpy(s->key, h.key, 16);
+    s->key[16] = '\0';
+    s->n = h.n_tokens;
+    s->hash = fnv1a(FNV_SEED, s->toks, s->n * sizeof(int32_t));
+    s->disk_bytes = (uint64_t)sb.st_size;
+    s->precharged = (h.flags & FLAG_PRECHARGED) != 0;
+    s->created_wall_ns = h.created_ns;
+    s->meta = h.meta;
+    s->meta.model[sizeof(s->meta.model) - 1] = '\0';
+    s->meta.category[sizeof(s->meta.category) - 1] = '\0';
+    /* Older files go first when the disk budget presses. */
+    s->last_used_ns = pc_clock_mono_ns() - (pc_clock_wall_ns() - h.created_ns);
+    goto out;
+fail:
+    if (s != NULL)
+        snap_free(s);
+    s = NULL;
+out:
+    close(fd);
+    return s;
+}
+
+static void index_dir(struct pc_snapstore *st)
+{
+    DIR *d = opendir(st->dir);
+    if (d == NULL)
+        return;
+    struct dirent *de;
+    size_t n = 0;
+    while ((de = readdir(d)) != NULL) {
+        size_t len = strlen(de->d_name);
+        if (len < 6 || strcmp(de->d_name + len - 5, ".snap") != 0)
+            continue;
+        char path[4096];
+        snprintf(path, sizeof(path), "%s/%s", st->dir, de->d_name);
+        struct snap *s = index_file(path);
+        if (s == NULL) {
+            pc_log_warn("snapshot", "ignoring \"%s\": not a precharge snapshot", path);
+            continue;
+        }
+        s->next = st->list;
+        st->list = s;
+        st->disk_bytes += s->disk_bytes;
+        n++;
+    }
+    closedir(d);
+    pc_log_info("snapshot", "indexed %zu snapshots in %s (%.1f MiB)", n, st->dir,
+                (double)st->disk_bytes / 1048576.0);
+}
+
+enum pc_err pc_snapstore_open(const char *dir, uint64_t ram_budget, uint64_t disk_budget,
+                              struct pc_snapstore **out, struct pc_error *err)
+{
+    *out = NULL;
+    enum pc_err rc = pc_file_mkdirs(dir, err);
+    if (rc != PC_OK)
+        return rc;
+    struct pc_snapstore *st = calloc(1, sizeof(*st));
+    if (st == NULL || (st->dir = strdup(dir)) == NULL) {
+        free(st);
+        return pc_error_set(err, PC_ERR_NOMEM, "snapshots: out of memory");
+    }
+    st->ram_budget = ram_budget;
+    st->disk_budget = disk_budget;
+    pthread_mutex_init(&st->lock, NULL);
+    index_dir(st);
+    *out = st;
+    return PC_OK;
+}
+
+void pc_snapstore_close(struct pc_snapstore *st)
+{
+    if (st == NULL)
+        return;
+    for (struct snap *s = st->list, *next; s; s = next) {
+        next = s->next;
+        snap_free(s);
+    }
+    pthread_mutex_destroy(&st->lock);
+    free(st->dir);
+    free(st);
+}
+
+/* ---- budgets ----------------------------------------------------------------------------- */
+
+static struct snap *lru_where(struct pc_snapstore *st, bool ram)
+{
+    struct snap *best = NULL;
+    for (struct snap *s = st->list; s; s = s->next) {
+        bool here = ram ? s->blob != NULL : s->path != NULL;
+        if (here && s->refs == 0 && (best == NULL || s->last_used_ns < best->last_used_ns))
+            best = s;
+    }
+    return best;
+}
+
+/* Delete s's file; an entry left in no tier leaves the list. Returns whether it did. */
+static bool drop_file(struct pc_snapstore *st, struct snap *s)
+{
+    unlink(s->path);
+    free(s->path);
+    s->path = NULL;
+    st->disk_bytes -= s->disk_bytes;
+    s->disk_bytes = 0;
+    if (s->blob != NULL)
+        return false;
+    detach(st, s);
+    return true;
+}
+
+static void drop_disk(struct pc_snapstore *st, struct snap *s)
+{
+    if (drop_file(st, s) && s->refs == 0)
+        snap_free(s);
+}
+
+static void snap_path(const struct pc_snapstore *st, const struct snap *s, char *out, size_t size)
+{
+    snprintf(out, size, "%s/%s-%016llx-%zu.snap", st->dir, s->key, (unsigned long long)s->hash,
+             s->n);
+}
+
+/* Write s to disk, the lock not held; s is referenced by the caller. */
+static void persist(struct pc_snapstore *st, struct snap *s)
+{
+    char path[4096];
+    snap_path(st, s, path, sizeof(path));
+    struct pc_error err = {0};
+    pthread_mutex_unlock(&st->lock);
+    enum pc_err rc = write_file(path, s, &err);
+    pthread_mutex_lock(&st->lock);
+    if (rc != PC_OK) {
+        pc_log_warn("snapshot", "%s", err.msg);
+        return;
+    }
+    if (s->path != NULL || s->dead) {
+        if (s->path == NULL || strcmp(s->path, path) != 0)
+            unlink(path);
+        return;
+    }
+    s->path = strdup(path);
+    s->disk_bytes = sizeof(struct header) + s->n * sizeof(int32_t) + s->size + 8;
+    st->disk_bytes += s->disk_bytes;
+}
+
+/* Lock held: bring RAM and disk under their budgets. RAM demotes to disk; disk drops. */
+static void enforce(struct pc_snapstore *st)
+{
+    while (st->ram_bytes > st->ram_budget) {
+        struct snap *s = lru_where(st, true);
+        if (s == NULL)
+            break;
+        if (s->path == NULL && st->disk_budget > 0) {
+            s->refs++;
+            persist(st, s);
+            bool dead = s->dead;
+            unref(s);
+            if (dead)
+                continue;
+        }
+        free(s->blob);
+        s->blob = NULL;
+        st->ram_bytes -= s->size;
+        if (s->path == NULL)
+            unlink_snap(st, s);
+    }
+    while (st->disk_bytes > st->disk_budget) {
+        struct snap *s = lru_where(st, false);
+        if (s == NULL)
+            break;
+        drop_disk(st, s);
+    }
+}
+
+/* ---- save and restore -------------------------------------------------------------------- */
+
+/* Lock held: the entry for (key, toks), made if missing, with the blob when it has none. Takes
+ * blob. Returns it referenced, or NULL when memory runs out. */
+static struct snap *upsert(struct pc_snapstore *st, const char *key,
+                           const struct pc_snapshot_meta *meta, const int32_t *toks, size_t n,
+                           uint8_t *blob, size_t size, bool precharged)
+{
+    uint64_t hash = fnv1a(FNV_SEED, toks, n * sizeof(int32_t));
+    struct snap *s = find(st, key, hash, n);
+    if (s == NULL) {
+        s = calloc(1, sizeof(*s));
+        if (s == NULL || (s->toks = malloc(n * sizeof(int32_t))) == NULL) {
+            free(s);
+            free(blob);
+            return NULL;
+        }
+        memcpy(s->toks, toks, n * sizeof(int32_t));
+        snprintf(s->key, sizeof(s->key), "%s", key);
+        s->hash = hash;
+        s->n = n;
+        s->created_wall_ns = pc_clock_wall_ns();
+        if (meta != NULL)
+            s->meta = *meta;
+        s->next = st->list;
+        st->list = s;
+    }
+    if (s->blob == NULL) {
+        s->blob = blob;
+        s->size = size;
+        st->ram_bytes += size;
+    } else {
+        free(blob);
+    }
+    s->precharged = s->precharged || precharged;
+    s->last_used_ns = pc_clock_mono_ns();
+    s->refs++;
+    return s;
+}
+
+enum pc_err pc_snapstore_save(struct pc_snapstore *st, const char *key,
+                              const struct pc_snapshot_meta *meta, const int32_t *toks, size_t n,
+                              uint8_t *blob, size_t size, bool persist_it, struct pc_error *err)
+{
+    if (n == 0) {
+        free(blob);
+        return PC_OK;
+    }
+    pthread_mutex_lock(&st->lock);
+    struct snap *s = upsert(st, key, meta, toks, n, blob, size, persist_it);
+    if (s == NULL) {
+        pthread_mutex_unlock(&st->lock);
+        return pc_error_set(err, PC_ERR_NOMEM, "snapshot: out of memory");
+    }
+    if (persist_it && s->path == NULL && st->disk_budget > 0)
+        persist(st, s);
+    unref(s);
+    enforce(st);
+    pthread_mutex_unlock(&st->lock);
+    return PC_OK;
+}
+
+/* The context drops a sequence: keep it in RAM (the next tier down). */
+static void on_evict(void *user, struct pc_slot *slot, int seq, const int32_t *toks, size_t n,
+                     bool precharged)
+{
+    struct pc_snapstore *st = user;
+    char key[17];
+    struct pc_error err = {0};
+    uint8_t *blob = NULL;
+    size_t size = 0;
+    if (pc_model_key(pc_model_path(pc_slot_model(slot)), key, &err) != PC_OK ||
+        pc_slot_export(slot, seq, &blob, &size, &err) != PC_OK ||
+        pc_snapstore_save(st, key, NULL, toks, n, blob, size, false, &err) != PC_OK)
+        pc_log_warn("snapshot", "a %s sequence was dropped unsaved: %s",
+                    precharged ? "precharged" : "conversation", err.msg);
+}
+
+void pc_snapstore_attach(struct pc_snapstore *st, struct pc_model *m)
+{
+    pc_model_set_evict_hook(m, on_evict, st);
+}
+
+static size_t common_prefix(const int32_t *a, size_t na, const int32_t *b, size_t nb)
+{
+    size_t n = 0;
+    while (n < na && n < nb && a[n] == b[n])
+        n++;
+    return n;
+}
+
+void pc_snapstore_restore_best(struct pc_snapstore *st, struct pc_slot *slot, const char *key,
+                               const int32_t *toks, size_t n, struct pc_restore *out)
+{
+    memset(out, 0, sizeof(*out));
+    size_t live = 0;
+    pc_slot_best_live(slot, toks, n, &live);
+    out->tier = PC_TIER_LIVE;
+    out->tokens = live;
+
+    pthread_mutex_lock(&st->lock);
+    struct snap *best = NULL;
+    size_t best_n = live;
+    for (struct snap *s = st->list; s; s = s->next) {
+        if (strcmp(s->key, key) != 0)
+            continue;
+        size_t c = common_prefix(s->toks, s->n, toks, n);
+        if (c > best_n) {
+            best = s;
+            best_n = c;
+        }
+    }
+    if (best == NULL) {
+        pthread_mutex_unlock(&st->lock);
+        return;
+    }
+    best->refs++;
+    best->last_used_ns = pc_clock_mono_ns();
+    uint8_t *file = NULL;
+    const uint8_t *blob = best->blob;
+    size_t size = best->size;
+    char *path = best->path ? strdup(best->path) : NULL;
+    enum pc_tier tier = blob ? PC_TIER_RAM : PC_TIER_DISK;
+    pthread_mutex_unlock(&st->lock);
+
+    int64_t t0 = pc_clock_mono_ns();
+    struct pc_error err = {0};
+    enum pc_err rc = PC_OK;
+    if (blob == NULL)
+        rc = path ? read_file(path, &file, &blob, &size, &err)
+                  : pc_error_set(&err, PC_ERR_IO, "the snapshot left every tier");
+    if (rc == PC_OK)
+        rc = pc_slot_import(slot, blob, size, best->toks, best->n, best->precharged, NULL, &err);
+    out->restore_ns = pc_clock_mono_ns() - t0;
+
+    pthread_mutex_lock(&st->lock);
+    if (rc == PC_OK) {
+        out->tier = tier;
+        out->tokens = best_n;
+        /* A snapshot read from disk is kept in RAM: it is in use again. */
+        if (tier == PC_TIER_DISK && best->blob == NULL && file != NULL) {
+            uint8_t *copy = malloc(size);
+            if (copy != NULL) {
+                memcpy(copy, blob, size);
+                best->blob = copy;
+                best->size = size;
+                st->ram_bytes += size;
+            }
+        }
+    } else {
+        out->failed = true;
+        snprintf(out->reason, sizeof(out->reason), "%s", err.msg);
+        pc_log_warn("snapshot", "restore from %s failed, prefilling instead: %s",
+                    pc_tier_name(tier), err.msg);
+        if (rc == PC_ERR_IO && best->path != NULL && !best->dead)
+            drop_file(st, best); /* a corrupt file is not offered again */
+    }
+    unref(best);
+    enforce(st);
+    pthread_mutex_unlock(&st->lock);
+    free(file);
+    free(path);
+}
+
+size_t pc_snapstore_list(struct pc_snapstore *st, struct pc_snapshot_info **out)
+{
+    pthread_mutex_lock(&st->lock);
+    size_t n = 0;
+    for (struct snap *s = st->list; s; s = s->next)
+        n++;
+    struct pc_snapshot_info *arr = calloc(n ? n : 1, sizeof(*arr));
+    size_t i = 0;
+    for (struct snap *s = st->list; arr && s; s = s->next, i++) {
+        snprintf(arr[i].key, sizeof(arr[i].key), "%s", s->key);
+        arr[i].tier = s->blob ? PC_TIER_RAM : PC_TIER_DISK;
+        arr[i].n_tokens = s->n;
+        arr[i].bytes = s->blob ? s->size : s->disk_bytes;
+        arr[i].created_wall_ns = s->created_wall_ns;
+        arr[i].precharged = s->precharged;
+        arr[i].meta = s->meta;
+    }
+    pthread_mutex_unlock(&st->lock);
+    *out = arr;
+    return arr ? n : 0;
+}
+
+uint64_t pc_snapstore_ram_bytes(struct pc_snapstore *st)
+{
+    pthread_mutex_lock(&st->lock);
+    uint64_t b = st->ram_bytes;
+    pthread_mutex_unlock(&st->lock);
+    return b;
+}

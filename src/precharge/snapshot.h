@@ -1,0 +1,80 @@
+/* snapshot.h - KV snapshots below the live tier: serialized in RAM, and on disk where they
+ * outlive the process. Keyed by the model file's identity and the hash of their tokens.
+ *
+ * The live tier is the model's context (engine.h: sequences). This store takes what the
+ * context lets go: a precharged prefix is written through to RAM and disk when it is made,
+ * and a conversation is saved to RAM when the context drops it. Each tier has a budget, and
+ * demotion is least recently used: RAM -> disk -> dropped. */
+#ifndef PC_SNAPSHOT_H
+#define PC_SNAPSHOT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../base/err.h"
+#include "../engine/engine.h"
+
+enum pc_tier { PC_TIER_LIVE, PC_TIER_RAM, PC_TIER_DISK };
+
+const char *pc_tier_name(enum pc_tier t);
+
+struct pc_snapstore;
+
+/* Open the store in dir (created if missing) and index the snapshots on disk.
+ * ram_budget and disk_budget are in bytes. Free with pc_snapstore_close. */
+enum pc_err pc_snapstore_open(const char *dir, uint64_t ram_budget, uint64_t disk_budget,
+                              struct pc_snapstore **out /* OUT */, struct pc_error *err);
+void pc_snapstore_close(struct pc_snapstore *st);
+
+/* A model file's identity: a hash of its path, size and modification time, in hex.
+ * A changed file gets a new key, so its old snapshots are never offered for it. */
+enum pc_err pc_model_key(const char *path, char key[17] /* OUT */, struct pc_error *err);
+
+/* Route the model's context evictions into this store (as RAM snapshots). */
+void pc_snapstore_attach(struct pc_snapstore *st, struct pc_model *m);
+
+/* Who a snapshot is for, as /api/precharged shows it. */
+struct pc_snapshot_meta {
+    char model[64];    /* the model's name */
+    char category[16]; /* "local", "ollama" */
+};
+
+/* Save a serialized sequence (pc_slot_export) holding toks: to RAM, and to disk too when
+ * persist (a precharge, so that it outlives the process). Takes blob. Call it without the slot:
+ * the disk write happens here. */
+enum pc_err pc_snapstore_save(struct pc_snapstore *st, const char *key,
+                              const struct pc_snapshot_meta *meta, const int32_t *toks, size_t n,
+                              uint8_t *blob, size_t size, bool persist, struct pc_error *err);
+
+struct pc_restore {
+    enum pc_tier tier;             /* where the prefix came from: LIVE when nothing was restored */
+    size_t tokens;                 /* tokens the chosen snapshot gave */
+    int64_t restore_ns;            /* time spent restoring */
+    bool failed;                   /* a restore was tried and failed: the caller prefills */
+    char reason[PC_ERROR_MSG_MAX]; /* why it failed */
+};
+
+/* Before a prefill: when a RAM or disk snapshot shares a longer prefix with toks than any live
+ * sequence, restore it into the context. Never fails the request: a failed restore is
+ * reported in *out and the caller prefills as if there were none. With the slot held. */
+void pc_snapstore_restore_best(struct pc_snapstore *st, struct pc_slot *s, const char *key,
+                               const int32_t *toks, size_t n, struct pc_restore *out /* OUT */);
+
+struct pc_snapshot_info {
+    char key[17];
+    struct pc_snapshot_meta meta;
+    enum pc_tier tier; /* RAM or DISK; a snapshot in both is listed as RAM */
+    size_t n_tokens;
+    uint64_t bytes;
+    int64_t created_wall_ns;
+    bool precharged;
+};
+
+/* Copy out the stored snapshots; *out is malloc'd, the caller frees it. */
+size_t pc_snapstore_list(struct pc_snapstore *st, struct pc_snapshot_info **out /* OUT */);
+
+/* Bytes held in RAM, for the pool's accounting. */
+uint64_t pc_snapstore_ram_bytes(struct pc_snapstore *st);
+
+#endif

@@ -1,0 +1,255 @@
+/* precharge_api.c - the precharge API: POST /api/precharge (seed 000's body), its results,
+ * model states, the precharged contexts, and the live event stream (SSE). */
+#include "serverInt.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../base/clock.h"
+#include "../store/store.h"
+
+#define MAX_WAIT_MS (10 * 60 * 1000)
+
+static int parse_priority(json_t *body, enum pc_priority *out, struct pc_http_reply *reply)
+{
+    const char *p = "normal";
+    if (pc_req_string(body, "priority", &p, reply) != 0)
+        return -1;
+    if (strcmp(p, "high") == 0)
+        *out = PC_PRIO_HIGH;
+    else if (strcmp(p, "normal") == 0)
+        *out = PC_PRIO_NORMAL;
+    else if (strcmp(p, "low") == 0)
+        *out = PC_PRIO_LOW;
+    else {
+        pc_http_reply_error(reply, 400, "priority \"%s\" is not one of high, normal, low", p);
+        return -1;
+    }
+    return 0;
+}
+
+/* The context: "context" (seed 000) or "messages", each [{role, content}], or "prompt". */
+static int parse_context(json_t *body, struct pc_precharge_req *r, struct pc_http_reply *reply)
+{
+    static const char *const roles[] = {"system", "user", "assistant", "tool"};
+    json_t *msgs = json_object_get(body, "context");
+    const char *field = "context";
+    if (msgs == NULL) {
+        msgs = json_object_get(body, "messages");
+        field = "messages";
+    }
+    if (pc_req_string(body, "prompt", &r->prompt, reply) != 0)
+        return -1;
+    if (msgs == NULL || json_is_null(msgs)) {
+        if (r->prompt == NULL || r->prompt[0] == '\0') {
+            pc_http_reply_error(reply, 400,
+                                "a precharge needs \"context\" (messages) or a \"prompt\"");
+            return -1;
+        }
+        return 0;
+    }
+    if (!json_is_array(msgs) || json_array_size(msgs) == 0) {
+        pc_http_reply_error(reply, 400, "field \"%s\" must be a non-empty array of messages",
+                            field);
+        return -1;
+    }
+    for (size_t i = 0; i < json_array_size(msgs); i++) {
+        json_t *m = json_array_get(msgs, i);
+        json_t *role = json_object_get(m, "role"), *content = json_object_get(m, "content");
+        if (!json_is_string(role) || !json_is_string(content)) {
+            pc_http_reply_error(reply, 400, "%s[%zu] needs string \"role\" and \"content\"", field,
+                                i);
+            return -1;
+        }
+        bool known = false;
+        for (size_t k = 0; k < sizeof(roles) / sizeof(roles[0]); k++)
+            known = known || strcmp(json_string_value(role), roles[k]) == 0;
+        if (!known) {
+            pc_http_reply_error(reply, 400,
+                                "%s[%zu].role \"%s\" is not one of system, user, "
+                                "assistant, tool",
+                                field, i, json_string_value(role));
+            return -1;
+        }
+    }
+    r->messages = msgs;
+    return 0;
+}
+
+static void handle_precharge(const struct pc_http_req *req, struct pc_http_reply *reply)
+{
+    json_t *body = pc_req_parse_object(req, reply);
+    if (body == NULL)
+        return;
+    struct pc_precharge_req r = {0};
+    bool wait = false;
+    json_t *timeout = json_object_get(body, "timeout");
+    if (pc_req_string(body, "model_id", &r.model, reply) != 0 ||
+        pc_req_string(body, "model", &r.model, reply) != 0 ||
+        pc_req_string(body, "category", &r.category, reply) != 0 ||
+        pc_req_string(body, "key", &r.key, reply) != 0 || pc_req_bool(body, "wait", &wait, reply) ||
+        parse_priority(body, &r.priority, reply) != 0 || parse_context(body, &r, reply) != 0)
+        goto out;
+    if (r.model == NULL || r.model[0] == '\0') {
+        pc_http_reply_error(reply, 400, "field \"model\" is required");
+        goto out;
+    }
+    if (r.category != NULL && strcmp(r.category, "local") != 0) {
+        pc_http_reply_error(reply, 400, "category \"%s\" is not served here: use \"local\"",
+                            r.category);
+        goto out;
+    }
+    if (timeout != NULL && (!json_is_number(timeout) || json_number_value(timeout) <= 0)) {
+        pc_http_reply_error(reply, 400, "field \"timeout\" must be a positive number of seconds");
+        goto out;
+    }
+    char id[37];
+    struct pc_error err = {0};
+    if (pc_precharge_submit(req->srv->precharger, &r, id, &err) != PC_OK) {
+        pc_http_reply_pc_error(reply, &err);
+        goto out;
+    }
+    if (!wait) {
+        pc_reply_json_value(reply, 202,
+                            json_pack("{s:s, s:s, s:s}", "correlation_id", id, "model_id", r.model,
+                                      "status", "queued"));
+        goto out;
+    }
+    double secs = timeout ? json_number_value(timeout) : 30.0;
+    int ms = secs * 1000 > MAX_WAIT_MS ? MAX_WAIT_MS : (int)(secs * 1000);
+    json_t *result = pc_precharge_get(req->srv->precharger, id, ms);
+    const char *status = json_string_value(json_object_get(result, "status"));
+    if (status != NULL && (strcmp(status, "queued") == 0 || strcmp(status, "running") == 0)) {
+        json_object_set_new(result, "error",
+                            json_sprintf("the precharge did not finish within %g s", secs));
+        pc_reply_json_value(reply, 504, result);
+        goto out;
+    }
+    pc_reply_json_value(reply, 200, result);
+out:
+    json_decref(body);
+}
+
+static void handle_precharge_get(const struct pc_http_req *req, struct pc_http_reply *reply)
+{
+    json_t *r = pc_precharge_get(req->srv->precharger, req->params[0], 0);
+    if (r == NULL) {
+        pc_http_reply_error(reply, 404, "no precharge with correlation_id \"%s\"", req->params[0]);
+        return;
+    }
+    pc_reply_json_value(reply, 200, r);
+}
+
+static void handle_state(const struct pc_http_req *req, struct pc_http_reply *reply)
+{
+    char norm[256], path[1200], corr[40], ts[40];
+    struct pc_error err = {0};
+    if (pc_store_name(req->params[0], norm, sizeof(norm), &err) != PC_OK) {
+        pc_http_reply_pc_error(reply, &err);
+        return;
+    }
+    int64_t since = 0;
+    enum pc_model_state st = pc_events_state(req->srv->events, norm, &since, corr);
+    /* A model the events never named is pretrained when it is on disk. */
+    if (st == PC_STATE_UNAVAILABLE &&
+        pc_store_path(req->srv->cfg.models_dir, norm, path, sizeof(path), NULL) == PC_OK)
+        st = PC_STATE_PRETRAINED;
+    bool warm = st == PC_STATE_PRECHARGED || st == PC_STATE_ACTIVE;
+    pc_reply_json_value(reply, 200,
+                        json_pack("{s:s, s:s, s:b, s:s?, s:s?}", "model_id", norm, "state",
+                                  pc_state_name(st), "warm", warm, "since",
+                                  since ? pc_clock_rfc3339(since, ts, sizeof(ts)) : NULL,
+                                  "correlation_id", corr[0] ? corr : NULL));
+}
+
+static void handle_precharged(const struct pc_http_req *req, struct pc_http_reply *reply)
+{
+    struct pc_snapshot_info *list = NULL;
+    size_t n = pc_snapstore_list(req->srv->snapshots, &list);
+    json_t *arr = json_array();
+    for (size_t i = 0; i < n; i++) {
+        if (!list[i].precharged)
+            continue;
+        char ts[40];
+        json_array_append_new(
+            arr, json_pack("{s:s, s:s, s:I, s:s, s:s, s:I}", "model_id", list[i].meta.model,
+                           "category", list[i].meta.category[0] ? list[i].meta.category : "local",
+                           "context_tokens", (json_int_t)list[i].n_tokens, "since",
+                           pc_clock_rfc3339(list[i].created_wall_ns, ts, sizeof(ts)), "tier",
+                           pc_tier_name(list[i].tier), "bytes", (json_int_t)list[i].bytes));
+    }
+    free(list);
+    pc_reply_json_value(reply, 200, json_pack("{s:o}", "precharged", arr));
+}
+
+struct sse {
+    struct pc_events *events;
+    uint64_t cursor;
+    char streams[256];
+    bool started;
+};
+
+static bool sse_next(void *ctx, struct pc_buf *out)
+{
+    struct sse *s = ctx;
+    if (!s->started) {
+        s->started = true;
+        pc_buf_appends(out, ": precharge event stream\n\n");
+        return true;
+    }
+    char *frames = NULL;
+    if (!pc_events_wait(s->events, &s->cursor, s->streams, 15000, &frames))
+        return false;
+    /* A comment line every 15 s keeps proxies from closing a quiet stream. */
+    pc_buf_appends(out, frames ? frames : ": keep-alive\n\n");
+    free(frames);
+    return true;
+}
+
+static void sse_free(void *ctx)
+{
+    free(ctx);
+}
+
+static void handle_events(const struct pc_http_req *req, struct pc_http_reply *reply)
+{
+    static const char *const known[] = {"precharge:requests", "precharge:responses", "models"};
+    const char *streams = pc_http_query(req, "stream");
+    if (streams == NULL)
+        streams = "";
+    for (const char *p = streams; *p;) {
+        size_t len = strcspn(p, ",");
+        bool ok = false;
+        for (size_t k = 0; k < sizeof(known) / sizeof(known[0]); k++)
+            ok = ok || (strlen(known[k]) == len && strncmp(p, known[k], len) == 0);
+        if (!ok) {
+            pc_http_reply_error(reply, 400,
+                                "unknown stream \"%.*s\": use precharge:requests, "
+                                "precharge:responses or models",
+                                (int)len, p);
+            return;
+        }
+        p += len + (p[len] == ',');
+    }
+    struct sse *s = calloc(1, sizeof(*s));
+    if (s == NULL) {
+        pc_http_reply_error(reply, 500, "out of memory");
+        return;
+    }
+    s->events = req->srv->events;
+    s->cursor = pc_events_last(s->events);
+    snprintf(s->streams, sizeof(s->streams), "%s", streams);
+    reply->status = 200;
+    reply->content_type = "text/event-stream";
+    reply->stream = (struct pc_http_stream){.ctx = s, .next = sse_next, .free = sse_free};
+}
+
+const struct pc_http_route pc_precharge_routes[] = {
+    {"POST", "/api/precharge", handle_precharge},
+    {"GET", "/api/precharge/{}", handle_precharge_get},
+    {"GET", "/api/models/{}/state", handle_state},
+    {"GET", "/api/precharged", handle_precharged},
+    {"GET", "/api/events", handle_events},
+    {NULL, NULL, NULL},
+};
