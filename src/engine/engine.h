@@ -177,6 +177,11 @@ enum pc_err pc_slot_prefill(struct pc_slot *s, const int32_t *toks, size_t n,
                             const atomic_bool *cancel, int *seq /* OUT */,
                             struct pc_prefill_stats *st /* OUT */, struct pc_error *err);
 
+/* The logits after the last token decoded with logits (a request's prompt), n_vocab of them;
+ * valid until the next decode. For checks that a restored state computes what a fresh one
+ * does. */
+const float *pc_slot_logits(const struct pc_slot *s, int32_t *n_vocab /* OUT */);
+
 struct pc_seq_info {
     size_t n_tokens;
     bool precharged;

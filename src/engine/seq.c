@@ -155,6 +155,12 @@ const int32_t *pc_slot_seq_tokens(const struct pc_slot *s, int seq, size_t *n)
     return q->toks;
 }
 
+const float *pc_slot_logits(const struct pc_slot *s, int32_t *n_vocab)
+{
+    *n_vocab = llama_vocab_n_tokens(s->m->vocab);
+    return llama_get_logits_ith(s->m->ctx, -1);
+}
+
 size_t pc_slot_list(const struct pc_slot *s, struct pc_seq_info *out, size_t max)
 {
     size_t n = 0;

@@ -1,0 +1,394 @@
+/* test_precharge.c - snapshots and the precharge queue on a real (tiny) model: the logits after
+ * a restore from each tier against a recompute, priority order, merging, debounce, the event
+ * sequence, and the failures a caller must see. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <math.h>
+#include <pthread.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "base/buf.h"
+#include "base/duration.h"
+#include "precharge/events.h"
+#include "precharge/precharge.h"
+#include "precharge/snapshot.h"
+#include "testmodel.h"
+
+static char dir[PATH_MAX], models[PATH_MAX + 16], model_path[PATH_MAX + 32];
+
+static const char *SYSTEM = "You are a form assistant. The form has the fields name (text), "
+                            "social security number (9 digits) and date of birth (YYYY-MM-DD).";
+static const char *QUESTION = "What goes in the second field?";
+
+static int setup(void **state)
+{
+    (void)state;
+    snprintf(dir, sizeof(dir), "%s", test_dir("precharge"));
+    snprintf(models, sizeof(models), "%s/models", dir);
+    snprintf(model_path, sizeof(model_path), "%s/tiny.gguf", models);
+    char cmd[PATH_MAX + 32];
+    snprintf(cmd, sizeof(cmd), "mkdir -p '%s'", models);
+    assert_int_equal(system(cmd), 0);
+    make_tiny_model(model_path);
+    pc_engine_init(NULL, "none");
+    return 0;
+}
+
+static struct pc_model *load(void)
+{
+    struct pc_model *m = NULL;
+    struct pc_error err = {0};
+    struct pc_model_params p = pc_model_default_params();
+    p.n_ctx = 512;
+    p.n_threads = 1;
+    assert_int_equal(pc_model_load(model_path, &p, &m, &err), PC_OK);
+    return m;
+}
+
+/* Tokens of SYSTEM (as a precharge sees them) and of SYSTEM + QUESTION (as a request does). */
+static void conversation(struct pc_model *m, int32_t **pre, size_t *npre, int32_t **full,
+                         size_t *nfull)
+{
+    struct pc_chat_msg msgs[] = {{"system", SYSTEM}, {"user", QUESTION}};
+    struct pc_error err = {0};
+    char *text = NULL;
+    assert_int_equal(pc_model_prefix_tokens(m, msgs, 1, pre, npre, &err), PC_OK);
+    assert_int_equal(pc_model_render_chat(m, msgs, 2, true, &text, &err), PC_OK);
+    assert_int_equal(pc_model_tokenize(m, text, full, nfull, &err), PC_OK);
+    free(text);
+    /* The precharged tokens are a prefix of the request's. */
+    assert_true(*npre > 10 && *npre < *nfull);
+    assert_memory_equal(*pre, *full, *npre * sizeof(int32_t));
+}
+
+/* Start a generation for toks and copy the prompt's last logits into out. */
+static void logits_for(struct pc_slot *slot, const int32_t *toks, size_t n, float *out,
+                       int32_t *n_vocab, int32_t *cached)
+{
+    struct pc_gen_request req = {.tokens = toks, .n_tokens = n, .sampling = pc_sampling_default()};
+    struct pc_gen *g = NULL;
+    struct pc_error err = {0};
+    assert_int_equal(pc_gen_start(slot, &req, &g, &err), PC_OK);
+    const float *l = pc_slot_logits(slot, n_vocab);
+    memcpy(out, l, (size_t)*n_vocab * sizeof(float));
+    *cached = pc_gen_stats(g)->cached_tokens;
+    pc_gen_free(g);
+}
+
+static float max_diff(const float *a, const float *b, int32_t n)
+{
+    float d = 0;
+    for (int32_t i = 0; i < n; i++)
+        d = fmaxf(d, fabsf(a[i] - b[i]));
+    return d;
+}
+
+/* The same next-token logits whether the prefix is recomputed, copied from a live sequence,
+ * restored from RAM, or restored from a disk file by a new store (a restart). The prefix is
+ * decoded in one batch and the question in another in every case, so the sums run in the same
+ * order and the comparison can be exact. */
+static void test_tiers_give_the_same_logits(void **state)
+{
+    (void)state;
+    struct pc_error err = {0};
+    struct pc_slot *slot;
+    struct pc_model *fresh = load();
+    int32_t *pre, *full, n_vocab = 0, cached = 0;
+    size_t npre, nfull;
+    conversation(fresh, &pre, &npre, &full, &nfull);
+    float *base = malloc(32000 * sizeof(float)), *got = malloc(32000 * sizeof(float));
+
+    /* Recompute: prefix, then the rest, on a fresh context. */
+    pc_slot_acquire(fresh, PC_PRIO_USER, &slot);
+    logits_for(slot, pre, npre, got, &n_vocab, &cached); /* decodes the prefix */
+    logits_for(slot, full, nfull, base, &n_vocab, &cached);
+    assert_int_equal(cached, (int32_t)npre);
+    pc_slot_release(slot);
+
+    /* Live: a precharged sequence, copied into the request's. */
+    struct pc_model *m = load();
+    struct pc_prefill_stats st;
+    int seq = -1;
+    pc_slot_acquire(m, PC_PRIO_USER, &slot);
+    assert_int_equal(pc_slot_prefill(slot, pre, npre, NULL, &seq, &st, &err), PC_OK);
+    logits_for(slot, full, nfull, got, &n_vocab, &cached);
+    assert_int_equal(cached, (int32_t)npre);
+    assert_true(max_diff(base, got, n_vocab) == 0.0f);
+
+    /* RAM: the precharged sequence serialized, restored into another context. */
+    uint8_t *blob = NULL;
+    size_t size = 0;
+    assert_int_equal(pc_slot_export(slot, seq, &blob, &size, &err), PC_OK);
+    pc_slot_release(slot);
+    struct pc_model *m2 = load();
+    pc_slot_acquire(m2, PC_PRIO_USER, &slot);
+    assert_int_equal(pc_slot_import(slot, blob, size, pre, npre, true, &seq, &err), PC_OK);
+    logits_for(slot, full, nfull, got, &n_vocab, &cached);
+    assert_int_equal(cached, (int32_t)npre);
+    assert_true(max_diff(base, got, n_vocab) == 0.0f);
+    pc_slot_release(slot);
+
+    /* Disk: saved by one store, indexed and restored by another, as after a restart. */
+    char snapdir[PATH_MAX + 16], key[17];
+    snprintf(snapdir, sizeof(snapdir), "%s/snapshots", dir);
+    assert_int_equal(pc_model_key(model_path, key, &err), PC_OK);
+    struct pc_snapstore *st1 = NULL, *st2 = NULL;
+    assert_int_equal(pc_snapstore_open(snapdir, 1 << 30, 1 << 30, &st1, &err), PC_OK);
+    struct pc_snapshot_meta meta = {"tiny", "local"};
+    assert_int_equal(pc_snapstore_save(st1, key, &meta, pre, npre, blob, size, true, &err), PC_OK);
+    pc_snapstore_close(st1);
+    assert_int_equal(pc_snapstore_open(snapdir, 1 << 30, 1 << 30, &st2, &err), PC_OK);
+    struct pc_snapshot_info *list = NULL;
+    assert_int_equal(pc_snapstore_list(st2, &list), 1);
+    assert_int_equal(list[0].tier, PC_TIER_DISK);
+    assert_int_equal(list[0].n_tokens, npre);
+    assert_string_equal(list[0].meta.model, "tiny");
+    free(list);
+    struct pc_model *m3 = load();
+    struct pc_restore r;
+    pc_slot_acquire(m3, PC_PRIO_USER, &slot);
+    pc_snapstore_restore_best(st2, slot, key, full, nfull, &r);
+    assert_int_equal(r.tier, PC_TIER_DISK);
+    assert_false(r.failed);
+    assert_int_equal(r.tokens, npre);
+    logits_for(slot, full, nfull, got, &n_vocab, &cached);
+    assert_int_equal(cached, (int32_t)npre);
+    assert_true(max_diff(base, got, n_vocab) == 0.0f);
+    pc_slot_release(slot);
+
+    /* A snapshot from another model file is refused, and the caller prefills. */
+    struct pc_model *m4 = load();
+    pc_slot_acquire(m4, PC_PRIO_USER, &slot);
+    assert_int_equal(pc_slot_import(slot, (const uint8_t *)"junk", 4, pre, npre, true, NULL, &err),
+                     PC_ERR_DECODE);
+    pc_slot_release(slot);
+
+    pc_snapstore_close(st2);
+    pc_model_free(fresh);
+    pc_model_free(m);
+    pc_model_free(m2);
+    pc_model_free(m3);
+    pc_model_free(m4);
+    free(base);
+    free(got);
+    free(pre);
+    free(full);
+}
+
+/* ---- the queue --------------------------------------------------------------------------- */
+
+struct rig {
+    struct pc_pool *pool;
+    struct pc_snapstore *snaps;
+    struct pc_events *events;
+    struct pc_precharger *pc;
+};
+
+static void rig_start(struct rig *r, int64_t debounce_ns)
+{
+    struct pc_error err = {0};
+    struct pc_pool_config pcfg = {.max_models = 2,
+                                  .default_keep_alive_ns = PC_DURATION_FOREVER,
+                                  .model_params = pc_model_default_params()};
+    pcfg.model_params.n_ctx = 256;
+    pcfg.model_params.n_threads = 1;
+    r->pool = pc_pool_new(&pcfg);
+    r->events = pc_events_new(256);
+    char snapdir[PATH_MAX + 16];
+    snprintf(snapdir, sizeof(snapdir), "%s/rig-snapshots", dir);
+    assert_int_equal(pc_snapstore_open(snapdir, 1 << 30, 1 << 30, &r->snaps, &err), PC_OK);
+    struct pc_precharger_config cfg = {.models_dir = models,
+                                       .pool = r->pool,
+                                       .snapshots = r->snaps,
+                                       .events = r->events,
+                                       .debounce_ns = debounce_ns,
+                                       .workers = 1};
+    assert_int_equal(pc_precharger_start(&cfg, &r->pc, &err), PC_OK);
+}
+
+static void rig_stop(struct rig *r)
+{
+    pc_precharger_stop(r->pc);
+    pc_pool_free(r->pool);
+    pc_snapstore_close(r->snaps);
+    pc_events_free(r->events);
+}
+
+static char *submit(struct rig *r, const char *prompt, enum pc_priority prio, const char *key,
+                    char id[37])
+{
+    struct pc_precharge_req req = {.model = "tiny", .prompt = prompt, .priority = prio, .key = key};
+    struct pc_error err = {0};
+    assert_int_equal(pc_precharge_submit(r->pc, &req, id, &err), PC_OK);
+    return id;
+}
+
+static const char *status_of(struct rig *r, const char *id, int timeout_ms, json_t **keep)
+{
+    json_t *j = pc_precharge_get(r->pc, id, timeout_ms);
+    assert_non_null(j);
+    *keep = j;
+    return json_string_value(json_object_get(j, "status"));
+}
+
+/* The correlation ids of PrechargeCompleted events, in the order they were published. */
+static size_t completed_order(struct rig *r, char ids[][37], size_t max)
+{
+    uint64_t cursor = 0;
+    char *frames = NULL;
+    size_t n = 0;
+    assert_true(pc_events_wait(r->events, &cursor, "precharge:responses", 10, &frames));
+    for (char *p = frames; p && (p = strstr(p, "\"correlation_id\":\"")) && n < max; n++) {
+        p += strlen("\"correlation_id\":\"");
+        memcpy(ids[n], p, 36);
+        ids[n][36] = '\0';
+        p = strstr(p, "event:"); /* one id per frame */
+        if (p == NULL) {
+            n++;
+            break;
+        }
+    }
+    free(frames);
+    return n;
+}
+
+static void test_priority_merge_debounce_and_events(void **state)
+{
+    (void)state;
+    struct rig r;
+    rig_start(&r, 0);
+    struct pc_error err = {0};
+    char first[37], low[37], normal[37], high[37], merged[37];
+    json_t *j;
+
+    /* Hold the model's context so that the first job blocks and the others queue. */
+    struct pc_pool_entry *e;
+    assert_int_equal(pc_pool_acquire(r.pool, "tiny", model_path, -1, &e, NULL, &err), PC_OK);
+    struct pc_slot *slot;
+    pc_slot_acquire(pc_pool_entry_model(e), PC_PRIO_USER, &slot);
+    submit(&r, "first context", PC_PRIO_NORMAL, "a", first);
+    for (int i = 0; i < 500 && strcmp(status_of(&r, first, 0, &j), "running") != 0; i++) {
+        json_decref(j);
+        usleep(10000);
+    }
+    json_decref(j);
+    submit(&r, "low context", PC_PRIO_LOW, "b", low);
+    submit(&r, "normal context", PC_PRIO_NORMAL, "c", normal);
+    submit(&r, "high context", PC_PRIO_HIGH, "d", high);
+    /* The same model and context while queued: one job. */
+    submit(&r, "low context", PC_PRIO_LOW, "e", merged);
+    assert_string_equal(merged, low);
+    assert_string_equal(status_of(&r, low, 0, &j), "queued");
+    json_decref(j);
+    pc_slot_release(slot);
+    pc_pool_release(r.pool, e);
+
+    const char *ids[] = {first, low, normal, high};
+    for (size_t i = 0; i < 4; i++) {
+        assert_string_equal(status_of(&r, ids[i], 30000, &j), "ready");
+        json_decref(j);
+    }
+    char order[8][37];
+    size_t n = completed_order(&r, order, 8);
+    assert_int_equal(n, 4);
+    assert_string_equal(order[0], first);
+    assert_string_equal(order[1], high);
+    assert_string_equal(order[2], normal);
+    assert_string_equal(order[3], low);
+    rig_stop(&r);
+}
+
+static void test_debounce_replaces_the_queued_context(void **state)
+{
+    (void)state;
+    struct rig r;
+    rig_start(&r, 60ll * 1000 * 1000 * 1000); /* nothing runs within the test by itself */
+    char a[37], b[37];
+    json_t *j;
+    submit(&r, "form with one field", PC_PRIO_NORMAL, "form-42", a);
+    submit(&r, "form with one field and another field", PC_PRIO_NORMAL, "form-42", b);
+    assert_string_equal(a, b);
+    assert_string_equal(status_of(&r, a, 0, &j), "queued");
+    json_decref(j);
+    rig_stop(&r);
+
+    rig_start(&r, 200ll * 1000 * 1000);
+    submit(&r, "form with one field", PC_PRIO_NORMAL, "form-7", a);
+    submit(&r, "form with one field and another field", PC_PRIO_NORMAL, "form-7", b);
+    assert_string_equal(a, b);
+    assert_string_equal(status_of(&r, a, 30000, &j), "ready");
+    /* The newer context is the one that ran. */
+    struct pc_model *m = load();
+    int32_t *toks;
+    size_t nt;
+    struct pc_error err = {0};
+    assert_int_equal(
+        pc_model_tokenize(m, "form with one field and another field", &toks, &nt, &err), PC_OK);
+    assert_int_equal(json_integer_value(json_object_get(j, "context_tokens")), (json_int_t)nt);
+    free(toks);
+    pc_model_free(m);
+    json_decref(j);
+    rig_stop(&r);
+}
+
+static void test_events_and_failures(void **state)
+{
+    (void)state;
+    struct rig r;
+    rig_start(&r, 0);
+    struct pc_error err = {0};
+    char id[37];
+    json_t *j;
+
+    struct pc_precharge_req bad = {.model = "nope", .prompt = "x", .priority = PC_PRIO_NORMAL};
+    assert_int_equal(pc_precharge_submit(r.pc, &bad, id, &err), PC_ERR_NOT_FOUND);
+    assert_non_null(strstr(err.msg, "nope"));
+
+    /* Longer than the context window: a result that says so. */
+    struct pc_buf big = PC_BUF_INIT;
+    for (int i = 0; i < 400; i++)
+        pc_buf_appends(&big, "word ");
+    submit(&r, big.data, PC_PRIO_NORMAL, NULL, id);
+    assert_string_equal(status_of(&r, id, 30000, &j), "failed");
+    assert_non_null(strstr(json_string_value(json_object_get(j, "error")), "context window"));
+    json_decref(j);
+    pc_buf_free(&big);
+
+    uint64_t cursor = pc_events_last(r.events);
+    submit(&r, "a short context", PC_PRIO_NORMAL, NULL, id);
+    assert_string_equal(status_of(&r, id, 30000, &j), "ready");
+    json_decref(j);
+    char *frames = NULL;
+    assert_true(pc_events_wait(r.events, &cursor, NULL, 10, &frames));
+    const char *p = strstr(frames, "event: PrechargeRequested");
+    assert_non_null(p);
+    assert_non_null(strstr(p, "event: PrechargeCompleted"));
+    assert_non_null(strstr(frames, id));
+    free(frames);
+    assert_int_equal(pc_events_state(r.events, "tiny", NULL, NULL), PC_STATE_PRECHARGED);
+    assert_int_equal(pc_events_state(r.events, "other", NULL, NULL), PC_STATE_UNAVAILABLE);
+
+    /* The same context again: already warm. */
+    submit(&r, "a short context", PC_PRIO_NORMAL, NULL, id);
+    assert_string_equal(status_of(&r, id, 30000, &j), "already_warm");
+    json_decref(j);
+    rig_stop(&r);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_tiers_give_the_same_logits),
+        cmocka_unit_test(test_priority_merge_debounce_and_events),
+        cmocka_unit_test(test_debounce_replaces_the_queued_context),
+        cmocka_unit_test(test_events_and_failures),
+    };
+    return cmocka_run_group_tests(tests, setup, NULL);
+}
