@@ -1,0 +1,181 @@
+// precharge.test.mjs - the precharge API over HTTP: queued and blocking forms, results, model
+// state, the precharged list, the event stream, token equality with a later chat request, and
+// a restore from disk after the daemon restarts.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { tempHome, makeModel, startDaemon, post, get, cleanup } from './lib.mjs';
+
+let home, d;
+const system = { role: 'system', content: 'You are a form assistant. The form has the fields name, ssn and dob. Be brief.' };
+
+before(async () => {
+  home = tempHome('precharge');
+  makeModel(home, 'tiny');
+  d = await startDaemon({ home });
+});
+after(async () => {
+  await d.stop();
+  cleanup(home);
+});
+
+// Read SSE frames from /api/events until pred says stop (bounded).
+async function collectEvents(url, stream, pred, { max = 200, ms = 30000 } = {}) {
+  const ctrl = new AbortController();
+  const timer = setTimeout(() => ctrl.abort(), ms);
+  const res = await fetch(`${url}/api/events${stream ? `?stream=${stream}` : ''}`, { signal: ctrl.signal });
+  assert.equal(res.status, 200);
+  assert.match(res.headers.get('content-type'), /text\/event-stream/);
+  const events = [];
+  const reader = res.body.getReader();
+  const dec = new TextDecoder();
+  let buf = '';
+  const ready = reader.read(); // the stream's opening comment: subscribed from here on
+  await ready;
+  return {
+    events,
+    async until() {
+      try {
+        while (events.length < max) {
+          const { value, done } = await reader.read();
+          if (done) break;
+          buf += dec.decode(value);
+          let i;
+          while ((i = buf.indexOf('\n\n')) >= 0) {
+            const frame = buf.slice(0, i);
+            buf = buf.slice(i + 2);
+            const ev = frame.match(/^event: (.*)$/m);
+            const data = frame.match(/^data: (.*)$/m);
+            if (ev && data) events.push({ event: ev[1], ...JSON.parse(data[1]) });
+          }
+          if (pred(events)) break;
+        }
+      } finally {
+        clearTimeout(timer);
+        ctrl.abort();
+      }
+      return events;
+    },
+  };
+}
+
+test('a precharge returns a correlation id at once, then a result', async () => {
+  const r = await post(d.url, '/api/precharge', { model: 'tiny', category: 'local', context: [system], priority: 'high' });
+  assert.equal(r.status, 202);
+  const q = JSON.parse(r.text);
+  assert.match(q.correlation_id, /^[0-9a-f-]{36}$/);
+  let res;
+  for (let i = 0; i < 300; i++) {
+    res = JSON.parse((await get(d.url, `/api/precharge/${q.correlation_id}`)).text);
+    if (!['queued', 'running'].includes(res.status)) break;
+    await new Promise((ok) => setTimeout(ok, 50));
+  }
+  assert.equal(res.status, 'ready');
+  assert.equal(res.model_id, 'tiny');
+  assert.equal(res.category, 'local');
+  assert.ok(res.context_tokens > 10);
+  for (const k of ['load_time_ms', 'prefill_time_ms']) assert.ok(Number.isInteger(res[k]), k);
+  assert.equal(res.error, null);
+
+  const again = JSON.parse((await post(d.url, '/api/precharge', { model_id: 'tiny', context: [system], wait: true, timeout: 30 })).text);
+  assert.equal(again.status, 'already_warm');
+
+  const state = JSON.parse((await get(d.url, '/api/models/tiny/state')).text);
+  assert.equal(state.state, 'precharged');
+  assert.equal(state.warm, true);
+  const list = JSON.parse((await get(d.url, '/api/precharged')).text).precharged;
+  const mine = list.find((p) => p.model_id === 'tiny' && p.context_tokens === res.context_tokens);
+  assert.ok(mine, JSON.stringify(list));
+  assert.equal(mine.category, 'local');
+  assert.ok(['ram', 'disk'].includes(mine.tier));
+  assert.ok(Date.parse(mine.since) > 0);
+});
+
+test('a later chat request reuses every precharged token', async () => {
+  const pre = JSON.parse((await post(d.url, '/api/precharge', { model: 'tiny', context: [system], wait: true })).text);
+  const chat = JSON.parse((await post(d.url, '/api/chat', {
+    model: 'tiny', stream: false, options: { num_predict: 2 },
+    messages: [system, { role: 'user', content: 'What is the second field?' }],
+  })).text);
+  assert.ok(chat.prompt_eval_count > pre.context_tokens);
+  assert.equal(chat.prompt_cached_count, pre.context_tokens, 'the precharged tokens lead the request');
+  // /api/generate with a system prompt renders the same leading message.
+  const gen = JSON.parse((await post(d.url, '/api/generate', {
+    model: 'tiny', stream: false, system: system.content, prompt: 'And the third?', options: { num_predict: 2 },
+  })).text);
+  assert.ok(gen.prompt_cached_count >= pre.context_tokens);
+});
+
+test('events: the sequence for a precharge and for a request, filtered by stream', async () => {
+  const sub = await collectEvents(d.url, '', (evs) => evs.some((e) => e.event === 'LlmCompleted'));
+  const ctx = [{ role: 'system', content: `A new context ${Date.now()}` }];
+  const r = JSON.parse((await post(d.url, '/api/precharge', { model: 'tiny', context: ctx, wait: true })).text);
+  await post(d.url, '/api/chat', { model: 'tiny', stream: false, messages: [...ctx, { role: 'user', content: 'hi' }], options: { num_predict: 1 } });
+  const evs = await sub.until();
+  const names = evs.map((e) => e.event);
+  const i = names.indexOf('PrechargeRequested');
+  assert.ok(i >= 0 && names.indexOf('PrechargeCompleted') > i, names.join(','));
+  assert.ok(names.indexOf('LlmRequested') > names.indexOf('PrechargeCompleted'));
+  assert.ok(names.indexOf('LlmCompleted') > names.indexOf('LlmRequested'));
+  const done = evs.find((e) => e.event === 'PrechargeCompleted');
+  assert.equal(done.data.correlation_id, r.correlation_id);
+  assert.equal(done.metadata.correlation_id, r.correlation_id);
+  assert.equal(done.stream, 'precharge:responses');
+  const llm = evs.filter((e) => e.event.startsWith('Llm'));
+  assert.equal(llm[0].data.correlation_id, llm[1].data.correlation_id);
+
+  // Only the stream asked for.
+  const only = await collectEvents(d.url, 'precharge:responses', (e) => e.length >= 1);
+  await post(d.url, '/api/precharge', { model: 'tiny', context: [{ role: 'system', content: `other ${Date.now()}` }], wait: true });
+  const got = await only.until();
+  assert.deepEqual([...new Set(got.map((e) => e.event))], ['PrechargeCompleted']);
+
+  const bad = await get(d.url, '/api/events?stream=nope');
+  assert.equal(bad.status, 400);
+  assert.match(JSON.parse(bad.text).error, /unknown stream "nope"/);
+});
+
+test('bad precharges get clear errors', async () => {
+  const cases = [
+    [{ context: [system] }, 400, /"model" is required/],
+    [{ model: 'tiny' }, 400, /needs "context"/],
+    [{ model: 'tiny', context: [] }, 400, /non-empty array/],
+    [{ model: 'tiny', context: [{ role: 'x', content: 'y' }] }, 400, /"x" is not one of/],
+    [{ model: 'tiny', context: [system], priority: 'urgent' }, 400, /priority "urgent"/],
+    [{ model: 'tiny', context: [system], category: 'mcl' }, 400, /category "mcl"/],
+    [{ model: 'tiny', context: [system], wait: true, timeout: -1 }, 400, /timeout/],
+    [{ model: 'nope', context: [system] }, 404, /model "nope" not found/],
+    [{ model: '../x', context: [system] }, 400, /invalid model name/],
+  ];
+  for (const [body, status, re] of cases) {
+    const r = await post(d.url, '/api/precharge', body);
+    assert.equal(r.status, status, JSON.stringify(body));
+    assert.match(JSON.parse(r.text).error, re);
+  }
+  const long = JSON.parse((await post(d.url, '/api/precharge', {
+    model: 'tiny', prompt: 'word '.repeat(5000), wait: true,
+  })).text);
+  assert.equal(long.status, 'failed');
+  assert.match(long.error, /context window/);
+  assert.equal((await get(d.url, '/api/precharge/00000000-0000-4000-8000-000000000000')).status, 404);
+});
+
+test('after a restart, a request restores the precharged context from disk', async () => {
+  const ctx = [{ role: 'system', content: 'Persistent context: the user fills a tax form with twelve fields.' }];
+  const pre = JSON.parse((await post(d.url, '/api/precharge', { model: 'tiny', context: ctx, wait: true })).text);
+  assert.equal(pre.status, 'ready');
+  assert.equal(await d.stop(), 0);
+
+  d = await startDaemon({ home });
+  const list = JSON.parse((await get(d.url, '/api/precharged')).text).precharged;
+  assert.ok(list.some((p) => p.context_tokens === pre.context_tokens && p.tier === 'disk'));
+  const chat = JSON.parse((await post(d.url, '/api/chat', {
+    model: 'tiny', stream: false, options: { num_predict: 1 },
+    messages: [...ctx, { role: 'user', content: 'How many fields?' }],
+  })).text);
+  assert.equal(chat.prompt_cached_count, pre.context_tokens);
+  assert.match(d.log(), /indexed \d+ snapshots/);
+
+  // A precharge of the same context is warm without a prefill.
+  const again = JSON.parse((await post(d.url, '/api/precharge', { model: 'tiny', context: ctx, wait: true })).text);
+  assert.equal(again.status, 'already_warm');
+});
