@@ -14,6 +14,14 @@ int pc_cmd_run(int argc, char **argv);
 int pc_cmd_ps(int argc, char **argv);
 int pc_cmd_stop(int argc, char **argv);
 int pc_cmd_model(int argc, char **argv);
+int pc_cmd_precharge(int argc, char **argv);
+int pc_cmd_snapshots(int argc, char **argv);
+
+/* Call the daemon's API (PRECHARGE_HOST) with an optional JSON body. Returns the parsed reply,
+ * which the caller decrefs, or NULL after printing why (the daemon's own error when it sent
+ * one). Needs <jansson.h>. */
+struct json_t;
+struct json_t *pc_cli_call(const char *method, const char *path, const char *body);
 
 /* $PRECHARGE_HOME, or ~/.precharge. Returns 0, or -1 when it does not fit. */
 int pc_cli_home(char *out, size_t size);

@@ -45,7 +45,7 @@ static int base_url(char *out, size_t size)
 }
 
 /* Call the API. Returns the parsed JSON reply (the caller decrefs), or NULL after printing why. */
-static json_t *call(const char *method, const char *path, const char *body)
+json_t *pc_cli_call(const char *method, const char *path, const char *body)
 {
     char url[512];
     if (base_url(url, sizeof(url) - strlen(path)) != 0)
@@ -122,7 +122,7 @@ int pc_cmd_ps(int argc, char **argv)
         pc_cli_error("usage: precharge ps");
         return PC_EXIT_USAGE;
     }
-    json_t *r = call("GET", "/api/ps", NULL);
+    json_t *r = pc_cli_call("GET", "/api/ps", NULL);
     if (r == NULL)
         return PC_EXIT_FAIL;
     printf("%-32s %-10s %-10s %-8s %s\n", "NAME", "SIZE", "PROCESSOR", "CONTEXT", "UNTIL");
@@ -163,7 +163,7 @@ int pc_cmd_stop(int argc, char **argv)
         pc_cli_error("out of memory");
         return PC_EXIT_FAIL;
     }
-    json_t *r = call("POST", "/api/generate", body);
+    json_t *r = pc_cli_call("POST", "/api/generate", body);
     free(body);
     if (r == NULL)
         return PC_EXIT_FAIL;

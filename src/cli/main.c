@@ -13,6 +13,8 @@ static const struct {
     {"run", pc_cmd_run, "run a model in this process: answer PROMPT, or chat"},
     {"ps", pc_cmd_ps, "list the models that the daemon holds in memory"},
     {"stop", pc_cmd_stop, "unload a model from the daemon"},
+    {"precharge", pc_cmd_precharge, "prefill a model with a context before it is needed"},
+    {"snapshots", pc_cmd_snapshots, "list the precharged contexts the daemon keeps"},
     {"model", pc_cmd_model, "the catalog: list, info, select (and the store's commands)"},
 };
 

@@ -3,7 +3,9 @@
 // a restore from disk after the daemon restarts.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { tempHome, makeModel, startDaemon, post, get, cleanup } from './lib.mjs';
+import { spawnSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { BIN, tempHome, makeModel, startDaemon, post, get, cleanup } from './lib.mjs';
 
 let home, d;
 const system = { role: 'system', content: 'You are a form assistant. The form has the fields name, ssn and dob. Be brief.' };
@@ -178,4 +180,23 @@ test('after a restart, a request restores the precharged context from disk', asy
   // A precharge of the same context is warm without a prefill.
   const again = JSON.parse((await post(d.url, '/api/precharge', { model: 'tiny', context: ctx, wait: true })).text);
   assert.equal(again.status, 'already_warm');
+});
+
+test('the CLI precharges a system prompt from a file and lists snapshots', () => {
+  const file = `${home}/system.txt`;
+  writeFileSync(file, 'You answer questions about a shipping form: sender, recipient, weight.');
+  const env = { ...process.env, PRECHARGE_HOST: d.url.replace('http://', '') };
+  const r = spawnSync(BIN, ['precharge', 'tiny', '--system', file, '--wait'], { env, encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  const out = JSON.parse(r.stdout);
+  assert.equal(out.status, 'ready');
+  const s = spawnSync(BIN, ['snapshots'], { env, encoding: 'utf8' });
+  assert.equal(s.status, 0, s.stderr);
+  assert.match(s.stdout, /^MODEL\s+CATEGORY\s+TOKENS\s+TIER/);
+  assert.match(s.stdout, new RegExp(`tiny\\s+local\\s+${out.context_tokens}\\s+(ram|disk)`));
+  const bad = spawnSync(BIN, ['precharge', 'tiny'], { env, encoding: 'utf8' });
+  assert.equal(bad.status, 2);
+  const missing = spawnSync(BIN, ['precharge', 'tiny', '--system', '/nonexistent'], { env, encoding: 'utf8' });
+  assert.equal(missing.status, 1);
+  assert.match(missing.stderr, /--system: open "\/nonexistent"/);
 });
