@@ -24,7 +24,8 @@
     X(PC_ERR_UNAVAILABLE, "service unavailable")                                                   \
     X(PC_ERR_NETWORK, "network error")                                                             \
     X(PC_ERR_BAD_PATH, "path leads outside its directory")                                         \
-    X(PC_ERR_CHECKSUM, "checksum mismatch")
+    X(PC_ERR_CHECKSUM, "checksum mismatch")                                                        \
+    X(PC_ERR_NO_MEMORY, "insufficient memory")
 
 enum pc_err {
 #define PC_ERR_ENUM(name, msg) name,

@@ -30,6 +30,8 @@ int pc_http_status_of(enum pc_err code)
         return 502;
     case PC_ERR_BUSY:
     case PC_ERR_UNAVAILABLE:
+    case PC_ERR_NO_MEMORY: /* the model does not fit beside the pinned ones: 503, as llama-server
+                            * answers when it cannot take a request, which clients retry later */
         return 503;
     case PC_ERR__COUNT:
         break;
