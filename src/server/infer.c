@@ -21,10 +21,18 @@ enum pc_err pc_infer_open(struct pc_server *srv, const char *name, int64_t keep_
     struct pc_infer *inf = calloc(1, sizeof(*inf));
     if (inf == NULL)
         return pc_error_set(err, PC_ERR_NOMEM, "out of memory");
+    struct pc_error store_err = {0};
     enum pc_err rc = pc_store_name(name, inf->norm, sizeof(inf->norm), err);
     if (rc == PC_OK)
-        rc = pc_store_path(srv->cfg.models_dir, name, path, sizeof(path), err);
-    if (rc == PC_OK)
+        rc = pc_store_path(srv->cfg.models_dir, name, path, sizeof(path), &store_err);
+    /* Not in the store: a model that /v1/models loaded from the catalog or a path is served
+     * while it is resident (the pool is asked without a path, below). */
+    bool in_store = rc == PC_OK;
+    if (rc == PC_ERR_NOT_FOUND)
+        rc = PC_OK;
+    else if (rc != PC_OK && store_err.code != PC_OK && err)
+        *err = store_err;
+    if (in_store)
         rc = pc_model_key(path, inf->key, err);
     if (rc != PC_OK) {
         free(inf);
@@ -38,7 +46,17 @@ enum pc_err pc_infer_open(struct pc_server *srv, const char *name, int64_t keep_
     pc_uuid(inf->id);
 
     bool loaded = false;
-    rc = pc_pool_acquire(srv->pool, inf->norm, path, keep_alive_ns, &inf->entry, &loaded, err);
+    rc = pc_pool_acquire(srv->pool, inf->norm, in_store ? path : NULL, keep_alive_ns, &inf->entry,
+                         &loaded, err);
+    if (rc == PC_OK && !in_store &&
+        (rc = pc_model_key(pc_model_path(pc_infer_model(inf)), inf->key, err)) != PC_OK)
+        pc_pool_release(srv->pool, inf->entry);
+    if (!in_store && rc == PC_ERR_NOT_FOUND) {
+        if (err)
+            *err = store_err;
+        free(inf);
+        return rc;
+    }
     if (rc != PC_OK) {
         pc_events_publish(srv->events, PC_EV_MODEL_FAILED, inf->norm, inf->id,
                           json_pack("{s:s}", "error", err ? err->msg : ""));

@@ -443,6 +443,8 @@ static void handle_tags(const struct pc_http_req *req, struct pc_http_reply *rep
     pc_reply_json_value(reply, 200, json_pack("{s:o}", "models", models));
 }
 
+/* Ollama's fields, from the pool; beside them precharge's own: pinned, in_use (requests that
+ * hold the model now), uses, and the memory charged to it beyond llama.cpp's (snapshots). */
 static void handle_ps(const struct pc_http_req *req, struct pc_http_reply *reply)
 {
     struct pc_pool_status *st = NULL;
@@ -452,13 +454,17 @@ static void handle_ps(const struct pc_http_req *req, struct pc_http_reply *reply
         char ts[40], name[300];
         const struct pc_model_info *in = &st[i].info;
         snprintf(name, sizeof(name), "%s:latest", st[i].name);
-        json_int_t size = (json_int_t)(in->weights_bytes + in->kv_bytes + in->compute_bytes);
-        json_array_append_new(
-            models,
+        json_t *m =
             json_pack("{s:s, s:s, s:I, s:o, s:s, s:I, s:I}", "name", name, "model", name, "size",
-                      size, "details", details(in), "expires_at",
+                      (json_int_t)st[i].memory_bytes, "details", details(in), "expires_at",
                       pc_clock_rfc3339(st[i].expires_wall_ns, ts, sizeof(ts)), "size_vram",
-                      (json_int_t)in->device_bytes, "context_length", (json_int_t)in->n_ctx));
+                      (json_int_t)in->device_bytes, "context_length", (json_int_t)in->n_ctx);
+        if (m != NULL)
+            json_object_update_new(m,
+                                   json_pack("{s:b, s:i, s:I, s:I}", "pinned", st[i].pinned,
+                                             "in_use", st[i].refs, "uses", (json_int_t)st[i].uses,
+                                             "charged_size", (json_int_t)st[i].charged_bytes));
+        json_array_append_new(models, m);
     }
     free(st);
     pc_reply_json_value(reply, 200, json_pack("{s:o}", "models", models));

@@ -7,17 +7,21 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "../base/clock.h"
 #include "../base/duration.h"
 #include "../base/file.h"
 #include "../base/fmt.h"
-#include "../store/store.h"
 #include "../base/log.h"
+#include "../catalog/hw.h"
+#include "../store/store.h"
 #include "infer.h"
+#include "pool_api.h"
 
 #define DEFAULT_PORT 11435
 #define DEFAULT_MAX_BODY (8u << 20)
+#define DEFAULT_MAX_MODELS 3 /* Ollama's OLLAMA_MAX_LOADED_MODELS on a CPU */
 
 enum pc_err pc_server_parse_hostport(const char *s, struct pc_server_config *cfg,
                                      struct pc_error *err)
@@ -100,7 +104,9 @@ enum pc_err pc_server_config_from_env(struct pc_server_config *cfg, struct pc_er
     snprintf(cfg->host, sizeof(cfg->host), "127.0.0.1");
     cfg->port = DEFAULT_PORT;
     cfg->max_body = DEFAULT_MAX_BODY;
-    cfg->pool.max_models = 1;
+    cfg->pool.max_models = DEFAULT_MAX_MODELS;
+    cfg->pool.policy = PC_POOL_LRU;
+    cfg->budget_mode = PC_BUDGET_AUTO;
     cfg->pool.default_keep_alive_ns = 5ll * 60 * 1000000000;
     cfg->pool.model_params = pc_model_default_params();
 
@@ -156,6 +162,125 @@ enum pc_err pc_server_config_from_env(struct pc_server_config *cfg, struct pc_er
     if (env_uint("PRECHARGE_THREADS", 0, 1024, &num, err) != PC_OK)
         return PC_ERR_INVALID;
     cfg->pool.model_params.n_threads = (int32_t)num;
+
+    v = getenv("PRECHARGE_MEMORY_BUDGET");
+    if (v != NULL && *v != '\0' && pc_server_parse_budget(v, cfg, &inner) != PC_OK)
+        return pc_error_set(err, PC_ERR_INVALID, "PRECHARGE_MEMORY_BUDGET: %s", inner.msg);
+    v = getenv("PRECHARGE_EVICTION");
+    if (v != NULL && *v != '\0' && !pc_pool_policy_parse(v, &cfg->pool.policy))
+        return pc_error_set(err, PC_ERR_INVALID,
+                            "PRECHARGE_EVICTION=\"%s\": expected lru, lfu or fifo", v);
+    v = getenv("PRECHARGE_MODEL_DIRS");
+    if (v != NULL && *v != '\0' && pc_server_add_model_dirs(v, cfg, &inner) != PC_OK)
+        return pc_error_set(err, PC_ERR_INVALID, "PRECHARGE_MODEL_DIRS: %s", inner.msg);
+    return PC_OK;
+}
+
+enum pc_err pc_server_parse_budget(const char *s, struct pc_server_config *cfg,
+                                   struct pc_error *err)
+{
+    uint64_t bytes;
+    size_t len = strlen(s);
+    if (strcasecmp(s, "auto") == 0) {
+        cfg->budget_mode = PC_BUDGET_AUTO;
+        return PC_OK;
+    }
+    if (strcasecmp(s, "none") == 0) {
+        cfg->budget_mode = PC_BUDGET_FIXED;
+        cfg->pool.budget_bytes = 0;
+        return PC_OK;
+    }
+    if (len > 1 && s[len - 1] == '%') {
+        char *end;
+        double pct = strtod(s, &end);
+        if (s[0] >= '0' && s[0] <= '9' && end == s + len - 1 && pct > 0 && pct <= 100) {
+            cfg->budget_mode = PC_BUDGET_PERCENT;
+            cfg->budget_percent = pct;
+            return PC_OK;
+        }
+    } else if (pc_parse_bytes(s, &bytes) == 0) {
+        cfg->budget_mode = PC_BUDGET_FIXED;
+        cfg->pool.budget_bytes = bytes;
+        return PC_OK;
+    }
+    return pc_error_set(err, PC_ERR_INVALID,
+                        "invalid memory budget \"%s\": use a size (\"12G\", \"800M\"), a share "
+                        "of the available RAM (\"75%%\"), \"auto\" or \"none\"",
+                        s);
+}
+
+enum pc_err pc_server_add_model_dirs(const char *list, struct pc_server_config *cfg,
+                                     struct pc_error *err)
+{
+    for (const char *p = list; *p != '\0';) {
+        size_t len = strcspn(p, ":");
+        if (len > 0) {
+            if (cfg->n_model_dirs == PC_SERVER_MAX_MODEL_DIRS)
+                return pc_error_set(err, PC_ERR_INVALID, "more than %d model directories",
+                                    PC_SERVER_MAX_MODEL_DIRS);
+            if (len >= sizeof(cfg->model_dirs[0]))
+                return pc_error_set(err, PC_ERR_INVALID, "a model directory is too long");
+            if (p[0] != '/')
+                return pc_error_set(err, PC_ERR_INVALID,
+                                    "model directory \"%.*s\" is not an absolute path", (int)len,
+                                    p);
+            memcpy(cfg->model_dirs[cfg->n_model_dirs], p, len);
+            cfg->model_dirs[cfg->n_model_dirs++][len] = '\0';
+        }
+        p += len;
+        if (*p == ':')
+            p++;
+    }
+    return PC_OK;
+}
+
+/* Turn the budget setting into bytes, now that the daemon starts. */
+static void resolve_budget(struct pc_server_config *cfg)
+{
+    char a[32], b[32], c[32];
+    if (cfg->budget_mode == PC_BUDGET_FIXED) {
+        if (cfg->pool.budget_bytes == 0)
+            pc_log_info("pool", "no memory budget: at most %zu models", cfg->pool.max_models);
+        else
+            pc_log_info("pool", "memory budget %s (configured)",
+                        pc_fmt_bytes(cfg->pool.budget_bytes, a, sizeof(a)));
+        return;
+    }
+    struct pc_hw hw;
+    struct pc_error err = {0};
+    if (pc_hw_probe("", &hw, &err) != PC_OK) {
+        pc_log_warn("pool", "no memory budget: %s", err.msg);
+        cfg->pool.budget_bytes = 0;
+        return;
+    }
+    if (cfg->budget_mode == PC_BUDGET_PERCENT) {
+        cfg->pool.budget_bytes = (uint64_t)((double)hw.ram_available * cfg->budget_percent / 100);
+        pc_log_info("pool", "memory budget %s (%g%% of %s available)",
+                    pc_fmt_bytes(cfg->pool.budget_bytes, a, sizeof(a)), cfg->budget_percent,
+                    pc_fmt_bytes(hw.ram_available, b, sizeof(b)));
+        return;
+    }
+    uint64_t headroom = 0;
+    cfg->pool.budget_bytes = pc_pool_default_budget(&hw, &headroom);
+    pc_log_info("pool", "memory budget %s (%s available%s, less %s headroom)",
+                pc_fmt_bytes(cfg->pool.budget_bytes, a, sizeof(a)),
+                pc_fmt_bytes(hw.ram_available, b, sizeof(b)),
+                hw.n_gpus ? " with the GPUs' free memory" : "",
+                pc_fmt_bytes(headroom, c, sizeof(c)));
+}
+
+/* Make the allow-list absolute and real, so that a path is judged after its links resolve. */
+static enum pc_err resolve_model_dirs(struct pc_server_config *cfg, struct pc_error *err)
+{
+    for (size_t i = 0; i < cfg->n_model_dirs; i++) {
+        char real[PATH_MAX];
+        if (realpath(cfg->model_dirs[i], real) == NULL)
+            return pc_error_set(err, PC_ERR_INVALID, "model directory \"%s\": %s",
+                                cfg->model_dirs[i], strerror(errno));
+        if (strlen(real) >= sizeof(cfg->model_dirs[i]))
+            return pc_error_set(err, PC_ERR_INVALID, "model directory \"%s\" is too long", real);
+        snprintf(cfg->model_dirs[i], sizeof(cfg->model_dirs[i]), "%s", real);
+    }
     return PC_OK;
 }
 
@@ -163,6 +288,7 @@ enum pc_err pc_server_config_from_env(struct pc_server_config *cfg, struct pc_er
 static const struct pc_http_route *const route_tables[] = {
     pc_ollama_routes,
     pc_precharge_routes,
+    pc_pool_routes,
     NULL,
 };
 
@@ -183,6 +309,16 @@ static void discover(struct pc_server *s)
                       json_pack("{s:o, s:s}", "models", names, "category", "local"));
 }
 
+/* The pool's unloads, as events: ModelEvicted with why (evicted, expired, unloaded). */
+static void on_model_unload(void *user, const char *name, struct pc_model *m, const char *why)
+{
+    struct pc_server *s = user;
+    (void)m;
+    char id[37];
+    pc_uuid(id);
+    pc_events_publish(s->events, PC_EV_MODEL_EVICTED, name, id, json_pack("{s:s}", "reason", why));
+}
+
 enum pc_err pc_server_start(const struct pc_server_config *cfg, struct pc_server **out,
                             struct pc_error *err)
 {
@@ -194,7 +330,12 @@ enum pc_err pc_server_start(const struct pc_server_config *cfg, struct pc_server
     enum pc_err rc = pc_file_mkdirs(cfg->models_dir, err);
     if (rc != PC_OK)
         goto fail;
-    s->pool = pc_pool_new(&cfg->pool);
+    if ((rc = resolve_model_dirs(&s->cfg, err)) != PC_OK)
+        goto fail;
+    resolve_budget(&s->cfg);
+    s->cfg.pool.on_unload = on_model_unload;
+    s->cfg.pool.on_unload_user = s;
+    s->pool = pc_pool_new(&s->cfg.pool);
     s->events = pc_events_new(1024);
     if (s->pool == NULL || s->events == NULL) {
         rc = pc_error_set(err, PC_ERR_NOMEM, "server: cannot start the model pool");

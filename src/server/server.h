@@ -2,10 +2,20 @@
 #ifndef PC_SERVER_H
 #define PC_SERVER_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "../base/err.h"
 #include "../pool/pool.h"
+
+/* How the pool's memory budget is found when the server starts. */
+enum pc_budget_mode {
+    PC_BUDGET_AUTO,    /* the hardware probe, less headroom: pc_pool_default_budget */
+    PC_BUDGET_PERCENT, /* budget_percent of the RAM available at start */
+    PC_BUDGET_FIXED,   /* pool.budget_bytes as it is; 0: no byte limit */
+};
+
+#define PC_SERVER_MAX_MODEL_DIRS 16
 
 struct pc_server_config {
     char host[256];         /* listen address; 127.0.0.1 by default */
@@ -17,11 +27,18 @@ struct pc_server_config {
     int64_t debounce_ns;    /* precharge debounce window */
     size_t max_body;        /* request body limit in bytes */
     struct pc_pool_config pool;
+    enum pc_budget_mode budget_mode;
+    double budget_percent;
+    /* The allow-list: directories whose models a request may name by path (/v1/models/{id}/load
+     * with "path"). Empty: paths are refused. Made absolute (realpath) when the server starts. */
+    char model_dirs[PC_SERVER_MAX_MODEL_DIRS][1024];
+    size_t n_model_dirs;
 };
 
 /* Defaults, then PRECHARGE_HOST ("host:port", "host", ":port", "[::1]:port"), PRECHARGE_HOME,
  * PRECHARGE_KEEP_ALIVE, PRECHARGE_MAX_LOADED_MODELS, PRECHARGE_CONTEXT_LENGTH,
- * PRECHARGE_THREADS, PRECHARGE_SNAPSHOT_RAM, PRECHARGE_SNAPSHOT_DISK, PRECHARGE_DEBOUNCE.
+ * PRECHARGE_THREADS, PRECHARGE_SNAPSHOT_RAM, PRECHARGE_SNAPSHOT_DISK, PRECHARGE_DEBOUNCE,
+ * PRECHARGE_MEMORY_BUDGET, PRECHARGE_EVICTION, PRECHARGE_MODEL_DIRS.
  * Fails with the variable named when one is malformed. */
 enum pc_err pc_server_config_from_env(struct pc_server_config *cfg /* OUT */, struct pc_error *err);
 
@@ -31,6 +48,16 @@ enum pc_err pc_server_set_home(struct pc_server_config *cfg, const char *home,
 
 /* Parse "host:port" forms into cfg->host and cfg->port. */
 enum pc_err pc_server_parse_hostport(const char *s, struct pc_server_config *cfg,
+                                     struct pc_error *err);
+
+/* Parse a memory budget into cfg: "auto", a size ("12G", "800MiB", "1073741824"), a share of
+ * the available RAM ("75%"), or "0" / "none" for no byte limit. Only a valid value changes
+ * cfg. */
+enum pc_err pc_server_parse_budget(const char *s, struct pc_server_config *cfg,
+                                   struct pc_error *err);
+
+/* Append the directories of a ':'-separated list to cfg's allow-list. */
+enum pc_err pc_server_add_model_dirs(const char *list, struct pc_server_config *cfg,
                                      struct pc_error *err);
 
 struct pc_server;

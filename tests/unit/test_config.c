@@ -1,4 +1,5 @@
-/* test_config.c - unit tests for src/server configuration: listen addresses and the environment. */
+/* test_config.c - unit tests for src/server configuration: listen addresses, the environment,
+ * and the pool's budget, policy and model-directory allow-list. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -19,6 +20,8 @@ static const char *const env_vars[] = {
     "PRECHARGE_HOST",           "PRECHARGE_HOME",
     "PRECHARGE_KEEP_ALIVE",     "PRECHARGE_MAX_LOADED_MODELS",
     "PRECHARGE_CONTEXT_LENGTH", "PRECHARGE_THREADS",
+    "PRECHARGE_MEMORY_BUDGET",  "PRECHARGE_EVICTION",
+    "PRECHARGE_MODEL_DIRS",
 };
 
 static char *saved_home;
@@ -144,7 +147,10 @@ static void test_env_defaults(void **state)
     assert_string_equal(cfg.host, "127.0.0.1");
     assert_int_equal(cfg.port, 11435);
     assert_true(cfg.pool.default_keep_alive_ns == 5 * 60 * NS_PER_S);
-    assert_int_equal(cfg.pool.max_models, 1);
+    assert_int_equal(cfg.pool.max_models, 3);
+    assert_int_equal(cfg.budget_mode, PC_BUDGET_AUTO);
+    assert_int_equal(cfg.pool.policy, PC_POOL_LRU);
+    assert_int_equal(cfg.n_model_dirs, 0);
     assert_string_equal(cfg.models_dir, "/home/tester/.precharge/models");
     assert_true(cfg.max_body > 0);
     assert_int_equal(cfg.pool.model_params.n_ctx, 4096);
@@ -227,16 +233,50 @@ static void test_env_max_loaded_models(void **state)
 {
     (void)state;
     struct pc_server_config cfg;
-    setenv("PRECHARGE_MAX_LOADED_MODELS", "3", 1);
+    setenv("PRECHARGE_MAX_LOADED_MODELS", "5", 1);
     assert_int_equal(pc_server_config_from_env(&cfg, NULL), PC_OK);
-    assert_int_equal(cfg.pool.max_models, 3);
+    assert_int_equal(cfg.pool.max_models, 5);
 
     setenv("PRECHARGE_CONTEXT_LENGTH", "8192", 1);
     setenv("PRECHARGE_THREADS", "6", 1);
     assert_int_equal(pc_server_config_from_env(&cfg, NULL), PC_OK);
-    assert_int_equal(cfg.pool.max_models, 3);
+    assert_int_equal(cfg.pool.max_models, 5);
     assert_int_equal(cfg.pool.model_params.n_ctx, 8192);
     assert_int_equal(cfg.pool.model_params.n_threads, 6);
+}
+
+static void test_env_pool(void **state)
+{
+    (void)state;
+    struct pc_server_config cfg;
+    setenv("PRECHARGE_MEMORY_BUDGET", "12G", 1);
+    setenv("PRECHARGE_EVICTION", "LFU", 1);
+    setenv("PRECHARGE_MODEL_DIRS", "/srv/models::/opt/gguf", 1);
+    assert_int_equal(pc_server_config_from_env(&cfg, NULL), PC_OK);
+    assert_int_equal(cfg.budget_mode, PC_BUDGET_FIXED);
+    assert_true(cfg.pool.budget_bytes == 12ull << 30);
+    assert_int_equal(cfg.pool.policy, PC_POOL_LFU);
+    assert_int_equal(cfg.n_model_dirs, 2);
+    assert_string_equal(cfg.model_dirs[0], "/srv/models");
+    assert_string_equal(cfg.model_dirs[1], "/opt/gguf");
+
+    setenv("PRECHARGE_MEMORY_BUDGET", "75%", 1);
+    assert_int_equal(pc_server_config_from_env(&cfg, NULL), PC_OK);
+    assert_int_equal(cfg.budget_mode, PC_BUDGET_PERCENT);
+    assert_true(cfg.budget_percent == 75.0);
+    setenv("PRECHARGE_MEMORY_BUDGET", "none", 1);
+    assert_int_equal(pc_server_config_from_env(&cfg, NULL), PC_OK);
+    assert_int_equal(cfg.budget_mode, PC_BUDGET_FIXED);
+    assert_true(cfg.pool.budget_bytes == 0);
+
+    /* A flag's value goes through the same parser; a bad one leaves cfg as it was. */
+    assert_int_equal(pc_server_parse_budget("800MiB", &cfg, NULL), PC_OK);
+    assert_true(cfg.pool.budget_bytes == 800ull << 20);
+    assert_int_equal(pc_server_parse_budget("auto", &cfg, NULL), PC_OK);
+    assert_int_equal(cfg.budget_mode, PC_BUDGET_AUTO);
+    assert_int_equal(pc_server_parse_budget("0%", &cfg, NULL), PC_ERR_INVALID);
+    assert_int_equal(pc_server_parse_budget("-1G", &cfg, NULL), PC_ERR_INVALID);
+    assert_int_equal(cfg.budget_mode, PC_BUDGET_AUTO);
 }
 
 struct env_case {
@@ -255,6 +295,11 @@ static const struct env_case bad_cases[] = {
     {"PRECHARGE_MAX_LOADED_MODELS", "-2"},
     {"PRECHARGE_CONTEXT_LENGTH", "big"},
     {"PRECHARGE_THREADS", "1025"},
+    {"PRECHARGE_MEMORY_BUDGET", "lots"},
+    {"PRECHARGE_MEMORY_BUDGET", "150%"},
+    {"PRECHARGE_MEMORY_BUDGET", "12Q"},
+    {"PRECHARGE_EVICTION", "random"},
+    {"PRECHARGE_MODEL_DIRS", "relative/dir"},
 };
 
 static void from_env_bad(const struct env_case *c, struct pc_error *e)
@@ -316,6 +361,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_env_host, save_home, restore_home),
         cmocka_unit_test_setup_teardown(test_env_keep_alive, save_home, restore_home),
         cmocka_unit_test_setup_teardown(test_env_max_loaded_models, save_home, restore_home),
+        cmocka_unit_test_setup_teardown(test_env_pool, save_home, restore_home),
         cmocka_unit_test_setup_teardown(test_env_bad_values, save_home, restore_home),
         cmocka_unit_test_setup_teardown(test_env_bad_value_message_intact, save_home, restore_home),
     };
