@@ -175,11 +175,51 @@ size_t pc_slot_list(const struct pc_slot *s, struct pc_seq_info *out, size_t max
     return n;
 }
 
+/* Every decoded token attends over the cache up to its highest used cell, whoever owns the
+ * cells. Sequences unrelated to the prompt would slow each token of it (on a CPU, several times
+ * over for a few thousand cells), so they go down to RAM first, where a restore is a memcpy.
+ * When that leaves holes below the prompt's prefix, the prefix is moved to the start of the
+ * cache by a serialize-and-restore, so that the cells in use are the cells attended to. */
+static void focus(struct pc_model *m, const llama_token *toks, size_t n)
+{
+    size_t freed = 0;
+    for (int i = 0; i < PC_MAX_SEQS; i++) {
+        struct pc_seq *q = &m->seqs[i];
+        if (!q->used)
+            continue;
+        size_t c = common_prefix(q->toks, q->n, toks, n);
+        if (c * 2 < q->n) {
+            freed += q->n - c;
+            seq_evict(m, i);
+        }
+    }
+    if (freed < 256)
+        return;
+    size_t match = 0;
+    int keep = pc_slot_best_live(&m->slot, toks, n, &match);
+    for (int i = 0; i < PC_MAX_SEQS; i++)
+        if (m->seqs[i].used && i != keep)
+            seq_evict(m, i);
+    if (keep < 0)
+        return;
+    struct pc_seq *q = &m->seqs[keep];
+    size_t size = llama_state_seq_get_size(m->ctx, keep);
+    uint8_t *blob = size ? malloc(size) : NULL;
+    bool ok = blob != NULL && llama_state_seq_get_data(m->ctx, blob, size, keep) == size;
+    llama_memory_clear(llama_get_memory(m->ctx), false);
+    if (ok && llama_state_seq_set_data(m->ctx, blob, size, keep) == 0)
+        ok = false;
+    if (!ok) /* nothing is lost: the prefix is prefilled again */
+        q->n = 0;
+    free(blob);
+}
+
 enum pc_err pc_seq_for_prompt(struct pc_model *m, const llama_token *toks, size_t n,
                               bool for_precharge, int *seq, size_t *kept, struct pc_error *err)
 {
     llama_memory_t mem = llama_get_memory(m->ctx);
     size_t match = 0;
+    focus(m, toks, n);
     int src = pc_slot_best_live(&m->slot, toks, n, &match);
     /* Leave at least the last token to decode: a request needs its logits. */
     if (match == n && n > 0 && !for_precharge)

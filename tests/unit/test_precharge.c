@@ -142,7 +142,10 @@ static void test_tiers_give_the_same_logits(void **state)
     struct pc_snapstore *st1 = NULL, *st2 = NULL;
     assert_int_equal(pc_snapstore_open(snapdir, 1 << 30, 1 << 30, &st1, &err), PC_OK);
     struct pc_snapshot_meta meta = {"tiny", "local"};
+    uint8_t *kept = malloc(size); /* the store takes blob */
+    memcpy(kept, blob, size);
     assert_int_equal(pc_snapstore_save(st1, key, &meta, pre, npre, blob, size, true, &err), PC_OK);
+    blob = kept;
     pc_snapstore_close(st1);
     assert_int_equal(pc_snapstore_open(snapdir, 1 << 30, 1 << 30, &st2, &err), PC_OK);
     struct pc_snapshot_info *list = NULL;
@@ -162,6 +165,31 @@ static void test_tiers_give_the_same_logits(void **state)
     assert_int_equal(cached, (int32_t)npre);
     assert_true(max_diff(base, got, n_vocab) == 0.0f);
     pc_slot_release(slot);
+
+    /* Compacted: an unrelated sequence below the prefix is sent away and the prefix moved to
+     * the start of the cache before the question is decoded; the logits do not change. */
+    struct pc_model *m5 = load();
+    struct pc_buf other = PC_BUF_INIT;
+    for (int i = 0; i < 70; i++)
+        pc_buf_printf(&other, "unrelated %d ", i);
+    int32_t *otoks;
+    size_t no;
+    assert_int_equal(pc_model_tokenize(m5, other.data, &otoks, &no, &err), PC_OK);
+    assert_true(no > 256);
+    pc_slot_acquire(m5, PC_PRIO_USER, &slot);
+    assert_int_equal(pc_slot_prefill(slot, otoks, no, NULL, NULL, &st, &err), PC_OK);
+    /* Restored above the unrelated cells: the request must move it down. */
+    assert_int_equal(pc_slot_import(slot, blob, size, pre, npre, true, &seq, &err), PC_OK);
+    logits_for(slot, full, nfull, got, &n_vocab, &cached);
+    assert_int_equal(cached, (int32_t)npre);
+    assert_true(max_diff(base, got, n_vocab) == 0.0f);
+    struct pc_seq_info infos[8];
+    assert_int_equal(pc_slot_list(slot, infos, 8), 2); /* the prefix and the request, no more */
+    pc_slot_release(slot);
+    pc_model_free(m5);
+    free(blob);
+    pc_buf_free(&other);
+    free(otoks);
 
     /* A snapshot from another model file is refused, and the caller prefills. */
     struct pc_model *m4 = load();
