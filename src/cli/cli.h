@@ -16,6 +16,9 @@ int pc_cmd_stop(int argc, char **argv);
 int pc_cmd_model(int argc, char **argv);
 int pc_cmd_precharge(int argc, char **argv);
 int pc_cmd_snapshots(int argc, char **argv);
+int pc_cmd_load(int argc, char **argv);
+int pc_cmd_unload(int argc, char **argv);
+int pc_cmd_pin(int argc, char **argv);
 
 /* Call the daemon's API (PRECHARGE_HOST) with an optional JSON body. Returns the parsed reply,
  * which the caller decrefs, or NULL after printing why (the daemon's own error when it sent

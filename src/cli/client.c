@@ -1,4 +1,5 @@
-/* client.c - `precharge ps` and `precharge stop`: talk to a running daemon over its API. */
+/* client.c - `precharge ps` (with the pool's memory, pins and expiry) and `precharge stop`:
+ * talk to a running daemon over its API. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -115,6 +116,34 @@ static void until(const char *rfc3339, char *buf, size_t size)
         snprintf(buf, size, "%.0f hours from now", left / 3600);
 }
 
+/* The pool's line under the table: memory against the budget, the count, policy and stats. */
+static void print_pool_line(void)
+{
+    json_t *st = pc_cli_call("GET", "/v1/models/stats", NULL);
+    if (st == NULL)
+        return;
+#define NUM(k) ((uint64_t)json_integer_value(json_object_get(st, k)))
+    char used[32], budget[32];
+    uint64_t b = NUM("memory_budget_bytes");
+    pc_fmt_bytes(NUM("memory_used_bytes"), used, sizeof(used));
+    if (b == 0)
+        printf("\nmemory %s (no budget)", used);
+    else
+        printf("\nmemory %s of %s budget (%.0f%%%s)", used, pc_fmt_bytes(b, budget, sizeof(budget)),
+               100.0 * (double)NUM("memory_used_bytes") / (double)b,
+               json_is_true(json_object_get(st, "pressure")) ? ", under pressure" : "");
+    const char *policy = json_string_value(json_object_get(st, "policy"));
+    printf("; %llu of %llu models; %s eviction; hits %llu, misses %llu (%.0f%%); evictions %llu; "
+           "preloads %llu\n",
+           (unsigned long long)NUM("total_loaded"), (unsigned long long)NUM("max_models"),
+           policy ? policy : "?", (unsigned long long)NUM("hits"),
+           (unsigned long long)NUM("misses"),
+           100.0 * json_number_value(json_object_get(st, "hit_rate")),
+           (unsigned long long)NUM("evictions"), (unsigned long long)NUM("preloads"));
+#undef NUM
+    json_decref(st);
+}
+
 int pc_cmd_ps(int argc, char **argv)
 {
     (void)argv;
@@ -125,7 +154,8 @@ int pc_cmd_ps(int argc, char **argv)
     json_t *r = pc_cli_call("GET", "/api/ps", NULL);
     if (r == NULL)
         return PC_EXIT_FAIL;
-    printf("%-32s %-10s %-10s %-8s %s\n", "NAME", "SIZE", "PROCESSOR", "CONTEXT", "UNTIL");
+    printf("%-32s %-10s %-10s %-8s %-7s %-7s %s\n", "NAME", "SIZE", "PROCESSOR", "CONTEXT",
+           "PINNED", "IN USE", "UNTIL");
     size_t i;
     json_t *m;
     json_array_foreach(json_object_get(r, "models"), i, m)
@@ -142,11 +172,15 @@ int pc_cmd_ps(int argc, char **argv)
             snprintf(proc, sizeof(proc), "100%% GPU");
         else
             snprintf(proc, sizeof(proc), "%d%% GPU", (int)(100 * vram / total));
-        printf("%-32s %-10s %-10s %-8lld %s\n", json_string_value(json_object_get(m, "name")),
+        printf("%-32s %-10s %-10s %-8lld %-7s %-7lld %s\n",
+               json_string_value(json_object_get(m, "name")),
                pc_fmt_bytes((uint64_t)total, size, sizeof(size)), proc,
-               (long long)json_integer_value(json_object_get(m, "context_length")), when);
+               (long long)json_integer_value(json_object_get(m, "context_length")),
+               json_is_true(json_object_get(m, "pinned")) ? "yes" : "no",
+               (long long)json_integer_value(json_object_get(m, "in_use")), when);
     }
     json_decref(r);
+    print_pool_line();
     return PC_EXIT_OK;
 }
 

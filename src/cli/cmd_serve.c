@@ -1,5 +1,8 @@
 /* cmd_serve.c - `precharge serve`: configure and run the daemon until SIGINT or SIGTERM. */
+#include <errno.h>
 #include <getopt.h>
+#include <limits.h>
+#include <stdbool.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -19,7 +22,12 @@ static void serve_usage(FILE *f)
             "  --host HOST:PORT    listen address (PRECHARGE_HOST; default 127.0.0.1:11435)\n"
             "  --home DIR          state directory holding models/ (PRECHARGE_HOME; ~/.precharge)\n"
             "  --keep-alive DUR    default keep-alive (PRECHARGE_KEEP_ALIVE; 5m; -1 forever)\n"
-            "  --max-models N      models resident at once (PRECHARGE_MAX_LOADED_MODELS; 1)\n"
+            "  --max-models N      models resident at once (PRECHARGE_MAX_LOADED_MODELS; 3)\n"
+            "  --memory-budget B   bytes for resident models: 12G, 75%%, auto, none\n"
+            "                      (PRECHARGE_MEMORY_BUDGET; auto: available RAM less headroom)\n"
+            "  --eviction POLICY   who makes room: lru|lfu|fifo (PRECHARGE_EVICTION; lru)\n"
+            "  --model-dir DIR     allow loading models by path from DIR (repeatable;\n"
+            "                      PRECHARGE_MODEL_DIRS, ':'-separated; none)\n"
             "  --ctx N             context window per model (PRECHARGE_CONTEXT_LENGTH; 4096)\n"
             "  --threads N         inference threads (PRECHARGE_THREADS; all cores)\n"
             "  --preload MODEL     load MODEL at start (repeatable)\n"
@@ -55,12 +63,21 @@ static int apply_log_level(const char *v)
 int pc_cmd_serve(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"host", required_argument, NULL, 'H'},       {"home", required_argument, NULL, 'd'},
-        {"keep-alive", required_argument, NULL, 'k'}, {"max-models", required_argument, NULL, 'm'},
-        {"ctx", required_argument, NULL, 'c'},        {"threads", required_argument, NULL, 't'},
-        {"no-repack", no_argument, NULL, 'R'},        {"log-level", required_argument, NULL, 'l'},
-        {"llama-log", required_argument, NULL, 'L'},  {"help", no_argument, NULL, 'h'},
-        {"preload", required_argument, NULL, 'P'},    {NULL, 0, NULL, 0},
+        {"host", required_argument, NULL, 'H'},
+        {"home", required_argument, NULL, 'd'},
+        {"keep-alive", required_argument, NULL, 'k'},
+        {"max-models", required_argument, NULL, 'm'},
+        {"ctx", required_argument, NULL, 'c'},
+        {"threads", required_argument, NULL, 't'},
+        {"no-repack", no_argument, NULL, 'R'},
+        {"log-level", required_argument, NULL, 'l'},
+        {"llama-log", required_argument, NULL, 'L'},
+        {"help", no_argument, NULL, 'h'},
+        {"preload", required_argument, NULL, 'P'},
+        {"memory-budget", required_argument, NULL, 'B'},
+        {"eviction", required_argument, NULL, 'E'},
+        {"model-dir", required_argument, NULL, 'D'},
+        {NULL, 0, NULL, 0},
     };
     struct pc_server_config cfg;
     struct pc_error err = {0};
@@ -69,6 +86,8 @@ int pc_cmd_serve(int argc, char **argv)
     long n;
     const char *preload[16];
     size_t n_preload = 0;
+    bool dirs_from_flags = false;
+    char dir[PATH_MAX];
 
     if (level != NULL && *level != '\0' && apply_log_level(level) != 0)
         return PC_EXIT_USAGE;
@@ -122,6 +141,31 @@ int pc_cmd_serve(int argc, char **argv)
             break;
         case 'R':
             cfg.pool.model_params.repack = false;
+            break;
+        case 'B':
+            if (pc_server_parse_budget(optarg, &cfg, &err) != PC_OK) {
+                pc_cli_error("--memory-budget: %s", err.msg);
+                return PC_EXIT_USAGE;
+            }
+            break;
+        case 'E':
+            if (!pc_pool_policy_parse(optarg, &cfg.pool.policy)) {
+                pc_cli_error("--eviction: \"%s\" is not lru, lfu or fifo", optarg);
+                return PC_EXIT_USAGE;
+            }
+            break;
+        case 'D':
+            if (!dirs_from_flags)
+                cfg.n_model_dirs = 0; /* the flags replace PRECHARGE_MODEL_DIRS */
+            dirs_from_flags = true;
+            if (realpath(optarg, dir) == NULL) {
+                pc_cli_error("--model-dir: \"%s\": %s", optarg, strerror(errno));
+                return PC_EXIT_USAGE;
+            }
+            if (pc_server_add_model_dirs(dir, &cfg, &err) != PC_OK) {
+                pc_cli_error("--model-dir: %s", err.msg);
+                return PC_EXIT_USAGE;
+            }
             break;
         case 'l':
             if (apply_log_level(optarg) != 0)

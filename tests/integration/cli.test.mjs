@@ -79,8 +79,8 @@ test('ps and stop talk to the daemon', async () => {
     await post(d.url, '/api/generate', { model: 'tiny' });
     let r = run(['ps'], { env });
     assert.equal(r.status, 0, r.stderr);
-    assert.match(r.stdout, /^NAME\s+SIZE\s+PROCESSOR\s+CONTEXT\s+UNTIL/);
-    assert.match(r.stdout, /tiny:latest\s+\d+ MB\s+100% CPU\s+\d+\s+\d+ minutes from now/);
+    assert.match(r.stdout, /^NAME\s+SIZE\s+PROCESSOR\s+CONTEXT\s+PINNED\s+IN USE\s+UNTIL/);
+    assert.match(r.stdout, /tiny:latest\s+\d+ MB\s+100% CPU\s+\d+\s+no\s+0\s+\d+ minutes from now/);
 
     r = run(['stop', 'tiny'], { env });
     assert.equal(r.status, 0, r.stderr);

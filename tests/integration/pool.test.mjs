@@ -1,6 +1,7 @@
 // pool.test.mjs - the pool through the daemon's API: /v1/models load, preload, pin, unload and
 // stats; /api/ps; budget admission and the insufficient-memory error; the eviction policies;
-// an unload during a streamed answer; keep-alive expiry; paths and the model-dir allow-list.
+// an unload during a streamed answer; keep-alive expiry; paths and the model-dir allow-list;
+// and the CLI's load, unload, pin and ps.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
@@ -314,6 +315,65 @@ test('a catalog alias names the model it stands for', async () => {
     assert.equal(r.body.model_id, 'c');
     assert.equal(await names(d), 'c');
     assert.equal((await unload(d, 'cee:1b')).status, 200);
+  } finally {
+    await d.stop();
+  }
+});
+
+test('precharge load, pin, ps and unload', async () => {
+  const d = await daemon({ PRECHARGE_MEMORY_BUDGET: budget(2.5) });
+  const cli = (args) =>
+    spawnSync(BIN, args, {
+      encoding: 'utf8',
+      timeout: 60000,
+      env: { ...process.env, PRECHARGE_HOME: home, PRECHARGE_HOST: d.url.replace('http://', '') },
+    });
+  try {
+    let r = cli(['load', 'a']);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /^loaded a in \d+ ms/);
+    r = cli(['load', '--preload', '--keep-alive', '10m', 'b']);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /^preloaded b/);
+    r = cli(['pin', 'a']);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /^pinned a/);
+
+    r = cli(['ps']);
+    assert.equal(r.status, 0, r.stderr);
+    const lines = r.stdout.split('\n');
+    assert.match(lines[0], /^NAME\s+SIZE\s+PROCESSOR\s+CONTEXT\s+PINNED\s+IN USE\s+UNTIL$/);
+    assert.match(r.stdout, /a:latest\s+\d+ MB\s+100% CPU\s+256\s+yes\s+0\s+Forever/);
+    assert.match(r.stdout, /b:latest\s+\d+ MB\s+100% CPU\s+256\s+no\s+0\s+\d+ minutes from now/);
+    assert.match(r.stdout, /memory \d+ MB of \d+ MB budget \(\d+%, under pressure\); 2 of 3 models; lru eviction; hits 0, misses 1 \(0%\); evictions 0; preloads 1/);
+
+    r = cli(['load', 'c']); // evicts b: a is pinned
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(await names(d), 'a,c');
+    r = cli(['pin', 'c']);
+    assert.equal(r.status, 0, r.stderr);
+    r = cli(['load', 'd']);
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, /^precharge: insufficient memory: need/);
+
+    r = cli(['pin', '--off', 'c']);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /^unpinned c/);
+    r = cli(['unload', 'c']);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /^unloaded c/);
+    r = cli(['unload', 'c']);
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, /model "c" is not loaded/);
+
+    assert.equal(cli(['load']).status, 2);
+    assert.equal(cli(['load', 'a', 'b']).status, 2);
+    assert.equal(cli(['pin']).status, 2);
+    assert.equal(cli(['pin', 'a', '--sideways']).status, 2);
+    assert.equal(cli(['unload']).status, 2);
+    r = cli(['load', '--path', join(home, 'models', 'a.gguf'), 'z']);
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, /--model-dir/);
   } finally {
     await d.stop();
   }
