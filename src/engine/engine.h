@@ -188,6 +188,9 @@ struct pc_seq_info {
     int64_t last_used_ns; /* monotonic */
 };
 
+/* Drop every live sequence, each offered to the evict hook first (to keep it in RAM). */
+void pc_slot_drop_all(struct pc_slot *s);
+
 /* The live sequences: writes up to max entries, returns how many there are. */
 size_t pc_slot_list(const struct pc_slot *s, struct pc_seq_info *out, size_t max);
 

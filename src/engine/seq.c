@@ -161,6 +161,13 @@ const float *pc_slot_logits(const struct pc_slot *s, int32_t *n_vocab)
     return llama_get_logits_ith(s->m->ctx, -1);
 }
 
+void pc_slot_drop_all(struct pc_slot *s)
+{
+    for (int i = 0; i < PC_MAX_SEQS; i++)
+        if (s->m->seqs[i].used)
+            seq_evict(s->m, i);
+}
+
 size_t pc_slot_list(const struct pc_slot *s, struct pc_seq_info *out, size_t max)
 {
     size_t n = 0;

@@ -309,11 +309,16 @@ static void discover(struct pc_server *s)
                       json_pack("{s:o, s:s}", "models", names, "category", "local"));
 }
 
-/* The pool's unloads, as events: ModelEvicted with why (evicted, expired, unloaded). */
+/* The pool's unloads: the model's live sequences go down to the RAM tier (live -> RAM), and
+ * ModelEvicted goes out with why (evicted, expired, unloaded). */
 static void on_model_unload(void *user, const char *name, struct pc_model *m, const char *why)
 {
     struct pc_server *s = user;
-    (void)m;
+    struct pc_slot *slot = NULL;
+    pc_snapstore_attach(s->snapshots, m);
+    pc_slot_acquire(m, PC_PRIO_LOW, &slot);
+    pc_slot_drop_all(slot);
+    pc_slot_release(slot);
     char id[37];
     pc_uuid(id);
     pc_events_publish(s->events, PC_EV_MODEL_EVICTED, name, id, json_pack("{s:s}", "reason", why));
@@ -333,6 +338,14 @@ enum pc_err pc_server_start(const struct pc_server_config *cfg, struct pc_server
     if ((rc = resolve_model_dirs(&s->cfg, err)) != PC_OK)
         goto fail;
     resolve_budget(&s->cfg);
+    /* The snapshots' RAM tier lives in the same memory: when the pool's budget is worked out
+     * from the machine, the tier's budget comes out of it. A configured budget is the models'. */
+    if (s->cfg.pool.budget_bytes > 0 && s->cfg.budget_mode != PC_BUDGET_FIXED) {
+        uint64_t quarter = s->cfg.pool.budget_bytes / 4;
+        if (s->cfg.snapshot_ram > quarter)
+            s->cfg.snapshot_ram = quarter;
+        s->cfg.pool.budget_bytes -= s->cfg.snapshot_ram;
+    }
     s->cfg.pool.on_unload = on_model_unload;
     s->cfg.pool.on_unload_user = s;
     s->pool = pc_pool_new(&s->cfg.pool);
@@ -343,7 +356,7 @@ enum pc_err pc_server_start(const struct pc_server_config *cfg, struct pc_server
     }
     char snapdir[1100];
     snprintf(snapdir, sizeof(snapdir), "%s/snapshots", cfg->home);
-    rc = pc_snapstore_open(snapdir, cfg->snapshot_ram, cfg->snapshot_disk, &s->snapshots, err);
+    rc = pc_snapstore_open(snapdir, s->cfg.snapshot_ram, cfg->snapshot_disk, &s->snapshots, err);
     if (rc != PC_OK)
         goto fail;
     struct pc_precharger_config pcfg = {
