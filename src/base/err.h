@@ -25,7 +25,8 @@
     X(PC_ERR_NETWORK, "network error")                                                             \
     X(PC_ERR_BAD_PATH, "path leads outside its directory")                                         \
     X(PC_ERR_CHECKSUM, "checksum mismatch")                                                        \
-    X(PC_ERR_NO_MEMORY, "insufficient memory")
+    X(PC_ERR_NO_MEMORY, "insufficient memory")                                                     \
+    X(PC_ERR_TIMEOUT, "timed out")
 
 enum pc_err {
 #define PC_ERR_ENUM(name, msg) name,

@@ -19,6 +19,13 @@ int pc_cmd_snapshots(int argc, char **argv);
 int pc_cmd_load(int argc, char **argv);
 int pc_cmd_unload(int argc, char **argv);
 int pc_cmd_pin(int argc, char **argv);
+int pc_cmd_config(int argc, char **argv);
+
+/* `serve`'s configuration: the environment, then the config file, then the flags. Returns 0,
+ * 1 after printing the help, or -1 after printing what is wrong. */
+struct pc_server_config;
+int pc_serve_configure(int argc, char **argv, struct pc_server_config *cfg /* OUT */,
+                       const char **llama_log /* OUT */);
 
 /* Call the daemon's API (PRECHARGE_HOST) with an optional JSON body. Returns the parsed reply,
  * which the caller decrefs, or NULL after printing why (the daemon's own error when it sent

@@ -11,6 +11,7 @@
 
 #include "../base/duration.h"
 #include "../base/log.h"
+#include "../base/sdnotify.h"
 #include "../engine/engine.h"
 #include "../server/server.h"
 #include "cli.h"
@@ -30,7 +31,12 @@ static void serve_usage(FILE *f)
             "                      PRECHARGE_MODEL_DIRS, ':'-separated; none)\n"
             "  --ctx N             context window per model (PRECHARGE_CONTEXT_LENGTH; 4096)\n"
             "  --threads N         inference threads (PRECHARGE_THREADS; all cores)\n"
-            "  --preload MODEL     load MODEL at start (repeatable)\n"
+            "  --config FILE       configuration file (default $PRECHARGE_HOME/config.json);\n"
+            "                      flags override it, and it overrides the environment\n"
+            "  --preload MODEL     warm MODEL at start (repeatable; PRECHARGE_PRELOAD=a,b)\n"
+            "  --preload-timeout MS  bound on each preload attempt (MODEL_PRELOAD_TIMEOUT; 30000)\n"
+            "  --health-interval MS  one-token health checks of preloaded models\n"
+            "                      (HEALTH_CHECK_INTERVAL; 300000; 0 none)\n"
             "  --no-repack         keep weights as in the file (less RAM, slower prefill)\n"
             "  --log-level LEVEL   error|warn|info|debug (PRECHARGE_LOG_LEVEL; info)\n"
             "  --llama-log LEVEL   llama.cpp's own messages: none|error|warn|info|debug "
@@ -60,132 +66,182 @@ static int apply_log_level(const char *v)
     return 0;
 }
 
-int pc_cmd_serve(int argc, char **argv)
+static const struct option serve_opts[] = {
+    {"host", required_argument, NULL, 'H'},
+    {"home", required_argument, NULL, 'd'},
+    {"keep-alive", required_argument, NULL, 'k'},
+    {"max-models", required_argument, NULL, 'm'},
+    {"ctx", required_argument, NULL, 'c'},
+    {"threads", required_argument, NULL, 't'},
+    {"no-repack", no_argument, NULL, 'R'},
+    {"log-level", required_argument, NULL, 'l'},
+    {"llama-log", required_argument, NULL, 'L'},
+    {"help", no_argument, NULL, 'h'},
+    {"preload", required_argument, NULL, 'P'},
+    {"memory-budget", required_argument, NULL, 'B'},
+    {"eviction", required_argument, NULL, 'E'},
+    {"model-dir", required_argument, NULL, 'D'},
+    {"config", required_argument, NULL, 'C'},
+    {"preload-timeout", required_argument, NULL, 'T'},
+    {"health-interval", required_argument, NULL, 'I'},
+    {NULL, 0, NULL, 0},
+};
+
+/* The config file: --config FILE (which must exist), else <home>/config.json if it exists,
+ * where home is --home's, else the environment's. */
+static int load_config_file(int argc, char **argv, struct pc_server_config *cfg)
 {
-    static const struct option opts[] = {
-        {"host", required_argument, NULL, 'H'},
-        {"home", required_argument, NULL, 'd'},
-        {"keep-alive", required_argument, NULL, 'k'},
-        {"max-models", required_argument, NULL, 'm'},
-        {"ctx", required_argument, NULL, 'c'},
-        {"threads", required_argument, NULL, 't'},
-        {"no-repack", no_argument, NULL, 'R'},
-        {"log-level", required_argument, NULL, 'l'},
-        {"llama-log", required_argument, NULL, 'L'},
-        {"help", no_argument, NULL, 'h'},
-        {"preload", required_argument, NULL, 'P'},
-        {"memory-budget", required_argument, NULL, 'B'},
-        {"eviction", required_argument, NULL, 'E'},
-        {"model-dir", required_argument, NULL, 'D'},
-        {NULL, 0, NULL, 0},
-    };
-    struct pc_server_config cfg;
+    const char *file = NULL;
     struct pc_error err = {0};
-    const char *llama_log = getenv("PRECHARGE_LLAMA_LOG");
+    int c;
+    optind = 1;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "h", serve_opts, NULL)) != -1) {
+        if (c == 'C')
+            file = optarg;
+        else if (c == 'd' && pc_server_set_home(cfg, optarg, &err) != PC_OK)
+            break; /* the second pass reports it */
+    }
+    opterr = 1;
+    char dflt[1100];
+    snprintf(dflt, sizeof(dflt), "%s/config.json", cfg->home);
+    if (pc_server_config_load_file(cfg, file ? file : dflt, file != NULL, &err) != PC_OK) {
+        pc_cli_error("%s", err.msg);
+        return -1;
+    }
+    return 0;
+}
+
+int pc_serve_configure(int argc, char **argv, struct pc_server_config *cfg, const char **llama_log)
+{
+    struct pc_error err = {0};
     const char *level = getenv("PRECHARGE_LOG_LEVEL");
     long n;
-    const char *preload[16];
-    size_t n_preload = 0;
-    bool dirs_from_flags = false;
+    bool dirs_from_flags = false, preload_from_flags = false;
     char dir[PATH_MAX];
 
+    *llama_log = getenv("PRECHARGE_LLAMA_LOG");
     if (level != NULL && *level != '\0' && apply_log_level(level) != 0)
-        return PC_EXIT_USAGE;
-    if (pc_server_config_from_env(&cfg, &err) != PC_OK) {
+        return -1;
+    if (pc_server_config_from_env(cfg, &err) != PC_OK) {
         pc_cli_error("%s", err.msg);
-        return PC_EXIT_USAGE;
+        return -1;
     }
+    if (load_config_file(argc, argv, cfg) != 0)
+        return -1;
     optind = 1;
     int c;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "h", serve_opts, NULL)) != -1) {
         switch (c) {
         case 'H':
-            if (pc_server_parse_hostport(optarg, &cfg, &err) != PC_OK) {
+            if (pc_server_parse_hostport(optarg, cfg, &err) != PC_OK) {
                 pc_cli_error("--host: %s", err.msg);
-                return PC_EXIT_USAGE;
+                return -1;
             }
             break;
         case 'd':
-            if (pc_server_set_home(&cfg, optarg, &err) != PC_OK) {
+            if (pc_server_set_home(cfg, optarg, &err) != PC_OK) {
                 pc_cli_error("--home: %s", err.msg);
-                return PC_EXIT_USAGE;
+                return -1;
             }
             break;
         case 'k':
-            if (pc_duration_parse(optarg, &cfg.pool.default_keep_alive_ns, &err) != PC_OK) {
+            if (pc_duration_parse(optarg, &cfg->pool.default_keep_alive_ns, &err) != PC_OK) {
                 pc_cli_error("--keep-alive: %s", err.msg);
-                return PC_EXIT_USAGE;
+                return -1;
             }
             break;
         case 'm':
             if (parse_long("--max-models", optarg, 1, 64, &n) != 0)
-                return PC_EXIT_USAGE;
-            cfg.pool.max_models = (size_t)n;
+                return -1;
+            cfg->pool.max_models = (size_t)n;
             break;
         case 'c':
             if (parse_long("--ctx", optarg, 0, 1 << 22, &n) != 0)
-                return PC_EXIT_USAGE;
-            cfg.pool.model_params.n_ctx = (uint32_t)n;
+                return -1;
+            cfg->pool.model_params.n_ctx = (uint32_t)n;
             break;
         case 't':
             if (parse_long("--threads", optarg, 0, 1024, &n) != 0)
-                return PC_EXIT_USAGE;
-            cfg.pool.model_params.n_threads = (int32_t)n;
+                return -1;
+            cfg->pool.model_params.n_threads = (int32_t)n;
             break;
         case 'P':
-            if (n_preload == sizeof(preload) / sizeof(preload[0])) {
-                pc_cli_error("--preload: at most 16 models");
-                return PC_EXIT_USAGE;
+            if (!preload_from_flags)
+                cfg->n_preload = 0; /* the flags replace the file's and the environment's */
+            preload_from_flags = true;
+            if (pc_server_config_add_preload(cfg, optarg, &err) != PC_OK) {
+                pc_cli_error("--preload: %s", err.msg);
+                return -1;
             }
-            preload[n_preload++] = optarg;
             break;
+        case 'T':
+        case 'I':
+            if (parse_long(c == 'T' ? "--preload-timeout" : "--health-interval", optarg, 0,
+                           7l * 24 * 3600 * 1000, &n) != 0)
+                return -1;
+            *(c == 'T' ? &cfg->preload_timeout_ms : &cfg->health_interval_ms) = n;
+            break;
+        case 'C':
+            break; /* read by load_config_file */
         case 'R':
-            cfg.pool.model_params.repack = false;
+            cfg->pool.model_params.repack = false;
             break;
         case 'B':
-            if (pc_server_parse_budget(optarg, &cfg, &err) != PC_OK) {
+            if (pc_server_parse_budget(optarg, cfg, &err) != PC_OK) {
                 pc_cli_error("--memory-budget: %s", err.msg);
-                return PC_EXIT_USAGE;
+                return -1;
             }
             break;
         case 'E':
-            if (!pc_pool_policy_parse(optarg, &cfg.pool.policy)) {
+            if (!pc_pool_policy_parse(optarg, &cfg->pool.policy)) {
                 pc_cli_error("--eviction: \"%s\" is not lru, lfu or fifo", optarg);
-                return PC_EXIT_USAGE;
+                return -1;
             }
             break;
         case 'D':
             if (!dirs_from_flags)
-                cfg.n_model_dirs = 0; /* the flags replace PRECHARGE_MODEL_DIRS */
+                cfg->n_model_dirs = 0; /* the flags replace PRECHARGE_MODEL_DIRS */
             dirs_from_flags = true;
             if (realpath(optarg, dir) == NULL) {
                 pc_cli_error("--model-dir: \"%s\": %s", optarg, strerror(errno));
-                return PC_EXIT_USAGE;
+                return -1;
             }
-            if (pc_server_add_model_dirs(dir, &cfg, &err) != PC_OK) {
+            if (pc_server_add_model_dirs(dir, cfg, &err) != PC_OK) {
                 pc_cli_error("--model-dir: %s", err.msg);
-                return PC_EXIT_USAGE;
+                return -1;
             }
             break;
         case 'l':
             if (apply_log_level(optarg) != 0)
-                return PC_EXIT_USAGE;
+                return -1;
             break;
         case 'L':
-            llama_log = optarg;
+            *llama_log = optarg;
             break;
         case 'h':
             serve_usage(stdout);
-            return PC_EXIT_OK;
+            return 1;
         default:
             serve_usage(stderr);
-            return PC_EXIT_USAGE;
+            return -1;
         }
     }
     if (optind < argc) {
-        pc_cli_error("serve: unexpected argument \"%s\"", argv[optind]);
-        return PC_EXIT_USAGE;
+        pc_cli_error("unexpected argument \"%s\"", argv[optind]);
+        return -1;
     }
+    return 0;
+}
+
+int pc_cmd_serve(int argc, char **argv)
+{
+    struct pc_server_config cfg;
+    struct pc_error err = {0};
+    const char *llama_log = NULL;
+    int rc = pc_serve_configure(argc, argv, &cfg, &llama_log);
+    if (rc != 0)
+        return rc > 0 ? PC_EXIT_OK : PC_EXIT_USAGE;
 
     /* Signals are taken by sigwait below, so every other thread must block them. */
     sigset_t set;
@@ -204,12 +260,13 @@ int pc_cmd_serve(int argc, char **argv)
     const char *fmt = strchr(cfg.host, ':') ? "listening on http://[%s]:%d (models in %s)"
                                             : "listening on http://%s:%d (models in %s)";
     pc_log_info("serve", fmt, cfg.host, pc_server_port(srv), cfg.models_dir);
-    if (pc_server_preload(srv, preload, n_preload, &err) != PC_OK)
+    if (pc_server_preload(srv, &err) != PC_OK)
         pc_log_error("serve", "%s", err.msg);
 
     int sig = 0;
     sigwait(&set, &sig);
     pc_log_info("serve", "%s: shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    pc_sd_notify("STOPPING=1");
     pc_server_stop(srv);
     return PC_EXIT_OK;
 }

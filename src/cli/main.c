@@ -18,6 +18,7 @@ static const struct {
     {"pin", pc_cmd_pin, "keep a model loaded and never evict it (--off to unpin)"},
     {"precharge", pc_cmd_precharge, "prefill a model with a context before it is needed"},
     {"snapshots", pc_cmd_snapshots, "list the precharged contexts the daemon keeps"},
+    {"config", pc_cmd_config, "print the effective configuration (environment, file, flags)"},
     {"model", pc_cmd_model, "the catalog: list, info, select (and the store's commands)"},
 };
 

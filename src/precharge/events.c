@@ -51,6 +51,8 @@ static const struct {
     [PC_EV_MODEL_EVICTED] = {"ModelEvicted", "models"},
     [PC_EV_MODEL_LOADING] = {"ModelLoading", "models"},
     [PC_EV_MODEL_FAILED] = {"ModelFailed", "models"},
+    [PC_EV_MODEL_PRELOADED] = {"ModelPreloaded", "models"},
+    [PC_EV_MODEL_HEALTH_CHECKED] = {"ModelHealthChecked", "models"},
 };
 
 const char *pc_event_name(enum pc_event_type t)
@@ -189,6 +191,7 @@ static void apply(struct pc_events *ev, enum pc_event_type type, const char *mod
         set_state(ev, model, PC_STATE_FAILED, corr);
         break;
     case PC_EV_MODEL_LOADED:
+    case PC_EV_MODEL_PRELOADED:
         set_state(ev, model, PC_STATE_PRECHARGED, corr);
         break;
     case PC_EV_MODEL_EVICTED:

@@ -14,6 +14,15 @@
 enum pc_err pc_infer_open(struct pc_server *srv, const char *name, int64_t keep_alive_ns,
                           struct pc_infer **out, struct pc_error *err)
 {
+    struct pc_pool_acquire_params params = pc_pool_acquire_default_params();
+    params.keep_alive_ns = keep_alive_ns;
+    return pc_infer_open_with(srv, name, &params, false, out, err);
+}
+
+enum pc_err pc_infer_open_with(struct pc_server *srv, const char *name,
+                               const struct pc_pool_acquire_params *params, bool resident_only,
+                               struct pc_infer **out, struct pc_error *err)
+{
     char path[PATH_MAX];
     int64_t t0 = pc_clock_mono_ns();
 
@@ -40,19 +49,19 @@ enum pc_err pc_infer_open(struct pc_server *srv, const char *name, int64_t keep_
     }
     inf->srv = srv;
     inf->start_ns = t0;
-    inf->keep_alive_ns = keep_alive_ns;
+    inf->keep_alive_ns = params->keep_alive_ns;
     snprintf(inf->model, sizeof(inf->model), "%s", name);
     atomic_init(&inf->cancel, false);
     pc_uuid(inf->id);
 
     bool loaded = false;
-    rc = pc_pool_acquire(srv->pool, inf->norm, in_store ? path : NULL, keep_alive_ns, &inf->entry,
-                         &loaded, err);
+    rc = pc_pool_acquire_with(srv->pool, inf->norm, in_store && !resident_only ? path : NULL,
+                              params, &inf->entry, &loaded, err);
     if (rc == PC_OK && !in_store &&
         (rc = pc_model_key(pc_model_path(pc_infer_model(inf)), inf->key, err)) != PC_OK)
         pc_pool_release(srv->pool, inf->entry);
-    if (!in_store && rc == PC_ERR_NOT_FOUND) {
-        if (err)
+    if ((!in_store || resident_only) && rc == PC_ERR_NOT_FOUND) {
+        if (err && !in_store)
             *err = store_err;
         free(inf);
         return rc;

@@ -36,6 +36,12 @@ struct pc_infer {
 enum pc_err pc_infer_open(struct pc_server *srv, const char *name, int64_t keep_alive_ns,
                           struct pc_infer **out /* OUT */, struct pc_error *err);
 
+/* pc_infer_open with the pool's acquire parameters (a preload, a pin). resident_only: only a
+ * model that is resident or loading, else PC_ERR_NOT_FOUND with nothing published. */
+enum pc_err pc_infer_open_with(struct pc_server *srv, const char *name,
+                               const struct pc_pool_acquire_params *params, bool resident_only,
+                               struct pc_infer **out /* OUT */, struct pc_error *err);
+
 struct pc_model *pc_infer_model(const struct pc_infer *inf);
 
 /* Tokenize prompt, take the model's context at user priority (before any precharge), restore

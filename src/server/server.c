@@ -173,7 +173,7 @@ enum pc_err pc_server_config_from_env(struct pc_server_config *cfg, struct pc_er
     v = getenv("PRECHARGE_MODEL_DIRS");
     if (v != NULL && *v != '\0' && pc_server_add_model_dirs(v, cfg, &inner) != PC_OK)
         return pc_error_set(err, PC_ERR_INVALID, "PRECHARGE_MODEL_DIRS: %s", inner.msg);
-    return PC_OK;
+    return pc_server_config_env_preload(cfg, err);
 }
 
 enum pc_err pc_server_parse_budget(const char *s, struct pc_server_config *cfg,
@@ -286,10 +286,7 @@ static enum pc_err resolve_model_dirs(struct pc_server_config *cfg, struct pc_er
 
 /* Every API family's routes. */
 static const struct pc_http_route *const route_tables[] = {
-    pc_ollama_routes,
-    pc_precharge_routes,
-    pc_pool_routes,
-    NULL,
+    pc_ollama_routes, pc_precharge_routes, pc_pool_routes, pc_preload_routes, NULL,
 };
 
 /* ModelsDiscovered: what the store holds at start. */
@@ -390,50 +387,22 @@ int pc_server_port(const struct pc_server *s)
     return pc_http_port(s->http);
 }
 
-static void *preload_main(void *arg)
+enum pc_err pc_server_preload(struct pc_server *s, struct pc_error *err)
 {
-    struct pc_server *s = arg;
-    for (size_t i = 0; i < s->n_preload; i++) {
-        struct pc_infer *inf = NULL;
-        struct pc_error err = {0};
-        if (pc_infer_open(s, s->preload[i], -1, &inf, &err) != PC_OK) {
-            pc_log_error("preload", "%s: %s", s->preload[i], err.msg);
-            continue;
-        }
-        pc_log_info("preload", "%s is warm", s->preload[i]);
-        pc_infer_close(inf);
-    }
-    return NULL;
-}
-
-enum pc_err pc_server_preload(struct pc_server *s, const char *const *names, size_t n,
-                              struct pc_error *err)
-{
-    if (n == 0)
-        return PC_OK;
-    s->preload = calloc(n, sizeof(char *));
-    if (s->preload == NULL)
-        return pc_error_set(err, PC_ERR_NOMEM, "preload: out of memory");
-    for (size_t i = 0; i < n; i++) {
-        if ((s->preload[i] = strdup(names[i])) == NULL)
-            return pc_error_set(err, PC_ERR_NOMEM, "preload: out of memory");
-        s->n_preload++;
-    }
-    if (pthread_create(&s->preloader, NULL, preload_main, s) != 0)
-        return pc_error_set(err, PC_ERR_NOMEM, "preload: cannot start a thread");
-    s->preloading = true;
-    return PC_OK;
+    struct pc_preloader_config pcfg = {
+        .specs = s->cfg.preload,
+        .n_specs = s->cfg.n_preload,
+        .timeout_ms = s->cfg.preload_timeout_ms,
+        .health_interval_ms = s->cfg.health_interval_ms,
+    };
+    return pc_preloader_start(s, &pcfg, &s->preloader, err);
 }
 
 void pc_server_stop(struct pc_server *s)
 {
     if (s == NULL)
         return;
-    if (s->preloading)
-        pthread_join(s->preloader, NULL);
-    for (size_t i = 0; i < s->n_preload; i++)
-        free(s->preload[i]);
-    free(s->preload);
+    pc_preloader_stop(s->preloader);
     pc_events_close(s->events); /* event streams end, so that their connections close */
     pc_http_stop(s->http);      /* waits for the connections, and so for their models */
     pc_precharger_stop(s->precharger);

@@ -2,11 +2,15 @@
 #ifndef PC_SERVER_H
 #define PC_SERVER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
 #include "../base/err.h"
 #include "../pool/pool.h"
+#include "preload.h"
 
 /* How the pool's memory budget is found when the server starts. */
 enum pc_budget_mode {
@@ -33,14 +37,40 @@ struct pc_server_config {
      * with "path"). Empty: paths are refused. Made absolute (realpath) when the server starts. */
     char model_dirs[PC_SERVER_MAX_MODEL_DIRS][1024];
     size_t n_model_dirs;
+    struct pc_preload_spec preload[PC_PRELOAD_MAX]; /* models to warm at start */
+    size_t n_preload;
+    int64_t preload_timeout_ms; /* MODEL_PRELOAD_TIMEOUT: per attempt and per health check */
+    int64_t health_interval_ms; /* HEALTH_CHECK_INTERVAL; 0: no health checks */
+    char ollama_url[512];       /* OLLAMA_URL: the remote Ollama server */
+    char config_file[1100];     /* the file that was read, or "" */
 };
 
 /* Defaults, then PRECHARGE_HOST ("host:port", "host", ":port", "[::1]:port"), PRECHARGE_HOME,
  * PRECHARGE_KEEP_ALIVE, PRECHARGE_MAX_LOADED_MODELS, PRECHARGE_CONTEXT_LENGTH,
  * PRECHARGE_THREADS, PRECHARGE_SNAPSHOT_RAM, PRECHARGE_SNAPSHOT_DISK, PRECHARGE_DEBOUNCE,
- * PRECHARGE_MEMORY_BUDGET, PRECHARGE_EVICTION, PRECHARGE_MODEL_DIRS.
+ * PRECHARGE_MEMORY_BUDGET, PRECHARGE_EVICTION, PRECHARGE_MODEL_DIRS,
+ * and the preloader's: PRECHARGE_PRELOAD (a comma list), PRECHARGE_PRELOAD_RETRIES,
+ * PRECHARGE_PRELOAD_RETRY_DELAY (ms), PRECHARGE_KEEP_WARM (their schedule),
+ * MODEL_PRELOAD_TIMEOUT (ms), HEALTH_CHECK_INTERVAL (ms), OLLAMA_URL.
  * Fails with the variable named when one is malformed. */
 enum pc_err pc_server_config_from_env(struct pc_server_config *cfg /* OUT */, struct pc_error *err);
+
+/* Apply a JSON config file over cfg (the file overrides the environment; flags override the
+ * file). A missing file is fine unless must_exist. err names the file and the key, or the
+ * line and column of a syntax error. Keys: host, home, keep_alive, max_models, memory_budget,
+ * eviction, model_dirs (':'-separated), context_length, threads, snapshot_ram, snapshot_disk,
+ * debounce, preload (names or objects, see pc_preload_spec_from_json), preload_timeout_ms,
+ * health_check_interval_ms, ollama_url. */
+enum pc_err pc_server_config_load_file(struct pc_server_config *cfg, const char *path,
+                                       bool must_exist, struct pc_error *err);
+
+/* The effective configuration, with the file's keys. The caller decrefs. */
+json_t *pc_server_config_to_json(const struct pc_server_config *cfg);
+
+/* Append a preload of model with the defaults that PRECHARGE_PRELOAD_RETRIES,
+ * PRECHARGE_PRELOAD_RETRY_DELAY and PRECHARGE_KEEP_WARM set. */
+enum pc_err pc_server_config_add_preload(struct pc_server_config *cfg, const char *model,
+                                         struct pc_error *err);
 
 /* Set cfg->home and the directories under it. */
 enum pc_err pc_server_set_home(struct pc_server_config *cfg, const char *home,
@@ -67,10 +97,10 @@ enum pc_err pc_server_start(const struct pc_server_config *cfg, struct pc_server
                             struct pc_error *err);
 int pc_server_port(const struct pc_server *s);
 
-/* Load these models in the background, one after the other, while the server already serves.
- * names is copied. A failure is logged and does not stop the daemon. Call at most once. */
-enum pc_err pc_server_preload(struct pc_server *s, const char *const *names, size_t n,
-                              struct pc_error *err);
+/* Start the preloader on the configured models, in the background, while the server already
+ * serves: see preload.h. A failed preload is logged and retried; it never stops the daemon.
+ * Call at most once. */
+enum pc_err pc_server_preload(struct pc_server *s, struct pc_error *err);
 void pc_server_stop(struct pc_server *s);
 
 #endif

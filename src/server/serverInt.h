@@ -20,14 +20,15 @@ struct pc_server {
     struct pc_snapstore *snapshots;
     struct pc_precharger *precharger;
     struct pc_http *http;
-    char **preload; /* names to warm at start; owned */
-    size_t n_preload;
-    pthread_t preloader;
-    bool preloading;
+    struct pc_preloader *preloader; /* NULL until pc_server_preload */
 };
 
 extern const struct pc_http_route pc_ollama_routes[];
 extern const struct pc_http_route pc_precharge_routes[];
+extern const struct pc_http_route pc_preload_routes[];
+
+/* The preloader's part of the environment (see pc_server_config_from_env). */
+enum pc_err pc_server_config_env_preload(struct pc_server_config *cfg, struct pc_error *err);
 
 /* Parse a request body as a JSON object. On failure fills reply with a 400 naming the problem
  * and returns NULL. The caller owns the result (json_decref). */

@@ -33,6 +33,8 @@ int pc_http_status_of(enum pc_err code)
     case PC_ERR_NO_MEMORY: /* the model does not fit beside the pinned ones: 503, as llama-server
                             * answers when it cannot take a request, which clients retry later */
         return 503;
+    case PC_ERR_TIMEOUT:
+        return 504;
     case PC_ERR__COUNT:
         break;
     }

@@ -1,0 +1,527 @@
+/* preload.c - the preloader: a thread per model that warms it with retries, backoff and a
+ * timeout, then checks it every health interval and warms it again when its keep-warm schedule
+ * says so. Each warm-up and check runs on a thread of its own, so that a load that llama.cpp
+ * cannot interrupt still ends the attempt at its timeout. */
+#include "preload.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "../base/clock.h"
+#include "../base/log.h"
+#include "../base/sdnotify.h"
+#include "../store/store.h"
+#include "infer.h"
+#include "serverInt.h"
+
+#define NS_PER_MS 1000000ll
+
+enum pl_status { PL_LOADING, PL_READY, PL_RETRYING, PL_FAILED, PL_UNLOADED };
+
+static const char *const status_names[] = {"loading", "ready", "retrying", "failed", "unloaded"};
+
+struct pl_model;
+
+/* One warm-up or health check. The model's thread owns it and joins it. */
+struct attempt {
+    struct pl_model *m;
+    pthread_t thread;
+    bool check; /* a health check: only a model that is resident */
+    bool pin;   /* pin the model once it is loaded */
+    /* Written by the attempt's thread before done is set (under the preloader's lock). */
+    bool done;
+    bool gone; /* the check found the model not resident */
+    struct pc_error err;
+};
+
+struct pl_model {
+    struct pc_preloader *pl;
+    struct pc_preload_spec spec;
+    char norm[256]; /* the store's name, for the pool */
+    pthread_t thread;
+    bool started;
+    struct attempt *running; /* an attempt that outlived its timeout; joined before the next */
+    bool pinned;             /* what this thread last asked of the pool */
+    /* Guarded by the preloader's lock: what /api/models/status reports. */
+    enum pl_status status;
+    int64_t preloaded_at_ns, last_checked_ns; /* wall; 0: never */
+    int attempts;                             /* in the latest warm-up */
+    int warmups;                              /* warm-ups that succeeded */
+    int checks_failed;
+    char error[PC_ERROR_MSG_MAX];
+};
+
+struct pc_preloader {
+    struct pc_server *srv;
+    int64_t timeout_ms, health_ms;
+    /* lock guards every model's status fields, stopping and notified; cond signals stop and
+     * finished attempts. */
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    bool stopping;
+    bool notified; /* READY=1 went out */
+    atomic_bool cancel;
+    size_t n;
+    struct pl_model models[];
+};
+
+/* ---- the work of one attempt, on its own thread ------------------------------------------- */
+
+/* Decode the prompt and one token at low priority: the model answers, and its first request
+ * pays nothing for the compute graph. */
+static enum pc_err decode_one(struct pc_model *model, const char *prompt, const atomic_bool *cancel,
+                              struct pc_error *err)
+{
+    struct pc_chat_msg msg = {"user", prompt[0] ? prompt : "Hi"};
+    char *text = NULL;
+    enum pc_err rc = pc_model_render_chat(model, &msg, 1, true, &text, err);
+    if (rc != PC_OK)
+        return rc;
+    struct pc_slot *slot = NULL;
+    struct pc_gen *gen = NULL;
+    struct pc_gen_request req = {
+        .prompt = text, .sampling = pc_sampling_default(), .cancel = cancel};
+    req.sampling.num_predict = 1;
+    req.sampling.temperature = 0;
+    pc_slot_acquire(model, PC_PRIO_LOW, &slot);
+    rc = pc_gen_start(slot, &req, &gen, err);
+    for (bool done = false; rc == PC_OK && !done;) {
+        const char *piece;
+        size_t len;
+        rc = pc_gen_next(gen, &piece, &len, &done, err);
+    }
+    pc_gen_free(gen);
+    pc_slot_release(slot);
+    free(text);
+    return rc;
+}
+
+/* Prefill the spec's context through the precharger, and wait for it. */
+static enum pc_err precharge_context(struct pc_preloader *pl, const struct pc_preload_spec *spec,
+                                     struct pc_error *err)
+{
+    struct pc_precharge_req req = {
+        .model = spec->model,
+        .priority = PC_PRIO_NORMAL,
+        .messages = json_pack("[{s:s, s:s}]", "role", "system", "content", spec->context),
+    };
+    char id[37];
+    enum pc_err rc = pc_precharge_submit(pl->srv->precharger, &req, id, err);
+    json_decref(req.messages);
+    if (rc != PC_OK)
+        return rc;
+    /* Short waits, so that a stop does not wait out the timeout. */
+    while (!atomic_load(&pl->cancel)) {
+        json_t *job = pc_precharge_get(pl->srv->precharger, id, 200);
+        const char *status = json_string_value(json_object_get(job, "status"));
+        if (status == NULL || strcmp(status, "failed") == 0) {
+            const char *e = json_string_value(json_object_get(job, "error"));
+            rc = pc_error_set(err, PC_ERR_UNAVAILABLE, "precharge of the context failed: %s",
+                              e ? e : "the job is gone");
+            json_decref(job);
+            return rc;
+        }
+        bool finished = strcmp(status, "queued") != 0 && strcmp(status, "running") != 0;
+        json_decref(job);
+        if (finished)
+            return PC_OK;
+    }
+    return pc_error_set(err, PC_ERR_CANCELLED, "the daemon is stopping");
+}
+
+static void attempt_work(struct attempt *a)
+{
+    struct pl_model *m = a->m;
+    struct pc_preloader *pl = m->pl;
+    struct pc_pool_acquire_params params = pc_pool_acquire_default_params();
+    params.preload = true; /* a warm-up is not a use: it leaves the LRU/LFU order alone */
+    params.pin = a->pin ? 1 : -1;
+    struct pc_infer *inf = NULL;
+    enum pc_err rc = pc_infer_open_with(pl->srv, m->spec.model, &params, a->check, &inf, &a->err);
+    if (rc == PC_ERR_NOT_FOUND && a->check) {
+        a->gone = true;
+        return;
+    }
+    if (rc == PC_OK)
+        rc = decode_one(pc_infer_model(inf), m->spec.warmup, &pl->cancel, &a->err);
+    pc_infer_close(inf);
+    if (rc == PC_OK && !a->check && m->spec.context[0] != '\0')
+        precharge_context(pl, &m->spec, &a->err);
+}
+
+static void *attempt_main(void *arg)
+{
+    struct attempt *a = arg;
+    attempt_work(a);
+    pthread_mutex_lock(&a->m->pl->lock);
+    a->done = true;
+    pthread_cond_broadcast(&a->m->pl->cond);
+    pthread_mutex_unlock(&a->m->pl->lock);
+    return NULL;
+}
+
+/* ---- the model's thread ------------------------------------------------------------------- */
+
+static void deadline_after(struct timespec *ts, int64_t ms)
+{
+    clock_gettime(CLOCK_MONOTONIC, ts);
+    int64_t ns = ts->tv_nsec + (ms % 1000) * NS_PER_MS;
+    ts->tv_sec += (time_t)(ms / 1000 + ns / 1000000000);
+    ts->tv_nsec = (long)(ns % 1000000000);
+}
+
+/* Lock held: wait until the deadline or a stop. Returns false once stopping. */
+static bool sleep_locked(struct pc_preloader *pl, int64_t ms)
+{
+    struct timespec ts;
+    deadline_after(&ts, ms);
+    while (!pl->stopping && pthread_cond_timedwait(&pl->cond, &pl->lock, &ts) == 0)
+        ;
+    return !pl->stopping;
+}
+
+/* Lock held: wait for an attempt that outlived its timeout, then free it. */
+static void reap_locked(struct pl_model *m)
+{
+    if (m->running == NULL)
+        return;
+    while (!m->running->done)
+        pthread_cond_wait(&m->pl->cond, &m->pl->lock);
+    pthread_mutex_unlock(&m->pl->lock);
+    pthread_join(m->running->thread, NULL);
+    pthread_mutex_lock(&m->pl->lock);
+    free(m->running);
+    m->running = NULL;
+}
+
+/* Run one attempt, bounded by the timeout. Lock held on entry and exit. */
+static enum pc_err run_attempt(struct pl_model *m, bool check, bool pin, bool *gone,
+                               struct pc_error *err)
+{
+    struct pc_preloader *pl = m->pl;
+    *gone = false;
+    reap_locked(m);
+    struct attempt *a = calloc(1, sizeof(*a));
+    if (a == NULL)
+        return pc_error_set(err, PC_ERR_NOMEM, "out of memory");
+    a->m = m;
+    a->check = check;
+    a->pin = pin;
+    if (pthread_create(&a->thread, NULL, attempt_main, a) != 0) {
+        free(a);
+        return pc_error_set(err, PC_ERR_NOMEM, "cannot start a thread");
+    }
+    m->running = a;
+    struct timespec ts;
+    deadline_after(&ts, pl->timeout_ms);
+    while (!a->done && !pl->stopping && pthread_cond_timedwait(&pl->cond, &pl->lock, &ts) == 0)
+        ;
+    if (!a->done) {
+        if (pl->stopping)
+            return pc_error_set(err, PC_ERR_CANCELLED, "the daemon is stopping");
+        return pc_error_set(err, PC_ERR_TIMEOUT, "%s timeout after %lld ms",
+                            check ? "Health check" : "Preload", (long long)pl->timeout_ms);
+    }
+    *gone = a->gone;
+    *err = a->err;
+    reap_locked(m);
+    return err->code;
+}
+
+static int minute_now(void)
+{
+    time_t t = time(NULL);
+    struct tm tm;
+    localtime_r(&t, &tm);
+    return tm.tm_hour * 60 + tm.tm_min;
+}
+
+static bool keep_warm_now(const struct pl_model *m)
+{
+    return pc_keep_warm_active(&m->spec.keep_warm, minute_now());
+}
+
+/* Lock held: tell systemd and the log once every required model is warm. */
+static void update_ready_locked(struct pc_preloader *pl)
+{
+    size_t ready = 0, required = 0;
+    for (size_t i = 0; i < pl->n; i++) {
+        if (!pl->models[i].spec.required)
+            continue;
+        required++;
+        ready += pl->models[i].status == PL_READY || pl->models[i].status == PL_UNLOADED;
+    }
+    char state[128];
+    if (ready == required && !pl->notified) {
+        pl->notified = true;
+        snprintf(state, sizeof(state), "READY=1\nSTATUS=%zu of %zu required models warm", ready,
+                 required);
+        pc_log_info("preload", "ready: %zu of %zu required models warm", ready, required);
+    } else {
+        snprintf(state, sizeof(state), "STATUS=%zu of %zu required models warm", ready, required);
+    }
+    pc_sd_notify(state);
+}
+
+static void publish(struct pl_model *m, enum pc_event_type type, json_t *data)
+{
+    char id[37];
+    pc_uuid(id);
+    pc_events_publish(m->pl->srv->events, type, m->norm, id, data);
+}
+
+/* Warm the model by its retry policy. Lock held on entry and exit. */
+static void warm(struct pl_model *m)
+{
+    struct pc_preloader *pl = m->pl;
+    int64_t delay = m->spec.retry_delay_ms;
+    for (int attempt = 1; attempt <= m->spec.max_retries + 1 && !pl->stopping; attempt++) {
+        m->attempts = attempt;
+        m->status = attempt == 1 ? PL_LOADING : PL_RETRYING;
+        publish(m, PC_EV_MODEL_LOADING, json_pack("{s:b, s:i}", "preload", 1, "attempt", attempt));
+        struct pc_error err = {0};
+        bool gone, pin = keep_warm_now(m);
+        int64_t t0 = pc_clock_mono_ns();
+        enum pc_err rc = run_attempt(m, false, pin, &gone, &err);
+        if (pl->stopping)
+            return;
+        if (rc == PC_OK) {
+            int64_t ms = (pc_clock_mono_ns() - t0) / NS_PER_MS;
+            m->pinned = pin;
+            m->status = PL_READY;
+            m->preloaded_at_ns = m->last_checked_ns = pc_clock_wall_ns();
+            m->error[0] = '\0';
+            m->warmups++;
+            pc_log_info("preload", "%s is warm (attempt %d, %lld ms)", m->spec.model, attempt,
+                        (long long)ms);
+            publish(m, PC_EV_MODEL_PRELOADED,
+                    json_pack("{s:i, s:I, s:b}", "attempt", attempt, "time_ms", (json_int_t)ms,
+                              "pinned", pin));
+            update_ready_locked(pl);
+            return;
+        }
+        snprintf(m->error, sizeof(m->error), "%s", err.msg);
+        bool last = attempt > m->spec.max_retries;
+        publish(m, PC_EV_MODEL_FAILED,
+                json_pack("{s:s, s:b, s:i, s:I}", "error", err.msg, "preload", 1, "attempt",
+                          attempt, "retry_in_ms", (json_int_t)(last ? -1 : delay)));
+        if (last) {
+            pc_log_error("preload", "%s: attempt %d of %d failed: %s; giving up", m->spec.model,
+                         attempt, m->spec.max_retries + 1, err.msg);
+            break;
+        }
+        pc_log_warn("preload", "%s: attempt %d of %d failed: %s; retrying in %lld ms",
+                    m->spec.model, attempt, m->spec.max_retries + 1, err.msg, (long long)delay);
+        m->status = PL_RETRYING;
+        if (!sleep_locked(pl, delay))
+            return;
+        delay = delay > INT64_MAX / 2 ? delay : delay * 2;
+    }
+    if (!pl->stopping)
+        m->status = PL_FAILED;
+    update_ready_locked(pl);
+}
+
+/* The one-token decode of a model that should be resident. Lock held. */
+static void health_check(struct pl_model *m)
+{
+    struct pc_error err = {0};
+    bool gone;
+    int64_t t0 = pc_clock_mono_ns();
+    enum pc_err rc = run_attempt(m, true, false, &gone, &err);
+    if (m->pl->stopping)
+        return;
+    int64_t ms = (pc_clock_mono_ns() - t0) / NS_PER_MS;
+    m->last_checked_ns = pc_clock_wall_ns();
+    if (gone) {
+        m->status = PL_UNLOADED;
+        m->pinned = false;
+        pc_log_info("preload", "%s is no longer loaded", m->spec.model);
+        publish(m, PC_EV_MODEL_HEALTH_CHECKED,
+                json_pack("{s:b, s:b, s:I}", "ok", 0, "loaded", 0, "time_ms", (json_int_t)ms));
+        return;
+    }
+    publish(m, PC_EV_MODEL_HEALTH_CHECKED,
+            rc == PC_OK
+                ? json_pack("{s:b, s:b, s:I}", "ok", 1, "loaded", 1, "time_ms", (json_int_t)ms)
+                : json_pack("{s:b, s:b, s:I, s:s}", "ok", 0, "loaded", 1, "time_ms", (json_int_t)ms,
+                            "error", err.msg));
+    if (rc == PC_OK) {
+        m->status = PL_READY;
+        m->error[0] = '\0';
+        return;
+    }
+    pc_log_warn("preload", "%s: health check failed: %s", m->spec.model, err.msg);
+    snprintf(m->error, sizeof(m->error), "%s", err.msg);
+    m->status = PL_FAILED;
+    m->checks_failed++;
+}
+
+/* Follow the window: pin inside it, unpin outside, so that the model may expire. Lock held. */
+static void follow_schedule(struct pl_model *m, bool active)
+{
+    if (m->pinned == active || m->status != PL_READY)
+        return;
+    struct pc_error err = {0};
+    if (pc_pool_pin(m->pl->srv->pool, m->norm, active, &err) == PC_OK) {
+        m->pinned = active;
+        pc_log_info("preload", "%s: keep-warm window %s", m->spec.model,
+                    active ? "opens: pinned" : "closes: it may expire");
+    }
+}
+
+static void *model_main(void *arg)
+{
+    struct pl_model *m = arg;
+    struct pc_preloader *pl = m->pl;
+    pthread_mutex_lock(&pl->lock);
+    warm(m);
+    int64_t next_check = pc_clock_mono_ns() + pl->health_ms * NS_PER_MS;
+    while (!pl->stopping) {
+        /* Wake for the next check, and at least each minute to follow a window. */
+        int64_t wait_ms = pl->health_ms > 0 ? (next_check - pc_clock_mono_ns()) / NS_PER_MS : 60000;
+        if (wait_ms > 60000)
+            wait_ms = 60000;
+        if (wait_ms > 0 && !sleep_locked(pl, wait_ms))
+            break;
+        bool active = keep_warm_now(m);
+        follow_schedule(m, active);
+        bool due = pl->health_ms > 0 && pc_clock_mono_ns() >= next_check;
+        if (due) {
+            next_check = pc_clock_mono_ns() + pl->health_ms * NS_PER_MS;
+            if (m->status == PL_READY)
+                health_check(m);
+        }
+        /* Gone (expired, evicted, failed) and meant to be warm: warm it again. */
+        bool gone = m->status == PL_UNLOADED || m->status == PL_FAILED;
+        if (active && gone && (due || m->spec.keep_warm.kind == PC_KEEP_WARM_WINDOW)) {
+            pc_log_info("preload", "%s: warming again (keep-warm %s)", m->spec.model,
+                        m->spec.keep_warm.kind == PC_KEEP_WARM_ALWAYS ? "always" : "window");
+            warm(m);
+        }
+        update_ready_locked(pl);
+    }
+    reap_locked(m);
+    pthread_mutex_unlock(&pl->lock);
+    return NULL;
+}
+
+/* ---- the preloader ------------------------------------------------------------------------ */
+
+enum pc_err pc_preloader_start(struct pc_server *srv, const struct pc_preloader_config *cfg,
+                               struct pc_preloader **out, struct pc_error *err)
+{
+    *out = NULL;
+    struct pc_preloader *pl = calloc(1, sizeof(*pl) + cfg->n_specs * sizeof(pl->models[0]));
+    if (pl == NULL)
+        return pc_error_set(err, PC_ERR_NOMEM, "preload: out of memory");
+    pl->srv = srv;
+    pl->timeout_ms = cfg->timeout_ms > 0 ? cfg->timeout_ms : 30000;
+    pl->health_ms = cfg->health_interval_ms;
+    pl->n = cfg->n_specs;
+    atomic_init(&pl->cancel, false);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&pl->cond, &ca);
+    pthread_condattr_destroy(&ca);
+    pthread_mutex_init(&pl->lock, NULL);
+    for (size_t i = 0; i < pl->n; i++) {
+        struct pl_model *m = &pl->models[i];
+        m->pl = pl;
+        m->spec = cfg->specs[i];
+        if (pc_store_name(m->spec.model, m->norm, sizeof(m->norm), NULL) != PC_OK)
+            snprintf(m->norm, sizeof(m->norm), "%s", m->spec.model);
+        m->status = PL_LOADING;
+    }
+    pthread_mutex_lock(&pl->lock);
+    for (size_t i = 0; i < pl->n; i++) {
+        if (pthread_create(&pl->models[i].thread, NULL, model_main, &pl->models[i]) != 0) {
+            pthread_mutex_unlock(&pl->lock);
+            pc_preloader_stop(pl);
+            return pc_error_set(err, PC_ERR_NOMEM, "preload: cannot start a thread");
+        }
+        pl->models[i].started = true;
+    }
+    if (pl->n > 0)
+        pc_log_info("preload", "warming %zu model%s (timeout %lld ms, health check every %lld ms)",
+                    pl->n, pl->n == 1 ? "" : "s", (long long)pl->timeout_ms,
+                    (long long)pl->health_ms);
+    update_ready_locked(pl);
+    pthread_mutex_unlock(&pl->lock);
+    *out = pl;
+    return PC_OK;
+}
+
+void pc_preloader_stop(struct pc_preloader *pl)
+{
+    if (pl == NULL)
+        return;
+    pthread_mutex_lock(&pl->lock);
+    pl->stopping = true;
+    atomic_store(&pl->cancel, true);
+    pthread_cond_broadcast(&pl->cond);
+    pthread_mutex_unlock(&pl->lock);
+    for (size_t i = 0; i < pl->n; i++)
+        if (pl->models[i].started)
+            pthread_join(pl->models[i].thread, NULL);
+    pthread_cond_destroy(&pl->cond);
+    pthread_mutex_destroy(&pl->lock);
+    free(pl);
+}
+
+static json_t *time_or_null(int64_t wall_ns)
+{
+    char ts[40];
+    return wall_ns ? json_string(pc_clock_rfc3339(wall_ns, ts, sizeof(ts))) : json_null();
+}
+
+json_t *pc_preloader_status(struct pc_preloader *pl)
+{
+    json_t *o = json_object();
+    if (pl == NULL)
+        return o;
+    pthread_mutex_lock(&pl->lock);
+    for (size_t i = 0; i < pl->n; i++) {
+        const struct pl_model *m = &pl->models[i];
+        char kw[16];
+        json_object_set_new(
+            o, m->spec.model,
+            json_pack("{s:s, s:s, s:s, s:o, s:o, s:i, s:o, s:b, s:s, s:b, s:i, s:i}", "status",
+                      status_names[m->status], "displayName",
+                      m->spec.display_name[0] ? m->spec.display_name : m->spec.model, "provider",
+                      "local", "preloadedAt", time_or_null(m->preloaded_at_ns), "lastChecked",
+                      time_or_null(m->last_checked_ns), "attempts", m->attempts, "error",
+                      m->error[0] ? json_string(m->error) : json_null(), "required",
+                      m->spec.required, "keepWarm",
+                      pc_keep_warm_format(&m->spec.keep_warm, kw, sizeof(kw)), "pinned", m->pinned,
+                      "warmups", m->warmups, "failedChecks", m->checks_failed));
+    }
+    pthread_mutex_unlock(&pl->lock);
+    return o;
+}
+
+bool pc_preloader_ready(struct pc_preloader *pl, json_t **pending)
+{
+    if (pending)
+        *pending = json_array();
+    if (pl == NULL)
+        return true;
+    bool ready = true;
+    pthread_mutex_lock(&pl->lock);
+    for (size_t i = 0; i < pl->n; i++) {
+        const struct pl_model *m = &pl->models[i];
+        /* Unloaded means its own schedule let it expire, not that it is missing. */
+        if (!m->spec.required || m->status == PL_READY || m->status == PL_UNLOADED)
+            continue;
+        ready = false;
+        if (pending)
+            json_array_append_new(*pending, json_string(m->spec.model));
+    }
+    pthread_mutex_unlock(&pl->lock);
+    return ready;
+}

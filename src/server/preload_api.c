@@ -1,0 +1,25 @@
+/* preload_api.c - the preloader's routes: GET /api/models/status (seed 001) and GET /ready. */
+#include "serverInt.h"
+
+#include "preload.h"
+
+static void handle_status(const struct pc_http_req *req, struct pc_http_reply *reply)
+{
+    pc_reply_json_value(reply, 200, pc_preloader_status(req->srv->preloader));
+}
+
+/* 200 once every required preload is warm; 503 with the ones still pending before. */
+static void handle_ready(const struct pc_http_req *req, struct pc_http_reply *reply)
+{
+    json_t *pending = NULL;
+    bool ready = pc_preloader_ready(req->srv->preloader, &pending);
+    pc_reply_json_value(reply, ready ? 200 : 503,
+                        json_pack("{s:s, s:o}", "status", ready ? "ready" : "warming", "pending",
+                                  pending ? pending : json_array()));
+}
+
+const struct pc_http_route pc_preload_routes[] = {
+    {"GET", "/api/models/status", handle_status},
+    {"GET", "/ready", handle_ready},
+    {NULL, NULL, NULL},
+};
