@@ -638,6 +638,8 @@ void pc_pool_charge(struct pc_pool *p, struct pc_pool_entry *e, int64_t delta_by
     e->charged_bytes = delta_bytes >= 0 ? before + mag : mag > before ? 0 : before - mag;
     if (e->admitted)
         p->used_bytes = p->used_bytes - before + e->charged_bytes;
+    if (e->charged_bytes < before)
+        pthread_cond_broadcast(&p->changed);
     pthread_mutex_unlock(&p->lock);
 }
 
@@ -680,6 +682,7 @@ enum pc_err pc_pool_pin(struct pc_pool *p, const char *name, bool pinned, struct
     if (pinned)
         e->doomed = false;
     pthread_cond_signal(&p->timer);
+    pthread_cond_broadcast(&p->changed); /* an unpinned model may make room for a waiter */
     pthread_mutex_unlock(&p->lock);
     return PC_OK;
 }

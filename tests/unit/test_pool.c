@@ -1,6 +1,7 @@
 /* test_pool.c - resident models: shared loads, reference counts, keep-alive, unload while in
  * use, eviction order of each policy, preloads, pinning, budget admission and the
- * insufficient-memory error, charges, stats, and failed loads. */
+ * insufficient-memory error, charges, stats, a load that does not block the others, and failed
+ * loads. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -8,10 +9,13 @@
 
 #include <cmocka.h>
 
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "base/duration.h"
 #include "base/file.h"
@@ -20,7 +24,7 @@
 
 #define N_MODELS 4
 static const char *const names[N_MODELS] = {"a", "b", "c", "d"};
-static char paths[N_MODELS][PATH_MAX + 16], broken[PATH_MAX + 16];
+static char paths[N_MODELS][PATH_MAX + 16], broken[PATH_MAX + 16], slow[PATH_MAX + 16];
 static uint64_t tiny_estimate; /* what admission counts for one tiny model at n_ctx 256 */
 
 static struct pc_model_params test_params(void)
@@ -40,6 +44,7 @@ static int setup(void **state)
         make_tiny_model(paths[i]);
     }
     snprintf(broken, sizeof(broken), "%s/broken.gguf", dir);
+    snprintf(slow, sizeof(slow), "%s/slow.gguf", dir);
     struct pc_error err = {0};
     assert_int_equal(pc_file_write_atomic(broken, "GGUF-but-not-really", 19, &err), PC_OK);
     pc_engine_init(NULL, "none");
@@ -630,6 +635,77 @@ static void test_stats_values(void **state)
     pc_pool_free(p);
 }
 
+struct slow_loader {
+    struct pc_pool *p;
+    atomic_bool done;
+    enum pc_err rc;
+    struct pc_error err;
+};
+
+static void *load_slow(void *arg)
+{
+    struct slow_loader *l = arg;
+    struct pc_pool_entry *e = NULL;
+    l->rc = pc_pool_acquire(l->p, "slow", slow, -1, &e, NULL, &l->err);
+    if (e != NULL)
+        pc_pool_release(l->p, e);
+    atomic_store(&l->done, true);
+    return NULL;
+}
+
+static bool misses_reach(struct pc_pool *p, uint64_t n)
+{
+    struct pc_pool_stats st;
+    for (int i = 0; i < 3000; i++) {
+        pc_pool_stats(p, &st);
+        if (st.misses >= n)
+            return true;
+        pause_ms(10);
+    }
+    return false;
+}
+
+/* A model whose file is a FIFO: reading it blocks until this test writes, so that its load is
+ * held open inside the pool for as long as the test wants, with no timing involved. */
+static void test_loading_one_model_does_not_stop_another(void **state)
+{
+    (void)state;
+    unlink(slow);
+    assert_int_equal(mkfifo(slow, 0600), 0);
+    struct pc_pool *p = new_pool(3, PC_DURATION_FOREVER);
+    use(p, "a");
+    struct slow_loader l[2] = {{.p = p}, {.p = p}};
+    pthread_t t[2];
+    atomic_init(&l[0].done, false);
+    atomic_init(&l[1].done, false);
+    pthread_create(&t[0], NULL, load_slow, &l[0]);
+    assert_true(misses_reach(p, 2)); /* the slow load is inside the pool */
+    pthread_create(&t[1], NULL, load_slow, &l[1]);
+    assert_true(misses_reach(p, 3)); /* and the second caller waits for it */
+
+    /* While "slow" loads, "a" serves, and another model loads. */
+    struct pc_pool_entry *e = NULL;
+    struct pc_error err = {0};
+    assert_int_equal(pc_pool_acquire(p, "a", paths[0], -1, &e, NULL, &err), PC_OK);
+    pc_pool_release(p, e);
+    use(p, "b");
+    assert_false(atomic_load(&l[0].done));
+    assert_false(atomic_load(&l[1].done));
+
+    int fd = open(slow, O_WRONLY);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, "GGUF-not-really", 15), 15);
+    close(fd);
+    for (int i = 0; i < 2; i++) {
+        pthread_join(t[i], NULL);
+        assert_int_equal(l[i].rc, PC_ERR_MODEL_FORMAT);
+        assert_non_null(strstr(l[i].err.msg, "slow.gguf"));
+    }
+    assert_string_equal(residents(p), "b,a");
+    unlink(slow);
+    pc_pool_free(p);
+}
+
 static void test_failed_load_is_reported_and_not_kept(void **state)
 {
     (void)state;
@@ -693,6 +769,7 @@ int main(void)
         cmocka_unit_test(test_budget_waits_for_busy_models_not_for_pinned),
         cmocka_unit_test(test_charges_count_in_the_budget),
         cmocka_unit_test(test_stats_values),
+        cmocka_unit_test(test_loading_one_model_does_not_stop_another),
         cmocka_unit_test(test_failed_load_is_reported_and_not_kept),
         cmocka_unit_test(test_default_budget_and_policy_names),
     };
