@@ -63,8 +63,8 @@ enum pc_err pc_model_render_chat(const struct pc_model *m, const struct pc_chat_
     return PC_OK;
 }
 
-enum pc_err pc_model_tokenize(const struct pc_model *m, const char *text, int32_t **out,
-                              size_t *n_out, struct pc_error *err)
+static enum pc_err tokenize(const struct pc_model *m, const char *text, bool add_special,
+                            int32_t **out, size_t *n_out, struct pc_error *err)
 {
     *out = NULL;
     *n_out = 0;
@@ -77,7 +77,7 @@ enum pc_err pc_model_tokenize(const struct pc_model *m, const char *text, int32_
     llama_token *toks = malloc((size_t)cap * sizeof(*toks));
     if (toks == NULL)
         return pc_error_set(err, PC_ERR_NOMEM, "tokenize: out of memory");
-    int32_t n = llama_tokenize(m->vocab, text, (int32_t)len, toks, cap, true, true);
+    int32_t n = llama_tokenize(m->vocab, text, (int32_t)len, toks, cap, add_special, true);
     if (n < 0) {
         free(toks);
         return pc_error_set(err, PC_ERR_TOKENIZE, "the prompt could not be tokenized");
@@ -85,6 +85,18 @@ enum pc_err pc_model_tokenize(const struct pc_model *m, const char *text, int32_
     *out = toks;
     *n_out = (size_t)n;
     return PC_OK;
+}
+
+enum pc_err pc_model_tokenize(const struct pc_model *m, const char *text, int32_t **out,
+                              size_t *n_out, struct pc_error *err)
+{
+    return tokenize(m, text, true, out, n_out, err);
+}
+
+enum pc_err pc_model_tokenize_more(const struct pc_model *m, const char *text, int32_t **out,
+                                   size_t *n_out, struct pc_error *err)
+{
+    return tokenize(m, text, false, out, n_out, err);
 }
 
 enum pc_err pc_model_prefix_tokens(const struct pc_model *m, const struct pc_chat_msg *msgs,

@@ -265,6 +265,7 @@ static void fill_info(struct pc_model *m, const struct load_capture *c, uint64_t
     info->n_ctx_train = (uint32_t)llama_model_n_ctx_train(m->model);
     info->file_size = file_size;
     info->has_chat_template = m->chat_template != NULL;
+    info->n_vocab = (uint32_t)llama_vocab_n_tokens(m->vocab);
 
     const double mib = 1024.0 * 1024.0;
     info->weights_bytes =

@@ -80,6 +80,7 @@ struct pc_model_info {
     uint64_t compute_bytes;
     uint64_t device_bytes; /* the part of the above on a GPU */
     int64_t load_ns;
+    uint32_t n_vocab; /* token ids run from 0 to n_vocab - 1 */
     bool has_chat_template;
 };
 
@@ -127,6 +128,12 @@ enum pc_err pc_model_prefix_tokens(const struct pc_model *m, const struct pc_cha
  * *out is malloc'd; the caller frees it. */
 enum pc_err pc_model_tokenize(const struct pc_model *m, const char *text, int32_t **out /* OUT */,
                               size_t *n_out /* OUT */, struct pc_error *err);
+
+/* Tokenize text that continues earlier tokens: as pc_model_tokenize, but never with a BOS.
+ * *out is malloc'd; the caller frees it. */
+enum pc_err pc_model_tokenize_more(const struct pc_model *m, const char *text,
+                                   int32_t **out /* OUT */, size_t *n_out /* OUT */,
+                                   struct pc_error *err);
 
 /* ---- the slot: exclusive use of a model's context ---------------------------------------- */
 
@@ -207,6 +214,7 @@ struct pc_sampling {
     int32_t num_predict; /* < 0: until the context is full */
     const char *const *stop;
     size_t n_stop;
+    bool json; /* constrain the answer to one JSON value (llama.cpp's JSON grammar) */
 };
 
 /* Ollama's defaults. */
@@ -248,6 +256,11 @@ enum pc_err pc_gen_next(struct pc_gen *g, const char **text /* OUT */, size_t *l
 const char *pc_gen_done_reason(const struct pc_gen *g);
 
 const struct pc_gen_stats *pc_gen_stats(const struct pc_gen *g);
+
+/* The tokens of the prompt and of the answer so far, in order: what a later request can send
+ * back as its context. *out is malloc'd; the caller frees it. */
+enum pc_err pc_gen_tokens(const struct pc_gen *g, int32_t **out /* OUT */, size_t *n /* OUT */,
+                          struct pc_error *err);
 
 /* End the generation (at any point: this is how a caller cancels). The sequence keeps the
  * prompt and what was generated, for the next request to reuse. pc_gen_free(NULL) does

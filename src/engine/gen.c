@@ -40,6 +40,18 @@ struct pc_sampling pc_sampling_default(void)
     return s;
 }
 
+/* llama.cpp's grammars/json.gbnf: one JSON object, as Ollama's format "json" asks for. */
+static const char json_grammar[] =
+    "root   ::= object\n"
+    "value  ::= object | array | string | number | (\"true\" | \"false\" | \"null\") ws\n"
+    "object ::= \"{\" ws ( string \":\" ws value (\",\" ws string \":\" ws value)* )? \"}\" ws\n"
+    "array  ::= \"[\" ws ( value (\",\" ws value)* )? \"]\" ws\n"
+    "string ::= \"\\\"\" ( [^\"\\\\\\x7F\\x00-\\x1F] | \"\\\\\" ([\"\\\\bfnrt] | "
+    "\"u\" [0-9a-fA-F]{4}) )* \"\\\"\" ws\n"
+    "number ::= (\"-\"? ([0-9] | [1-9] [0-9]{0,15})) (\".\" [0-9]+)? ([eE] [-+]? [0-9] "
+    "[1-9]{0,15})? ws\n"
+    "ws ::= | \" \" | \"\\n\" [ \\t]{0,20}\n";
+
 static struct llama_sampler *make_sampler(const struct pc_model *m, const struct pc_sampling *s)
 {
     struct llama_sampler_chain_params cp = llama_sampler_chain_default_params();
@@ -47,6 +59,16 @@ static struct llama_sampler *make_sampler(const struct pc_model *m, const struct
     struct llama_sampler *chain = llama_sampler_chain_init(cp);
     if (chain == NULL)
         return NULL;
+    /* The grammar goes first: it sees every candidate, so a later cut cannot leave only tokens
+     * that break the JSON. */
+    if (s->json) {
+        struct llama_sampler *g = llama_sampler_init_grammar(m->vocab, json_grammar, "root");
+        if (g == NULL) {
+            llama_sampler_free(chain);
+            return NULL;
+        }
+        llama_sampler_chain_add(chain, g);
+    }
     /* Cheap samplers first: the penalties scan every candidate that is left. */
     if (s->temperature > 0 && s->top_k > 0)
         llama_sampler_chain_add(chain, llama_sampler_init_top_k(s->top_k));
@@ -229,6 +251,21 @@ const char *pc_gen_done_reason(const struct pc_gen *g)
 const struct pc_gen_stats *pc_gen_stats(const struct pc_gen *g)
 {
     return &g->stats;
+}
+
+enum pc_err pc_gen_tokens(const struct pc_gen *g, int32_t **out, size_t *n, struct pc_error *err)
+{
+    const struct pc_seq *q = &g->m->seqs[g->seq];
+    size_t total = q->n + (g->has_pending ? 1 : 0);
+    *out = malloc((total ? total : 1) * sizeof(**out));
+    *n = 0;
+    if (*out == NULL)
+        return pc_error_set(err, PC_ERR_NOMEM, "out of memory");
+    memcpy(*out, q->toks, q->n * sizeof(**out));
+    if (g->has_pending)
+        (*out)[q->n] = g->pending; /* sampled and sent, not yet decoded */
+    *n = total;
+    return PC_OK;
 }
 
 void pc_gen_free(struct pc_gen *g)

@@ -1,5 +1,6 @@
 /* test_engine.c - the llama.cpp wrapper on a real (tiny, random) model: loading, bad files,
- * chat templates, greedy determinism, prefix reuse, stop strings and cancellation. */
+ * chat templates, greedy determinism, prefix reuse, stop strings, cancellation, the JSON grammar
+ * and the tokens a generation hands back as context. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -123,11 +124,14 @@ static void test_chat_template_renders_roles(void **state)
     pc_model_free(m);
 }
 
+static bool json_mode;
+
 /* Generate greedily; returns the text (caller frees) and fills *st. */
 static char *generate(struct pc_model *m, const char *prompt, int n, const char *const *stops,
                       size_t n_stops, struct pc_gen_stats *st, char *reason, size_t rsize)
 {
     struct pc_gen_request req = {.prompt = prompt, .sampling = pc_sampling_default()};
+    req.sampling.json = json_mode;
     req.sampling.temperature = 0;
     req.sampling.num_predict = n;
     req.sampling.stop = stops;
@@ -207,6 +211,87 @@ static void test_stop_string_ends_generation(void **state)
     pc_model_free(m);
 }
 
+static void test_json_format_gives_json(void **state)
+{
+    (void)state;
+    struct pc_model *m = load();
+    char reason[16];
+    json_mode = true;
+    char *t = generate(m, "Answer in JSON", 40, NULL, 0, NULL, reason, sizeof(reason));
+    json_mode = false;
+    /* Every token kept the text a prefix of some JSON object. */
+    size_t i = 0;
+    while (t[i] == ' ' || t[i] == '\n')
+        i++;
+    assert_int_equal(t[i], '{');
+    int depth = 0;
+    bool in_str = false;
+    for (; t[i] != '\0'; i++) {
+        if (in_str && t[i] == '\\' && t[i + 1] != '\0')
+            i++;
+        else if (t[i] == '"')
+            in_str = !in_str;
+        else if (!in_str && (t[i] == '{' || t[i] == '['))
+            depth++;
+        else if (!in_str && (t[i] == '}' || t[i] == ']'))
+            depth--;
+        assert_true(depth >= 0);
+    }
+    if (strcmp(reason, "stop") == 0)
+        assert_int_equal(depth, 0); /* the grammar let the model end only when it was whole */
+    free(t);
+    pc_model_free(m);
+}
+
+static void test_gen_tokens_continue_a_conversation(void **state)
+{
+    (void)state;
+    struct pc_model *m = load();
+    struct pc_error err = {0};
+    int32_t *prompt = NULL, *more = NULL, *ctx = NULL;
+    size_t n_prompt = 0, n_more = 0, n_ctx = 0;
+    assert_int_equal(pc_model_tokenize(m, "Hello there", &prompt, &n_prompt, &err), PC_OK);
+    assert_int_equal(pc_model_tokenize_more(m, "Hello there", &more, &n_more, &err), PC_OK);
+    assert_int_equal(n_more, n_prompt - 1); /* the same, without the BOS */
+    assert_memory_equal(more, prompt + 1, n_more * sizeof(*more));
+    assert_true(pc_model_info(m)->n_vocab > 0 && (uint32_t)prompt[0] < pc_model_info(m)->n_vocab);
+
+    struct pc_gen_request req = {
+        .tokens = prompt, .n_tokens = n_prompt, .sampling = pc_sampling_default()};
+    req.sampling.temperature = 0;
+    req.sampling.num_predict = 5;
+    struct pc_slot *slot = NULL;
+    struct pc_gen *g = NULL;
+    pc_slot_acquire(m, PC_PRIO_USER, &slot);
+    assert_int_equal(pc_gen_start(slot, &req, &g, &err), PC_OK);
+    bool done = false;
+    while (!done) {
+        const char *t;
+        size_t len;
+        assert_int_equal(pc_gen_next(g, &t, &len, &done, &err), PC_OK);
+    }
+    assert_int_equal(pc_gen_tokens(g, &ctx, &n_ctx, &err), PC_OK);
+    assert_int_equal(n_ctx, n_prompt + (size_t)pc_gen_stats(g)->eval_tokens);
+    assert_memory_equal(ctx, prompt, n_prompt * sizeof(*ctx));
+    pc_gen_free(g);
+
+    /* Sent back with more text, the whole conversation comes from the live sequence. */
+    int32_t *next = malloc((n_ctx + n_more) * sizeof(*next));
+    memcpy(next, ctx, n_ctx * sizeof(*next));
+    memcpy(next + n_ctx, more, n_more * sizeof(*next));
+    req.tokens = next;
+    req.n_tokens = n_ctx + n_more;
+    assert_int_equal(pc_gen_start(slot, &req, &g, &err), PC_OK);
+    assert_true(pc_gen_stats(g)->cached_tokens >= (int32_t)n_ctx - 1);
+    pc_gen_free(g);
+    pc_slot_release(slot);
+    free(next);
+    free(prompt);
+    free(more);
+    free(ctx);
+    pc_model_free(m);
+}
+
 static void test_cancel_stops_at_next_token(void **state)
 {
     (void)state;
@@ -271,6 +356,8 @@ int main(void)
         cmocka_unit_test(test_chat_template_renders_roles),
         cmocka_unit_test(test_greedy_is_deterministic_and_prefix_is_reused),
         cmocka_unit_test(test_stop_string_ends_generation),
+        cmocka_unit_test(test_json_format_gives_json),
+        cmocka_unit_test(test_gen_tokens_continue_a_conversation),
         cmocka_unit_test(test_cancel_stops_at_next_token),
         cmocka_unit_test(test_prompt_longer_than_context_is_refused),
     };
