@@ -6,6 +6,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include <jansson.h>
+
 #include "../base/fmt.h"
 #include "ggml.h"
 #include "gguf.h"
@@ -138,5 +140,61 @@ enum pc_err pc_gguf_inspect(const char *path, struct pc_gguf_info *out, struct p
     scan_tensors(g, out);
     pc_fmt_params(out->n_params, out->parameter_size, sizeof(out->parameter_size));
     gguf_free(g);
+    return PC_OK;
+}
+
+static json_t *kv_value(const struct gguf_context *g, int64_t id)
+{
+    switch (gguf_get_kv_type(g, id)) {
+    case GGUF_TYPE_UINT8:
+        return json_integer(gguf_get_val_u8(g, id));
+    case GGUF_TYPE_INT8:
+        return json_integer(gguf_get_val_i8(g, id));
+    case GGUF_TYPE_UINT16:
+        return json_integer(gguf_get_val_u16(g, id));
+    case GGUF_TYPE_INT16:
+        return json_integer(gguf_get_val_i16(g, id));
+    case GGUF_TYPE_UINT32:
+        return json_integer(gguf_get_val_u32(g, id));
+    case GGUF_TYPE_INT32:
+        return json_integer(gguf_get_val_i32(g, id));
+    case GGUF_TYPE_UINT64:
+        return json_integer((json_int_t)gguf_get_val_u64(g, id));
+    case GGUF_TYPE_INT64:
+        return json_integer(gguf_get_val_i64(g, id));
+    case GGUF_TYPE_FLOAT32:
+        return json_real(gguf_get_val_f32(g, id));
+    case GGUF_TYPE_FLOAT64:
+        return json_real(gguf_get_val_f64(g, id));
+    case GGUF_TYPE_BOOL:
+        return json_boolean(gguf_get_val_bool(g, id));
+    case GGUF_TYPE_STRING:
+        return json_string(gguf_get_val_str(g, id));
+    default:
+        return json_null(); /* arrays: vocabularies of tens of thousands of entries */
+    }
+}
+
+enum pc_err pc_gguf_metadata(const char *path, json_t **out, struct pc_error *err)
+{
+    *out = NULL;
+    struct gguf_init_params gp = {.no_alloc = true, .ctx = NULL};
+    struct gguf_context *g = gguf_init_from_file(path, gp);
+    if (g == NULL)
+        return pc_error_set(err, PC_ERR_MODEL_FORMAT,
+                            "\"%s\" is not a GGUF file, or its header is corrupt or cut short",
+                            path);
+    json_t *o = json_object();
+    for (int64_t i = 0; o != NULL && i < gguf_get_n_kv(g); i++) {
+        json_t *v = kv_value(g, i);
+        if (v == NULL || json_object_set_new(o, gguf_get_key(g, i), v) != 0) {
+            json_decref(o);
+            o = NULL;
+        }
+    }
+    gguf_free(g);
+    if (o == NULL)
+        return pc_error_set(err, PC_ERR_NOMEM, "out of memory");
+    *out = o;
     return PC_OK;
 }

@@ -30,4 +30,11 @@ struct pc_gguf_info {
 enum pc_err pc_gguf_inspect(const char *path, struct pc_gguf_info *out /* OUT */,
                             struct pc_error *err);
 
+struct json_t;
+
+/* Every key of path's GGUF header as a JSON object, as Ollama's /api/show "model_info" shows
+ * it: numbers, strings and booleans as they are, arrays (the vocabulary, merges) as null.
+ * *out is a new reference; the caller json_decref()s it. Errors as pc_gguf_inspect. */
+enum pc_err pc_gguf_metadata(const char *path, struct json_t **out /* OUT */, struct pc_error *err);
+
 #endif

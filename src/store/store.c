@@ -6,7 +6,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <stdatomic.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "../base/file.h"
 
@@ -104,4 +107,70 @@ out:
     free(list);
     closedir(d);
     return rc;
+}
+
+/* Copy the bytes of from into a new file at to, fsynced. */
+static enum pc_err copy_file(const char *from, const char *to, struct pc_error *err)
+{
+    enum pc_err rc = PC_OK;
+    int in = open(from, O_RDONLY | O_CLOEXEC);
+    int out = in < 0 ? -1 : open(to, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (in < 0 || out < 0) {
+        rc = pc_error_set(err, PC_ERR_IO, "open() \"%s\" failed: %s", in < 0 ? from : to,
+                          strerror(errno));
+        goto done;
+    }
+    for (;;) {
+        ssize_t n = copy_file_range(in, NULL, out, NULL, 1 << 30, 0);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            rc = pc_error_set(err, PC_ERR_IO, "copy_file_range() \"%s\" failed: %s", to,
+                              strerror(errno));
+            goto done;
+        }
+        if (n == 0)
+            break;
+    }
+    if (fsync(out) != 0)
+        rc = pc_error_set(err, PC_ERR_IO, "fsync() \"%s\" failed: %s", to, strerror(errno));
+done:
+    if (in >= 0)
+        close(in);
+    if (out >= 0)
+        close(out);
+    return rc;
+}
+
+enum pc_err pc_store_copy(const char *models_dir, const char *src, const char *dst,
+                          struct pc_error *err)
+{
+    char from[1024], to[1024], tmp[1100];
+    enum pc_err rc = pc_store_path(models_dir, src, from, sizeof(from), err);
+    if (rc != PC_OK)
+        return rc;
+    rc = pc_store_path(models_dir, dst, to, sizeof(to), err);
+    if (rc != PC_OK && rc != PC_ERR_NOT_FOUND)
+        return rc;
+    if (strcmp(from, to) == 0)
+        return PC_OK;
+    /* Not ".gguf" at the end: a listing never shows a half-made copy. */
+    static atomic_uint seq;
+    snprintf(tmp, sizeof(tmp), "%s.%ld-%u.copy.tmp", to, (long)getpid(), atomic_fetch_add(&seq, 1));
+    unlink(tmp);
+    if (link(from, tmp) != 0 && (rc = copy_file(from, tmp, err)) != PC_OK) {
+        unlink(tmp);
+        return rc;
+    }
+    if (rename(tmp, to) != 0) {
+        rc = pc_error_set(err, PC_ERR_IO, "rename() \"%s\" failed: %s", to, strerror(errno));
+        unlink(tmp);
+        return rc;
+    }
+    int dir = open(models_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dir >= 0) {
+        fsync(dir);
+        close(dir);
+    }
+    return PC_OK;
 }

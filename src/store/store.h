@@ -27,4 +27,12 @@ struct pc_store_entry {
 enum pc_err pc_store_list(const char *models_dir, struct pc_store_entry **out /* OUT */,
                           size_t *n /* OUT */, struct pc_error *err);
 
+/* Give the model src a second name dst: a hard link to the same file when the file system
+ * allows it, else a copy; either way made under a temporary name and renamed into place, so
+ * that dst is whole or absent whatever happens. An existing dst is replaced. PC_ERR_NOT_FOUND
+ * when src is absent, PC_ERR_INVALID/PC_ERR_BAD_PATH for a bad name, PC_ERR_IO naming the call
+ * that failed. */
+enum pc_err pc_store_copy(const char *models_dir, const char *src, const char *dst,
+                          struct pc_error *err);
+
 #endif

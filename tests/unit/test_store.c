@@ -1,4 +1,4 @@
-/* test_store.c - unit tests for src/store: model names, model paths and store listings. */
+/* test_store.c - unit tests for src/store: model names, model paths, store listings and copies. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -292,6 +292,55 @@ static void test_list_empty_and_missing(void **state)
     rm_rf(dir);
 }
 
+static void test_copy_links_and_replaces(void **state)
+{
+    (void)state;
+    char *dir = make_tmpdir("store_copy");
+    write_file(dir, "tiny.gguf", 10);
+    write_file(dir, "other.gguf", 3);
+    struct pc_error e;
+    pc_error_clear(&e);
+    assert_int_equal(pc_store_copy(dir, "tiny:latest", "copy", &e), PC_OK);
+    /* An existing destination is replaced; the source to itself is a no-op. */
+    assert_int_equal(pc_store_copy(dir, "tiny", "other:latest", &e), PC_OK);
+    assert_int_equal(pc_store_copy(dir, "tiny", "tiny", &e), PC_OK);
+
+    struct pc_store_entry *list = NULL;
+    size_t n = 0;
+    assert_int_equal(pc_store_list(dir, &list, &n, &e), PC_OK);
+    assert_int_equal(n, 3); /* copy, other, tiny: no temporary file left */
+    for (size_t i = 0; i < n; i++)
+        assert_int_equal(list[i].size, 10);
+    free(list);
+    char a[4200], b[4200];
+    struct stat sa, sb;
+    snprintf(a, sizeof(a), "%s/tiny.gguf", dir);
+    snprintf(b, sizeof(b), "%s/copy.gguf", dir);
+    assert_int_equal(stat(a, &sa), 0);
+    assert_int_equal(stat(b, &sb), 0);
+    assert_int_equal(sa.st_ino, sb.st_ino); /* a hard link on one file system */
+    rm_rf(dir);
+}
+
+static void test_copy_refuses(void **state)
+{
+    (void)state;
+    char *dir = make_tmpdir("store_copy_bad");
+    write_file(dir, "tiny.gguf", 10);
+    struct pc_error e;
+    pc_error_clear(&e);
+    assert_int_equal(pc_store_copy(dir, "none", "x", &e), PC_ERR_NOT_FOUND);
+    assert_non_null(strstr(e.msg, "none"));
+    assert_int_not_equal(pc_store_copy(dir, "tiny", "../x", &e), PC_OK);
+    assert_int_not_equal(pc_store_copy(dir, "tiny", "", &e), PC_OK);
+    struct pc_store_entry *list = NULL;
+    size_t n = 0;
+    assert_int_equal(pc_store_list(dir, &list, &n, &e), PC_OK);
+    assert_int_equal(n, 1);
+    free(list);
+    rm_rf(dir);
+}
+
 static void test_list_not_a_directory(void **state)
 {
     (void)state;
@@ -347,6 +396,8 @@ int main(void)
         cmocka_unit_test(test_path_too_long_for_out),
         cmocka_unit_test(test_list_sorted_gguf_only),
         cmocka_unit_test(test_list_empty_and_missing),
+        cmocka_unit_test(test_copy_links_and_replaces),
+        cmocka_unit_test(test_copy_refuses),
         cmocka_unit_test(test_list_not_a_directory),
         cmocka_unit_test(test_list_many),
     };
