@@ -87,24 +87,115 @@ struct pc_model *pc_infer_model(const struct pc_infer *inf)
     return pc_pool_entry_model(inf->entry);
 }
 
+/* inf->context followed by the prompt's tokens. *out is malloc'd. */
+static enum pc_err prompt_tokens(const struct pc_infer *inf, const char *prompt, int32_t **out,
+                                 size_t *n, struct pc_error *err)
+{
+    struct pc_model *m = pc_infer_model(inf);
+    if (inf->n_context == 0)
+        return pc_model_tokenize(m, prompt, out, n, err);
+    uint32_t n_vocab = pc_model_info(m)->n_vocab;
+    for (size_t i = 0; i < inf->n_context; i++)
+        if (inf->context[i] < 0 || (uint32_t)inf->context[i] >= n_vocab)
+            return pc_error_set(err, PC_ERR_INVALID,
+                                "context[%zu] = %d is not a token of this model (0 to %u)", i,
+                                inf->context[i], n_vocab - 1);
+    int32_t *more = NULL;
+    size_t n_more = 0;
+    enum pc_err rc = pc_model_tokenize_more(m, prompt, &more, &n_more, err);
+    if (rc != PC_OK)
+        return rc;
+    int32_t *all = malloc((inf->n_context + n_more) * sizeof(*all));
+    if (all == NULL) {
+        free(more);
+        return pc_error_set(err, PC_ERR_NOMEM, "out of memory");
+    }
+    memcpy(all, inf->context, inf->n_context * sizeof(*all));
+    memcpy(all + inf->n_context, more, n_more * sizeof(*all));
+    free(more);
+    *out = all;
+    *n = inf->n_context + n_more;
+    return PC_OK;
+}
+
 enum pc_err pc_infer_start(struct pc_infer *inf, const char *prompt,
                            const struct pc_sampling *sampling, struct pc_error *err)
 {
     struct pc_model *m = pc_infer_model(inf);
     int32_t *toks = NULL;
     size_t n = 0;
-    enum pc_err rc = pc_model_tokenize(m, prompt, &toks, &n, err);
+    enum pc_err rc = prompt_tokens(inf, prompt, &toks, &n, err);
     if (rc != PC_OK)
         return rc;
+    struct pc_gen_request req = {
+        .tokens = toks, .n_tokens = n, .sampling = *sampling, .cancel = &inf->cancel};
+    /* A smaller num_ctx than the loaded context bounds prompt + answer, as that window would. */
+    uint32_t n_ctx = pc_model_info(m)->n_ctx;
+    if (inf->num_ctx > 0 && inf->num_ctx < n_ctx) {
+        if (n >= inf->num_ctx) {
+            free(toks);
+            return pc_error_set(err, PC_ERR_CTX_OVERFLOW,
+                                "the prompt is %zu tokens, and num_ctx is %u tokens", n,
+                                inf->num_ctx);
+        }
+        int32_t room = (int32_t)(inf->num_ctx - n);
+        if (req.sampling.num_predict < 0 || req.sampling.num_predict > room)
+            req.sampling.num_predict = room;
+    }
     pc_events_publish(inf->srv->events, PC_EV_LLM_REQUESTED, inf->norm, inf->id,
                       json_pack("{s:I}", "prompt_tokens", (json_int_t)n));
     pc_slot_acquire(m, PC_PRIO_USER, &inf->slot);
     pc_snapstore_restore_best(inf->srv->snapshots, inf->slot, inf->key, toks, n, &inf->restore);
-    struct pc_gen_request req = {
-        .tokens = toks, .n_tokens = n, .sampling = *sampling, .cancel = &inf->cancel};
     rc = pc_gen_start(inf->slot, &req, &inf->gen, err);
     free(toks);
     return rc;
+}
+
+enum pc_err pc_infer_next(struct pc_infer *inf, const char **text, size_t *len, bool *done,
+                          struct pc_error *err)
+{
+    for (;;) {
+        enum pc_err rc = pc_gen_next(inf->gen, text, len, done, err);
+        if (rc != PC_OK || *len > 0 || *done)
+            return rc;
+    }
+}
+
+enum pc_err pc_infer_collect(struct pc_infer *inf, struct pc_buf *out, struct pc_error *err)
+{
+    bool done = false;
+    while (!done) {
+        const char *text;
+        size_t len;
+        enum pc_err rc = pc_infer_next(inf, &text, &len, &done, err);
+        if (rc != PC_OK)
+            return rc;
+        if (!pc_buf_append(out, text, len))
+            return pc_error_set(err, PC_ERR_NOMEM, "out of memory");
+    }
+    return PC_OK;
+}
+
+static void stream_free(void *ctx)
+{
+    pc_infer_close(ctx);
+}
+
+void pc_infer_reply(struct pc_infer *inf, void *api, void (*api_free)(void *api), bool stream,
+                    const char *content_type, bool (*next)(void *inf, struct pc_buf *out),
+                    void (*whole)(struct pc_infer *inf, struct pc_http_reply *reply),
+                    struct pc_http_reply *reply)
+{
+    inf->api = api;
+    inf->api_free = api_free;
+    if (!stream) {
+        whole(inf, reply);
+        pc_infer_close(inf);
+        return;
+    }
+    reply->status = 200;
+    reply->content_type = content_type;
+    reply->stream = (struct pc_http_stream){.ctx = inf, .next = next, .free = stream_free};
 }
 
 void pc_infer_close(struct pc_infer *inf)
@@ -129,6 +220,8 @@ void pc_infer_close(struct pc_infer *inf)
         pc_events_publish(inf->srv->events, PC_EV_LLM_COMPLETED, inf->norm, inf->id, data);
     else
         json_decref(data);
+    if (inf->api_free != NULL)
+        inf->api_free(inf->api);
     free(inf);
 }
 

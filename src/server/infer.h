@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "../base/buf.h"
 #include "../engine/engine.h"
 #include "../pool/pool.h"
 #include "../precharge/snapshot.h"
@@ -28,7 +29,12 @@ struct pc_infer {
     int64_t start_ns;      /* monotonic, when the request arrived */
     int64_t load_ns;       /* spent loading the model for this request */
     atomic_bool cancel;
-    void *api; /* the API's own per-request state */
+    void *api;                   /* the API's own per-request state */
+    void (*api_free)(void *api); /* frees api when inf closes; may be NULL */
+    /* Set before pc_infer_start, optional: */
+    const int32_t *context; /* tokens of the conversation so far; the prompt continues them */
+    size_t n_context;
+    uint32_t num_ctx; /* a smaller context than the loaded one: caps prompt + answer */
 };
 
 /* Resolve name in the store and take the model from the pool, loading it if needed.
@@ -44,13 +50,33 @@ enum pc_err pc_infer_open_with(struct pc_server *srv, const char *name,
 
 struct pc_model *pc_infer_model(const struct pc_infer *inf);
 
-/* Tokenize prompt, take the model's context at user priority (before any precharge), restore
- * the longest snapshot, prefill the rest, and get ready to generate. */
+/* Tokenize prompt (after inf->context when set), take the model's context at user priority
+ * (before any precharge), restore the longest snapshot, prefill the rest, and get ready to
+ * generate. PC_ERR_INVALID for a context token the model does not have, PC_ERR_CTX_OVERFLOW
+ * for a prompt that fills num_ctx. */
 enum pc_err pc_infer_start(struct pc_infer *inf, const char *prompt,
                            const struct pc_sampling *sampling, struct pc_error *err);
 
+/* The next piece of the answer that has text, or the last one (*done). text is valid until the
+ * next call. */
+enum pc_err pc_infer_next(struct pc_infer *inf, const char **text /* OUT */, size_t *len /* OUT */,
+                          bool *done /* OUT */, struct pc_error *err);
+
+/* Generate the whole answer, appending it to out. */
+enum pc_err pc_infer_collect(struct pc_infer *inf, struct pc_buf *out, struct pc_error *err);
+
+struct pc_http_reply;
+
+/* Hand the answer to reply; inf takes api, freed with api_free when inf closes. Streamed:
+ * reply becomes a 200 stream of content_type that next(inf, out) writes, and it closes inf
+ * when the reply is done. Not streamed: whole(inf, reply) fills reply, and inf is closed. */
+void pc_infer_reply(struct pc_infer *inf, void *api, void (*api_free)(void *api), bool stream,
+                    const char *content_type, bool (*next)(void *inf, struct pc_buf *out),
+                    void (*whole)(struct pc_infer *inf, struct pc_http_reply *reply),
+                    struct pc_http_reply *reply);
+
 /* Stop generating, free the context, give the model back with its keep-alive, publish
- * LlmCompleted. NULL does nothing. */
+ * LlmCompleted, free inf->api. NULL does nothing. */
 void pc_infer_close(struct pc_infer *inf);
 
 /* Unload a model now (keep_alive 0 with nothing to do). PC_OK if it was not loaded. */

@@ -2,17 +2,16 @@
  * with Ollama's field names, units and streaming (NDJSON). */
 #include "serverInt.h"
 
-#include <math.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "../base/clock.h"
-#include "../base/duration.h"
 #include "../store/store.h"
+#include "genopts.h"
 #include "infer.h"
-
-#define MAX_STOPS 16
 
 /* What one /api/generate or /api/chat request asked for. */
 struct ollama_req {
@@ -23,9 +22,10 @@ struct ollama_req {
     const char *model;
     const char *prompt; /* generate */
     const char *system; /* generate */
+    int32_t *context;   /* generate: the tokens a previous answer returned */
+    size_t n_context;
     int64_t keep_alive_ns;
-    struct pc_sampling sampling;
-    const char *stops[MAX_STOPS];
+    struct pc_genopts opts;
     struct pc_chat_msg *msgs; /* chat */
     size_t n_msgs;
     struct pc_buf full; /* the whole answer, when not streamed */
@@ -37,8 +37,14 @@ static void ollama_req_free(struct ollama_req *q)
         return;
     json_decref(q->json);
     free(q->msgs);
+    free(q->context);
     pc_buf_free(&q->full);
     free(q);
+}
+
+static void api_free(void *q)
+{
+    ollama_req_free(q);
 }
 
 static int bad(struct pc_http_reply *reply, const char *fmt, const char *field)
@@ -47,103 +53,91 @@ static int bad(struct pc_http_reply *reply, const char *fmt, const char *field)
     return -1;
 }
 
-static int opt_number(json_t *opts, const char *field, double min, double max, double *out,
-                      struct pc_http_reply *reply)
-{
-    json_t *v = json_object_get(opts, field);
-    if (v == NULL || json_is_null(v))
-        return 0;
-    if (!json_is_number(v))
-        return bad(reply, "options.%s must be a number", field);
-    double d = json_number_value(v);
-    if (!isfinite(d) || d < min || d > max) {
-        pc_http_reply_error(reply, 400, "options.%s must be between %g and %g", field, min, max);
-        return -1;
+#define F(name, min, max, type, field)                                                             \
+    {                                                                                              \
+        name, min, max, PC_GENOPT_##type, offsetof(struct pc_genopts, field)                       \
     }
-    *out = d;
-    return 0;
-}
-
-static int parse_stops(json_t *opts, struct ollama_req *q, struct pc_http_reply *reply)
-{
-    json_t *v = json_object_get(opts, "stop");
-    if (v == NULL || json_is_null(v))
-        return 0;
-    if (json_is_string(v)) {
-        q->stops[0] = json_string_value(v);
-        q->sampling.n_stop = 1;
-    } else if (json_is_array(v)) {
-        if (json_array_size(v) > MAX_STOPS) {
-            pc_http_reply_error(reply, 400, "options.stop has more than %d strings", MAX_STOPS);
-            return -1;
-        }
-        for (size_t i = 0; i < json_array_size(v); i++) {
-            json_t *s = json_array_get(v, i);
-            if (!json_is_string(s))
-                return bad(reply, "options.%s must be an array of strings", "stop");
-            q->stops[q->sampling.n_stop++] = json_string_value(s);
-        }
-    } else {
-        return bad(reply, "options.%s must be an array of strings", "stop");
-    }
-    q->sampling.stop = q->stops;
-    return 0;
-}
+static const struct pc_genopts_field option_fields[] = {
+    F("temperature", 0, 100, F32, sampling.temperature),
+    F("top_k", 0, 1e9, I32, sampling.top_k),
+    F("top_p", 0, 1, F32, sampling.top_p),
+    F("min_p", 0, 1, F32, sampling.min_p),
+    F("repeat_penalty", 0, 100, F32, sampling.repeat_penalty),
+    F("repeat_last_n", -1, 1e9, I32, sampling.repeat_last_n),
+    F("presence_penalty", -100, 100, F32, sampling.presence_penalty),
+    F("frequency_penalty", -100, 100, F32, sampling.frequency_penalty),
+    F("num_predict", -2, 1e9, I32, sampling.num_predict),
+    F("num_ctx", 0, 1 << 22, U32, num_ctx),
+};
+#undef F
 
 static int parse_options(struct ollama_req *q, struct pc_http_reply *reply)
 {
-    struct pc_sampling *s = &q->sampling;
-    *s = pc_sampling_default();
+    struct pc_sampling *s = &q->opts.sampling;
+    pc_genopts_init(&q->opts);
     json_t *opts = json_object_get(q->json, "options");
     if (opts == NULL || json_is_null(opts))
         return 0;
     if (!json_is_object(opts))
         return bad(reply, "field \"%s\" must be an object", "options");
 
-    double d;
-#define OPT(name, min, max, dst, type)                                                             \
-    d = (double)(dst);                                                                             \
-    if (opt_number(opts, name, min, max, &d, reply) != 0)                                          \
-        return -1;                                                                                 \
-    dst = (type)d;
-    OPT("temperature", 0, 100, s->temperature, float);
-    OPT("top_k", 0, 1e9, s->top_k, int32_t);
-    OPT("top_p", 0, 1, s->top_p, float);
-    OPT("min_p", 0, 1, s->min_p, float);
-    OPT("repeat_penalty", 0, 100, s->repeat_penalty, float);
-    OPT("repeat_last_n", -1, 1e9, s->repeat_last_n, int32_t);
-    OPT("presence_penalty", -100, 100, s->presence_penalty, float);
-    OPT("frequency_penalty", -100, 100, s->frequency_penalty, float);
-    OPT("num_predict", -2, 1e9, s->num_predict, int32_t);
-    d = -1;
-    if (opt_number(opts, "seed", -1, 4294967295.0, &d, reply) != 0)
+    if (pc_genopts_fields(opts, "options.", option_fields,
+                          sizeof(option_fields) / sizeof(option_fields[0]), &q->opts, reply) != 0)
         return -1;
-    s->seed = d < 0 ? UINT32_MAX : (uint32_t)d;
-#undef OPT
     if (s->num_predict == -2)
         s->num_predict = -1; /* Ollama: -2 fills the context, which is where -1 stops too */
-    return parse_stops(opts, q, reply);
+    if (pc_genopts_seed(opts, "options.", &q->opts, reply) != 0)
+        return -1;
+    return pc_genopts_stops(opts, "options.", &q->opts, reply);
 }
 
-static int parse_keep_alive(struct ollama_req *q, struct pc_http_reply *reply)
+/* "context": the token array that a previous /api/generate answer ended with. */
+static int parse_context(struct ollama_req *q, struct pc_http_reply *reply)
 {
-    json_t *v = json_object_get(q->json, "keep_alive");
-    struct pc_error err;
-    q->keep_alive_ns = -1;
-    if (v == NULL || json_is_null(v))
+    json_t *arr = json_object_get(q->json, "context");
+    if (arr == NULL || json_is_null(arr) || (json_is_array(arr) && json_array_size(arr) == 0))
         return 0;
-    if (json_is_number(v)) {
-        q->keep_alive_ns = pc_duration_from_seconds(json_number_value(v));
-        return 0;
-    }
-    if (!json_is_string(v))
-        return bad(reply, "field \"%s\" must be a duration string or a number of seconds",
-                   "keep_alive");
-    if (pc_duration_parse(json_string_value(v), &q->keep_alive_ns, &err) != PC_OK) {
-        pc_http_reply_error(reply, 400, "keep_alive: %s", err.msg);
+    if (!json_is_array(arr))
+        return bad(reply, "field \"%s\" must be an array of token ids", "context");
+    q->n_context = json_array_size(arr);
+    if ((q->context = malloc(q->n_context * sizeof(*q->context))) == NULL) {
+        pc_http_reply_error(reply, 500, "out of memory");
         return -1;
     }
+    for (size_t i = 0; i < q->n_context; i++) {
+        json_t *t = json_array_get(arr, i);
+        if (!json_is_integer(t) || json_integer_value(t) < 0 || json_integer_value(t) > INT32_MAX) {
+            pc_http_reply_error(reply, 400, "context[%zu] must be a token id (an integer >= 0)", i);
+            return -1;
+        }
+        q->context[i] = (int32_t)json_integer_value(t);
+    }
     return 0;
+}
+
+/* "template" replaces the model's template with a Go template in Ollama. We render with the
+ * model's own template (llama.cpp's), and would rather refuse than answer with a prompt laid
+ * out otherwise than the client asked. raw mode uses no template, so one is harmless there. */
+static int check_template(struct ollama_req *q, struct pc_http_reply *reply)
+{
+    const char *t = NULL;
+    if (pc_req_string(q->json, "template", &t, reply) != 0)
+        return -1;
+    if (t == NULL || t[0] == '\0' || q->raw)
+        return 0;
+    return bad(reply,
+               "field \"%s\": custom (Go) templates are not supported; the model's own chat "
+               "template is used. Send the prompt already formatted with \"raw\": true instead",
+               "template");
+}
+
+/* "tools" is accepted and not used: no tool calls are parsed out of the answer. */
+static int check_tools(struct ollama_req *q, struct pc_http_reply *reply)
+{
+    json_t *v = json_object_get(q->json, "tools");
+    if (v == NULL || json_is_null(v) || json_is_array(v))
+        return 0;
+    return bad(reply, "field \"%s\" must be an array", "tools");
 }
 
 static int parse_messages(struct ollama_req *q, struct pc_http_reply *reply)
@@ -201,18 +195,16 @@ static struct ollama_req *parse_request(const struct pc_http_req *req, bool chat
     q->json = pc_req_parse_object(req, reply);
     if (q->json == NULL)
         goto fail;
-    if (pc_req_string(q->json, "model", &q->model, reply) != 0)
+    if (pc_req_model(q->json, &q->model, reply) != 0)
         goto fail;
-    if (q->model == NULL || q->model[0] == '\0') {
-        pc_http_reply_error(reply, 400, "field \"model\" is required");
-        goto fail;
-    }
     if (pc_req_bool(q->json, "stream", &q->stream, reply) != 0 ||
         pc_req_bool(q->json, "raw", &q->raw, reply) != 0 ||
         pc_req_string(q->json, "prompt", &q->prompt, reply) != 0 ||
         pc_req_string(q->json, "system", &q->system, reply) != 0 ||
-        parse_keep_alive(q, reply) != 0 || parse_options(q, reply) != 0 ||
-        (chat && parse_messages(q, reply) != 0))
+        pc_genopts_keep_alive(q->json, &q->keep_alive_ns, reply) != 0 ||
+        parse_options(q, reply) != 0 || pc_genopts_format(q->json, &q->opts, reply) != 0 ||
+        (!chat && (parse_context(q, reply) != 0 || check_template(q, reply) != 0)) ||
+        (chat && (parse_messages(q, reply) != 0 || check_tools(q, reply) != 0)))
         goto fail;
     return q;
 fail:
@@ -238,6 +230,20 @@ static json_t *chunk_base(const struct ollama_req *q, const char *text, size_t l
     return o;
 }
 
+/* /api/generate's "context": prompt and answer tokens, to send back with the next prompt. */
+static void add_context(json_t *o, const struct pc_infer *inf)
+{
+    int32_t *toks = NULL;
+    size_t n = 0;
+    if (inf->gen == NULL || pc_gen_tokens(inf->gen, &toks, &n, NULL) != PC_OK)
+        return;
+    json_t *arr = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(arr, json_integer(toks[i]));
+    free(toks);
+    json_object_set_new(o, "context", arr);
+}
+
 static void add_final_fields(json_t *o, const struct pc_infer *inf, const char *reason)
 {
     json_object_set_new(o, "done_reason", json_string(reason));
@@ -251,70 +257,42 @@ static void add_final_fields(json_t *o, const struct pc_infer *inf, const char *
     json_object_set_new(o, "prompt_cached_count", json_integer(st->cached_tokens));
     json_object_set_new(o, "eval_count", json_integer(st->eval_tokens));
     json_object_set_new(o, "eval_duration", json_integer(st->eval_ns));
+    if (!((const struct ollama_req *)inf->api)->chat)
+        add_context(o, inf);
 }
 
 static bool append_line(struct pc_buf *out, json_t *o)
 {
-    char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
-    json_decref(o);
-    if (s == NULL)
-        return false;
-    bool ok = pc_buf_appends(out, s) && pc_buf_append(out, "\n", 1);
-    free(s);
-    return ok;
+    return pc_append_json(out, "", o, "\n");
 }
 
-/* One streamed step: write chunks until one with text (or the last) is out. */
+/* One streamed step: the next chunk with text, or the last one. */
 static bool stream_next(void *ctx, struct pc_buf *out)
 {
     struct pc_infer *inf = ctx;
-    struct ollama_req *q = inf->api;
-    for (;;) {
-        const char *text;
-        size_t len;
-        bool done;
-        struct pc_error err = {0};
-        if (pc_gen_next(inf->gen, &text, &len, &done, &err) != PC_OK) {
-            /* The status line went out with the first chunk: report in the stream. */
-            json_t *e = json_pack("{s:s}", "error", err.msg);
-            append_line(out, e);
-            return false;
-        }
-        if (len == 0 && !done)
-            continue;
-        json_t *o = chunk_base(q, text, len, done);
-        if (done && o != NULL)
-            add_final_fields(o, inf, pc_gen_done_reason(inf->gen));
-        append_line(out, o);
-        return !done;
+    const char *text;
+    size_t len;
+    bool done;
+    struct pc_error err = {0};
+    if (pc_infer_next(inf, &text, &len, &done, &err) != PC_OK) {
+        /* The status line went out with the first chunk: report in the stream. */
+        append_line(out, json_pack("{s:s}", "error", err.msg));
+        return false;
     }
+    json_t *o = chunk_base(inf->api, text, len, done);
+    if (done && o != NULL)
+        add_final_fields(o, inf, pc_gen_done_reason(inf->gen));
+    append_line(out, o);
+    return !done;
 }
 
-static void stream_free(void *ctx)
+static void reply_whole(struct pc_infer *inf, struct pc_http_reply *reply)
 {
-    struct pc_infer *inf = ctx;
     struct ollama_req *q = inf->api;
-    pc_infer_close(inf);
-    ollama_req_free(q);
-}
-
-static void reply_whole(struct pc_infer *inf, struct ollama_req *q, struct pc_http_reply *reply)
-{
-    for (;;) {
-        const char *text;
-        size_t len;
-        bool done;
-        struct pc_error err = {0};
-        if (pc_gen_next(inf->gen, &text, &len, &done, &err) != PC_OK) {
-            pc_http_reply_pc_error(reply, &err);
-            return;
-        }
-        if (!pc_buf_append(&q->full, text, len)) {
-            pc_http_reply_error(reply, 500, "out of memory");
-            return;
-        }
-        if (done)
-            break;
+    struct pc_error err = {0};
+    if (pc_infer_collect(inf, &q->full, &err) != PC_OK) {
+        pc_http_reply_pc_error(reply, &err);
+        return;
     }
     json_t *o = chunk_base(q, q->full.data ? q->full.data : "", q->full.len, true);
     if (o != NULL)
@@ -380,9 +358,13 @@ static void handle_inference(const struct pc_http_req *req, struct pc_http_reply
     struct pc_error err = {0};
     struct pc_infer *inf = NULL;
     char *prompt = NULL;
-    if (pc_infer_open(req->srv, q->model, q->keep_alive_ns, &inf, &err) != PC_OK ||
-        build_prompt(q, pc_infer_model(inf), &prompt, &err) != PC_OK ||
-        pc_infer_start(inf, prompt, &q->sampling, &err) != PC_OK) {
+    if (pc_infer_open(req->srv, q->model, q->keep_alive_ns, &inf, &err) == PC_OK) {
+        inf->context = q->context;
+        inf->n_context = q->n_context;
+        inf->num_ctx = q->opts.num_ctx;
+    }
+    if (inf == NULL || build_prompt(q, pc_infer_model(inf), &prompt, &err) != PC_OK ||
+        pc_infer_start(inf, prompt, &q->opts.sampling, &err) != PC_OK) {
         free(prompt);
         pc_infer_close(inf);
         ollama_req_free(q);
@@ -390,15 +372,8 @@ static void handle_inference(const struct pc_http_req *req, struct pc_http_reply
         return;
     }
     free(prompt);
-    inf->api = q;
-    if (!q->stream) {
-        reply_whole(inf, q, reply);
-        stream_free(inf);
-        return;
-    }
-    reply->status = 200;
-    reply->content_type = "application/x-ndjson";
-    reply->stream = (struct pc_http_stream){.ctx = inf, .next = stream_next, .free = stream_free};
+    pc_infer_reply(inf, q, api_free, q->stream, "application/x-ndjson", stream_next, reply_whole,
+                   reply);
 }
 
 static void handle_generate(const struct pc_http_req *req, struct pc_http_reply *reply)

@@ -11,10 +11,10 @@
 #include <sys/stat.h>
 
 #include "../base/clock.h"
-#include "../base/duration.h"
 #include "../base/log.h"
 #include "../catalog/catalog.h"
 #include "../store/store.h"
+#include "genopts.h"
 #include "serverInt.h"
 
 #define MIB (1024.0 * 1024.0)
@@ -123,29 +123,6 @@ struct body {
     bool pinned;
 };
 
-static int parse_keep_alive(json_t *o, int64_t *out, struct pc_http_reply *reply)
-{
-    json_t *v = json_object_get(o, "keep_alive");
-    struct pc_error err = {0};
-    if (v == NULL || json_is_null(v))
-        return 0;
-    if (json_is_number(v)) {
-        *out = pc_duration_from_seconds(json_number_value(v));
-        return 0;
-    }
-    if (!json_is_string(v)) {
-        pc_http_reply_error(reply, 400,
-                            "field \"keep_alive\" must be a duration string or a number of "
-                            "seconds");
-        return -1;
-    }
-    if (pc_duration_parse(json_string_value(v), out, &err) != PC_OK) {
-        pc_http_reply_error(reply, 400, "keep_alive: %s", err.msg);
-        return -1;
-    }
-    return 0;
-}
-
 /* An optional JSON object: path (or seed 004's model_path), keep_alive, pinned. Returns -1
  * with a 400 in reply when a field is wrong. */
 static int parse_body(const struct pc_http_req *req, struct body *b, struct pc_http_reply *reply)
@@ -158,7 +135,7 @@ static int parse_body(const struct pc_http_req *req, struct body *b, struct pc_h
     if (pc_req_string(b->json, "model_path", &b->path, reply) != 0 ||
         pc_req_string(b->json, "path", &b->path, reply) != 0 ||
         pc_req_bool(b->json, "pinned", &b->pinned, reply) != 0 ||
-        parse_keep_alive(b->json, &b->keep_alive_ns, reply) != 0)
+        pc_genopts_keep_alive(b->json, &b->keep_alive_ns, reply) != 0)
         return -1;
     return 0;
 }

@@ -286,7 +286,9 @@ static enum pc_err resolve_model_dirs(struct pc_server_config *cfg, struct pc_er
 
 /* Every API family's routes. */
 static const struct pc_http_route *const route_tables[] = {
-    pc_ollama_routes, pc_precharge_routes, pc_pool_routes, pc_preload_routes, NULL,
+    pc_ollama_routes,  pc_ollama_model_routes, pc_precharge_routes,
+    pc_pool_routes, /* before the OpenAI table: /v1/models/stats is not a model's id */
+    pc_preload_routes, pc_openai_routes,       NULL,
 };
 
 /* ModelsDiscovered: what the store holds at start. */
@@ -446,6 +448,24 @@ int pc_req_string(json_t *obj, const char *field, const char **out, struct pc_ht
     return 0;
 }
 
+int pc_req_model_named(json_t *obj, const char *field, const char **out,
+                       struct pc_http_reply *reply)
+{
+    *out = NULL;
+    if (pc_req_string(obj, field, out, reply) != 0)
+        return -1;
+    if (*out == NULL || (*out)[0] == '\0') {
+        pc_http_reply_error(reply, 400, "field \"%s\" is required", field);
+        return -1;
+    }
+    return 0;
+}
+
+int pc_req_model(json_t *obj, const char **out, struct pc_http_reply *reply)
+{
+    return pc_req_model_named(obj, "model", out, reply);
+}
+
 int pc_req_bool(json_t *obj, const char *field, bool *out, struct pc_http_reply *reply)
 {
     json_t *v = json_object_get(obj, field);
@@ -457,6 +477,17 @@ int pc_req_bool(json_t *obj, const char *field, bool *out, struct pc_http_reply 
     }
     *out = json_is_true(v);
     return 0;
+}
+
+bool pc_append_json(struct pc_buf *out, const char *before, json_t *o, const char *after)
+{
+    char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    if (s == NULL)
+        return false;
+    bool ok = pc_buf_appends(out, before) && pc_buf_appends(out, s) && pc_buf_appends(out, after);
+    free(s);
+    return ok;
 }
 
 void pc_reply_json_value(struct pc_http_reply *r, int status, json_t *o)

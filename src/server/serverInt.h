@@ -24,6 +24,8 @@ struct pc_server {
 };
 
 extern const struct pc_http_route pc_ollama_routes[];
+extern const struct pc_http_route pc_ollama_model_routes[];
+extern const struct pc_http_route pc_openai_routes[];
 extern const struct pc_http_route pc_precharge_routes[];
 extern const struct pc_http_route pc_preload_routes[];
 
@@ -38,6 +40,15 @@ json_t *pc_req_parse_object(const struct pc_http_req *req, struct pc_http_reply 
  * 400 in reply naming the field. */
 int pc_req_string(json_t *obj, const char *field, const char **out, struct pc_http_reply *reply);
 int pc_req_bool(json_t *obj, const char *field, bool *out, struct pc_http_reply *reply);
+
+/* The required, non-empty string field "model" (or another name); 0, or -1 with a 400. */
+int pc_req_model(json_t *obj, const char **out, struct pc_http_reply *reply);
+int pc_req_model_named(json_t *obj, const char *field, const char **out,
+                       struct pc_http_reply *reply);
+
+/* Append before, o serialized, and after to out (a streamed NDJSON line, an SSE event). Takes
+ * ownership of o. False when o is NULL or memory ran out. */
+bool pc_append_json(struct pc_buf *out, const char *before, json_t *o, const char *after);
 
 /* Serialize, take ownership of o, and reply with it. */
 void pc_reply_json_value(struct pc_http_reply *r, int status, json_t *o);

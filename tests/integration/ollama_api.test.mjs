@@ -1,5 +1,6 @@
 // ollama_api.test.mjs - the daemon's Ollama-compatible API over real HTTP: generate and chat
-// (streamed and not), ps, tags, version, keep_alive load/unload/expiry, and bad input.
+// (streamed and not), ps, tags, version, keep_alive load/unload/expiry, context, num_ctx,
+// template and format, bad input; and the raw SSE framing of the OpenAI routes.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { tempHome, makeModel, startDaemon, post, get, ndjson, eventually, cleanup } from './lib.mjs';
@@ -197,4 +198,56 @@ test('a client that goes away mid-stream frees the model for the next request', 
   const r = await post(d.url, '/api/generate', { model: 'tiny', prompt: 'next', stream: false, options: opts });
   assert.equal(r.status, 200);
   assert.equal(JSON.parse(r.text).eval_count, 6);
+});
+
+test('generate: context continues the conversation; template, format and context are checked', async () => {
+  const first = JSON.parse((await post(d.url, '/api/generate', { model: 'tiny', prompt: 'One', stream: false, options: opts })).text);
+  assert.equal(first.context.length, first.prompt_eval_count + first.eval_count);
+  const second = JSON.parse((await post(d.url, '/api/generate', {
+    model: 'tiny', prompt: 'Two', stream: false, context: first.context, options: opts,
+  })).text);
+  assert.ok(second.prompt_eval_count > first.context.length);
+  assert.ok(second.prompt_cached_count >= first.prompt_eval_count, 'the live sequence is reused');
+  assert.deepEqual(second.context.slice(0, first.context.length), first.context);
+
+  const cases = [
+    [{ template: '{{ .Prompt }}' }, 400, /template.*not supported.*raw/],
+    [{ format: { type: 'object' } }, 400, /JSON schemas are not supported/],
+    [{ format: 'yaml' }, 400, /format/],
+    [{ context: [1, 'x'] }, 400, /context\[1\]/],
+    [{ context: [99999999] }, 400, /context\[0\] = 99999999 is not a token/],
+    [{ options: { num_ctx: 4 } }, 400, /num_ctx is 4 tokens/],
+  ];
+  for (const [extra, status, re] of cases) {
+    const r = await post(d.url, '/api/generate', { model: 'tiny', prompt: 'Hello there', stream: false, ...extra });
+    assert.equal(r.status, status, JSON.stringify(extra));
+    assert.match(JSON.parse(r.text).error, re);
+  }
+  // raw needs no template, so one is harmless there.
+  const raw = await post(d.url, '/api/generate', { model: 'tiny', prompt: 'x', raw: true, template: '{{ .Prompt }}', stream: false, options: opts });
+  assert.equal(raw.status, 200);
+});
+
+test('generate: num_ctx below the loaded context bounds prompt + answer', async () => {
+  const r = JSON.parse((await post(d.url, '/api/generate', {
+    model: 'tiny', prompt: 'Hi', stream: false, options: { num_ctx: 24, num_predict: 100 },
+  })).text);
+  assert.equal(r.done_reason, 'length');
+  assert.equal(r.prompt_eval_count + r.eval_count, 24);
+});
+
+test('openai streams are server-sent events ending in [DONE]', async () => {
+  const r = await post(d.url, '/v1/chat/completions', {
+    model: 'tiny', messages: [{ role: 'user', content: 'Hi' }], max_tokens: 3, stream: true,
+  });
+  assert.equal(r.status, 200);
+  assert.match(r.type, /text\/event-stream/);
+  const events = r.text.split('\n\n').filter(Boolean);
+  assert.ok(events.every((e) => e.startsWith('data: ')));
+  assert.equal(events.at(-1), 'data: [DONE]');
+  const last = JSON.parse(events.at(-2).slice(6));
+  assert.equal(last.choices[0].finish_reason, 'length');
+  const bad = await post(d.url, '/v1/completions', { model: 'tiny', prompt: 'x', n: 2 });
+  assert.equal(bad.status, 400);
+  assert.deepEqual(Object.keys(JSON.parse(bad.text).error).sort(), ['code', 'message', 'param', 'type']);
 });

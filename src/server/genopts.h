@@ -1,0 +1,58 @@
+/* genopts.h - the generation options that the Ollama and OpenAI APIs share: one parser for the
+ * numbers, stop strings, output format and keep-alive, with 400s that name the field. */
+#ifndef PC_GENOPTS_H
+#define PC_GENOPTS_H
+
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "../engine/engine.h"
+#include "http.h"
+
+#define PC_GENOPTS_MAX_STOPS 16
+
+/* What a request asked of the generation. The strings point into the request's JSON. */
+struct pc_genopts {
+    struct pc_sampling sampling;
+    const char *stops[PC_GENOPTS_MAX_STOPS];
+    uint32_t num_ctx; /* 0: the context the model is loaded with */
+};
+
+/* pc_sampling_default(), no stops, the loaded context. */
+void pc_genopts_init(struct pc_genopts *g);
+
+/* An optional number field of obj within [min, max]. 0 on success (absent leaves *out as it
+ * was), or -1 with a 400 in reply naming prefix+field ("options.top_k"). */
+int pc_genopts_number(json_t *obj, const char *prefix, const char *field, double min, double max,
+                      double *out /* OUT */, struct pc_http_reply *reply);
+
+/* One numeric field of a request and where it goes in struct pc_genopts. */
+struct pc_genopts_field {
+    const char *name;
+    double min, max;
+    enum { PC_GENOPT_F32, PC_GENOPT_I32, PC_GENOPT_U32 } type;
+    size_t offset; /* offsetof(struct pc_genopts, ...) */
+};
+
+/* Read each of fields[0..n) that obj has into g. 0, or -1 with a 400 naming the first wrong
+ * one. */
+int pc_genopts_fields(json_t *obj, const char *prefix, const struct pc_genopts_field *fields,
+                      size_t n, struct pc_genopts *g, struct pc_http_reply *reply);
+
+/* obj's field "stop" (prefix as above): a string or an array of strings, into g. */
+int pc_genopts_stops(json_t *obj, const char *prefix, struct pc_genopts *g,
+                     struct pc_http_reply *reply);
+
+/* obj's field "seed": a number, negative for random. */
+int pc_genopts_seed(json_t *obj, const char *prefix, struct pc_genopts *g,
+                    struct pc_http_reply *reply);
+
+/* Ollama's "format": absent, "" or "json" (a JSON schema object is refused: llama.cpp's C API
+ * has no schema-to-grammar converter). */
+int pc_genopts_format(json_t *obj, struct pc_genopts *g, struct pc_http_reply *reply);
+
+/* Ollama's "keep_alive": a duration string or a number of seconds; -1 when absent. */
+int pc_genopts_keep_alive(json_t *obj, int64_t *out /* OUT */, struct pc_http_reply *reply);
+
+#endif

@@ -1,0 +1,499 @@
+/* openai.c - the OpenAI API: /v1/models, /v1/chat/completions and /v1/completions, with
+ * OpenAI's object shapes, server-sent events for streams, and OpenAI's error object. */
+#include "serverInt.h"
+
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "../base/clock.h"
+#include "../store/store.h"
+#include "genopts.h"
+#include "infer.h"
+
+/* What one completion request asked for. */
+struct openai_req {
+    json_t *json; /* the parsed body; the strings below point into it */
+    bool chat;
+    bool stream;
+    bool include_usage;
+    const char *model;
+    const char *prompt;       /* completions */
+    struct pc_chat_msg *msgs; /* chat */
+    char **parts;             /* chat: contents joined from arrays of text parts; owned */
+    size_t n_msgs;
+    struct pc_genopts opts;
+    char id[48];
+    int64_t created; /* Unix seconds */
+    /* streaming progress */
+    bool sent_role, sent_finish, sent_usage;
+    struct pc_buf full; /* the whole answer, when not streamed */
+};
+
+static void openai_req_free(struct openai_req *q)
+{
+    if (q == NULL)
+        return;
+    for (size_t i = 0; q->parts != NULL && i < q->n_msgs; i++)
+        free(q->parts[i]);
+    free(q->parts);
+    free(q->msgs);
+    json_decref(q->json);
+    pc_buf_free(&q->full);
+    free(q);
+}
+
+static void api_free(void *q)
+{
+    openai_req_free(q);
+}
+
+/* ---- errors ------------------------------------------------------------------------------- */
+
+/* Rewrite the {"error": "..."} that the shared helpers made into OpenAI's error object. */
+static void openai_error(struct pc_http_reply *reply, const char *param)
+{
+    json_t *old = reply->body ? json_loadb(reply->body, reply->body_len, 0, NULL) : NULL;
+    const char *msg = json_string_value(json_object_get(old, "error"));
+    const char *type = reply->status >= 500 ? "server_error" : "invalid_request_error";
+    const char *code = reply->status == 404 ? "model_not_found" : NULL;
+    if (reply->status == 401)
+        type = "authentication_error";
+    json_t *o = json_pack("{s:{s:s, s:s, s:s?, s:s?}}", "error", "message", msg ? msg : "error",
+                          "type", type, "param", param, "code", code);
+    json_decref(old);
+    free(reply->body);
+    reply->body = NULL;
+    reply->body_len = 0;
+    pc_reply_json_value(reply, reply->status, o);
+}
+
+/* ---- request parsing ---------------------------------------------------------------------- */
+
+/* OpenAI content: a string, or an array of parts of which only text is supported. */
+static int message_content(struct openai_req *q, size_t i, json_t *content,
+                           struct pc_http_reply *reply)
+{
+    if (content == NULL || json_is_null(content)) {
+        q->msgs[i].content = "";
+        return 0;
+    }
+    if (json_is_string(content)) {
+        q->msgs[i].content = json_string_value(content);
+        return 0;
+    }
+    if (!json_is_array(content)) {
+        pc_http_reply_error(reply, 400, "messages[%zu].content must be a string or an array", i);
+        return -1;
+    }
+    struct pc_buf b = PC_BUF_INIT;
+    for (size_t k = 0; k < json_array_size(content); k++) {
+        json_t *part = json_array_get(content, k);
+        const char *type = json_string_value(json_object_get(part, "type"));
+        const char *text = json_string_value(json_object_get(part, "text"));
+        if (type == NULL || strcmp(type, "text") != 0 || text == NULL) {
+            pc_buf_free(&b);
+            pc_http_reply_error(reply, 400,
+                                "messages[%zu].content[%zu]: only parts of type \"text\" are "
+                                "supported",
+                                i, k);
+            return -1;
+        }
+        if (!pc_buf_appends(&b, text)) {
+            pc_buf_free(&b);
+            pc_http_reply_error(reply, 500, "out of memory");
+            return -1;
+        }
+    }
+    if (!pc_buf_append(&b, "", 1)) { /* NUL-terminate, also when empty */
+        pc_buf_free(&b);
+        pc_http_reply_error(reply, 500, "out of memory");
+        return -1;
+    }
+    q->parts[i] = b.data;
+    q->msgs[i].content = b.data;
+    return 0;
+}
+
+static int parse_messages(struct openai_req *q, struct pc_http_reply *reply)
+{
+    json_t *arr = json_object_get(q->json, "messages");
+    if (!json_is_array(arr) || json_array_size(arr) == 0) {
+        pc_http_reply_error(reply, 400, "field \"messages\" must be a non-empty array");
+        return -1;
+    }
+    q->n_msgs = json_array_size(arr);
+    q->msgs = calloc(q->n_msgs, sizeof(*q->msgs));
+    q->parts = calloc(q->n_msgs, sizeof(*q->parts));
+    if (q->msgs == NULL || q->parts == NULL) {
+        pc_http_reply_error(reply, 500, "out of memory");
+        return -1;
+    }
+    for (size_t i = 0; i < q->n_msgs; i++) {
+        json_t *m = json_array_get(arr, i);
+        const char *role = json_string_value(json_object_get(m, "role"));
+        if (role == NULL) {
+            pc_http_reply_error(reply, 400, "messages[%zu].role must be a string", i);
+            return -1;
+        }
+        /* "developer" is what newer OpenAI models call the system prompt. */
+        if (strcmp(role, "developer") == 0)
+            role = "system";
+        if (strcmp(role, "system") != 0 && strcmp(role, "user") != 0 &&
+            strcmp(role, "assistant") != 0 && strcmp(role, "tool") != 0) {
+            pc_http_reply_error(reply, 400,
+                                "messages[%zu].role \"%s\" is not one of system, developer, "
+                                "user, assistant, tool",
+                                i, role);
+            return -1;
+        }
+        q->msgs[i].role = role;
+        if (message_content(q, i, json_object_get(m, "content"), reply) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* "prompt": a string, or an array holding one string. */
+static int parse_prompt(struct openai_req *q, struct pc_http_reply *reply)
+{
+    json_t *v = json_object_get(q->json, "prompt");
+    if (json_is_array(v) && json_array_size(v) == 1)
+        v = json_array_get(v, 0);
+    if (!json_is_string(v)) {
+        pc_http_reply_error(reply, 400,
+                            "field \"prompt\" must be a string (or an array of one string)");
+        return -1;
+    }
+    q->prompt = json_string_value(v);
+    return 0;
+}
+
+/* response_format: {"type": "text"} or {"type": "json_object"}. */
+static int parse_response_format(struct openai_req *q, struct pc_http_reply *reply)
+{
+    json_t *v = json_object_get(q->json, "response_format");
+    if (v == NULL || json_is_null(v))
+        return 0;
+    const char *type = json_string_value(json_object_get(v, "type"));
+    if (type != NULL && strcmp(type, "text") == 0)
+        return 0;
+    if (type != NULL && strcmp(type, "json_object") == 0) {
+        q->opts.sampling.json = true;
+        return 0;
+    }
+    pc_http_reply_error(reply, 400,
+                        "response_format.type must be \"text\" or \"json_object\" (JSON schemas "
+                        "are not supported)");
+    return -1;
+}
+
+#define F(name, min, max, type, field)                                                             \
+    {                                                                                              \
+        name, min, max, PC_GENOPT_##type, offsetof(struct pc_genopts, field)                       \
+    }
+static const struct pc_genopts_field sampling_fields[] = {
+    F("temperature", 0, 2, F32, sampling.temperature),
+    F("top_p", 0, 1, F32, sampling.top_p),
+    F("presence_penalty", -2, 2, F32, sampling.presence_penalty),
+    F("frequency_penalty", -2, 2, F32, sampling.frequency_penalty),
+    F("max_tokens", 0, 1e9, I32, sampling.num_predict),
+    F("max_completion_tokens", 0, 1e9, I32, sampling.num_predict),
+};
+#undef F
+
+static int parse_sampling(struct openai_req *q, struct pc_http_reply *reply)
+{
+    struct pc_sampling *s = &q->opts.sampling;
+    /* OpenAI's own defaults where it has them: no top-p cut, no repeat penalty. */
+    s->temperature = 1.0f;
+    s->top_p = 1.0f;
+    s->top_k = 0;
+    s->repeat_penalty = 1.0f;
+    if (pc_genopts_fields(q->json, "", sampling_fields,
+                          sizeof(sampling_fields) / sizeof(sampling_fields[0]), &q->opts,
+                          reply) != 0)
+        return -1;
+    json_t *n = json_object_get(q->json, "n");
+    if (n != NULL && !json_is_null(n) && !(json_is_number(n) && json_number_value(n) == 1)) {
+        pc_http_reply_error(reply, 400, "n must be 1: one answer per request is supported");
+        return -1;
+    }
+    if (s->presence_penalty != 0 || s->frequency_penalty != 0)
+        s->repeat_last_n = -1; /* OpenAI's penalties count the whole answer */
+    if (pc_genopts_seed(q->json, "", &q->opts, reply) != 0)
+        return -1;
+    return pc_genopts_stops(q->json, "", &q->opts, reply);
+}
+
+static int parse_stream(struct openai_req *q, struct pc_http_reply *reply)
+{
+    if (pc_req_bool(q->json, "stream", &q->stream, reply) != 0)
+        return -1;
+    json_t *so = json_object_get(q->json, "stream_options");
+    if (so == NULL || json_is_null(so))
+        return 0;
+    if (!json_is_object(so)) {
+        pc_http_reply_error(reply, 400, "field \"stream_options\" must be an object");
+        return -1;
+    }
+    return pc_req_bool(so, "include_usage", &q->include_usage, reply);
+}
+
+static struct openai_req *parse_request(const struct pc_http_req *req, bool chat,
+                                        struct pc_http_reply *reply, const char **param)
+{
+    struct openai_req *q = calloc(1, sizeof(*q));
+    if (q == NULL) {
+        pc_http_reply_error(reply, 500, "out of memory");
+        return NULL;
+    }
+    q->chat = chat;
+    pc_genopts_init(&q->opts);
+    q->json = pc_req_parse_object(req, reply);
+    if (q->json == NULL)
+        goto fail;
+    *param = "model";
+    if (pc_req_model(q->json, &q->model, reply) != 0)
+        goto fail;
+    *param = chat ? "messages" : "prompt";
+    if (chat ? parse_messages(q, reply) != 0 : parse_prompt(q, reply) != 0)
+        goto fail;
+    *param = NULL;
+    if (parse_stream(q, reply) != 0 || parse_sampling(q, reply) != 0 ||
+        parse_response_format(q, reply) != 0)
+        goto fail;
+    char uuid[37];
+    pc_uuid(uuid);
+    size_t k = (size_t)snprintf(q->id, sizeof(q->id), "%s-", chat ? "chatcmpl" : "cmpl");
+    for (const char *c = uuid; *c != '\0' && k + 1 < sizeof(q->id); c++)
+        if (*c != '-')
+            q->id[k++] = *c;
+    q->id[k] = '\0';
+    q->created = (int64_t)time(NULL);
+    return q;
+fail:
+    openai_req_free(q);
+    return NULL;
+}
+
+/* ---- replies ------------------------------------------------------------------------------ */
+
+static const char *finish_reason(const struct pc_infer *inf)
+{
+    const char *r = pc_gen_done_reason(inf->gen);
+    return r != NULL && strcmp(r, "length") == 0 ? "length" : "stop";
+}
+
+static json_t *usage(const struct pc_infer *inf)
+{
+    const struct pc_gen_stats *st = pc_gen_stats(inf->gen);
+    return json_pack("{s:i, s:i, s:i, s:{s:i}}", "prompt_tokens", st->prompt_tokens,
+                     "completion_tokens", st->eval_tokens, "total_tokens",
+                     st->prompt_tokens + st->eval_tokens, "prompt_tokens_details", "cached_tokens",
+                     st->cached_tokens);
+}
+
+static json_t *envelope(const struct openai_req *q, const char *object)
+{
+    return json_pack("{s:s, s:s, s:I, s:s, s:s}", "id", q->id, "object", object, "created",
+                     (json_int_t)q->created, "model", q->model, "system_fingerprint",
+                     "precharge-" PC_VERSION);
+}
+
+/* One streamed choice: a delta (chat) or text (completions); finish is NULL until the end. */
+static json_t *stream_chunk(struct openai_req *q, const char *text, size_t len, const char *finish)
+{
+    json_t *o = envelope(q, q->chat ? "chat.completion.chunk" : "text_completion");
+    json_t *choice = json_pack("{s:i, s:s?}", "index", 0, "finish_reason", finish);
+    if (o == NULL || choice == NULL) {
+        json_decref(o);
+        json_decref(choice);
+        return NULL;
+    }
+    if (json_object_get(choice, "finish_reason") == NULL)
+        json_object_set_new(choice, "finish_reason", json_null());
+    if (q->chat) {
+        json_t *delta = json_object();
+        if (!q->sent_role)
+            json_object_set_new(delta, "role", json_string("assistant"));
+        if (len > 0 || !q->sent_role)
+            json_object_set_new(delta, "content", json_stringn(text, len));
+        q->sent_role = true;
+        json_object_set_new(choice, "delta", delta);
+    } else {
+        json_object_set_new(choice, "text", json_stringn(text, len));
+        json_object_set_new(choice, "logprobs", json_null());
+    }
+    json_object_set_new(o, "choices", json_pack("[o]", choice));
+    return o;
+}
+
+static bool append_event(struct pc_buf *out, json_t *o)
+{
+    return pc_append_json(out, "data: ", o, "\n\n");
+}
+
+/* After the last token: the chunk with finish_reason, the usage chunk if asked, [DONE]. */
+static bool stream_end(struct pc_infer *inf, struct openai_req *q, struct pc_buf *out)
+{
+    append_event(out, stream_chunk(q, "", 0, finish_reason(inf)));
+    if (q->include_usage) {
+        json_t *o = envelope(q, q->chat ? "chat.completion.chunk" : "text_completion");
+        if (o != NULL) {
+            json_object_set_new(o, "choices", json_array());
+            json_object_set_new(o, "usage", usage(inf));
+        }
+        append_event(out, o);
+    }
+    pc_buf_appends(out, "data: [DONE]\n\n");
+    return false;
+}
+
+static bool stream_next(void *ctx, struct pc_buf *out)
+{
+    struct pc_infer *inf = ctx;
+    struct openai_req *q = inf->api;
+    const char *text;
+    size_t len;
+    bool done;
+    struct pc_error err = {0};
+    if (pc_infer_next(inf, &text, &len, &done, &err) != PC_OK) {
+        /* The status line is out: the error goes in the stream, as OpenAI's does. */
+        append_event(
+            out, json_pack("{s:{s:s, s:s}}", "error", "message", err.msg, "type", "server_error"));
+        pc_buf_appends(out, "data: [DONE]\n\n");
+        return false;
+    }
+    if (len > 0 && !append_event(out, stream_chunk(q, text, len, NULL)))
+        return false;
+    return done ? stream_end(inf, q, out) : true;
+}
+
+static void reply_whole(struct pc_infer *inf, struct pc_http_reply *reply)
+{
+    struct openai_req *q = inf->api;
+    struct pc_error err = {0};
+    if (pc_infer_collect(inf, &q->full, &err) != PC_OK) {
+        pc_http_reply_pc_error(reply, &err);
+        openai_error(reply, NULL);
+        return;
+    }
+    const char *text = q->full.data ? q->full.data : "";
+    json_t *o = envelope(q, q->chat ? "chat.completion" : "text_completion");
+    json_t *choice;
+    if (q->chat)
+        choice = json_pack("{s:i, s:{s:s, s:s%}, s:n, s:s}", "index", 0, "message", "role",
+                           "assistant", "content", text, q->full.len, "logprobs", "finish_reason",
+                           finish_reason(inf));
+    else
+        choice = json_pack("{s:i, s:s%, s:n, s:s}", "index", 0, "text", text, q->full.len,
+                           "logprobs", "finish_reason", finish_reason(inf));
+    if (o != NULL) {
+        json_object_set_new(o, "choices", json_pack("[o]", choice));
+        json_object_set_new(o, "usage", usage(inf));
+    }
+    pc_reply_json_value(reply, 200, o);
+}
+
+static void handle_completion(const struct pc_http_req *req, struct pc_http_reply *reply, bool chat)
+{
+    const char *param = NULL;
+    struct openai_req *q = parse_request(req, chat, reply, &param);
+    if (q == NULL) {
+        openai_error(reply, param);
+        return;
+    }
+    struct pc_error err = {0};
+    struct pc_infer *inf = NULL;
+    char *prompt = NULL;
+    enum pc_err rc = pc_infer_open(req->srv, q->model, -1, &inf, &err);
+    /* Completions are plain text completion, as OpenAI's legacy endpoint is: no template. */
+    if (rc == PC_OK)
+        rc = chat ? pc_model_render_chat(pc_infer_model(inf), q->msgs, q->n_msgs, true, &prompt,
+                                         &err)
+                  : ((prompt = strdup(q->prompt))
+                         ? PC_OK
+                         : pc_error_set(&err, PC_ERR_NOMEM, "out of memory"));
+    if (rc == PC_OK)
+        rc = pc_infer_start(inf, prompt, &q->opts.sampling, &err);
+    free(prompt);
+    if (rc != PC_OK) {
+        pc_infer_close(inf);
+        pc_http_reply_pc_error(reply, &err);
+        openai_error(reply, err.code == PC_ERR_NOT_FOUND ? "model" : NULL);
+        openai_req_free(q);
+        return;
+    }
+    pc_infer_reply(inf, q, api_free, q->stream, "text/event-stream", stream_next, reply_whole,
+                   reply);
+}
+
+static void handle_chat(const struct pc_http_req *req, struct pc_http_reply *reply)
+{
+    handle_completion(req, reply, true);
+}
+
+static void handle_completions(const struct pc_http_req *req, struct pc_http_reply *reply)
+{
+    handle_completion(req, reply, false);
+}
+
+/* ---- models ------------------------------------------------------------------------------- */
+
+static json_t *model_object(const struct pc_store_entry *e)
+{
+    return json_pack("{s:s, s:s, s:I, s:s}", "id", e->name, "object", "model", "created",
+                     (json_int_t)(e->mtime_ns / 1000000000), "owned_by", "library");
+}
+
+static void handle_models(const struct pc_http_req *req, struct pc_http_reply *reply)
+{
+    struct pc_store_entry *list = NULL;
+    size_t n = 0;
+    struct pc_error err = {0};
+    if (pc_store_list(req->srv->cfg.models_dir, &list, &n, &err) != PC_OK) {
+        pc_http_reply_pc_error(reply, &err);
+        openai_error(reply, NULL);
+        return;
+    }
+    json_t *data = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(data, model_object(&list[i]));
+    free(list);
+    pc_reply_json_value(reply, 200, json_pack("{s:s, s:o}", "object", "list", "data", data));
+}
+
+static void handle_model(const struct pc_http_req *req, struct pc_http_reply *reply)
+{
+    struct pc_store_entry *list = NULL;
+    size_t n = 0;
+    struct pc_error err = {0};
+    char norm[256];
+    if (pc_store_name(req->params[0], norm, sizeof(norm), &err) != PC_OK ||
+        pc_store_list(req->srv->cfg.models_dir, &list, &n, &err) != PC_OK) {
+        pc_http_reply_pc_error(reply, &err);
+        openai_error(reply, "model");
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(list[i].name, norm) == 0) {
+            pc_reply_json_value(reply, 200, model_object(&list[i]));
+            free(list);
+            return;
+        }
+    }
+    free(list);
+    pc_http_reply_error(reply, 404, "model \"%s\" not found", req->params[0]);
+    openai_error(reply, "model");
+}
+
+const struct pc_http_route pc_openai_routes[] = {
+    {"GET", "/v1/models", handle_models},
+    {"GET", "/v1/models/{}", handle_model},
+    {"POST", "/v1/chat/completions", handle_chat},
+    {"POST", "/v1/completions", handle_completions},
+    {NULL, NULL, NULL},
+};
