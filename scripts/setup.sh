@@ -3,7 +3,8 @@
 #
 # Idempotent: each step checks first and does nothing when its work is done.
 # Steps: Debian packages (apt-get), then the pinned llama.cpp from npm
-# (deps/llama.lock) unpacked into deps/llama/ (git-ignored):
+# (deps/llama.lock) unpacked into deps/llama/ (git-ignored), then the npm clients that the
+# conformance tests drive (tests/integration/package-lock.json, into its node_modules/):
 #   deps/llama/include/   llama.h, ggml*.h, gguf.h   (from the source bundle)
 #   deps/llama/lib/       libllama, libggml*, per-CPU backends (prebuilt)
 #   deps/llama/vocab/     ggml-vocab-*.gguf          (from the source bundle)
@@ -86,9 +87,23 @@ install_llama() {
     say "llama.cpp $(grep -o '"v[0-9.]*"' "$dest/llama.cpp.info.json") in deps/llama"
 }
 
+# The official ollama and openai clients, exactly as the lock pins them. Runs again only when
+# node_modules is missing or the lock changed since the last install.
+install_npm() {
+    local dir="$root/tests/integration" want
+    want=$(openssl dgst -sha256 -r "$dir/package-lock.json" | cut -d' ' -f1)
+    if [ -f "$dir/node_modules/.lock-sha256" ] && [ "$(cat "$dir/node_modules/.lock-sha256")" = "$want" ]; then
+        return 0
+    fi
+    say "installing the test clients (npm ci --prefix tests/integration)"
+    npm ci --prefix "$dir" --no-audit --no-fund --loglevel=error
+    echo "$want" >"$dir/node_modules/.lock-sha256"
+}
+
 case "${1:-all}" in
 debs) install_debs ;;
 llama) install_llama ;;
-all) install_debs; install_llama ;;
-*) say "usage: setup.sh [all|debs|llama]"; exit 2 ;;
+npm) install_npm ;;
+all) install_debs; install_llama; install_npm ;;
+*) say "usage: setup.sh [all|debs|llama|npm]"; exit 2 ;;
 esac

@@ -1,0 +1,208 @@
+// conformance.test.mjs - the official `ollama` and `openai` npm clients (pinned in package.json,
+// installed by scripts/setup.sh) against the real daemon: what a user's code calls, and the
+// shapes and errors that it expects back.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { tempHome, makeModel, startDaemon, cleanup } from './lib.mjs';
+
+const here = new URL('.', import.meta.url).pathname;
+if (!existsSync(join(here, 'node_modules', 'ollama')) || !existsSync(join(here, 'node_modules', 'openai')))
+  throw new Error('the npm clients are missing: run scripts/setup.sh (npm ci --prefix tests/integration)');
+const { Ollama } = await import('ollama');
+const { default: OpenAI } = await import('openai');
+
+let home, d, ollama, openai;
+const options = { num_predict: 5, temperature: 0 };
+
+before(async () => {
+  home = tempHome('conformance');
+  makeModel(home, 'tiny');
+  d = await startDaemon({ home });
+  ollama = new Ollama({ host: d.url });
+  openai = new OpenAI({ baseURL: `${d.url}/v1`, apiKey: 'unused', maxRetries: 0 });
+});
+
+after(async () => {
+  assert.equal(await d.stop(), 0, 'daemon exits cleanly on SIGTERM');
+  cleanup(home);
+});
+
+// ---- ollama ---------------------------------------------------------------------------------
+
+test('ollama.generate, not streamed: text, stats and a context that continues', async () => {
+  const r = await ollama.generate({ model: 'tiny', prompt: 'Hello', options });
+  assert.equal(r.done, true);
+  assert.equal(typeof r.response, 'string');
+  assert.equal(r.eval_count, 5);
+  assert.equal(r.done_reason, 'length');
+  assert.ok(Array.isArray(r.context) && r.context.length > r.prompt_eval_count);
+  const next = await ollama.generate({ model: 'tiny', prompt: 'More', context: r.context, options });
+  assert.equal(next.done, true);
+  assert.ok(next.prompt_eval_count > r.context.length, 'the new prompt follows the context');
+});
+
+test('ollama.generate, streamed: chunks then a final summary', async () => {
+  const parts = [];
+  for await (const part of await ollama.generate({ model: 'tiny', prompt: 'Hi', stream: true, options }))
+    parts.push(part);
+  assert.ok(parts.length >= 2);
+  assert.ok(parts.slice(0, -1).every((p) => p.done === false));
+  assert.equal(parts.at(-1).done, true);
+  assert.equal(parts.at(-1).eval_count, 5);
+});
+
+test('ollama.generate with format json answers JSON', async () => {
+  const r = await ollama.generate({
+    model: 'tiny', prompt: 'Give JSON', format: 'json', options: { num_predict: 48, temperature: 0 },
+  });
+  // The grammar holds every token to JSON; an answer cut by num_predict may be unfinished.
+  assert.match(r.response.trimStart(), /^[{]/);
+  if (r.done_reason === 'stop') JSON.parse(r.response);
+});
+
+test('ollama.chat, streamed and not; tools are accepted', async () => {
+  const messages = [{ role: 'user', content: 'Say hi' }];
+  const tools = [{ type: 'function', function: { name: 'f', description: 'd', parameters: { type: 'object', properties: {} } } }];
+  const r = await ollama.chat({ model: 'tiny', messages, tools, options });
+  assert.equal(r.message.role, 'assistant');
+  assert.equal(typeof r.message.content, 'string');
+  assert.equal(r.done, true);
+  let text = '';
+  let last;
+  for await (const part of await ollama.chat({ model: 'tiny', messages, stream: true, options })) {
+    text += part.message.content;
+    last = part;
+  }
+  assert.equal(last.done, true);
+  assert.equal(text, r.message.content, 'same answer at temperature 0');
+});
+
+test('ollama.list, ps, version', async () => {
+  const list = await ollama.list();
+  assert.ok(list.models.some((m) => m.name === 'tiny:latest'));
+  const ps = await ollama.ps();
+  assert.ok(ps.models.some((m) => m.name === 'tiny:latest'), 'loaded by the generate above');
+  const v = await ollama.version();
+  assert.equal(typeof v.version, 'string');
+});
+
+test('ollama.show: details, model_info, template, parameters, capabilities', async () => {
+  const s = await ollama.show({ model: 'tiny' });
+  assert.equal(s.details.format, 'gguf');
+  assert.equal(s.details.family, 'llama');
+  assert.equal(s.model_info['general.architecture'], 'llama');
+  assert.ok(s.model_info['llama.context_length'] > 0);
+  assert.match(s.template, /message/);
+  assert.match(s.parameters, /temperature/);
+  assert.deepEqual(s.capabilities, ['completion']);
+  await assert.rejects(ollama.show({ model: 'nope' }), (e) => e.status_code === 404 && /not found/.test(e.message));
+});
+
+test('ollama.copy, then the copy generates; copy of an unknown model is a 404', async () => {
+  assert.deepEqual(await ollama.copy({ source: 'tiny', destination: 'tiny-copy' }), { status: 'success' });
+  assert.ok((await ollama.list()).models.some((m) => m.name === 'tiny-copy:latest'));
+  const r = await ollama.generate({ model: 'tiny-copy', prompt: 'Hi', options });
+  assert.equal(r.done, true);
+  await assert.rejects(ollama.copy({ source: 'nope', destination: 'x' }), (e) => e.status_code === 404);
+  await assert.rejects(ollama.copy({ source: 'tiny', destination: '../x' }), (e) => e.status_code === 400);
+});
+
+test('ollama.embed and embeddings: a clear error for a generation model', async () => {
+  const unsupported = (e) => e.status_code === 400 && /does not support embeddings/.test(e.message);
+  await assert.rejects(ollama.embed({ model: 'tiny', input: 'x' }), unsupported);
+  await assert.rejects(ollama.embed({ model: 'tiny', input: ['a', 'b'] }), unsupported);
+  await assert.rejects(ollama.embeddings({ model: 'tiny', prompt: 'x' }), unsupported);
+  await assert.rejects(ollama.embed({ model: 'nope', input: 'x' }), (e) => e.status_code === 404);
+});
+
+test('ollama: unknown model is a 404 with the model named', async () => {
+  await assert.rejects(ollama.generate({ model: 'nope', prompt: 'x' }), (e) => e.status_code === 404 && /nope/.test(e.message));
+});
+
+// ---- openai ---------------------------------------------------------------------------------
+
+test('openai.models.list and retrieve', async () => {
+  const ids = [];
+  for await (const m of openai.models.list()) ids.push(m.id);
+  assert.ok(ids.includes('tiny'));
+  const m = await openai.models.retrieve('tiny');
+  assert.equal(m.object, 'model');
+  await assert.rejects(openai.models.retrieve('nope'), OpenAI.NotFoundError);
+});
+
+test('openai.chat.completions.create, not streamed: message, finish_reason, usage', async () => {
+  const r = await openai.chat.completions.create({
+    model: 'tiny', messages: [{ role: 'system', content: 'Be brief.' }, { role: 'user', content: 'Hi' }],
+    max_tokens: 4, temperature: 0,
+  });
+  assert.equal(r.object, 'chat.completion');
+  assert.equal(r.choices.length, 1);
+  assert.equal(r.choices[0].message.role, 'assistant');
+  assert.equal(typeof r.choices[0].message.content, 'string');
+  assert.equal(r.choices[0].finish_reason, 'length');
+  assert.equal(r.usage.completion_tokens, 4);
+  assert.equal(r.usage.total_tokens, r.usage.prompt_tokens + 4);
+});
+
+test('openai.chat.completions.create, streamed with usage: deltas, finish, [DONE]', async () => {
+  const body = { model: 'tiny', messages: [{ role: 'user', content: 'Hi' }], max_completion_tokens: 4, temperature: 0, seed: 1 };
+  const whole = await openai.chat.completions.create(body);
+  const stream = await openai.chat.completions.create({ ...body, stream: true, stream_options: { include_usage: true } });
+  let text = '';
+  let finish, usage, role;
+  for await (const chunk of stream) {
+    assert.equal(chunk.object, 'chat.completion.chunk');
+    if (chunk.usage) usage = chunk.usage;
+    for (const c of chunk.choices) {
+      role ??= c.delta.role;
+      text += c.delta.content ?? '';
+      finish = c.finish_reason ?? finish;
+    }
+  }
+  assert.equal(role, 'assistant');
+  assert.equal(text, whole.choices[0].message.content);
+  assert.equal(finish, 'length');
+  assert.equal(usage.completion_tokens, 4);
+});
+
+test('openai.chat.completions.create: a stop string ends with finish_reason stop', async () => {
+  const probe = await openai.chat.completions.create({ model: 'tiny', messages: [{ role: 'user', content: 'Hi' }], max_tokens: 6, temperature: 0 });
+  const text = probe.choices[0].message.content;
+  const stop = text.trim().slice(0, 1);
+  const r = await openai.chat.completions.create({ model: 'tiny', messages: [{ role: 'user', content: 'Hi' }], max_tokens: 6, temperature: 0, stop: [stop] });
+  assert.equal(r.choices[0].finish_reason, 'stop');
+  assert.ok(!r.choices[0].message.content.includes(stop));
+});
+
+test('openai.completions.create, streamed and not', async () => {
+  const r = await openai.completions.create({ model: 'tiny', prompt: 'Once upon', max_tokens: 4, temperature: 0 });
+  assert.equal(r.object, 'text_completion');
+  assert.equal(typeof r.choices[0].text, 'string');
+  assert.equal(r.choices[0].finish_reason, 'length');
+  assert.equal(r.usage.completion_tokens, 4);
+  let text = '';
+  let finish;
+  for await (const chunk of await openai.completions.create({ model: 'tiny', prompt: 'Once upon', max_tokens: 4, temperature: 0, stream: true })) {
+    text += chunk.choices[0]?.text ?? '';
+    finish = chunk.choices[0]?.finish_reason ?? finish;
+  }
+  assert.equal(text, r.choices[0].text);
+  assert.equal(finish, 'length');
+});
+
+test('openai errors: unknown model is NotFoundError, bad input is BadRequestError', async () => {
+  await assert.rejects(
+    openai.chat.completions.create({ model: 'nope', messages: [{ role: 'user', content: 'x' }] }),
+    (e) => e instanceof OpenAI.NotFoundError && e.status === 404 && /nope/.test(e.message) && e.code === 'model_not_found',
+  );
+  await assert.rejects(
+    openai.chat.completions.create({ model: 'tiny', messages: [] }),
+    (e) => e instanceof OpenAI.BadRequestError && e.error?.type === 'invalid_request_error' && e.param === 'messages',
+  );
+  await assert.rejects(
+    openai.completions.create({ model: 'tiny', prompt: 'x', temperature: 5 }),
+    (e) => e instanceof OpenAI.BadRequestError && /temperature/.test(e.message),
+  );
+});
