@@ -595,7 +595,7 @@ static enum pc_err fetch(struct dl *d, struct pc_error *err)
                 return pc_error_set(err, code, "download of %s failed after %d attempts: %s", d->id,
                                     failures, why);
             }
-            pc_log_warn("store", "%s; retrying in %.1f s (attempt %d of %d)", err ? err->msg : "",
+            pc_log_info("store", "%s; retrying in %.1f s (attempt %d of %d)", err ? err->msg : "",
                         (double)backoff / 1e9, failures + 1, d->o->attempts);
             reportf(d, PC_DL_RETRYING, pc_partfile_size(d->pf),
                     "retrying in %.1f s (attempt %d of %d): %s", (double)backoff / 1e9,

@@ -72,6 +72,11 @@ enum pc_err pc_download_clean_parts(const char *models_dir, int64_t max_age_s,
                                     uint64_t *bytes /* OUT */, size_t *count /* OUT */,
                                     struct pc_error *err);
 
+/* A progress report as one line of Ollama-style JSON (no newline): {"status", "digest",
+ * "total", "completed"} with "bytes_per_sec" when with_speed is set, and only what is known.
+ * The caller frees the result; NULL when memory runs out. */
+char *pc_download_progress_json(const struct pc_download_progress *p, bool with_speed);
+
 /* The status text of a phase: "waiting for another download", "downloading", ... */
 const char *pc_download_phase_name(enum pc_download_phase phase);
 

@@ -1,8 +1,10 @@
 // lib.mjs - start the real daemon on an ephemeral loopback port with a temporary home, and
 // make models for it with mkmodel.
 import { spawn, execFileSync } from 'node:child_process';
-import { mkdtempSync, mkdirSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
+import { createHash } from 'node:crypto';
+import { chmodSync, mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, connect } from 'node:net';
+import { join, resolve } from 'node:path';
 
 export const BIN = process.env.PC_BIN ?? 'build/bin/precharge';
 export const MKMODEL = process.env.PC_MKMODEL ?? 'build/bin/mkmodel';
@@ -82,4 +84,157 @@ export async function eventually(fn, { tries = 300, every = 100 } = {}) {
 
 export function cleanup(home) {
   rmSync(home, { recursive: true, force: true });
+}
+
+// --- the store's tests: a real nginx serving models, a catalog, and hashes -------------------
+
+// DELETE with a JSON body, as Ollama's /api/delete takes it.
+export async function del(url, path, body) {
+  const res = await fetch(url + path, {
+    method: 'DELETE',
+    headers: { 'content-type': 'application/json' },
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+  });
+  const text = await res.text();
+  return { status: res.status, type: res.headers.get('content-type'), text };
+}
+
+export function sha256File(path) {
+  return createHash('sha256').update(readFileSync(path)).digest('hex');
+}
+
+// A user catalog at <home>/catalog.json: entries get the fields the catalog requires.
+export function writeCatalog(home, entries) {
+  const models = entries.map((e) => ({
+    name: e.id,
+    family: 'llama',
+    parameters: '4M',
+    quantization: 'Q8_0',
+    context_window: 2048,
+    file_size_mb: 5,
+    ram_required_mb: 100,
+    recommended: false,
+    description: 'a test model',
+    tags: ['test'],
+    ...e,
+  }));
+  writeFileSync(join(home, 'catalog.json'), JSON.stringify({ models }, null, 2));
+}
+
+const NGINX = process.env.PC_NGINX ?? '/usr/sbin/nginx';
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.on('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+function connectable(port) {
+  return new Promise((resolve) => {
+    const c = connect(port, '127.0.0.1');
+    c.on('connect', () => {
+      c.destroy();
+      resolve(true);
+    });
+    c.on('error', () => resolve(false));
+  });
+}
+
+// A real nginx (the Debian package) on an ephemeral loopback port, with its own prefix,
+// config, logs and www/ under dir. Locations: / (fast), /slow/ (the first MiB fast, then
+// 256 KiB/s unless the request is a resume with a Range), /medium/ (4 MiB/s), /fail/ (500).
+// The access log has "METHOD URI?QUERY STATUS RANGE BYTES" per request, written once the
+// response is out: a client may have all of a response a moment before its line is there.
+export async function startNginx(where) {
+  const dir = resolve(where); // nginx takes relative paths from its prefix
+  const www = join(dir, 'www');
+  mkdirSync(www, { recursive: true });
+  mkdirSync(join(dir, 'tmp'), { recursive: true });
+  chmodSync(dir, 0o755); // the worker may run as another user when the tests run as root
+  let port = 0;
+  let proc = null;
+  const conf = () => `worker_processes 1;
+pid ${dir}/nginx.pid;
+error_log ${dir}/error.log warn;
+events { worker_connections 64; }
+http {
+  log_format t '$request_method $request_uri $status $http_range $body_bytes_sent';
+  access_log ${dir}/access.log t;
+  client_body_temp_path ${dir}/tmp/body; proxy_temp_path ${dir}/tmp/proxy;
+  fastcgi_temp_path ${dir}/tmp/fcgi; uwsgi_temp_path ${dir}/tmp/uwsgi; scgi_temp_path ${dir}/tmp/scgi;
+  sendfile on;
+  map $http_range $slow_rate { "" 256k; default 0; }
+  server {
+    listen 127.0.0.1:${port};
+    root ${www};
+    location /slow/ { alias ${www}/; limit_rate_after 1m; limit_rate $slow_rate; }
+    location /medium/ { alias ${www}/; limit_rate 4m; }
+    location /fail/ { return 500; }
+  }
+}
+`;
+  async function launch() {
+    for (let tries = 0; tries < 10; tries++) {
+      const fixed = port !== 0;
+      if (!fixed) port = await freePort();
+      writeFileSync(join(dir, 'nginx.conf'), conf());
+      const p = spawn(
+        NGINX,
+        ['-p', dir, '-e', join(dir, 'error.log'), '-c', join(dir, 'nginx.conf'), '-g', 'daemon off;'],
+        { stdio: 'ignore' },
+      );
+      let exited = false;
+      p.on('exit', () => (exited = true));
+      for (let i = 0; i < 500 && !exited; i++) {
+        if (await connectable(port)) {
+          proc = p;
+          return;
+        }
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      p.kill('SIGKILL');
+      if (!fixed) port = 0;
+      else await new Promise((r) => setTimeout(r, 100));
+    }
+    throw new Error(`nginx would not start; see ${dir}/error.log`);
+  }
+  await launch();
+  const n = {
+    dir,
+    www,
+    get port() {
+      return port;
+    },
+    get url() {
+      return `http://127.0.0.1:${port}`;
+    },
+    // Stop; start() brings it back on the same port.
+    async stop() {
+      if (proc === null) return;
+      const p = proc;
+      proc = null;
+      const done = new Promise((r) => p.on('exit', r));
+      p.kill('SIGTERM');
+      await done;
+    },
+    start: launch,
+    // The worker process: SIGKILL cuts its connections (the master starts another).
+    worker() {
+      const text = readFileSync(`/proc/${proc.pid}/task/${proc.pid}/children`, 'utf8');
+      return Number(text.trim().split(/\s+/)[0]);
+    },
+    log() {
+      try {
+        return readFileSync(join(dir, 'access.log'), 'utf8').split('\n').filter((l) => l);
+      } catch {
+        return [];
+      }
+    },
+  };
+  return n;
 }

@@ -7,7 +7,8 @@
  *   /medium/  4 MiB/s
  *   /norange/ ignores Range headers (answers 200 with the whole file)
  *   /fail/    HTTP 500 for everything
- * The access log has one line per request: "METHOD URI STATUS RANGE BYTES". */
+ * The access log has one line per request: "METHOD URI?QUERY STATUS RANGE BYTES"; nginx writes
+ * it once the response is out, so a client may see the end of a response before its line. */
 #ifndef PC_TEST_NGINX_H
 #define PC_TEST_NGINX_H
 
@@ -92,7 +93,7 @@ static int nginx_write_conf(struct test_nginx *n)
             "error_log %s/error.log warn;\n"
             "events { worker_connections 64; }\n"
             "http {\n"
-            "  log_format t '$request_method $uri $status $http_range $body_bytes_sent';\n"
+            "  log_format t '$request_method $request_uri $status $http_range $body_bytes_sent';\n"
             "  access_log %s/access.log t;\n"
             "  client_body_temp_path %s/tmp/body; proxy_temp_path %s/tmp/proxy;\n"
             "  fastcgi_temp_path %s/tmp/fcgi; uwsgi_temp_path %s/tmp/uwsgi;\n"
@@ -214,6 +215,16 @@ static int nginx_count(const struct test_nginx *n, const char *const *needles)
         count += all;
     }
     fclose(f);
+    return count;
+}
+
+/* The same, once there are at least want such lines, or after 5 s: the last line of a response
+ * may come a moment after the client has it all. */
+static int nginx_count_at_least(const struct test_nginx *n, const char *const *needles, int want)
+{
+    int count = 0;
+    for (int i = 0; i < 500 && (count = nginx_count(n, needles)) < want; i++)
+        nginx_sleep_ms(10);
     return count;
 }
 

@@ -1,0 +1,29 @@
+/* cli_store.h - the store's commands: `precharge pull`, `precharge model download|remove|cache`.
+ * Each takes argv[0] as its own name and returns the process exit status (cli.h). */
+#ifndef PC_CLI_STORE_H
+#define PC_CLI_STORE_H
+
+#include <stddef.h>
+
+/* `precharge pull ID` and `precharge model download ID`: the same command. */
+int pc_cmd_pull(int argc, char **argv);
+int pc_cmd_model_download(int argc, char **argv);
+
+/* `precharge model remove ID... [--force]`: refuses a model that the running daemon has loaded,
+ * unless --force (which asks the daemon to unload it first). */
+int pc_cmd_model_remove(int argc, char **argv);
+
+/* `precharge model cache [--usage]`, `cache clean [--older-than 30d]`,
+ * `cache prune --max-size 10G`, `cache clear`. */
+int pc_cmd_model_cache(int argc, char **argv);
+
+/* The models that the daemon at PRECHARGE_HOST has loaded, as store names. Returns 1 with
+ * *names (free with pc_cli_names_free) when a daemon answered, 0 when none answers there, -1
+ * (after printing why) when its answer made no sense. url (may be NULL) gets its address. */
+int pc_cli_daemon_loaded(char ***names /* OUT */, size_t *n /* OUT */, char *url, size_t size);
+void pc_cli_names_free(char **names, size_t n);
+
+/* Ask the daemon to unload a model now. Best effort: 0 when it said yes, else -1. */
+int pc_cli_daemon_unload(const char *name);
+
+#endif
