@@ -14,8 +14,11 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 dest="$root/deps/llama"
 lock="$root/deps/llama.lock"
 
+# nginx: the download tests and bench_download.sh run their own nginx on a loopback port (the
+# package's system service is not used); curl: bench_download.sh compares against it.
 debs=(build-essential cmake pkg-config git openssl nodejs npm ca-certificates
-      libcurl4-openssl-dev libmicrohttpd-dev libjansson-dev libssl-dev libcmocka-dev)
+      libcurl4-openssl-dev libmicrohttpd-dev libjansson-dev libssl-dev libcmocka-dev
+      nginx curl)
 
 say() { printf 'setup: %s\n' "$*" >&2; }
 
