@@ -16,6 +16,7 @@
 #include "../catalog/select.h"
 #include "../engine/engine.h"
 #include "cli.h"
+#include "cli_store.h"
 
 #define MIB (1024.0 * 1024.0)
 
@@ -365,9 +366,12 @@ int pc_cmd_model(int argc, char **argv)
         {"list", model_list},
         {"info", model_info},
         {"select", model_select},
+        {"download", pc_cmd_model_download},
+        {"remove", pc_cmd_model_remove},
+        {"cache", pc_cmd_model_cache},
     };
     if (argc < 2) {
-        pc_cli_error("usage: precharge model list|info|select ...");
+        pc_cli_error("usage: precharge model list|info|select|download|remove|cache ...");
         return PC_EXIT_USAGE;
     }
     for (size_t i = 0; i < sizeof(subs) / sizeof(subs[0]); i++)

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "cli_store.h"
 
 static const struct {
     const char *name;
@@ -19,6 +20,7 @@ static const struct {
     {"precharge", pc_cmd_precharge, "prefill a model with a context before it is needed"},
     {"snapshots", pc_cmd_snapshots, "list the precharged contexts the daemon keeps"},
     {"config", pc_cmd_config, "print the effective configuration (environment, file, flags)"},
+    {"pull", pc_cmd_pull, "download a model of the catalog into the store, verified"},
     {"model", pc_cmd_model, "the catalog: list, info, select (and the store's commands)"},
 };
 

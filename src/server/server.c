@@ -17,6 +17,7 @@
 #include "../catalog/hw.h"
 #include "../store/store.h"
 #include "infer.h"
+#include "store_api.h"
 #include "pool_api.h"
 
 #define DEFAULT_PORT 11435
@@ -286,9 +287,14 @@ static enum pc_err resolve_model_dirs(struct pc_server_config *cfg, struct pc_er
 
 /* Every API family's routes. */
 static const struct pc_http_route *const route_tables[] = {
-    pc_ollama_routes,  pc_ollama_model_routes, pc_precharge_routes,
+    pc_ollama_routes,
+    pc_ollama_model_routes,
+    pc_precharge_routes,
     pc_pool_routes, /* before the OpenAI table: /v1/models/stats is not a model's id */
-    pc_preload_routes, pc_openai_routes,       NULL,
+    pc_preload_routes,
+    pc_store_routes,
+    pc_openai_routes,
+    NULL,
 };
 
 /* ModelsDiscovered: what the store holds at start. */
