@@ -100,6 +100,14 @@ test('a later chat request reuses every precharged token', async () => {
   })).text);
   assert.ok(chat.prompt_eval_count > pre.context_tokens);
   assert.equal(chat.prompt_cached_count, pre.context_tokens, 'the precharged tokens lead the request');
+  // The OpenAI route renders the same messages the same way (a context of its own, so that
+  // nothing else live shares more than the precharge).
+  const own = { role: 'system', content: 'You check invoices: number, date, total. Be brief.' };
+  const pre2 = JSON.parse((await post(d.url, '/api/precharge', { model: 'tiny', context: [own], wait: true })).text);
+  const oai = JSON.parse((await post(d.url, '/v1/chat/completions', {
+    model: 'tiny', max_tokens: 2, messages: [own, { role: 'user', content: 'Which field is third?' }],
+  })).text);
+  assert.equal(oai.usage.prompt_tokens_details.cached_tokens, pre2.context_tokens);
   // /api/generate with a system prompt renders the same leading message.
   const gen = JSON.parse((await post(d.url, '/api/generate', {
     model: 'tiny', stream: false, system: system.content, prompt: 'And the third?', options: { num_predict: 2 },
