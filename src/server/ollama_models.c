@@ -12,15 +12,6 @@
 #include "../catalog/inspect.h"
 #include "../store/store.h"
 
-/* The model a request names: "model", or the older "name". NULL with a 400 in reply. */
-static const char *model_field(json_t *body, struct pc_http_reply *reply)
-{
-    const char *name = NULL;
-    json_t *m = json_object_get(body, "model");
-    bool old = (m == NULL || json_is_null(m)) && json_is_string(json_object_get(body, "name"));
-    return pc_req_model_named(body, old ? "name" : "model", &name, reply) == 0 ? name : NULL;
-}
-
 /* The sampling defaults, as Modelfile PARAMETER lines ("name value"). */
 static json_t *parameters_text(void)
 {
@@ -42,7 +33,7 @@ static json_t *show_details(const struct pc_gguf_info *in)
 static void handle_show(const struct pc_http_req *req, struct pc_http_reply *reply)
 {
     json_t *body = pc_req_parse_object(req, reply), *meta = NULL;
-    const char *name = body ? model_field(body, reply) : NULL;
+    const char *name = body ? pc_req_model_or_name(body, reply) : NULL;
     if (name == NULL) {
         json_decref(body);
         return;
@@ -110,7 +101,7 @@ done:
 static void handle_embed(const struct pc_http_req *req, struct pc_http_reply *reply)
 {
     json_t *body = pc_req_parse_object(req, reply);
-    const char *name = body ? model_field(body, reply) : NULL;
+    const char *name = body ? pc_req_model_or_name(body, reply) : NULL;
     if (name == NULL) {
         json_decref(body);
         return;

@@ -467,6 +467,16 @@ int pc_req_model_named(json_t *obj, const char *field, const char **out,
     return 0;
 }
 
+const char *pc_req_model_or_name(json_t *obj, struct pc_http_reply *reply)
+{
+    const char *model = NULL, *name = NULL;
+    if (pc_req_string(obj, "model", &model, reply) != 0 ||
+        pc_req_string(obj, "name", &name, reply) != 0)
+        return NULL;
+    bool old = (model == NULL || model[0] == '\0') && name != NULL && name[0] != '\0';
+    return pc_req_model_named(obj, old ? "name" : "model", &model, reply) == 0 ? model : NULL;
+}
+
 int pc_req_model(json_t *obj, const char **out, struct pc_http_reply *reply)
 {
     return pc_req_model_named(obj, "model", out, reply);

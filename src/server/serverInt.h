@@ -46,6 +46,9 @@ int pc_req_model(json_t *obj, const char **out, struct pc_http_reply *reply);
 int pc_req_model_named(json_t *obj, const char *field, const char **out,
                        struct pc_http_reply *reply);
 
+/* The model a request names: "model", or Ollama's older "name". NULL with a 400 in reply. */
+const char *pc_req_model_or_name(json_t *obj, struct pc_http_reply *reply);
+
 /* Append before, o serialized, and after to out (a streamed NDJSON line, an SSE event). Takes
  * ownership of o. False when o is NULL or memory ran out. */
 bool pc_append_json(struct pc_buf *out, const char *before, json_t *o, const char *after);
