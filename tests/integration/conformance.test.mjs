@@ -109,6 +109,15 @@ test('ollama.copy, then the copy generates; copy of an unknown model is a 404', 
   await assert.rejects(ollama.copy({ source: 'tiny', destination: '../x' }), (e) => e.status_code === 400);
 });
 
+test('ollama.delete removes the copy and leaves the original; an unknown model is a 404', async () => {
+  await ollama.copy({ source: 'tiny', destination: 'tiny-gone' });
+  assert.deepEqual(await ollama.delete({ model: 'tiny-gone' }), { status: 'success' });
+  const names = (await ollama.list()).models.map((m) => m.name);
+  assert.ok(!names.includes('tiny-gone:latest'));
+  assert.ok(names.includes('tiny:latest'), 'a hard link: the original stays');
+  await assert.rejects(ollama.delete({ model: 'tiny-gone' }), (e) => e.status_code === 404);
+});
+
 test('ollama.embed and embeddings: a clear error for a generation model', async () => {
   const unsupported = (e) => e.status_code === 400 && /does not support embeddings/.test(e.message);
   await assert.rejects(ollama.embed({ model: 'tiny', input: 'x' }), unsupported);
