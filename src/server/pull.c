@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "../base/log.h"
 #include "../catalog/catalog.h"
@@ -34,6 +35,7 @@ struct pull_job {
     pthread_mutex_t lock; /* guards the fields below */
     pthread_cond_t cv;
     struct pc_buf pending; /* NDJSON not sent yet */
+    char last[1024];       /* the last line queued, sent again while nothing new comes */
     size_t last_start;     /* where the last line in pending starts */
     bool last_is_counts;   /* it only moves the counters: the next such line replaces it */
     bool done;
@@ -101,6 +103,7 @@ static void queue_line(struct pull_job *j, const char *line, bool counts)
     j->last_start = j->pending.len;
     if (pc_buf_appends(&j->pending, line) && pc_buf_append(&j->pending, "\n", 1))
         j->last_is_counts = counts;
+    snprintf(j->last, sizeof(j->last), "%s\n", line);
     pthread_cond_broadcast(&j->cv);
 }
 
@@ -136,12 +139,26 @@ static void *pull_main(void *arg)
     return NULL;
 }
 
+/* Wait for news, at most a second: then the last line goes out again. A quiet stream (a backoff,
+ * another download to wait for) still writes, so that a client that left is noticed, and the
+ * download cancelled, within a second; so is a daemon that stops. */
+static void wait_news(struct pull_job *j)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += 1;
+    while (j->pending.len == 0 && !j->done)
+        if (pthread_cond_timedwait(&j->cv, &j->lock, &until) != 0)
+            break;
+    if (j->pending.len == 0 && !j->done)
+        pc_buf_appends(&j->pending, j->last);
+}
+
 static bool pull_next(void *ctx, struct pc_buf *out)
 {
     struct pull_job *j = ctx;
     pthread_mutex_lock(&j->lock);
-    while (j->pending.len == 0 && !j->done)
-        pthread_cond_wait(&j->cv, &j->lock);
+    wait_news(j);
     bool more = true;
     if (j->pending.len > 0) {
         pc_buf_append(out, j->pending.data, j->pending.len);

@@ -408,3 +408,42 @@ test('the official ollama npm client pulls and deletes', async (t) => {
     cleanup(h);
   }
 });
+
+test('a client that goes away cancels its pull, which resumes later; the daemon stops mid-pull', async (t) => {
+  const h = home('api-cancel', { location: '/crawl/' });
+  let d = await startDaemon({ home: h, env: { NO_PROXY: '127.0.0.1' } });
+  try {
+    if ((await post(d.url, '/api/pull', {})).status === 404) {
+      t.skip('/api/pull is not routed yet');
+      return;
+    }
+    const lock = join(h, 'models', '.downloading', 'tiny-test.gguf.lock');
+    const ac = new AbortController();
+    const res = await fetch(`${d.url}/api/pull`, { method: 'POST', body: '{"model":"tiny-test"}', signal: ac.signal });
+    const reader = res.body.getReader();
+    let text = '';
+    while (!/"completed":[1-9]\d{6}/.test(text)) text += new TextDecoder().decode((await reader.read()).value);
+    ac.abort();
+    assert.ok(await eventually(() => !existsSync(lock)), 'the download stopped and let go of its lock');
+    const have = size(part(h));
+    assert.ok(have >= MIB && have < modelSize);
+
+    // Again, and the daemon is stopped while the pull streams: it exits, and the part stays.
+    const again = fetch(`${d.url}/api/pull`, { method: 'POST', body: '{"model":"tiny-test"}' })
+      .then((r) => r.text())
+      .catch(() => ''); // cut off when the daemon stops
+    assert.ok(await eventually(() => existsSync(lock)));
+    assert.equal(await d.stop(), 0);
+    await again;
+    assert.ok(size(part(h)) >= have);
+
+    d = await startDaemon({ home: h, env: { NO_PROXY: '127.0.0.1' } });
+    const r = await post(d.url, '/api/pull', { model: 'tiny-test', stream: false });
+    assert.equal(r.status, 200, r.text);
+    assertInstalled(h);
+    assert.ok((await requests('api-cancel', '/crawl/tiny.gguf', 206, { range: 'bytes=' })) >= 1);
+  } finally {
+    await d.stop();
+    cleanup(h);
+  }
+});
