@@ -434,8 +434,11 @@ enum pc_err pc_preloader_start(struct pc_server *srv, const struct pc_preloader_
         struct pl_model *m = &pl->models[i];
         m->pl = pl;
         m->spec = cfg->specs[i];
-        if (pc_store_name(m->spec.model, m->norm, sizeof(m->norm), NULL) != PC_OK)
-            snprintf(m->norm, sizeof(m->norm), "%s", m->spec.model);
+        if (pc_store_name(m->spec.model, m->norm, sizeof(m->norm), NULL) != PC_OK) {
+            size_t len = strnlen(m->spec.model, sizeof(m->norm) - 1);
+            memcpy(m->norm, m->spec.model, len);
+            m->norm[len] = '\0';
+        }
         m->status = PL_LOADING;
     }
     pthread_mutex_lock(&pl->lock);

@@ -280,7 +280,7 @@ static enum pc_err resolve_model_dirs(struct pc_server_config *cfg, struct pc_er
                                 cfg->model_dirs[i], strerror(errno));
         if (strlen(real) >= sizeof(cfg->model_dirs[i]))
             return pc_error_set(err, PC_ERR_INVALID, "model directory \"%s\" is too long", real);
-        snprintf(cfg->model_dirs[i], sizeof(cfg->model_dirs[i]), "%s", real);
+        memcpy(cfg->model_dirs[i], real, strlen(real) + 1);
     }
     return PC_OK;
 }
