@@ -11,6 +11,7 @@
 
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -692,9 +693,13 @@ static void test_loading_one_model_does_not_stop_another(void **state)
     assert_false(atomic_load(&l[0].done));
     assert_false(atomic_load(&l[1].done));
 
+    /* The reader may give up before the bytes arrive (it cannot seek a FIFO): then the write
+     * fails with EPIPE, which is fine; the signal would not be. */
+    signal(SIGPIPE, SIG_IGN);
     int fd = open(slow, O_WRONLY);
     assert_true(fd >= 0);
-    assert_int_equal(write(fd, "GGUF-not-really", 15), 15);
+    ssize_t wrote = write(fd, "GGUF-not-really", 15);
+    (void)wrote;
     close(fd);
     for (int i = 0; i < 2; i++) {
         pthread_join(t[i], NULL);
