@@ -295,34 +295,40 @@ static void handle_pull(const struct pc_http_req *req, struct pc_http_reply *rep
     reply->stream = (struct pc_http_stream){.ctx = j, .next = pull_next, .free = pull_stream_free};
 }
 
+/* The store name that a request's name means: an alias names the catalog's id, which is the
+ * file's name. */
+static enum pc_err delete_id(struct pc_server *srv, const char *name, char *norm, char *id,
+                             size_t size, struct pc_error *err)
+{
+    enum pc_err rc = pc_store_name(name, norm, size, err);
+    if (rc != PC_OK)
+        return rc;
+    snprintf(id, size, "%s", norm);
+    struct pc_catalog *c = NULL;
+    if (load_catalog(srv->cfg.models_dir, &c, NULL) == PC_OK) {
+        const struct pc_catalog_entry *e = pc_catalog_find(c, name, NULL);
+        if (e != NULL && pc_store_name(e->id, id, size, NULL) != PC_OK)
+            snprintf(id, size, "%s", norm);
+        pc_catalog_free(c);
+    }
+    return PC_OK;
+}
+
 static void handle_delete(const struct pc_http_req *req, struct pc_http_reply *reply)
 {
     json_t *body = pc_req_parse_object(req, reply);
     if (body == NULL)
         return;
-    const char *name = model_field(body, reply);
-    if (name == NULL) {
-        json_decref(body);
-        return;
-    }
     struct pc_server *srv = req->srv;
     struct pc_error err = {0};
     char norm[256], id[256];
-    if (pc_store_name(name, norm, sizeof(norm), &err) != PC_OK) {
-        json_decref(body);
+    const char *name = model_field(body, reply); /* lives as long as body */
+    if (name == NULL)
+        goto out;
+    if (delete_id(srv, name, norm, id, sizeof(id), &err) != PC_OK) {
         pc_http_reply_pc_error(reply, &err);
-        return;
+        goto out;
     }
-    /* An alias names the catalog's id, which is the file's name. */
-    snprintf(id, sizeof(id), "%s", norm);
-    struct pc_catalog *c = NULL;
-    if (load_catalog(srv->cfg.models_dir, &c, NULL) == PC_OK) {
-        const struct pc_catalog_entry *e = pc_catalog_find(c, name, NULL);
-        if (e != NULL && pc_store_name(e->id, id, sizeof(id), NULL) != PC_OK)
-            snprintf(id, sizeof(id), "%s", norm);
-        pc_catalog_free(c);
-    }
-    json_decref(body);
     /* Unload first (or, while a request uses it, as soon as it is done); the file goes now:
      * a loaded model keeps its mapping. */
     pc_pool_unload(srv->pool, id, NULL);
@@ -333,13 +339,15 @@ static void handle_delete(const struct pc_http_req *req, struct pc_http_reply *r
             pc_http_reply_error(reply, 404, "model '%s' not found", name);
         else
             pc_http_reply_pc_error(reply, &err);
-        return;
+        goto out;
     }
     pc_log_info("store", "deleted %s", id);
     reply->status = 200;
     reply->content_type = NULL;
     reply->body = NULL;
     reply->body_len = 0;
+out:
+    json_decref(body);
 }
 
 const struct pc_http_route pc_store_routes[] = {
