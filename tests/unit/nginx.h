@@ -7,6 +7,7 @@
  *   /medium/  4 MiB/s
  *   /norange/ ignores Range headers (answers 200 with the whole file)
  *   /fail/    HTTP 500 for everything
+ *   /private/ HTTP 401 for everything
  * The access log has one line per request: "METHOD URI?QUERY STATUS RANGE BYTES"; nginx writes
  * it once the response is out, so a client may see the end of a response before its line. */
 #ifndef PC_TEST_NGINX_H
@@ -107,6 +108,7 @@ static int nginx_write_conf(struct test_nginx *n)
             "    location /medium/ { alias %s/www/; limit_rate 4m; }\n"
             "    location /norange/ { alias %s/www/; max_ranges 0; }\n"
             "    location /fail/ { return 500; }\n"
+            "    location /private/ { return 401; }\n"
             "  }\n"
             "}\n",
             d, d, d, d, d, d, d, d, n->port, d, d, d, d);

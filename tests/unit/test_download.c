@@ -468,6 +468,20 @@ static void test_404_fails_at_once(void **state)
     assert_int_equal(w.phases[PC_DL_RETRYING], 0);
 }
 
+static void test_401_fails_at_once(void **state)
+{
+    (void)state;
+    const char *models = fresh_models();
+    char url[256];
+    url_of(url, sizeof(url), "/private/", MODEL);
+    struct pc_download_opts o = opts_for(url, models, "");
+    struct pc_error err = {0};
+    assert_int_equal(pc_download(&o, &err), PC_ERR_NETWORK);
+    assert_non_null(strstr(err.msg, url));
+    assert_non_null(strstr(err.msg, "HTTP 401"));
+    assert_int_equal(requests("/private/m.gguf", " 401 ", 1), 1);
+}
+
 static void test_5xx_is_retried_then_fails(void **state)
 {
     (void)state;
@@ -667,6 +681,7 @@ int main(void)
         cmocka_unit_test(test_part_longer_than_file_restarts),
         cmocka_unit_test(test_wrong_checksum_fails_after_one_more_download),
         cmocka_unit_test(test_404_fails_at_once),
+        cmocka_unit_test(test_401_fails_at_once),
         cmocka_unit_test(test_5xx_is_retried_then_fails),
         cmocka_unit_test(test_unsafe_ids_refused),
         cmocka_unit_test(test_cancel_keeps_part),
