@@ -281,11 +281,7 @@ static enum pc_err resolve_model_dirs(struct pc_server_config *cfg, struct pc_er
         size_t n = strlen(real);
         if (n >= sizeof(cfg->model_dirs[i]))
             return pc_error_set(err, PC_ERR_INVALID, "model directory \"%s\" is too long", real);
-<<<<<<< ours
-        memcpy(cfg->model_dirs[i], real, strlen(real) + 1);
-=======
         memcpy(cfg->model_dirs[i], real, n + 1);
->>>>>>> theirs
     }
     return PC_OK;
 }
