@@ -345,6 +345,8 @@ static enum pc_err build_prompt(struct ollama_req *q, struct pc_model *m, char *
 
 static void handle_inference(const struct pc_http_req *req, struct pc_http_reply *reply, bool chat)
 {
+    if (pc_server_remote_proxy(req, reply))
+        return; /* the ollama provider's model */
     struct ollama_req *q = parse_request(req, chat, reply);
     if (q == NULL)
         return;
@@ -415,6 +417,7 @@ static void handle_tags(const struct pc_http_req *req, struct pc_http_reply *rep
                               "size", (json_int_t)list[i].size, "details", details(NULL)));
     }
     free(list);
+    pc_server_remote_tags(req->srv, models);
     pc_reply_json_value(reply, 200, json_pack("{s:o}", "models", models));
 }
 

@@ -14,6 +14,7 @@
 #include "../base/clock.h"
 #include "../base/log.h"
 #include "../base/sdnotify.h"
+#include "../provider/ollama.h"
 #include "../store/store.h"
 #include "infer.h"
 #include "serverInt.h"
@@ -34,7 +35,8 @@ struct attempt {
     bool pin;   /* pin the model once it is loaded */
     /* Written by the attempt's thread before done is set (under the preloader's lock). */
     bool done;
-    bool gone; /* the check found the model not resident */
+    bool remote; /* the ollama provider's model */
+    bool gone;   /* the check found the model not resident */
     struct pc_error err;
 };
 
@@ -46,6 +48,7 @@ struct pl_model {
     bool started;
     struct attempt *running; /* an attempt that outlived its timeout; joined before the next */
     bool pinned;             /* what this thread last asked of the pool */
+    bool remote;             /* the latest attempt went to the ollama provider */
     /* Guarded by the preloader's lock: what /api/models/status reports. */
     enum pl_status status;
     int64_t preloaded_at_ns, last_checked_ns; /* wall; 0: never */
@@ -133,10 +136,32 @@ static enum pc_err precharge_context(struct pc_preloader *pl, const struct pc_pr
     return pc_error_set(err, PC_ERR_CANCELLED, "the daemon is stopping");
 }
 
+/* The ollama provider's model: /api/generate with keep_alive and the context as the prompt to
+ * warm it, /api/ps to check it. */
+static void remote_work(struct attempt *a, const char *model)
+{
+    struct pl_model *m = a->m;
+    struct pc_ollama *r = m->pl->srv->remote;
+    a->remote = true;
+    if (a->check) {
+        bool loaded = false;
+        if (pc_ollama_loaded(r, model, &loaded, &a->err) == PC_OK && !loaded)
+            a->gone = true;
+        return;
+    }
+    const char *prompt = m->spec.context[0] ? m->spec.context : m->spec.warmup;
+    pc_ollama_load(r, model, a->pin ? "-1" : NULL, prompt, m->pl->timeout_ms, &a->err);
+}
+
 static void attempt_work(struct attempt *a)
 {
     struct pl_model *m = a->m;
     struct pc_preloader *pl = m->pl;
+    char canon[256];
+    if (pc_server_remote_owns(pl->srv, m->spec.model, canon)) {
+        remote_work(a, canon);
+        return;
+    }
     struct pc_pool_acquire_params params = pc_pool_acquire_default_params();
     params.preload = true; /* a warm-up is not a use: it leaves the LRU/LFU order alone */
     params.pin = a->pin ? 1 : -1;
@@ -228,6 +253,7 @@ static enum pc_err run_attempt(struct pl_model *m, bool check, bool pin, bool *g
     }
     *gone = a->gone;
     *err = a->err;
+    m->remote = a->remote;
     reap_locked(m);
     return err->code;
 }
@@ -494,15 +520,15 @@ json_t *pc_preloader_status(struct pc_preloader *pl)
         char kw[16];
         json_object_set_new(
             o, m->spec.model,
-            json_pack("{s:s, s:s, s:s, s:o, s:o, s:i, s:o, s:b, s:s, s:b, s:i, s:i}", "status",
-                      status_names[m->status], "displayName",
-                      m->spec.display_name[0] ? m->spec.display_name : m->spec.model, "provider",
-                      "local", "preloadedAt", time_or_null(m->preloaded_at_ns), "lastChecked",
-                      time_or_null(m->last_checked_ns), "attempts", m->attempts, "error",
-                      m->error[0] ? json_string(m->error) : json_null(), "required",
-                      m->spec.required, "keepWarm",
-                      pc_keep_warm_format(&m->spec.keep_warm, kw, sizeof(kw)), "pinned", m->pinned,
-                      "warmups", m->warmups, "failedChecks", m->checks_failed));
+            json_pack(
+                "{s:s, s:s, s:s, s:o, s:o, s:i, s:o, s:b, s:s, s:b, s:i, s:i}", "status",
+                status_names[m->status], "displayName",
+                m->spec.display_name[0] ? m->spec.display_name : m->spec.model, "provider",
+                m->remote ? "ollama" : "local", "preloadedAt", time_or_null(m->preloaded_at_ns),
+                "lastChecked", time_or_null(m->last_checked_ns), "attempts", m->attempts, "error",
+                m->error[0] ? json_string(m->error) : json_null(), "required", m->spec.required,
+                "keepWarm", pc_keep_warm_format(&m->spec.keep_warm, kw, sizeof(kw)), "pinned",
+                m->pinned, "warmups", m->warmups, "failedChecks", m->checks_failed));
     }
     pthread_mutex_unlock(&pl->lock);
     return o;

@@ -16,6 +16,7 @@
 #include "../base/log.h"
 #include "../catalog/hw.h"
 #include "../store/store.h"
+#include "../provider/ollama.h"
 #include "infer.h"
 #include "store_api.h"
 #include "pool_api.h"
@@ -294,6 +295,7 @@ static const struct pc_http_route *const route_tables[] = {
     pc_pool_routes, /* before the OpenAI table: /v1/models/stats is not a model's id */
     pc_preload_routes,
     pc_store_routes,
+    pc_remote_routes,
     pc_openai_routes,
     NULL,
 };
@@ -377,12 +379,17 @@ enum pc_err pc_server_start(const struct pc_server_config *cfg, struct pc_server
     if (rc != PC_OK)
         goto fail;
     discover(s);
+    /* Its first poll runs now (2 s at most), so that preloads and requests find its models. */
+    rc = pc_server_remote_start(s, err);
+    if (rc != PC_OK)
+        goto fail;
     rc = pc_http_start(cfg->host, cfg->port, route_tables, cfg->max_body, s, &s->http, err);
     if (rc != PC_OK)
         goto fail;
     *out = s;
     return PC_OK;
 fail:
+    pc_ollama_free(s->remote);
     pc_precharger_stop(s->precharger);
     pc_pool_free(s->pool);
     pc_snapstore_close(s->snapshots);
@@ -414,6 +421,7 @@ void pc_server_stop(struct pc_server *s)
     pc_preloader_stop(s->preloader);
     pc_events_close(s->events); /* event streams end, so that their connections close */
     pc_http_stop(s->http);      /* waits for the connections, and so for their models */
+    pc_ollama_free(s->remote);
     pc_precharger_stop(s->precharger);
     pc_pool_free(s->pool);
     pc_snapstore_close(s->snapshots);

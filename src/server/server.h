@@ -51,7 +51,8 @@ struct pc_server_config {
  * PRECHARGE_MEMORY_BUDGET, PRECHARGE_EVICTION, PRECHARGE_MODEL_DIRS,
  * and the preloader's: PRECHARGE_PRELOAD (a comma list), PRECHARGE_PRELOAD_RETRIES,
  * PRECHARGE_PRELOAD_RETRY_DELAY (ms), PRECHARGE_KEEP_WARM (their schedule),
- * MODEL_PRELOAD_TIMEOUT (ms), HEALTH_CHECK_INTERVAL (ms), OLLAMA_URL.
+ * MODEL_PRELOAD_TIMEOUT (ms), HEALTH_CHECK_INTERVAL (ms), OLLAMA_URL ("off": no remote
+ * provider; PRECHARGE_OLLAMA_POLL, its poll interval in ms, is read when the server starts).
  * Fails with the variable named when one is malformed. */
 enum pc_err pc_server_config_from_env(struct pc_server_config *cfg /* OUT */, struct pc_error *err);
 

@@ -21,6 +21,7 @@ struct pc_server {
     struct pc_precharger *precharger;
     struct pc_http *http;
     struct pc_preloader *preloader; /* NULL until pc_server_preload */
+    struct pc_ollama *remote;       /* the ollama provider; NULL when OLLAMA_URL is "off" */
 };
 
 extern const struct pc_http_route pc_ollama_routes[];
@@ -28,6 +29,22 @@ extern const struct pc_http_route pc_ollama_model_routes[];
 extern const struct pc_http_route pc_openai_routes[];
 extern const struct pc_http_route pc_precharge_routes[];
 extern const struct pc_http_route pc_preload_routes[];
+extern const struct pc_http_route pc_remote_routes[];
+
+/* The ollama provider (remote.c): start it on cfg.ollama_url. */
+enum pc_err pc_server_remote_start(struct pc_server *s, struct pc_error *err);
+
+/* Whether name is a model of the remote server and not of the local store; canon gets the
+ * server's spelling. */
+bool pc_server_remote_owns(struct pc_server *s, const char *name, char canon[256] /* OUT */);
+
+/* If the request's "model" is the remote server's, proxy the request there (its status, type
+ * and streamed body as they come) and return true; else false, with reply untouched. */
+bool pc_server_remote_proxy(const struct pc_http_req *req, struct pc_http_reply *reply);
+
+/* Append the remote server's models that the local store does not have to a /api/tags list,
+ * with "provider": "ollama" and "available". */
+void pc_server_remote_tags(struct pc_server *s, json_t *models);
 
 /* The preloader's part of the environment (see pc_server_config_from_env). */
 enum pc_err pc_server_config_env_preload(struct pc_server_config *cfg, struct pc_error *err);
