@@ -438,8 +438,8 @@ static void *model_main(void *arg)
 
 /* ---- the preloader ------------------------------------------------------------------------ */
 
-enum pc_err pc_preloader_start(struct pc_server *srv, const struct pc_preloader_config *cfg,
-                               struct pc_preloader **out, struct pc_error *err)
+enum pc_err pc_preloader_new(struct pc_server *srv, const struct pc_preloader_config *cfg,
+                             struct pc_preloader **out, struct pc_error *err)
 {
     *out = NULL;
     struct pc_preloader *pl = calloc(1, sizeof(*pl) + cfg->n_specs * sizeof(pl->models[0]));
@@ -467,11 +467,16 @@ enum pc_err pc_preloader_start(struct pc_server *srv, const struct pc_preloader_
         }
         m->status = PL_LOADING;
     }
+    *out = pl;
+    return PC_OK;
+}
+
+enum pc_err pc_preloader_run(struct pc_preloader *pl, struct pc_error *err)
+{
     pthread_mutex_lock(&pl->lock);
     for (size_t i = 0; i < pl->n; i++) {
         if (pthread_create(&pl->models[i].thread, NULL, model_main, &pl->models[i]) != 0) {
             pthread_mutex_unlock(&pl->lock);
-            pc_preloader_stop(pl);
             return pc_error_set(err, PC_ERR_NOMEM, "preload: cannot start a thread");
         }
         pl->models[i].started = true;
@@ -482,7 +487,6 @@ enum pc_err pc_preloader_start(struct pc_server *srv, const struct pc_preloader_
                     (long long)pl->health_ms);
     update_ready_locked(pl);
     pthread_mutex_unlock(&pl->lock);
-    *out = pl;
     return PC_OK;
 }
 

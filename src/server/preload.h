@@ -69,13 +69,17 @@ struct pc_preloader_config {
     int64_t health_interval_ms; /* between health checks; <= 0: none */
 };
 
-/* Start one thread per model, at once: the server keeps serving meanwhile. With no required
- * model, readiness (and sd_notify READY=1) comes at once. On success *out is stopped with
- * pc_preloader_stop. */
-enum pc_err pc_preloader_start(struct pc_server *srv, const struct pc_preloader_config *cfg,
-                               struct pc_preloader **out /* OUT */, struct pc_error *err);
+/* Make the preloader: every model "loading", nothing started, so that the status and /ready
+ * are right from the server's first request. On success *out is freed with pc_preloader_stop. */
+enum pc_err pc_preloader_new(struct pc_server *srv, const struct pc_preloader_config *cfg,
+                             struct pc_preloader **out /* OUT */, struct pc_error *err);
 
-/* Stop retrying and checking, wait for attempts in flight, free. NULL does nothing. */
+/* Start one thread per model, at once: the server keeps serving meanwhile. With no required
+ * model, readiness (and sd_notify READY=1) comes at once. Call once. */
+enum pc_err pc_preloader_run(struct pc_preloader *pl, struct pc_error *err);
+
+/* Stop retrying and checking, wait for attempts in flight, free. NULL does nothing. Also frees
+ * a preloader that never ran. */
 void pc_preloader_stop(struct pc_preloader *pl);
 
 /* {model: {status, displayName, preloadedAt, lastChecked, attempts, error, ...}} as seed 001's

@@ -288,16 +288,19 @@ static enum pc_err resolve_model_dirs(struct pc_server_config *cfg, struct pc_er
 }
 
 /* Every API family's routes. */
-static const struct pc_http_route *const route_tables[] = {
-    pc_ollama_routes,
-    pc_ollama_model_routes,
-    pc_precharge_routes,
-    pc_pool_routes, /* before the OpenAI table: /v1/models/stats is not a model's id */
-    pc_preload_routes,
-    pc_store_routes,
-    pc_remote_routes,
-    pc_openai_routes,
-    NULL,
+static const struct pc_http_route
+    *const
+        route_tables[] =
+            {
+                pc_ollama_routes,
+                pc_ollama_model_routes,
+                pc_precharge_routes,
+                pc_pool_routes, /* before the OpenAI table: /v1/models/stats is not a model's id */
+                pc_preload_routes,
+                pc_store_routes,
+                pc_remote_routes,
+                pc_openai_routes,
+                NULL,
 };
 
 /* ModelsDiscovered: what the store holds at start. */
@@ -383,12 +386,22 @@ enum pc_err pc_server_start(const struct pc_server_config *cfg, struct pc_server
     rc = pc_server_remote_start(s, err);
     if (rc != PC_OK)
         goto fail;
+    struct pc_preloader_config plcfg = {
+        .specs = cfg->preload,
+        .n_specs = cfg->n_preload,
+        .timeout_ms = cfg->preload_timeout_ms,
+        .health_interval_ms = cfg->health_interval_ms,
+    };
+    rc = pc_preloader_new(s, &plcfg, &s->preloader, err);
+    if (rc != PC_OK)
+        goto fail;
     rc = pc_http_start(cfg->host, cfg->port, route_tables, cfg->max_body, s, &s->http, err);
     if (rc != PC_OK)
         goto fail;
     *out = s;
     return PC_OK;
 fail:
+    pc_preloader_stop(s->preloader);
     pc_ollama_free(s->remote);
     pc_precharger_stop(s->precharger);
     pc_pool_free(s->pool);
@@ -405,13 +418,7 @@ int pc_server_port(const struct pc_server *s)
 
 enum pc_err pc_server_preload(struct pc_server *s, struct pc_error *err)
 {
-    struct pc_preloader_config pcfg = {
-        .specs = s->cfg.preload,
-        .n_specs = s->cfg.n_preload,
-        .timeout_ms = s->cfg.preload_timeout_ms,
-        .health_interval_ms = s->cfg.health_interval_ms,
-    };
-    return pc_preloader_start(s, &pcfg, &s->preloader, err);
+    return pc_preloader_run(s->preloader, err);
 }
 
 void pc_server_stop(struct pc_server *s)

@@ -20,7 +20,7 @@ struct pc_server {
     struct pc_snapstore *snapshots;
     struct pc_precharger *precharger;
     struct pc_http *http;
-    struct pc_preloader *preloader; /* NULL until pc_server_preload */
+    struct pc_preloader *preloader; /* made at start; its threads run from pc_server_preload */
     struct pc_ollama *remote;       /* the ollama provider; NULL when OLLAMA_URL is "off" */
 };
 
