@@ -221,8 +221,11 @@ enum pc_err pc_ollama_new(const char *url, int64_t poll_ms,
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&o->cond, &ca);
     pthread_condattr_destroy(&ca);
-    o->available = true; /* so that a server that is down at start is logged once */
     poll_once(o);
+    /* Not having an Ollama is common: say so once, quietly; a server that goes away warns. */
+    if (!o->available)
+        pc_log_info("ollama", "no server answers at %s yet; its models appear when one does",
+                    o->url);
     if (pthread_create(&o->thread, NULL, poll_main, o) != 0) {
         pc_ollama_free(o);
         return pc_error_set(err, PC_ERR_NOMEM, "cannot start a thread");

@@ -286,7 +286,8 @@ static void update_ready_locked(struct pc_preloader *pl)
         pl->notified = true;
         snprintf(state, sizeof(state), "READY=1\nSTATUS=%zu of %zu required models warm", ready,
                  required);
-        pc_log_info("preload", "ready: %zu of %zu required models warm", ready, required);
+        if (pl->n > 0)
+            pc_log_info("preload", "ready: %zu of %zu required models warm", ready, required);
     } else {
         snprintf(state, sizeof(state), "STATUS=%zu of %zu required models warm", ready, required);
     }
