@@ -141,7 +141,7 @@ static void *pull_main(void *arg)
 
 /* Wait for news, at most a second: then the last line goes out again. A quiet stream (a backoff,
  * another download to wait for) still writes, so that a client that left is noticed, and the
- * download cancelled, within a second; so is a daemon that stops. */
+ * download cancelled, within a second or two; so is a daemon that stops. */
 static void wait_news(struct pull_job *j)
 {
     struct timespec until;

@@ -147,8 +147,8 @@ function connectable(port) {
 
 // A real nginx (the Debian package) on an ephemeral loopback port, with its own prefix,
 // config, logs and www/ under dir. Locations: / (fast), /slow/ (the first MiB fast, then
-// 256 KiB/s unless the request is a resume with a Range), /medium/ (4 MiB/s), /crawl/ (1 MiB/s,
-// resumes too), /fail/ (500).
+// 256 KiB/s unless the request is a resume with a Range), /medium/ (4 MiB/s), /crawl/ (like
+// /slow/, resumes too), /fail/ (500).
 // The access log has "METHOD URI?QUERY STATUS RANGE BYTES" per request, written once the
 // response is out: a client may have all of a response a moment before its line is there.
 export async function startNginx(where) {
@@ -175,7 +175,7 @@ http {
     root ${www};
     location /slow/ { alias ${www}/; limit_rate_after 1m; limit_rate $slow_rate; }
     location /medium/ { alias ${www}/; limit_rate 4m; }
-    location /crawl/ { alias ${www}/; limit_rate 1m; }
+    location /crawl/ { alias ${www}/; limit_rate_after 1m; limit_rate 256k; }
     location /fail/ { return 500; }
   }
 }

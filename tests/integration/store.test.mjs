@@ -426,22 +426,25 @@ test('a client that goes away cancels its pull, which resumes later; the daemon 
     ac.abort();
     assert.ok(await eventually(() => !existsSync(lock)), 'the download stopped and let go of its lock');
     const have = size(part(h));
-    assert.ok(have >= MIB && have < modelSize);
+    assert.ok(have >= 1e6 && have < modelSize, `${have}`);
 
     // Again, and the daemon is stopped while the pull streams: it exits, and the part stays.
     const again = fetch(`${d.url}/api/pull`, { method: 'POST', body: '{"model":"tiny-test"}' })
       .then((r) => r.text())
       .catch(() => ''); // cut off when the daemon stops
-    assert.ok(await eventually(() => existsSync(lock)));
+    assert.ok(await eventually(() => size(part(h)) > have), 'it resumed');
     assert.equal(await d.stop(), 0);
     await again;
-    assert.ok(size(part(h)) >= have);
+    assert.ok(existsSync(part(h)));
+    assert.equal(existsSync(model(h)), false);
 
+    // The rest, from the fast location this time: the part is resumed, whatever its URL.
+    writeCatalog(h, [{ id: 'tiny-test', source: { url: `${ngx.url}/tiny.gguf?t=api-cancel` }, sha256: modelSha }]);
     d = await startDaemon({ home: h, env: { NO_PROXY: '127.0.0.1' } });
     const r = await post(d.url, '/api/pull', { model: 'tiny-test', stream: false });
     assert.equal(r.status, 200, r.text);
     assertInstalled(h);
-    assert.ok((await requests('api-cancel', '/crawl/tiny.gguf', 206, { range: 'bytes=' })) >= 1);
+    assert.equal(await requests('api-cancel', '/tiny.gguf', 206, { range: 'bytes=' }), 1);
   } finally {
     await d.stop();
     cleanup(h);
