@@ -38,7 +38,12 @@ static int dir_seq;
 static int group_setup(void **state)
 {
     (void)state;
-    snprintf(base, sizeof(base), "%s", test_dir("test_download"));
+    (void)test_dir; /* a fixed name: a second run of this suite at once would remove ours */
+    const char *tmp = getenv("PC_TEST_TMP");
+    NGX_FMT(base, "%s/test_download.XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    mkdir(tmp && *tmp ? tmp : "/tmp", 0755);
+    if (mkdtemp(base) == NULL || chmod(base, 0755) != 0) /* nginx's worker reads below it */
+        return -1;
     if (nginx_start(&ngx, base) != 0) {
         fprintf(stderr, "cannot start %s\n", NGINX_BIN);
         return -1;
@@ -57,7 +62,9 @@ static int group_teardown(void **state)
 {
     (void)state;
     nginx_stop(&ngx);
-    return 0;
+    char cmd[PATH_MAX + 16];
+    NGX_FMT(cmd, "rm -rf '%s'", base);
+    return system(cmd) == 0 ? 0 : -1;
 }
 
 /* A fresh, empty models directory. Returns a static buffer. */

@@ -32,16 +32,28 @@
 
 static int seq;
 
+/* This run's scratch directory: a name of its own, so that two runs at once do not meet. */
+static char base[PATH_MAX - 400];
+
+static int remove_base(void **state)
+{
+    (void)state;
+    char cmd[PATH_MAX];
+    if (base[0] == '\0')
+        return 0;
+    FMT(cmd, "rm -rf '%s'", base);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
 /* A fresh models directory holding the given files (name, size) ... NULL. Static buffer. */
 static const char *models_with(const char *first, ...)
 {
-    static char base[PATH_MAX - 400], dir[PATH_MAX - 300];
+    static char dir[PATH_MAX - 300];
     if (seq++ == 0) {
         const char *tmp = getenv("PC_TEST_TMP");
-        FMT(base, "%s/test_manifest", tmp && *tmp ? tmp : "/tmp");
-        char cmd[PATH_MAX];
-        FMT(cmd, "rm -rf '%s' && mkdir -p '%s'", base, base);
-        assert_int_equal(system(cmd), 0);
+        FMT(base, "%s/test_manifest.XXXXXX", tmp && *tmp ? tmp : "/tmp");
+        mkdir(tmp && *tmp ? tmp : "/tmp", 0755);
+        assert_non_null(mkdtemp(base));
     }
     FMT(dir, "%s/models-%d", base, seq);
     mkdir(dir, 0755);
@@ -303,5 +315,5 @@ int main(void)
         cmocka_unit_test(test_missing_dir_is_empty),
         cmocka_unit_test(test_concurrent_writers_lose_nothing),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return cmocka_run_group_tests(tests, NULL, remove_base);
 }
