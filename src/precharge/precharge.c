@@ -151,7 +151,12 @@ static void run_job(struct pc_precharger *pc, const struct job *j, struct outcom
     if (!was_resident)
         pc_events_publish(pc->cfg.events, PC_EV_MODEL_LOADING, j->model, j->id, NULL);
     int64_t t0 = pc_clock_mono_ns();
-    if (pc_pool_acquire(pc->cfg.pool, j->model, path, -1, &entry, &loaded, &o->err) != PC_OK) {
+    /* A precharge anticipates a use; it is not one (seed 004's preload): the model's place in
+     * the LRU and LFU orders stays where its requests put it. */
+    struct pc_pool_acquire_params ap = pc_pool_acquire_default_params();
+    ap.preload = true;
+    if (pc_pool_acquire_with(pc->cfg.pool, j->model, path, &ap, &entry, &loaded, &o->err) !=
+        PC_OK) {
         pc_events_publish(pc->cfg.events, PC_EV_MODEL_FAILED, j->model, j->id,
                           json_pack("{s:s}", "error", o->err.msg));
         return;
