@@ -85,6 +85,9 @@ rows.push(['cold (model not loaded)', await ttft(d.url, context('A'), question)]
 rows.push(['warm (loaded, no snapshot)', await ttft(d.url, context('B'), question)]);
 await post(d.url, '/api/precharge', { model: 'm', context: [{ role: 'system', content: context('C') }], wait: true, timeout: 120 });
 rows.push(['precharged (live)', await ttft(d.url, context('C'), question)]);
+// What the precharged request's new tokens cost on their own: a prompt of about as many tokens,
+// with nothing before it.
+rows.push(['the new tokens alone (no context)', await ttft(d.url, 'Be brief.', question + ' Answer in one short line, please.')]);
 // Push C out of the live tier: more distinct conversations than the context has sequences.
 for (let i = 0; i < 9; i++)
   await post(d.url, '/api/generate', { model: 'm', prompt: `${i} unrelated`, raw: true, stream: false, options: { num_predict: 1 } });
@@ -104,8 +107,10 @@ for (const [name, r] of rows)
   console.log(`${name.padEnd(36)} ${r.ms.toFixed(0).padStart(7)} ${String(r.prompt).padStart(8)} ${String(r.cached).padStart(7)} ${r.prefill_ms.toFixed(0).padStart(11)}`);
 const warm = by['warm (loaded, no snapshot)'];
 const pre = by['precharged (live)'];
-const perToken = warm.ms / warm.prompt;
-const target = perToken * (pre.prompt - pre.cached) + warm.decode_ms;
+const alone = by['the new tokens alone (no context)'];
+// Prefilling the question's tokens (measured as a prompt of as many tokens, scaled to the exact
+// count) plus one decode step.
+const target = alone.prefill_ms * (pre.prompt - pre.cached) / (alone.prompt - alone.cached) + warm.decode_ms;
 console.log(`cold / precharged TTFT          ${(by['cold (model not loaded)'].ms / pre.ms).toFixed(1)}x`);
 console.log(`recompute / restore from RAM    ${(warm.ms / by['restored from RAM'].ms).toFixed(1)}x`);
 console.log(`recompute / restore from disk   ${(warm.ms / by['restored from disk after a restart'].ms).toFixed(1)}x`);

@@ -207,8 +207,12 @@ static void focus(struct pc_model *m, const llama_token *toks, size_t n)
     for (int i = 0; i < PC_MAX_SEQS; i++)
         if (m->seqs[i].used && i != keep)
             seq_evict(m, i);
-    if (keep < 0)
+    if (keep < 0) {
+        /* Nothing is left: start the cache over, so that new cells are placed from the
+         * bottom again rather than above the freed ones. */
+        llama_memory_clear(llama_get_memory(m->ctx), false);
         return;
+    }
     struct pc_seq *q = &m->seqs[keep];
     size_t size = llama_state_seq_get_size(m->ctx, keep);
     uint8_t *blob = size ? malloc(size) : NULL;
