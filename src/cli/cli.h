@@ -27,6 +27,10 @@ struct pc_server_config;
 int pc_serve_configure(int argc, char **argv, struct pc_server_config *cfg /* OUT */,
                        const char **llama_log /* OUT */);
 
+/* The daemon's base URL ("http://127.0.0.1:11435"), from PRECHARGE_HOST as the daemon reads
+ * it. Returns 0, or -1 after printing why. */
+int pc_cli_daemon_url(char *out, size_t size);
+
 /* Call the daemon's API (PRECHARGE_HOST) with an optional JSON body. Returns the parsed reply,
  * which the caller decrefs, or NULL after printing why (the daemon's own error when it sent
  * one). Needs <jansson.h>. */

@@ -29,8 +29,7 @@ static size_t on_body(char *p, size_t size, size_t n, void *user)
     return pc_buf_append(user, p, size * n) ? size * n : 0;
 }
 
-/* The daemon's base URL, from PRECHARGE_HOST as the daemon reads it. */
-static int base_url(char *out, size_t size)
+int pc_cli_daemon_url(char *out, size_t size)
 {
     struct pc_server_config cfg;
     struct pc_error err = {0};
@@ -41,15 +40,16 @@ static int base_url(char *out, size_t size)
     const char *host = strcmp(cfg.host, "0.0.0.0") == 0 ? "127.0.0.1"
                        : strcmp(cfg.host, "::") == 0    ? "::1"
                                                         : cfg.host;
-    snprintf(out, size, strchr(host, ':') ? "http://[%s]:%d" : "http://%s:%d", host, cfg.port);
-    return 0;
+    int n =
+        snprintf(out, size, strchr(host, ':') ? "http://[%s]:%d" : "http://%s:%d", host, cfg.port);
+    return n > 0 && (size_t)n < size ? 0 : -1;
 }
 
 /* Call the API. Returns the parsed JSON reply (the caller decrefs), or NULL after printing why. */
 json_t *pc_cli_call(const char *method, const char *path, const char *body)
 {
     char url[512];
-    if (base_url(url, sizeof(url) - strlen(path)) != 0)
+    if (pc_cli_daemon_url(url, sizeof(url) - strlen(path)) != 0)
         return NULL;
     strcat(url, path);
 

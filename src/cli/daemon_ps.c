@@ -18,22 +18,6 @@ static size_t on_body(char *p, size_t size, size_t n, void *user)
     return pc_buf_append(user, p, size * n) ? size * n : 0;
 }
 
-static int daemon_url(char *out, size_t size)
-{
-    struct pc_server_config cfg;
-    struct pc_error err = {0};
-    if (pc_server_config_from_env(&cfg, &err) != PC_OK) {
-        pc_cli_error("%s", err.msg);
-        return -1;
-    }
-    const char *host = strcmp(cfg.host, "0.0.0.0") == 0 ? "127.0.0.1"
-                       : strcmp(cfg.host, "::") == 0    ? "::1"
-                                                        : cfg.host;
-    int n =
-        snprintf(out, size, strchr(host, ':') ? "http://[%s]:%d" : "http://%s:%d", host, cfg.port);
-    return n > 0 && (size_t)n < size ? 0 : -1;
-}
-
 /* One short request. Returns the HTTP status, or 0 when nothing answers. */
 static long request(const char *method, const char *url, const char *body, struct pc_buf *resp)
 {
@@ -72,7 +56,7 @@ int pc_cli_daemon_loaded(char ***names, size_t *n, char *url_out, size_t size)
     *names = NULL;
     *n = 0;
     char base[300], url[320];
-    if (daemon_url(base, sizeof(base)) != 0)
+    if (pc_cli_daemon_url(base, sizeof(base)) != 0)
         return -1;
     if (url_out != NULL)
         snprintf(url_out, size, "%s", base);
@@ -115,7 +99,7 @@ int pc_cli_daemon_loaded(char ***names, size_t *n, char *url_out, size_t size)
 int pc_cli_daemon_unload(const char *name)
 {
     char base[300], url[320];
-    if (daemon_url(base, sizeof(base)) != 0)
+    if (pc_cli_daemon_url(base, sizeof(base)) != 0)
         return -1;
     snprintf(url, sizeof(url), "%s/api/generate", base);
     json_t *req = json_pack("{s:s, s:i}", "model", name, "keep_alive", 0);
