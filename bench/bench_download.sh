@@ -79,67 +79,75 @@ cat >"$home/catalog.json" <<EOF
   "ram_required_mb": 1200, "source": {"url": "$url"}, "sha256": "$sha"}]}
 EOF
 
-now() { date +%s.%N; }
-settle() { sync; } # the last run's writeback is not the next run's cost
-
-run_curl() {
-    rm -f "$scratch/out/curl.gguf"; settle
-    local t0 t1 t2
-    t0=$(now)
-    curl -sS --fail --noproxy '*' -o "$scratch/out/curl.gguf" "$url"
-    t1=$(now)
-    sync "$scratch/out/curl.gguf"
-    t2=$(now)
-    echo "$t0 $t1 $t2"
-}
-
-run_pull() {
-    rm -rf "$home/models"; settle
-    local t0 t1
-    t0=$(now)
-    PRECHARGE_HOME=$home "$bin" pull --json bench-tinyllama >"$scratch/pull.out"
-    t1=$(now)
-    tail -n1 "$scratch/pull.out" | grep -q '"status":"success"' || {
-        echo "bench_download: the pull did not succeed:" >&2; cat "$scratch/pull.out" >&2; exit 1; }
-    echo "$t0 $t1"
-}
-
+# The rounds, timed from Python: the pull's JSON lines say when every byte was in and hashed
+# ("verifying sha256 digest", before the fsync) and when it was done.
 echo "bench_download: $((size / 1000000)) MB from nginx on 127.0.0.1:$port, $rounds rounds, alternating order"
-run_curl >/dev/null # warm the page cache and nginx
-curl_s=() curlsync_s=() pull_s=()
-for r in $(seq "$rounds"); do
-    if [ $((r % 2)) -eq 1 ]; then
-        read -r a b c < <(run_curl); read -r d e < <(run_pull)
-    else
-        read -r d e < <(run_pull); read -r a b c < <(run_curl)
-    fi
-    curl_s+=("$(echo "$b - $a" | bc -l)")
-    curlsync_s+=("$(echo "$c - $a" | bc -l)")
-    pull_s+=("$(echo "$e - $d" | bc -l)")
-    printf '  round %d: curl %.3f s, curl+sync %.3f s, pull %.3f s\n' "$r" "${curl_s[-1]}" \
-        "${curlsync_s[-1]}" "${pull_s[-1]}"
-done
-cmp -s "$scratch/out/curl.gguf" "$home/models/bench-tinyllama.gguf" ||
-    { echo "bench_download: the two downloads differ" >&2; exit 1; }
+PRECHARGE_HOME=$home python3 - "$bin" "$url" "$scratch" "$home" "$rounds" "$size" <<'PY'
+import json, os, shutil, statistics, subprocess, sys, time
 
-hash_s=()
-for r in 1 2 3; do
-    a=$(now); openssl dgst -sha256 "$scratch/www/model.gguf" >/dev/null; b=$(now)
-    hash_s+=("$(echo "$b - $a" | bc -l)")
-done
+bin, url, scratch, home, rounds, size = sys.argv[1:5] + [int(sys.argv[5]), int(sys.argv[6])]
+out = os.path.join(scratch, 'out', 'curl.gguf')
 
-median() { printf '%s\n' "$@" | sort -g | awk '{v[NR]=$1} END {print (NR%2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'; }
-mc=$(median "${curl_s[@]}"); mcs=$(median "${curlsync_s[@]}"); mp=$(median "${pull_s[@]}")
-mh=$(median "${hash_s[@]}")
-mbps() { echo "$size / $1 / 1000000" | bc -l; }
-printf '\nmedians over %d rounds (%s bytes):\n' "$rounds" "$size"
-printf '  curl -o FILE                 %6.3f s  %6.0f MB/s\n' "$mc" "$(mbps "$mc")"
-printf '  curl -o FILE && sync FILE    %6.3f s  %6.0f MB/s\n' "$mcs" "$(mbps "$mcs")"
-printf '  precharge pull (sha256+fsync) %5.3f s  %6.0f MB/s\n' "$mp" "$(mbps "$mp")"
-printf '  ratio pull / curl             %.2f  (throughput; goal >= 0.9)\n' "$(echo "$mc / $mp" | bc -l)"
-printf '  ratio pull / (curl + sync)    %.2f\n' "$(echo "$mcs / $mp" | bc -l)"
-printf '\nhashing cost: openssl dgst -sha256 over the file (page cache) %.3f s = %.0f MB/s,\n' \
-    "$mh" "$(mbps "$mh")"
-printf '  %.0f%% of curl'"'"'s download time if it were done after the download; precharge hashes\n' \
-    "$(echo "100 * $mh / $mc" | bc -l)"
-printf '  on a second thread while the bytes arrive, so it shows only where a core is short.\n'
+def settle():
+    os.sync()  # the last run's writeback is not the next run's cost
+
+def run_curl():
+    if os.path.exists(out):
+        os.unlink(out)
+    settle()
+    t0 = time.monotonic()
+    subprocess.run(['curl', '-sS', '--fail', '--noproxy', '*', '-o', out, url], check=True)
+    t1 = time.monotonic()
+    subprocess.run(['sync', out], check=True)
+    return t1 - t0, time.monotonic() - t0
+
+def run_pull():
+    shutil.rmtree(os.path.join(home, 'models'), ignore_errors=True)
+    settle()
+    t0 = time.monotonic()
+    p = subprocess.Popen([bin, 'pull', '--json', 'bench-tinyllama'], stdout=subprocess.PIPE, text=True)
+    hashed, last = None, {}
+    for line in p.stdout:
+        last = json.loads(line)
+        if last.get('status') == 'verifying sha256 digest' and hashed is None:
+            hashed = time.monotonic() - t0
+    p.wait()
+    done = time.monotonic() - t0
+    if p.returncode != 0 or last.get('status') != 'success' or hashed is None:
+        sys.exit('bench_download: the pull did not succeed: %r' % last)
+    return hashed, done
+
+def hash_once():
+    t0 = time.monotonic()
+    subprocess.run(['openssl', 'dgst', '-sha256', os.path.join(scratch, 'www', 'model.gguf')],
+                   check=True, stdout=subprocess.DEVNULL)
+    return time.monotonic() - t0
+
+run_curl()  # warm the page cache and nginx
+c, cs, ph, pd = [], [], [], []
+for r in range(1, rounds + 1):
+    if r % 2:
+        a, b = run_curl(); x, y = run_pull()
+    else:
+        x, y = run_pull(); a, b = run_curl()
+    c.append(a); cs.append(b); ph.append(x); pd.append(y)
+    print(f'  round {r}: curl {a:.3f} s (+sync {b:.3f} s), pull hashed {x:.3f} s, done {y:.3f} s')
+with open(out, 'rb') as f1, open(os.path.join(home, 'models', 'bench-tinyllama.gguf'), 'rb') as f2:
+    if f1.read() != f2.read():
+        sys.exit('bench_download: the two downloads differ')
+h = statistics.median(hash_once() for _ in range(3))
+mc, mcs, mph, mpd = (statistics.median(v) for v in (c, cs, ph, pd))
+mb = lambda t: size / t / 1e6
+print(f'\nmedians over {rounds} rounds ({size} bytes):')
+print(f'  curl -o FILE                          {mc:6.3f} s  {mb(mc):5.0f} MB/s')
+print(f'  curl -o FILE && sync FILE             {mcs:6.3f} s  {mb(mcs):5.0f} MB/s')
+print(f'  precharge pull, all bytes in, hashed  {mph:6.3f} s  {mb(mph):5.0f} MB/s')
+print(f'  precharge pull, verified and fsynced  {mpd:6.3f} s  {mb(mpd):5.0f} MB/s')
+print(f'  ratio pull / curl, download with hashing on   {mc / mph:.2f}  (goal >= 0.9)')
+print(f'  ratio pull / curl, to a durable verified file {mc / mpd:.2f}  (curl neither verifies nor fsyncs)')
+print(f'  ratio pull / (curl + sync)                    {mcs / mpd:.2f}')
+print(f'\nhashing cost: openssl dgst -sha256 over the file (from the page cache) takes {h:.3f} s '
+      f'({mb(h):.0f} MB/s),')
+print(f'  {100 * h / mc:.0f}% of curl\'s download time if it ran after the download; precharge hashes on a')
+print(f'  second thread while the bytes arrive, so it costs wall time only where no core is free.')
+PY

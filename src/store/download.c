@@ -606,14 +606,16 @@ static enum pc_err fetch(struct dl *d, struct pc_error *err)
             continue;
         }
 
+        /* Every byte is in and hashed: compare first, and fsync only what is worth keeping. */
         char hex[65];
-        report(d, PC_DL_VERIFYING, pc_partfile_size(d->pf));
-        enum pc_err rc = pc_partfile_finish(d->pf, hex, err);
+        enum pc_err rc = pc_partfile_digest(d->pf, hex, err);
         if (rc != PC_OK)
             return rc;
+        report(d, PC_DL_VERIFYING, pc_partfile_size(d->pf));
         if (d->expected[0] == '\0' || strcmp(hex, d->expected) == 0) {
             set_digest(d, hex);
-            return install(d, hex, err);
+            rc = pc_partfile_sync(d->pf, err);
+            return rc == PC_OK ? install(d, hex, err) : rc;
         }
         if (second_chance_used) {
             unlink(d->part_path);

@@ -247,14 +247,22 @@ enum pc_err pc_partfile_truncate(struct pc_partfile *pf, struct pc_error *err)
     return PC_OK;
 }
 
-enum pc_err pc_partfile_finish(struct pc_partfile *pf, char hex[65], struct pc_error *err)
+enum pc_err pc_partfile_sync(struct pc_partfile *pf, struct pc_error *err)
 {
-    hex[0] = '\0';
     enum pc_err rc = pc_partfile_flush(pf, err);
     if (rc != PC_OK)
         return rc;
     if (fsync(pf->fd) != 0)
         return pc_error_set(err, PC_ERR_IO, "fsync() \"%s\" failed: %s", pf->path, strerror(errno));
+    return PC_OK;
+}
+
+enum pc_err pc_partfile_digest(struct pc_partfile *pf, char hex[65], struct pc_error *err)
+{
+    hex[0] = '\0';
+    enum pc_err rc = pc_partfile_flush(pf, err);
+    if (rc != PC_OK)
+        return rc;
     unsigned char digest[EVP_MAX_MD_SIZE];
     unsigned int dlen = 0;
     EVP_MD_CTX *copy = EVP_MD_CTX_new();

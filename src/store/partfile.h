@@ -29,10 +29,13 @@ enum pc_err pc_partfile_flush(struct pc_partfile *pf, struct pc_error *err);
 /* Empty the file and start its hash again. */
 enum pc_err pc_partfile_truncate(struct pc_partfile *pf, struct pc_error *err);
 
-/* Flush, fsync, and give the SHA-256 of everything appended, as 64 lowercase hex digits. The
- * file may still be appended to afterwards only after pc_partfile_truncate. */
-enum pc_err pc_partfile_finish(struct pc_partfile *pf, char hex[65] /* OUT */,
+/* Flush and give the SHA-256 of everything appended, as 64 lowercase hex digits. Appends may
+ * follow (the hash goes on from there). */
+enum pc_err pc_partfile_digest(struct pc_partfile *pf, char hex[65] /* OUT */,
                                struct pc_error *err);
+
+/* Flush and fsync: every byte appended is on disk. */
+enum pc_err pc_partfile_sync(struct pc_partfile *pf, struct pc_error *err);
 
 /* Stop the hashing thread and close; what was appended stays on disk, flushed. NULL does
  * nothing. */
