@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "../base/clock.h"
+#include "../store/manifest.h"
 #include "../store/store.h"
 #include "serverInt.h"
 
@@ -216,10 +217,15 @@ void pc_infer_close(struct pc_infer *inf)
     pc_gen_free(inf->gen);
     pc_slot_release(inf->slot);
     pc_pool_release(inf->srv->pool, inf->entry);
-    if (inf->slot != NULL)
+    if (inf->slot != NULL) {
         pc_events_publish(inf->srv->events, PC_EV_LLM_COMPLETED, inf->norm, inf->id, data);
-    else
+        /* A use, for the manifest's last_used and use_count (and so for pruning). Written
+         * after the answer is out, so that its fsync never delays a first token. A model that
+         * is not a file of the store (loaded by path) has no entry to touch. */
+        pc_manifest_touch(inf->srv->cfg.models_dir, inf->norm, NULL);
+    } else {
         json_decref(data);
+    }
     if (inf->api_free != NULL)
         inf->api_free(inf->api);
     free(inf);

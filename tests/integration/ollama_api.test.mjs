@@ -100,6 +100,13 @@ test('ps, tags, version, health and root', async () => {
   assert.deepEqual(tags.models.map((t) => t.name), ['tiny:latest']);
   assert.ok(tags.models[0].size > 0);
 
+  // Each answered request is a use in the store's manifest.
+  const { readFileSync } = await import('node:fs');
+  const manifest = JSON.parse(readFileSync(`${home}/models/manifest.json`, 'utf8'));
+  const entry = manifest.models.find((e) => e.id === 'tiny');
+  assert.ok(entry.use_count >= 3, JSON.stringify(entry));
+  assert.ok(Date.parse(entry.last_used) > 0);
+
   const v = JSON.parse((await get(d.url, '/api/version')).text);
   assert.match(v.version, /^\d+\.\d+\.\d+/);
   assert.equal(JSON.parse((await get(d.url, '/health')).text).status, 'ok');
