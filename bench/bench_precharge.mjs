@@ -108,8 +108,9 @@ for (const [name, r] of rows)
 const warm = by['warm (loaded, no snapshot)'];
 const pre = by['precharged (live)'];
 const alone = by['the new tokens alone (no context)'];
-// Prefilling the question's tokens (measured as a prompt of as many tokens, scaled to the exact
-// count) plus one decode step.
+// The question's tokens prefilled with nothing before them (a prompt of about as many tokens,
+// scaled to the exact count), plus one decode step. A floor: in a request, those tokens also
+// attend over the context's cells, which a precharge cannot take off them.
 const target = alone.prefill_ms * (pre.prompt - pre.cached) / (alone.prompt - alone.cached) + warm.decode_ms;
 console.log(`cold / precharged TTFT          ${(by['cold (model not loaded)'].ms / pre.ms).toFixed(1)}x`);
 console.log(`recompute / restore from RAM    ${(warm.ms / by['restored from RAM'].ms).toFixed(1)}x`);
