@@ -18,15 +18,20 @@ const char *pc_fmt_params(uint64_t n, char *buf, size_t size)
     return buf;
 }
 
-const char *pc_fmt_bytes(uint64_t bytes, char *buf, size_t size)
+const char *pc_fmt_bytes_fine(uint64_t bytes, int extra, char *buf, size_t size)
 {
     if (bytes >= 1000000000ull)
-        snprintf(buf, size, "%.1f GB", (double)bytes / 1e9);
+        snprintf(buf, size, "%.*f GB", 1 + extra, (double)bytes / 1e9);
     else if (bytes >= 1000000ull)
-        snprintf(buf, size, "%.0f MB", (double)bytes / 1e6);
+        snprintf(buf, size, "%.*f MB", extra, (double)bytes / 1e6);
     else
         snprintf(buf, size, "%.0f KB", (double)bytes / 1e3);
     return buf;
+}
+
+const char *pc_fmt_bytes(uint64_t bytes, char *buf, size_t size)
+{
+    return pc_fmt_bytes_fine(bytes, 0, buf, size);
 }
 
 int pc_parse_bytes(const char *s, uint64_t *out)

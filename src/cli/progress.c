@@ -1,6 +1,8 @@
 /* progress.c - a progress bar on a terminal: percentage, bytes, speed and ETA. */
 #include "progress.h"
 
+#include "../base/fmt.h"
+
 #include <stdarg.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -21,13 +23,7 @@ void pc_bar_init(struct pc_bar *b, FILE *out, const char *label)
 
 const char *pc_bar_bytes(uint64_t bytes, char *buf, size_t size)
 {
-    if (bytes >= 1000000000ull)
-        snprintf(buf, size, "%.2f GB", (double)bytes / 1e9);
-    else if (bytes >= 1000000ull)
-        snprintf(buf, size, "%.1f MB", (double)bytes / 1e6);
-    else
-        snprintf(buf, size, "%.0f KB", (double)bytes / 1e3);
-    return buf;
+    return pc_fmt_bytes_fine(bytes, 1, buf, size);
 }
 
 static void format_eta(double secs, char *buf, size_t size)

@@ -3,6 +3,8 @@
 #ifndef PC_GENOPTS_H
 #define PC_GENOPTS_H
 
+#include <stddef.h>
+
 #include <stdint.h>
 
 #include <jansson.h>
@@ -37,6 +39,12 @@ struct pc_genopts_field {
 
 /* Read each of fields[0..n) that obj has into g. 0, or -1 with a 400 naming the first wrong
  * one. */
+/* One entry of a field table: name, range, type (F32, I32, U32) and where it goes. */
+#define PC_GENOPT_FIELD(name, min, max, type, field)                                               \
+    {                                                                                              \
+        name, min, max, PC_GENOPT_##type, offsetof(struct pc_genopts, field)                       \
+    }
+
 int pc_genopts_fields(json_t *obj, const char *prefix, const struct pc_genopts_field *fields,
                       size_t n, struct pc_genopts *g, struct pc_http_reply *reply);
 

@@ -53,10 +53,7 @@ static int bad(struct pc_http_reply *reply, const char *fmt, const char *field)
     return -1;
 }
 
-#define F(name, min, max, type, field)                                                             \
-    {                                                                                              \
-        name, min, max, PC_GENOPT_##type, offsetof(struct pc_genopts, field)                       \
-    }
+#define F PC_GENOPT_FIELD
 static const struct pc_genopts_field option_fields[] = {
     F("temperature", 0, 100, F32, sampling.temperature),
     F("top_k", 0, 1e9, I32, sampling.top_k),

@@ -190,10 +190,7 @@ static int parse_response_format(struct openai_req *q, struct pc_http_reply *rep
     return -1;
 }
 
-#define F(name, min, max, type, field)                                                             \
-    {                                                                                              \
-        name, min, max, PC_GENOPT_##type, offsetof(struct pc_genopts, field)                       \
-    }
+#define F PC_GENOPT_FIELD
 static const struct pc_genopts_field sampling_fields[] = {
     F("temperature", 0, 2, F32, sampling.temperature),
     F("top_p", 0, 1, F32, sampling.top_p),

@@ -20,49 +20,7 @@
 #include "base/err.h"
 #include "base/file.h"
 
-/* --- scratch directories ------------------------------------------------------------------- */
-
-static void mkdir_p(const char *path)
-{
-    char buf[4096];
-    snprintf(buf, sizeof(buf), "%s", path);
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = '\0';
-        mkdir(buf, 0755);
-        *p = '/';
-    }
-    mkdir(buf, 0755);
-}
-
-/* A fresh directory under $PC_TEST_TMP (or /tmp), for the running test: the result stays valid
- * until the next call. The test removes it with rm_rf. */
-static char *make_tmpdir(const char *tag)
-{
-    static char path[4096];
-    const char *base = getenv("PC_TEST_TMP");
-    if (base == NULL || *base == '\0')
-        base = "/tmp";
-    mkdir_p(base);
-    snprintf(path, sizeof(path), "%s/%s.XXXXXX", base, tag);
-    assert_non_null(mkdtemp(path));
-    return path;
-}
-
-static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    remove(path);
-    return 0;
-}
-
-static void rm_rf(const char *path)
-{
-    nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-}
+#include "scratch.h"
 
 static void write_raw(const char *path, const char *data, size_t len)
 {

@@ -43,13 +43,7 @@ static int setup(void **state)
 
 static struct pc_model *load(void)
 {
-    struct pc_model *m = NULL;
-    struct pc_error err = {0};
-    struct pc_model_params p = pc_model_default_params();
-    p.n_ctx = 512;
-    p.n_threads = 1;
-    assert_int_equal(pc_model_load(model_path, &p, &m, &err), PC_OK);
-    return m;
+    return load_test_model(model_path, 512);
 }
 
 /* Tokens of SYSTEM (as a precharge sees them) and of SYSTEM + QUESTION (as a request does). */

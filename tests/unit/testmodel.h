@@ -8,7 +8,7 @@
 #include <sys/stat.h>
 
 /* A scratch directory for this test binary under $PC_TEST_TMP. Returns a static buffer. */
-static const char *test_dir(const char *name)
+static inline const char *test_dir(const char *name)
 {
     static char dir[PATH_MAX];
     const char *tmp = getenv("PC_TEST_TMP");
@@ -21,7 +21,7 @@ static const char *test_dir(const char *name)
 }
 
 /* Write the tiny preset (llama arch, a real tokenizer, random weights) to path. */
-static void make_tiny_model(const char *path)
+static inline void make_tiny_model(const char *path)
 {
     const char *mk = getenv("PC_TEST_MKMODEL");
     char cmd[PATH_MAX * 2];
@@ -30,6 +30,23 @@ static void make_tiny_model(const char *path)
         fprintf(stderr, "cannot make the test model: %s\n", cmd);
         abort();
     }
+}
+
+#include "engine/engine.h"
+
+/* Load path with a small context on one thread; fails the test when it does not load. */
+static inline struct pc_model *load_test_model(const char *path, uint32_t n_ctx)
+{
+    struct pc_model *m = NULL;
+    struct pc_error err = {0};
+    struct pc_model_params p = pc_model_default_params();
+    p.n_ctx = n_ctx;
+    p.n_threads = 1;
+    if (pc_model_load(path, &p, &m, &err) != PC_OK) {
+        fprintf(stderr, "cannot load the test model: %s\n", err.msg);
+        abort();
+    }
+    return m;
 }
 
 #endif
