@@ -22,7 +22,7 @@
 struct pc_http {
     struct MHD_Daemon *daemon;
     const struct pc_http_route *const *tables;
-    size_t max_body;
+    struct pc_http_options opts;
     struct pc_server *srv;
     int port;
 };
@@ -39,6 +39,22 @@ struct stream_state {
     size_t off;
     bool ended;
 };
+
+bool pc_http_reply_header(struct pc_http_reply *r, const char *name, const char *value)
+{
+    if (r->n_headers == PC_HTTP_MAX_HEADERS || strlen(name) >= sizeof(r->headers[0].name) ||
+        strlen(value) >= sizeof(r->headers[0].value))
+        return false;
+    snprintf(r->headers[r->n_headers].name, sizeof(r->headers[0].name), "%s", name);
+    snprintf(r->headers[r->n_headers].value, sizeof(r->headers[0].value), "%s", value);
+    r->n_headers++;
+    return true;
+}
+
+const char *pc_http_header(const struct pc_http_req *req, const char *name)
+{
+    return req->conn ? MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name) : NULL;
+}
 
 void pc_http_reply_json(struct pc_http_reply *r, int status, char *json)
 {
@@ -193,24 +209,20 @@ static enum MHD_Result collect_query(void *cls, enum MHD_ValueKind kind, const c
 }
 
 static void dispatch(struct pc_http *h, struct MHD_Connection *mc, struct conn *c,
-                     const char *method, const char *url, struct pc_http_reply *reply)
+                     struct pc_http_req *req, struct pc_http_reply *reply)
 {
     bool known;
-    struct pc_http_req req = {
-        .method = method,
-        .path = url,
-        .body = c->body.data ? c->body.data : "",
-        .body_len = c->body.len,
-        .srv = h->srv,
-    };
-    MHD_get_connection_values(mc, MHD_GET_ARGUMENT_KIND, collect_query, &req);
-    const struct pc_http_route *rt = route(h, method, url, &known, &req);
+    const char *method = req->method, *url = req->path;
+    req->body = c->body.data ? c->body.data : "";
+    req->body_len = c->body.len;
+    MHD_get_connection_values(mc, MHD_GET_ARGUMENT_KIND, collect_query, req);
+    const struct pc_http_route *rt = route(h, method, url, &known, req);
     if (c->too_large) {
-        pc_http_reply_error(reply, 413, "request body is larger than %zu bytes", h->max_body);
+        pc_http_reply_error(reply, 413, "request body is larger than %zu bytes", h->opts.max_body);
         return;
     }
     if (rt == NULL && strcmp(method, "HEAD") == 0)
-        rt = route(h, "GET", url, &known, &req);
+        rt = route(h, "GET", url, &known, req);
     if (rt == NULL) {
         if (known)
             pc_http_reply_error(reply, 405, "method %s is not allowed on %s", method, url);
@@ -218,7 +230,27 @@ static void dispatch(struct pc_http *h, struct MHD_Connection *mc, struct conn *
             pc_http_reply_error(reply, 404, "no such endpoint: %s %s", method, url);
         return;
     }
-    rt->handler(&req, reply);
+    rt->handler(req, reply);
+}
+
+static enum MHD_Result send_reply(struct pc_http *h, struct MHD_Connection *mc,
+                                  const struct pc_http_req *req, struct pc_http_reply *reply)
+{
+    if (h->opts.decorate != NULL)
+        h->opts.decorate(req, reply);
+    int status = reply->status ? reply->status : 500;
+    const char *type = reply->content_type;
+    struct MHD_Response *resp = make_response(reply);
+    if (resp == NULL)
+        return MHD_NO;
+    if (type != NULL)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+    for (size_t i = 0; i < reply->n_headers; i++)
+        MHD_add_response_header(resp, reply->headers[i].name, reply->headers[i].value);
+    pc_log_debug("http", "%s %s -> %d", req->method, req->path, status);
+    enum MHD_Result ret = MHD_queue_response(mc, (unsigned)status, resp);
+    MHD_destroy_response(resp);
+    return ret;
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const char *url,
@@ -227,6 +259,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
 {
     struct pc_http *h = cls;
     struct conn *c = *con_cls;
+    struct pc_http_req req = {.method = method, .path = url, .body = "", .srv = h->srv, .conn = mc};
+    struct pc_http_reply reply = {0};
     (void)version;
 
     if (c == NULL) {
@@ -234,30 +268,21 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
         if (c == NULL)
             return MHD_NO;
         *con_cls = c;
+        /* Refused before its body is read: the body is never buffered. */
+        if (h->opts.admit != NULL && !h->opts.admit(&req, &reply))
+            return send_reply(h, mc, &req, &reply);
         return MHD_YES;
     }
     if (*upload_size > 0) {
-        if (!c->too_large && c->body.len + *upload_size <= h->max_body)
+        if (!c->too_large && c->body.len + *upload_size <= h->opts.max_body)
             c->too_large = !pc_buf_append(&c->body, upload_data, *upload_size);
         else
             c->too_large = true;
         *upload_size = 0;
         return MHD_YES;
     }
-
-    struct pc_http_reply reply = {0};
-    dispatch(h, mc, c, method, url, &reply);
-    int status = reply.status ? reply.status : 500;
-    const char *type = reply.content_type;
-    struct MHD_Response *resp = make_response(&reply);
-    if (resp == NULL)
-        return MHD_NO;
-    if (type != NULL)
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, type);
-    pc_log_debug("http", "%s %s -> %d", method, url, status);
-    enum MHD_Result ret = MHD_queue_response(mc, (unsigned)status, resp);
-    MHD_destroy_response(resp);
-    return ret;
+    dispatch(h, mc, c, &req, &reply);
+    return send_reply(h, mc, &req, &reply);
 }
 
 static void on_completed(void *cls, struct MHD_Connection *mc, void **con_cls,
@@ -283,8 +308,8 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 }
 
 enum pc_err pc_http_start(const char *host, int port, const struct pc_http_route *const *tables,
-                          size_t max_body, struct pc_server *srv, struct pc_http **out,
-                          struct pc_error *err)
+                          const struct pc_http_options *opts, struct pc_server *srv,
+                          struct pc_http **out, struct pc_error *err)
 {
     *out = NULL;
     char portstr[16];
@@ -303,7 +328,7 @@ enum pc_err pc_http_start(const char *host, int port, const struct pc_http_route
         return pc_error_set(err, PC_ERR_NOMEM, "http: out of memory");
     }
     h->tables = tables;
-    h->max_body = max_body;
+    h->opts = *opts;
     h->srv = srv;
 
     unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
@@ -314,7 +339,8 @@ enum pc_err pc_http_start(const char *host, int port, const struct pc_http_route
         flags, (uint16_t)port, NULL, NULL, on_request, h, MHD_OPTION_SOCK_ADDR, ai->ai_addr,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_CONNECTION_LIMIT,
         (unsigned)MAX_CONNECTIONS, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, h,
-        MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1, MHD_OPTION_END);
+        MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1, MHD_OPTION_CONNECTION_TIMEOUT,
+        opts->idle_timeout_s, MHD_OPTION_END);
     freeaddrinfo(ai);
     if (h->daemon == NULL) {
         free(h);

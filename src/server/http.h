@@ -28,7 +28,11 @@ struct pc_http_req {
     const char *body; /* NUL-terminated; "" when there is none */
     size_t body_len;
     struct pc_server *srv;
+    void *conn; /* the HTTP layer's own, for pc_http_header */
 };
+
+/* A request header's value (the name in any case), or NULL. */
+const char *pc_http_header(const struct pc_http_req *req, const char *name);
 
 /* A streamed body: next() appends to out and returns false once it has written the last of it.
  * free() runs exactly once, when the reply is done or the client went away. */
@@ -38,13 +42,24 @@ struct pc_http_stream {
     void (*free)(void *ctx);
 };
 
+#define PC_HTTP_MAX_HEADERS 8
+
 struct pc_http_reply {
     int status;
     const char *content_type;
     char *body; /* malloc'd; owned by the reply */
     size_t body_len;
     struct pc_http_stream stream; /* used when stream.next is set */
+    struct {
+        char name[64];
+        char value[512];
+    } headers[PC_HTTP_MAX_HEADERS]; /* more response headers, set with pc_http_reply_header */
+    size_t n_headers;
 };
+
+/* Add a response header (copied). False, with nothing added, when the reply has
+ * PC_HTTP_MAX_HEADERS already or the name or value does not fit. */
+bool pc_http_reply_header(struct pc_http_reply *r, const char *name, const char *value);
 
 /* A query argument's value, or NULL. */
 const char *pc_http_query(const struct pc_http_req *req, const char *name);
@@ -69,13 +84,24 @@ struct pc_http_route {
 
 struct pc_http;
 
+struct pc_http_options {
+    size_t max_body;         /* request bodies beyond it are answered 413 */
+    unsigned idle_timeout_s; /* a connection with no traffic either way for this long is closed
+                              * (not while a handler or a stream is working); 0: never */
+    /* Optional. Called once a request's headers are in, before its body is read, with req's
+     * method, path, srv and headers (no body, no params): false refuses it with the reply that
+     * it filled, and the body is not read. */
+    bool (*admit)(const struct pc_http_req *req, struct pc_http_reply *reply);
+    /* Optional. Called on every reply before it goes out, to add headers. */
+    void (*decorate)(const struct pc_http_req *req, struct pc_http_reply *reply);
+};
+
 /* Listen on host ("127.0.0.1", "::1", "0.0.0.0", a name) and port (0: ephemeral) and serve
  * tables: a NULL-terminated list of route tables, each ended by a NULL path, that live as long
- * as the server (one table per API family). max_body bounds request bodies (413 beyond it).
- * srv is passed to handlers. */
+ * as the server (one table per API family). opts is copied. srv is passed to handlers. */
 enum pc_err pc_http_start(const char *host, int port, const struct pc_http_route *const *tables,
-                          size_t max_body, struct pc_server *srv, struct pc_http **out /* OUT */,
-                          struct pc_error *err);
+                          const struct pc_http_options *opts, struct pc_server *srv,
+                          struct pc_http **out /* OUT */, struct pc_error *err);
 
 /* The port actually bound. */
 int pc_http_port(const struct pc_http *h);

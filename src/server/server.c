@@ -395,7 +395,8 @@ enum pc_err pc_server_start(const struct pc_server_config *cfg, struct pc_server
     rc = pc_preloader_new(s, &plcfg, &s->preloader, err);
     if (rc != PC_OK)
         goto fail;
-    rc = pc_http_start(cfg->host, cfg->port, route_tables, cfg->max_body, s, &s->http, err);
+    struct pc_http_options hopts = {.max_body = cfg->max_body};
+    rc = pc_http_start(cfg->host, cfg->port, route_tables, &hopts, s, &s->http, err);
     if (rc != PC_OK)
         goto fail;
     *out = s;
