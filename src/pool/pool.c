@@ -586,6 +586,8 @@ enum pc_err pc_pool_acquire_with(struct pc_pool *p, const char *name, const char
     apply(p, e, &pr);
     pthread_cond_broadcast(&p->changed);
     pthread_mutex_unlock(&p->lock);
+    if (p->cfg.on_load != NULL)
+        p->cfg.on_load(p->cfg.on_load_user, e->name, e->model);
     if (loaded)
         *loaded = true;
     *out = e;

@@ -37,6 +37,10 @@ struct pc_pool_config {
      * "unloaded" (asked for), "stopped" (the pool is freed). */
     void (*on_unload)(void *user, const char *name, struct pc_model *m, const char *why);
     void *on_unload_user;
+    /* Optional: called once a model has loaded (for whoever counts loads), with no pool lock
+     * held, before the caller that loaded it gets it. */
+    void (*on_load)(void *user, const char *name, struct pc_model *m);
+    void *on_load_user;
 };
 
 /* The budget to use when none is configured: RAM that this process may use now (a container's

@@ -425,6 +425,19 @@ static json_t *status_json(const struct job *j)
                      j->state == JOB_QUEUED ? "queued" : "running");
 }
 
+void pc_precharge_counts(struct pc_precharger *pc, size_t *queued, size_t *running)
+{
+    *queued = *running = 0;
+    pthread_mutex_lock(&pc->lock);
+    for (const struct job *j = pc->jobs; j; j = j->next) {
+        if (j->state == JOB_QUEUED)
+            (*queued)++;
+        else if (j->state == JOB_RUNNING)
+            (*running)++;
+    }
+    pthread_mutex_unlock(&pc->lock);
+}
+
 json_t *pc_precharge_get(struct pc_precharger *pc, const char *id, int timeout_ms)
 {
     struct timespec deadline;

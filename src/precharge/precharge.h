@@ -9,6 +9,7 @@
 #define PC_PRECHARGE_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include <jansson.h>
@@ -57,5 +58,9 @@ enum pc_err pc_precharge_submit(struct pc_precharger *pc, const struct pc_precha
  * prefill_time_ms, restored_from, error. NULL for an unknown id. timeout_ms > 0 waits that
  * long for a result first. The caller decrefs. */
 json_t *pc_precharge_get(struct pc_precharger *pc, const char *id, int timeout_ms);
+
+/* Jobs waiting in the queue (debounced ones too) and jobs running now. */
+void pc_precharge_counts(struct pc_precharger *pc, size_t *queued /* OUT */,
+                         size_t *running /* OUT */);
 
 #endif

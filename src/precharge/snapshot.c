@@ -578,3 +578,11 @@ uint64_t pc_snapstore_ram_bytes(struct pc_snapstore *st)
     pthread_mutex_unlock(&st->lock);
     return b;
 }
+
+uint64_t pc_snapstore_disk_bytes(struct pc_snapstore *st)
+{
+    pthread_mutex_lock(&st->lock);
+    uint64_t b = st->disk_bytes;
+    pthread_mutex_unlock(&st->lock);
+    return b;
+}

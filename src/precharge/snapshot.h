@@ -77,4 +77,7 @@ size_t pc_snapstore_list(struct pc_snapstore *st, struct pc_snapshot_info **out 
 /* Bytes held in RAM, for the pool's accounting. */
 uint64_t pc_snapstore_ram_bytes(struct pc_snapstore *st);
 
+/* Bytes of the snapshot files on disk. */
+uint64_t pc_snapstore_disk_bytes(struct pc_snapstore *st);
+
 #endif

@@ -16,6 +16,7 @@
 #include <microhttpd.h>
 
 #include "../base/log.h"
+#include "../base/metrics.h"
 
 #define MAX_CONNECTIONS 256
 
@@ -24,6 +25,7 @@ struct pc_http {
     const struct pc_http_route *const *tables;
     struct pc_http_options opts;
     struct pc_server *srv;
+    struct pc_metric *requests; /* precharge_http_requests_total, or NULL */
     int port;
 };
 
@@ -88,6 +90,11 @@ void pc_http_reply_pc_error(struct pc_http_reply *r, const struct pc_error *err)
 {
     reply_error_text(r, pc_http_status_of(err->code),
                      err->msg[0] ? err->msg : pc_strerror(err->code));
+    if (err->code == PC_ERR_BUSY) {
+        char secs[16];
+        snprintf(secs, sizeof(secs), "%d", PC_HTTP_RETRY_AFTER_S);
+        pc_http_reply_header(r, "Retry-After", secs);
+    }
 }
 
 static ssize_t stream_read(void *cls, uint64_t pos, char *out, size_t max)
@@ -208,8 +215,10 @@ static enum MHD_Result collect_query(void *cls, enum MHD_ValueKind kind, const c
     return MHD_YES;
 }
 
-static void dispatch(struct pc_http *h, struct MHD_Connection *mc, struct conn *c,
-                     struct pc_http_req *req, struct pc_http_reply *reply)
+/* Route and run the request. Returns the route's pattern, or "other" when none matched: what
+ * the requests metric is labelled with, never a raw path. */
+static const char *dispatch(struct pc_http *h, struct MHD_Connection *mc, struct conn *c,
+                            struct pc_http_req *req, struct pc_http_reply *reply)
 {
     bool known;
     const char *method = req->method, *url = req->path;
@@ -219,7 +228,7 @@ static void dispatch(struct pc_http *h, struct MHD_Connection *mc, struct conn *
     const struct pc_http_route *rt = route(h, method, url, &known, req);
     if (c->too_large) {
         pc_http_reply_error(reply, 413, "request body is larger than %zu bytes", h->opts.max_body);
-        return;
+        return rt ? rt->path : "other";
     }
     if (rt == NULL && strcmp(method, "HEAD") == 0)
         rt = route(h, "GET", url, &known, req);
@@ -228,13 +237,26 @@ static void dispatch(struct pc_http *h, struct MHD_Connection *mc, struct conn *
             pc_http_reply_error(reply, 405, "method %s is not allowed on %s", method, url);
         else
             pc_http_reply_error(reply, 404, "no such endpoint: %s %s", method, url);
-        return;
+        return "other";
     }
     rt->handler(req, reply);
+    return rt->path;
+}
+
+/* The method as a label: a standard one, else "other" (the client chooses it). */
+static const char *method_label(const char *method)
+{
+    static const char *const known[] = {"GET",    "HEAD",    "POST",  "PUT",
+                                        "DELETE", "OPTIONS", "PATCH", NULL};
+    for (size_t i = 0; known[i] != NULL; i++)
+        if (strcmp(method, known[i]) == 0)
+            return known[i];
+    return "other";
 }
 
 static enum MHD_Result send_reply(struct pc_http *h, struct MHD_Connection *mc,
-                                  const struct pc_http_req *req, struct pc_http_reply *reply)
+                                  const struct pc_http_req *req, const char *pattern,
+                                  struct pc_http_reply *reply)
 {
     if (h->opts.decorate != NULL)
         h->opts.decorate(req, reply);
@@ -247,6 +269,9 @@ static enum MHD_Result send_reply(struct pc_http *h, struct MHD_Connection *mc,
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, type);
     for (size_t i = 0; i < reply->n_headers; i++)
         MHD_add_response_header(resp, reply->headers[i].name, reply->headers[i].value);
+    char code[8];
+    snprintf(code, sizeof(code), "%d", status);
+    pc_metric_add(h->requests, (const char *[]){pattern, method_label(req->method), code}, 1);
     pc_log_debug("http", "%s %s -> %d", req->method, req->path, status);
     enum MHD_Result ret = MHD_queue_response(mc, (unsigned)status, resp);
     MHD_destroy_response(resp);
@@ -270,7 +295,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
         *con_cls = c;
         /* Refused before its body is read: the body is never buffered. */
         if (h->opts.admit != NULL && !h->opts.admit(&req, &reply))
-            return send_reply(h, mc, &req, &reply);
+            return send_reply(h, mc, &req, "other", &reply);
         return MHD_YES;
     }
     if (*upload_size > 0) {
@@ -281,8 +306,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
         *upload_size = 0;
         return MHD_YES;
     }
-    dispatch(h, mc, c, &req, &reply);
-    return send_reply(h, mc, &req, &reply);
+    const char *pattern = dispatch(h, mc, c, &req, &reply);
+    return send_reply(h, mc, &req, pattern, &reply);
 }
 
 static void on_completed(void *cls, struct MHD_Connection *mc, void **con_cls,
@@ -330,6 +355,10 @@ enum pc_err pc_http_start(const char *host, int port, const struct pc_http_route
     h->tables = tables;
     h->opts = *opts;
     h->srv = srv;
+    h->requests = pc_metrics_counter(opts->metrics, "precharge_http_requests_total",
+                                     "HTTP requests answered, by route pattern (\"other\" for "
+                                     "none), method and status (a stream's, as it started).",
+                                     "route,method,status");
 
     unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
                      MHD_USE_ERROR_LOG | MHD_USE_POLL;

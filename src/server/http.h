@@ -10,6 +10,7 @@
 #include "../base/err.h"
 
 struct pc_server;
+struct pc_metrics;
 
 #define PC_HTTP_MAX_PARAMS 4
 
@@ -68,8 +69,11 @@ const char *pc_http_query(const struct pc_http_req *req, const char *name);
 void pc_http_reply_json(struct pc_http_reply *r, int status, char *json);
 void pc_http_reply_error(struct pc_http_reply *r, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-/* The error's detail, with the HTTP status its code maps to. */
+/* The error's detail, with the HTTP status its code maps to; PC_ERR_BUSY adds Retry-After. */
 void pc_http_reply_pc_error(struct pc_http_reply *r, const struct pc_error *err);
+
+/* The seconds a client is told to wait (Retry-After) when the server is busy. */
+#define PC_HTTP_RETRY_AFTER_S 1
 
 /* The HTTP status for an error code: the one table from pc_err to HTTP. */
 int pc_http_status_of(enum pc_err code);
@@ -94,6 +98,9 @@ struct pc_http_options {
     bool (*admit)(const struct pc_http_req *req, struct pc_http_reply *reply);
     /* Optional. Called on every reply before it goes out, to add headers. */
     void (*decorate)(const struct pc_http_req *req, struct pc_http_reply *reply);
+    /* Optional; outlives the server. Gets precharge_http_requests_total, by route pattern
+     * ("other" when none matched), method and status. */
+    struct pc_metrics *metrics;
 };
 
 /* Listen on host ("127.0.0.1", "::1", "0.0.0.0", a name) and port (0: ephemeral) and serve

@@ -17,7 +17,27 @@ enum pc_err pc_infer_open(struct pc_server *srv, const char *name, int64_t keep_
 {
     struct pc_pool_acquire_params params = pc_pool_acquire_default_params();
     params.keep_alive_ns = keep_alive_ns;
-    return pc_infer_open_with(srv, name, &params, false, out, err);
+    char norm[256];
+    *out = NULL;
+    enum pc_err rc = pc_store_name(name, norm, sizeof(norm), err);
+    if (rc != PC_OK)
+        return rc;
+    if (!pc_queue_enter(srv->queue, norm, NULL))
+        return pc_error_set(err, PC_ERR_NOMEM, "out of memory");
+    rc = pc_infer_open_with(srv, name, &params, false, out, err);
+    if (rc != PC_OK)
+        pc_queue_leave(srv->queue, norm);
+    else
+        (*out)->queued = true;
+    return rc;
+}
+
+/* The request has the model's context: it waits no more. */
+static void leave_queue(struct pc_infer *inf)
+{
+    if (inf->queued)
+        pc_queue_leave(inf->srv->queue, inf->norm);
+    inf->queued = false;
 }
 
 enum pc_err pc_infer_open_with(struct pc_server *srv, const char *name,
@@ -146,9 +166,12 @@ enum pc_err pc_infer_start(struct pc_infer *inf, const char *prompt,
     pc_events_publish(inf->srv->events, PC_EV_LLM_REQUESTED, inf->norm, inf->id,
                       json_pack("{s:I}", "prompt_tokens", (json_int_t)n));
     pc_slot_acquire(m, PC_PRIO_USER, &inf->slot);
+    leave_queue(inf);
     pc_snapstore_restore_best(inf->srv->snapshots, inf->slot, inf->key, toks, n, &inf->restore);
     rc = pc_gen_start(inf->slot, &req, &inf->gen, err);
     free(toks);
+    if (rc == PC_OK)
+        pc_server_metrics_started(&inf->srv->metrics, inf);
     return rc;
 }
 
@@ -157,6 +180,10 @@ enum pc_err pc_infer_next(struct pc_infer *inf, const char **text, size_t *len, 
 {
     for (;;) {
         enum pc_err rc = pc_gen_next(inf->gen, text, len, done, err);
+        if (rc == PC_OK && (*len > 0 || *done) && !inf->first_token) {
+            inf->first_token = true;
+            pc_server_metrics_first_token(&inf->srv->metrics, inf);
+        }
         if (rc != PC_OK || *len > 0 || *done)
             return rc;
     }
@@ -204,8 +231,10 @@ void pc_infer_close(struct pc_infer *inf)
     if (inf == NULL)
         return;
     atomic_store(&inf->cancel, true);
+    leave_queue(inf);
     json_t *data = json_object();
     if (inf->gen != NULL) {
+        pc_server_metrics_finished(&inf->srv->metrics, inf);
         const struct pc_gen_stats *st = pc_gen_stats(inf->gen);
         const char *reason = pc_gen_done_reason(inf->gen);
         json_object_set_new(data, "prompt_tokens", json_integer(st->prompt_tokens));

@@ -29,7 +29,9 @@ struct pc_infer {
     int64_t start_ns;      /* monotonic, when the request arrived */
     int64_t load_ns;       /* spent loading the model for this request */
     atomic_bool cancel;
-    void *api;                   /* the API's own per-request state */
+    bool queued;      /* counted in the server's queue: waiting for the model or its context */
+    bool first_token; /* the first piece of answer is out (time to first token measured) */
+    void *api;        /* the API's own per-request state */
     void (*api_free)(void *api); /* frees api when inf closes; may be NULL */
     /* Set before pc_infer_start, optional: */
     const int32_t *context; /* tokens of the conversation so far; the prompt continues them */
@@ -37,8 +39,10 @@ struct pc_infer {
     uint32_t num_ctx; /* a smaller context than the loaded one: caps prompt + answer */
 };
 
-/* Resolve name in the store and take the model from the pool, loading it if needed.
- * On success *out must be closed with pc_infer_close. */
+/* Resolve name in the store and take the model from the pool, loading it if needed. The
+ * request counts as waiting for the model (the server's queue, its metric) until
+ * pc_infer_start has the model's context. On success *out must be closed with
+ * pc_infer_close. */
 enum pc_err pc_infer_open(struct pc_server *srv, const char *name, int64_t keep_alive_ns,
                           struct pc_infer **out /* OUT */, struct pc_error *err);
 

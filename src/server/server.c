@@ -288,19 +288,11 @@ static enum pc_err resolve_model_dirs(struct pc_server_config *cfg, struct pc_er
 }
 
 /* Every API family's routes. */
-static const struct pc_http_route
-    *const
-        route_tables[] =
-            {
-                pc_ollama_routes,
-                pc_ollama_model_routes,
-                pc_precharge_routes,
-                pc_pool_routes, /* before the OpenAI table: /v1/models/stats is not a model's id */
-                pc_preload_routes,
-                pc_store_routes,
-                pc_remote_routes,
-                pc_openai_routes,
-                NULL,
+static const struct pc_http_route *const route_tables[] = {
+    pc_ollama_routes,  pc_ollama_model_routes, pc_precharge_routes,
+    pc_pool_routes, /* before the OpenAI table: /v1/models/stats is not a model's id */
+    pc_preload_routes, pc_store_routes,        pc_remote_routes,
+    pc_openai_routes,  pc_metrics_routes,      NULL,
 };
 
 /* ModelsDiscovered: what the store holds at start. */
@@ -326,6 +318,7 @@ static void on_model_unload(void *user, const char *name, struct pc_model *m, co
 {
     struct pc_server *s = user;
     struct pc_slot *slot = NULL;
+    pc_server_metrics_unloaded(&s->metrics, name, why);
     pc_snapstore_attach(s->snapshots, m);
     pc_slot_acquire(m, PC_PRIO_LOW, &slot);
     pc_slot_drop_all(slot);
@@ -333,6 +326,12 @@ static void on_model_unload(void *user, const char *name, struct pc_model *m, co
     char id[37];
     pc_uuid(id);
     pc_events_publish(s->events, PC_EV_MODEL_EVICTED, name, id, json_pack("{s:s}", "reason", why));
+}
+
+static void on_model_load(void *user, const char *name, struct pc_model *m)
+{
+    struct pc_server *s = user;
+    pc_server_metrics_loaded(&s->metrics, name, m);
 }
 
 enum pc_err pc_server_start(const struct pc_server_config *cfg, struct pc_server **out,
@@ -343,8 +342,12 @@ enum pc_err pc_server_start(const struct pc_server_config *cfg, struct pc_server
     if (s == NULL)
         return pc_error_set(err, PC_ERR_NOMEM, "server: out of memory");
     s->cfg = *cfg;
-    enum pc_err rc = pc_file_mkdirs(cfg->models_dir, err);
-    if (rc != PC_OK)
+    enum pc_err rc = pc_server_metrics_init(&s->metrics, err);
+    if (rc != PC_OK) {
+        free(s);
+        return rc;
+    }
+    if ((rc = pc_file_mkdirs(cfg->models_dir, err)) != PC_OK)
         goto fail;
     if ((rc = resolve_model_dirs(&s->cfg, err)) != PC_OK)
         goto fail;
@@ -359,9 +362,12 @@ enum pc_err pc_server_start(const struct pc_server_config *cfg, struct pc_server
     }
     s->cfg.pool.on_unload = on_model_unload;
     s->cfg.pool.on_unload_user = s;
+    s->cfg.pool.on_load = on_model_load;
+    s->cfg.pool.on_load_user = s;
     s->pool = pc_pool_new(&s->cfg.pool);
     s->events = pc_events_new(1024);
-    if (s->pool == NULL || s->events == NULL) {
+    s->queue = pc_queue_new(0);
+    if (s->pool == NULL || s->events == NULL || s->queue == NULL) {
         rc = pc_error_set(err, PC_ERR_NOMEM, "server: cannot start the model pool");
         goto fail;
     }
@@ -395,7 +401,7 @@ enum pc_err pc_server_start(const struct pc_server_config *cfg, struct pc_server
     rc = pc_preloader_new(s, &plcfg, &s->preloader, err);
     if (rc != PC_OK)
         goto fail;
-    struct pc_http_options hopts = {.max_body = cfg->max_body};
+    struct pc_http_options hopts = {.max_body = cfg->max_body, .metrics = s->metrics.reg};
     rc = pc_http_start(cfg->host, cfg->port, route_tables, &hopts, s, &s->http, err);
     if (rc != PC_OK)
         goto fail;
@@ -408,6 +414,8 @@ fail:
     pc_pool_free(s->pool);
     pc_snapstore_close(s->snapshots);
     pc_events_free(s->events);
+    pc_queue_free(s->queue);
+    pc_server_metrics_free(&s->metrics);
     free(s);
     return rc;
 }
@@ -434,6 +442,8 @@ void pc_server_stop(struct pc_server *s)
     pc_pool_free(s->pool);
     pc_snapstore_close(s->snapshots);
     pc_events_free(s->events);
+    pc_queue_free(s->queue);
+    pc_server_metrics_free(&s->metrics);
     free(s);
 }
 

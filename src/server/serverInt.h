@@ -11,6 +11,8 @@
 #include "../precharge/precharge.h"
 #include "../precharge/snapshot.h"
 #include "http.h"
+#include "metrics_api.h"
+#include "queue.h"
 #include "server.h"
 
 struct pc_server {
@@ -22,6 +24,8 @@ struct pc_server {
     struct pc_http *http;
     struct pc_preloader *preloader; /* made at start; its threads run from pc_server_preload */
     struct pc_ollama *remote;       /* the ollama provider; NULL when OLLAMA_URL is "off" */
+    struct pc_queue *queue;         /* inference requests waiting, per model */
+    struct pc_server_metrics metrics;
 };
 
 extern const struct pc_http_route pc_ollama_routes[];
@@ -30,6 +34,7 @@ extern const struct pc_http_route pc_openai_routes[];
 extern const struct pc_http_route pc_precharge_routes[];
 extern const struct pc_http_route pc_preload_routes[];
 extern const struct pc_http_route pc_remote_routes[];
+extern const struct pc_http_route pc_metrics_routes[];
 
 /* The ollama provider (remote.c): start it on cfg.ollama_url. */
 enum pc_err pc_server_remote_start(struct pc_server *s, struct pc_error *err);
