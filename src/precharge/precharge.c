@@ -136,6 +136,19 @@ static void prefill(struct pc_precharger *pc, const struct job *j, struct pc_mod
     }
 }
 
+/* The remote provider's job: it prefills there, and says how it went. */
+static void run_remote(struct pc_precharger *pc, const struct job *j, struct outcome *o)
+{
+    const struct pc_precharge_provider *r = pc->cfg.remote;
+    struct pc_precharge_remote_stats st = {0};
+    if (r->prefill(r->user, j->model, j->messages, j->prompt, &st, &o->err) != PC_OK)
+        return;
+    o->status = "ready";
+    o->context_tokens = st.context_tokens;
+    o->load_ns = st.load_ns;
+    o->prefill_ns = st.prefill_ns;
+}
+
 static void run_job(struct pc_precharger *pc, const struct job *j, struct outcome *o)
 {
     char path[PATH_MAX], key[17];
@@ -145,6 +158,10 @@ static void run_job(struct pc_precharger *pc, const struct job *j, struct outcom
     bool loaded = false;
 
     o->status = "failed";
+    if (strcmp(j->category, "local") != 0) {
+        run_remote(pc, j, o);
+        return;
+    }
     if (pc_store_path(pc->cfg.models_dir, j->model, path, sizeof(path), &o->err) != PC_OK)
         return;
     bool was_resident = resident(pc->cfg.pool, j->model);
@@ -346,18 +363,52 @@ static struct job *new_job(const struct pc_precharge_req *req, const char *conte
     return j;
 }
 
+/* Where req runs: "local" for a model in the store, else the remote provider's category for
+ * one of its models; a category the request names must be the one that has the model. */
+static enum pc_err resolve_category(struct pc_precharger *pc, const struct pc_precharge_req *req,
+                                    const char **out, struct pc_error *err)
+{
+    const struct pc_precharge_provider *r = pc->cfg.remote;
+    const char *want = req->category;
+    bool want_remote = r != NULL && want != NULL && strcmp(want, r->category) == 0;
+    if (want != NULL && strcmp(want, "local") != 0 && !want_remote)
+        return pc_error_set(err, PC_ERR_INVALID,
+                            "category \"%s\" is not served here: use \"local\"%s%s%s", want,
+                            r ? " or \"" : "", r ? r->category : "", r ? "\"" : "");
+    if (want_remote) {
+        if (r->owns(r->user, req->model)) {
+            *out = r->category;
+            return PC_OK;
+        }
+        return pc_error_set(err, PC_ERR_NOT_FOUND,
+                            "model \"%s\" is not the %s provider's (not on its server, or in "
+                            "the local store)",
+                            req->model, r->category);
+    }
+    char path[PATH_MAX];
+    struct pc_error store_err = {0};
+    enum pc_err rc = pc_store_path(pc->cfg.models_dir, req->model, path, sizeof(path), &store_err);
+    *out = "local";
+    if (rc == PC_ERR_NOT_FOUND && want == NULL && r != NULL && r->owns(r->user, req->model)) {
+        *out = r->category;
+        return PC_OK;
+    }
+    if (rc != PC_OK && err != NULL)
+        *err = store_err;
+    return rc;
+}
+
 enum pc_err pc_precharge_submit(struct pc_precharger *pc, const struct pc_precharge_req *req,
                                 char out[37], struct pc_error *err)
 {
-    char path[PATH_MAX];
-    enum pc_err rc = pc_store_path(pc->cfg.models_dir, req->model, path, sizeof(path), err);
+    const char *category = NULL;
+    enum pc_err rc = resolve_category(pc, req, &category, err);
     if (rc != PC_OK)
         return rc;
     char *content = req->messages ? json_dumps(req->messages, JSON_COMPACT | JSON_SORT_KEYS)
                                   : strdup(req->prompt ? req->prompt : "");
     if (content == NULL)
         return pc_error_set(err, PC_ERR_NOMEM, "out of memory");
-    const char *category = req->category ? req->category : "local";
     char key[320];
     snprintf(key, sizeof(key), "%s\n%s", req->key ? req->key : req->model, category);
 
@@ -381,7 +432,9 @@ enum pc_err pc_precharge_submit(struct pc_precharger *pc, const struct pc_precha
         free(content);
         return PC_OK;
     }
-    struct job *j = new_job(req, content);
+    struct pc_precharge_req resolved = *req;
+    resolved.category = category;
+    struct job *j = new_job(&resolved, content);
     free(content);
     if (j == NULL) {
         pthread_mutex_unlock(&pc->lock);

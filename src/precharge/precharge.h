@@ -22,6 +22,26 @@
 
 struct pc_precharger;
 
+/* What a precharge that ran elsewhere reports: the tokens prefilled and the time it took. */
+struct pc_precharge_remote_stats {
+    int32_t context_tokens;
+    int64_t load_ns;
+    int64_t prefill_ns;
+};
+
+/* A provider that runs precharges of models that are not in the store (the ollama provider).
+ * The precharger queues, merges, debounces and reports its jobs as it does local ones; only the
+ * run of a job is the provider's. */
+struct pc_precharge_provider {
+    const char *category; /* the jobs' category: "ollama" */
+    void *user;
+    /* Whether model is the provider's (and not the store's). */
+    bool (*owns)(void *user, const char *model);
+    /* Prefill messages ([{role, content}]), or else prompt, into model's cache there. */
+    enum pc_err (*prefill)(void *user, const char *model, json_t *messages, const char *prompt,
+                           struct pc_precharge_remote_stats *out /* OUT */, struct pc_error *err);
+};
+
 struct pc_precharger_config {
     const char *models_dir;
     struct pc_pool *pool;
@@ -30,6 +50,8 @@ struct pc_precharger_config {
     int64_t
         debounce_ns; /* a newer precharge for the same key within this replaces the queued one */
     int workers;     /* threads; at least 1 */
+    const struct pc_precharge_provider
+        *remote; /* may be NULL; borrowed for the precharger's life */
 };
 
 enum pc_err pc_precharger_start(const struct pc_precharger_config *cfg,
@@ -39,7 +61,7 @@ void pc_precharger_stop(struct pc_precharger *pc);
 
 struct pc_precharge_req {
     const char *model;
-    const char *category; /* "local" (the default) */
+    const char *category; /* "local" or the remote provider's; NULL: where the model is */
     json_t *messages;     /* [{role, content}], or NULL */
     const char *prompt;   /* raw text, when messages is NULL */
     enum pc_priority priority;
@@ -48,8 +70,10 @@ struct pc_precharge_req {
 
 /* Queue a precharge. out gets its correlation id: the id of a queued or running job with the
  * same model and context when there is one (merged), or of the queued job with the same key
- * that this request replaces (debounced). Returns PC_ERR_NOT_FOUND / PC_ERR_BAD_PATH for a
- * model that is not in the store. */
+ * that this request replaces (debounced). A model in the store is "local"; one that is not, and
+ * that the remote provider owns, is the provider's. Returns PC_ERR_NOT_FOUND / PC_ERR_BAD_PATH
+ * for a model that is in neither (or not in the category asked for), PC_ERR_INVALID for an
+ * unknown category. */
 enum pc_err pc_precharge_submit(struct pc_precharger *pc, const struct pc_precharge_req *req,
                                 char out[37] /* OUT */, struct pc_error *err);
 

@@ -1,9 +1,7 @@
-/* ollama.c - the remote Ollama provider over libcurl: a poller thread for /api/tags, blocking
- * calls for load, unload and /api/ps, and a pull-driven stream (curl multi) for proxying. */
-#include "ollama.h"
+/* ollama.c - the remote Ollama provider over libcurl: a poller thread for /api/tags and /api/ps
+ * whose findings are cached, and blocking calls for load, prefill and /api/ps. */
+#include "ollamaInt.h"
 
-#include <curl/curl.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,21 +12,6 @@
 #define CONNECT_TIMEOUT_MS 2000L
 #define TAGS_TIMEOUT_MS 5000L
 
-struct pc_ollama {
-    char url[512];
-    int64_t poll_ms;
-    void (*on_change)(void *user, json_t *models, json_t *removed);
-    void *user;
-    pthread_t thread;
-    bool started;
-    /* lock guards models, available and stopping; cond wakes the poller to stop. */
-    pthread_mutex_t lock;
-    pthread_cond_t cond;
-    json_t *models; /* names, as the server spells them */
-    bool available;
-    bool stopping;
-};
-
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
 
 static void curl_init_once(void)
@@ -36,13 +19,19 @@ static void curl_init_once(void)
     curl_global_init(CURL_GLOBAL_DEFAULT);
 }
 
-static size_t collect(char *p, size_t size, size_t n, void *user)
+size_t pc_ollama_collect(char *p, size_t size, size_t n, void *buf)
 {
-    return pc_buf_append(user, p, size * n) ? size * n : 0;
+    return pc_buf_append(buf, p, size * n) ? size * n : 0;
 }
 
-static CURL *easy_for(const struct pc_ollama *o, const char *method, const char *path,
-                      const char *body, struct curl_slist **hdrs, long timeout_ms)
+bool pc_ollama_same(const char *a, const char *b)
+{
+    size_t n = strlen(b);
+    return strcmp(a, b) == 0 || (strncmp(a, b, n) == 0 && strcmp(a + n, ":latest") == 0);
+}
+
+CURL *pc_ollama_easy(const struct pc_ollama *o, const char *method, const char *path,
+                     const char *body, struct curl_slist **hdrs, long timeout_ms)
 {
     char url[1024];
     snprintf(url, sizeof(url), "%s%s", o->url, path);
@@ -72,13 +61,13 @@ static enum pc_err call(struct pc_ollama *o, const char *method, const char *pat
     struct pc_buf buf = PC_BUF_INIT;
     char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
     *reply = NULL;
-    CURL *c = easy_for(o, method, path, text, &hdrs, timeout_ms);
+    CURL *c = pc_ollama_easy(o, method, path, text, &hdrs, timeout_ms);
     enum pc_err rc = PC_OK;
     if (c == NULL) {
         rc = pc_error_set(err, PC_ERR_NOMEM, "out of memory");
         goto out;
     }
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, pc_ollama_collect);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &buf);
     CURLcode res = curl_easy_perform(c);
     long status = 0;
@@ -123,43 +112,62 @@ static bool contains(json_t *names, const char *name)
 {
     json_t *v;
     size_t i;
-    json_array_foreach(names, i, v) if (strcmp(json_string_value(v), name) == 0) return true;
+    json_array_foreach(names, i, v) if (pc_ollama_same(json_string_value(v), name)) return true;
     return false;
 }
 
-/* One poll of /api/tags: log and report only what changed, so that a server that is down is
- * one line, not one per poll. While it is down its models stay known, and unavailable. */
+/* The server stopped answering: log and report it once, on the transition, so that a server
+ * that is down is one line, not one per poll. Its models stay known, and unavailable. */
+static void went_away(struct pc_ollama *o, const struct pc_error *err)
+{
+    pthread_mutex_lock(&o->lock);
+    bool was = o->available;
+    o->available = false;
+    json_decref(o->ps);
+    o->ps = json_array();
+    json_t *gone = json_copy(o->models);
+    pthread_mutex_unlock(&o->lock);
+    if (was) {
+        pc_log_warn("ollama", "%s: its models are unavailable until it answers", err->msg);
+        if (o->on_change != NULL) {
+            json_t *none = json_array();
+            o->on_change(o->user, none, gone);
+            json_decref(none);
+        }
+    }
+    json_decref(gone);
+}
+
+/* One poll: /api/tags for the models, /api/ps for the loaded ones. Only changes are reported. */
 static void poll_once(struct pc_ollama *o)
 {
-    json_t *reply = NULL;
+    json_t *reply = NULL, *ps = NULL;
     struct pc_error err = {0};
-    enum pc_err rc = call(o, "GET", "/api/tags", NULL, TAGS_TIMEOUT_MS, &reply, &err);
-    if (rc != PC_OK) {
-        pthread_mutex_lock(&o->lock);
-        bool was = o->available;
-        o->available = false;
-        json_t *gone = json_copy(o->models);
-        pthread_mutex_unlock(&o->lock);
-        if (was) {
-            pc_log_warn("ollama", "%s: its models are unavailable until it answers", err.msg);
-            if (o->on_change != NULL) {
-                json_t *none = json_array();
-                o->on_change(o->user, none, gone);
-                json_decref(none);
-            }
-        }
-        json_decref(gone);
+    if (call(o, "GET", "/api/tags", NULL, TAGS_TIMEOUT_MS, &reply, &err) != PC_OK) {
+        went_away(o, &err);
         return;
     }
     json_t *now = names_of(reply);
-    json_decref(reply);
+    json_t *tags = json_object_get(reply, "models");
+    struct pc_error ps_err = {0};
+    if (call(o, "GET", "/api/ps", NULL, TAGS_TIMEOUT_MS, &ps, &ps_err) != PC_OK)
+        pc_log_debug("ollama", "%s", ps_err.msg); /* the last list stands until the next poll */
 
     pthread_mutex_lock(&o->lock);
     bool was = o->available;
     json_t *before = o->models;
     o->models = json_incref(now);
+    json_decref(o->tags);
+    o->tags = json_is_array(tags) ? json_incref(tags) : json_array();
     o->available = true;
+    json_t *loaded = json_object_get(ps, "models");
+    if (json_is_array(loaded)) {
+        json_decref(o->ps);
+        o->ps = json_incref(loaded);
+    }
     pthread_mutex_unlock(&o->lock);
+    json_decref(ps);
+    json_decref(reply);
 
     json_t *removed = json_array(), *v;
     size_t i;
@@ -186,10 +194,11 @@ static void *poll_main(void *arg)
         int64_t ns = ts.tv_nsec + (o->poll_ms % 1000) * 1000000;
         ts.tv_sec += (time_t)(o->poll_ms / 1000 + ns / 1000000000);
         ts.tv_nsec = (long)(ns % 1000000000);
-        while (!o->stopping && pthread_cond_timedwait(&o->cond, &o->lock, &ts) == 0)
+        while (!o->stopping && !o->poke && pthread_cond_timedwait(&o->cond, &o->lock, &ts) == 0)
             ;
         if (o->stopping)
             break;
+        o->poke = false;
         pthread_mutex_unlock(&o->lock);
         poll_once(o);
         pthread_mutex_lock(&o->lock);
@@ -215,6 +224,9 @@ enum pc_err pc_ollama_new(const char *url, int64_t poll_ms,
     o->on_change = on_change;
     o->user = user;
     o->models = json_array();
+    o->tags = json_array();
+    o->ps = json_array();
+    o->busy = json_object();
     pthread_mutex_init(&o->lock, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
@@ -246,6 +258,9 @@ void pc_ollama_free(struct pc_ollama *o)
     if (o->started)
         pthread_join(o->thread, NULL);
     json_decref(o->models);
+    json_decref(o->tags);
+    json_decref(o->ps);
+    json_decref(o->busy);
     pthread_cond_destroy(&o->cond);
     pthread_mutex_destroy(&o->lock);
     free(o);
@@ -264,12 +279,18 @@ const char *pc_ollama_url(const struct pc_ollama *o)
     return o->url;
 }
 
+void pc_ollama_refresh(struct pc_ollama *o)
+{
+    pthread_mutex_lock(&o->lock);
+    o->poke = true;
+    pthread_cond_broadcast(&o->cond);
+    pthread_mutex_unlock(&o->lock);
+}
+
 bool pc_ollama_has(struct pc_ollama *o, const char *name, char canon[256])
 {
     if (o == NULL)
         return false;
-    char latest[300];
-    snprintf(latest, sizeof(latest), "%s:latest", name);
     bool found = false;
     pthread_mutex_lock(&o->lock);
     json_t *v;
@@ -277,7 +298,7 @@ bool pc_ollama_has(struct pc_ollama *o, const char *name, char canon[256])
     json_array_foreach(o->models, i, v)
     {
         const char *n = json_string_value(v);
-        if (strcmp(n, name) == 0 || strcmp(n, latest) == 0) {
+        if (pc_ollama_same(n, name)) {
             found = true;
             if (canon)
                 snprintf(canon, 256, "%s", n);
@@ -290,14 +311,64 @@ bool pc_ollama_has(struct pc_ollama *o, const char *name, char canon[256])
 
 json_t *pc_ollama_models(struct pc_ollama *o)
 {
-    json_t *out = json_array(), *v;
+    pthread_mutex_lock(&o->lock);
+    json_t *out = json_deep_copy(o->tags), *m;
+    bool available = o->available;
+    pthread_mutex_unlock(&o->lock);
+    size_t i;
+    json_array_foreach(out, i, m)
+    {
+        json_object_set_new(m, "provider", json_string("ollama"));
+        json_object_set_new(m, "available", json_boolean(available));
+    }
+    return out;
+}
+
+void pc_ollama_status(struct pc_ollama *o, const char *model, struct pc_ollama_model_status *st)
+{
+    memset(st, 0, sizeof(*st));
+    json_t *m, *count;
+    const char *name;
     size_t i;
     pthread_mutex_lock(&o->lock);
-    json_array_foreach(o->models, i, v)
-        json_array_append_new(out, json_pack("{s:O, s:s, s:b}", "name", v, "provider", "ollama",
-                                             "available", o->available));
+    st->available = o->available;
+    st->known = contains(o->models, model);
+    json_array_foreach(o->ps, i, m)
+    {
+        name = json_string_value(json_object_get(m, "name"));
+        st->loaded = st->loaded || (name != NULL && pc_ollama_same(name, model));
+    }
+    json_object_foreach(o->busy, name, count) if (pc_ollama_same(name, model)) st->in_flight +=
+        (int)json_integer_value(count);
     pthread_mutex_unlock(&o->lock);
+}
+
+json_t *pc_ollama_ps(struct pc_ollama *o)
+{
+    pthread_mutex_lock(&o->lock);
+    json_t *out = json_deep_copy(o->ps), *m;
+    pthread_mutex_unlock(&o->lock);
+    size_t i;
+    json_array_foreach(out, i, m) json_object_set_new(m, "provider", json_string("ollama"));
     return out;
+}
+
+/* /api/generate or /api/chat, not streamed; stats (may be NULL) from its answer. Whatever it
+ * did, what the server has loaded may have changed: the poller looks at once. */
+static enum pc_err generate(struct pc_ollama *o, const char *path, json_t *body, int64_t timeout_ms,
+                            struct pc_ollama_gen_stats *stats, struct pc_error *err)
+{
+    json_t *reply = NULL;
+    enum pc_err rc = call(o, "POST", path, body, (long)timeout_ms, &reply, err);
+    if (rc == PC_OK && stats != NULL) {
+        stats->prompt_eval_count = json_integer_value(json_object_get(reply, "prompt_eval_count"));
+        stats->load_duration = json_integer_value(json_object_get(reply, "load_duration"));
+        stats->prompt_eval_duration =
+            json_integer_value(json_object_get(reply, "prompt_eval_duration"));
+    }
+    json_decref(reply);
+    pc_ollama_refresh(o);
+    return rc;
 }
 
 enum pc_err pc_ollama_load(struct pc_ollama *o, const char *model, const char *keep_alive,
@@ -309,10 +380,28 @@ enum pc_err pc_ollama_load(struct pc_ollama *o, const char *model, const char *k
         json_object_set_new(body, "keep_alive", json_string(keep_alive));
     if (prompt != NULL && prompt[0] != '\0')
         json_object_set_new(body, "options", json_pack("{s:i}", "num_predict", 1));
-    json_t *reply = NULL;
-    enum pc_err rc = call(o, "POST", "/api/generate", body, (long)timeout_ms, &reply, err);
+    enum pc_err rc = generate(o, "/api/generate", body, timeout_ms, NULL, err);
     json_decref(body);
-    json_decref(reply);
+    return rc;
+}
+
+enum pc_err pc_ollama_prefill(struct pc_ollama *o, const char *model, json_t *messages,
+                              const char *prompt, const char *keep_alive, int64_t timeout_ms,
+                              struct pc_ollama_gen_stats *stats, struct pc_error *err)
+{
+    json_t *body =
+        json_pack("{s:s, s:b, s:{s:i}}", "model", model, "stream", 0, "options", "num_predict", 1);
+    if (messages != NULL) {
+        json_object_set(body, "messages", messages);
+    } else {
+        json_object_set_new(body, "prompt", json_string(prompt ? prompt : ""));
+        json_object_set_new(body, "raw", json_true()); /* as a local precharge: no template */
+    }
+    if (keep_alive != NULL)
+        json_object_set_new(body, "keep_alive", json_string(keep_alive));
+    enum pc_err rc =
+        generate(o, messages ? "/api/chat" : "/api/generate", body, timeout_ms, stats, err);
+    json_decref(body);
     return rc;
 }
 
@@ -325,110 +414,8 @@ enum pc_err pc_ollama_loaded(struct pc_ollama *o, const char *model, bool *loade
     if (rc != PC_OK)
         return rc;
     json_t *names = names_of(reply);
-    char latest[300];
-    snprintf(latest, sizeof(latest), "%s:latest", model);
-    *loaded = contains(names, model) || contains(names, latest);
+    *loaded = contains(names, model);
     json_decref(names);
     json_decref(reply);
     return PC_OK;
-}
-
-/* ---- proxying ------------------------------------------------------------------------------ */
-
-struct pc_ollama_stream {
-    CURLM *multi;
-    CURL *easy;
-    struct curl_slist *hdrs;
-    char *body;
-    struct pc_buf buf; /* received, not yet handed out */
-    bool done;
-    char content_type[128];
-};
-
-static bool have_status(struct pc_ollama_stream *s)
-{
-    long code = 0;
-    curl_easy_getinfo(s->easy, CURLINFO_RESPONSE_CODE, &code);
-    return code != 0;
-}
-
-/* Run the transfer until data is buffered (or, with headers, the status is known) or it ends. */
-static void pump(struct pc_ollama_stream *s, bool headers)
-{
-    while (s->buf.len == 0 && !s->done && !(headers && have_status(s))) {
-        int running = 0;
-        curl_multi_perform(s->multi, &running);
-        if (running == 0) {
-            s->done = true;
-            break;
-        }
-        if (s->buf.len == 0 && !(headers && have_status(s)))
-            curl_multi_poll(s->multi, NULL, 0, 1000, NULL);
-    }
-}
-
-enum pc_err pc_ollama_stream_open(struct pc_ollama *o, const char *method, const char *path,
-                                  const char *body, struct pc_ollama_stream **out, int *status,
-                                  const char **content_type, struct pc_error *err)
-{
-    *out = NULL;
-    struct pc_ollama_stream *s = calloc(1, sizeof(*s));
-    if (s == NULL || (body && (s->body = strdup(body)) == NULL)) {
-        free(s);
-        return pc_error_set(err, PC_ERR_NOMEM, "out of memory");
-    }
-    s->easy = easy_for(o, method, path, s->body, &s->hdrs, 0);
-    s->multi = curl_multi_init();
-    if (s->easy == NULL || s->multi == NULL) {
-        pc_ollama_stream_free(s);
-        return pc_error_set(err, PC_ERR_NOMEM, "out of memory");
-    }
-    curl_easy_setopt(s->easy, CURLOPT_WRITEFUNCTION, collect);
-    curl_easy_setopt(s->easy, CURLOPT_WRITEDATA, &s->buf);
-    curl_multi_add_handle(s->multi, s->easy);
-    pump(s, true);
-    long code = 0;
-    curl_easy_getinfo(s->easy, CURLINFO_RESPONSE_CODE, &code);
-    if (code == 0) {
-        int left;
-        CURLMsg *msg = curl_multi_info_read(s->multi, &left);
-        CURLcode res = msg ? msg->data.result : CURLE_COULDNT_CONNECT;
-        pc_ollama_stream_free(s);
-        pthread_mutex_lock(&o->lock);
-        o->available = false; /* the poller logs it, once, and brings it back */
-        pthread_mutex_unlock(&o->lock);
-        return pc_error_set(err, PC_ERR_UNAVAILABLE, "ollama at %s is unavailable: %s", o->url,
-                            curl_easy_strerror(res));
-    }
-    char *ct = NULL;
-    curl_easy_getinfo(s->easy, CURLINFO_CONTENT_TYPE, &ct);
-    snprintf(s->content_type, sizeof(s->content_type), "%s", ct ? ct : "application/json");
-    *status = (int)code;
-    *content_type = s->content_type;
-    *out = s;
-    return PC_OK;
-}
-
-bool pc_ollama_stream_next(struct pc_ollama_stream *s, struct pc_buf *out)
-{
-    pump(s, false);
-    if (s->buf.len > 0) {
-        pc_buf_append(out, s->buf.data, s->buf.len);
-        pc_buf_reset(&s->buf);
-    }
-    return !(s->done && s->buf.len == 0);
-}
-
-void pc_ollama_stream_free(struct pc_ollama_stream *s)
-{
-    if (s == NULL)
-        return;
-    if (s->multi && s->easy)
-        curl_multi_remove_handle(s->multi, s->easy);
-    curl_easy_cleanup(s->easy);
-    curl_multi_cleanup(s->multi);
-    curl_slist_free_all(s->hdrs);
-    pc_buf_free(&s->buf);
-    free(s->body);
-    free(s);
 }

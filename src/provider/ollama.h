@@ -34,8 +34,16 @@ const char *pc_ollama_url(const struct pc_ollama *o);
  * gets the server's own spelling. */
 bool pc_ollama_has(struct pc_ollama *o, const char *name, char canon[256] /* OUT */);
 
-/* The discovered models as {name, provider: "ollama", available}. The caller decrefs. */
+/* The discovered models as the server's /api/tags has them (name, model, modified_at, size,
+ * details, ...), with "provider": "ollama" and "available" added. The caller decrefs. */
 json_t *pc_ollama_models(struct pc_ollama *o);
+
+/* What one /api/generate or /api/chat told of its prompt: Ollama's counts and durations (ns). */
+struct pc_ollama_gen_stats {
+    int64_t prompt_eval_count;
+    int64_t load_duration;
+    int64_t prompt_eval_duration;
+};
 
 /* Load (keep_alive as Ollama takes it: "5m", "-1", "0" unloads; NULL: the server's default) with
  * prompt as the context to prefill ("" only loads), through /api/generate. Waits up to timeout_ms.
@@ -43,24 +51,52 @@ json_t *pc_ollama_models(struct pc_ollama *o);
 enum pc_err pc_ollama_load(struct pc_ollama *o, const char *model, const char *keep_alive,
                            const char *prompt, int64_t timeout_ms, struct pc_error *err);
 
-/* Whether model is resident on the server, by /api/ps. */
+/* Prefill a context into the server's KV cache and keep the model loaded for keep_alive (NULL:
+ * the server's default): messages ([{role, content}], borrowed) through /api/chat, or else
+ * prompt as raw text through /api/generate. One token is generated: Ollama reads num_predict 0
+ * as "no limit". stats (may be NULL) gets the server's figures. Waits up to timeout_ms. */
+enum pc_err pc_ollama_prefill(struct pc_ollama *o, const char *model, json_t *messages,
+                              const char *prompt, const char *keep_alive, int64_t timeout_ms,
+                              struct pc_ollama_gen_stats *stats /* OUT */, struct pc_error *err);
+
+/* Whether model is resident on the server, by /api/ps (asked now). */
 enum pc_err pc_ollama_loaded(struct pc_ollama *o, const char *model, bool *loaded /* OUT */,
                              struct pc_error *err);
+
+/* What the last poll and the requests in flight say of one model. */
+struct pc_ollama_model_status {
+    bool available; /* the server answered the last poll */
+    bool known;     /* in its /api/tags */
+    bool loaded;    /* in its /api/ps */
+    int in_flight;  /* proxied requests for it that have not finished */
+};
+
+void pc_ollama_status(struct pc_ollama *o, const char *model,
+                      struct pc_ollama_model_status *st /* OUT */);
+
+/* The server's /api/ps models as of the last poll, as Ollama's objects with "provider":
+ * "ollama" added; [] while the server is unavailable. The caller decrefs. */
+json_t *pc_ollama_ps(struct pc_ollama *o);
+
+/* Poll now rather than at the next interval (what is loaded there has changed). */
+void pc_ollama_refresh(struct pc_ollama *o);
 
 /* ---- proxying ------------------------------------------------------------------------------ */
 
 struct pc_ollama_stream;
 
 /* Send method path (with body, a JSON text, or NULL) to the server and wait for its response's
- * status. *status and *content_type (static or owned by the stream) describe the response, whose
- * body comes through pc_ollama_stream_next as the server sends it. On a network failure returns
- * PC_ERR_UNAVAILABLE and marks the server unavailable. */
+ * status. model (may be NULL) is counted as in flight until the stream is freed. *status and
+ * *content_type (owned by the stream) describe the response, whose body comes through
+ * pc_ollama_stream_next as the server sends it. On a network failure returns PC_ERR_UNAVAILABLE
+ * naming the server, and has the poller look at it at once. */
 enum pc_err pc_ollama_stream_open(struct pc_ollama *o, const char *method, const char *path,
-                                  const char *body, struct pc_ollama_stream **out /* OUT */,
-                                  int *status /* OUT */, const char **content_type /* OUT */,
-                                  struct pc_error *err);
+                                  const char *body, const char *model,
+                                  struct pc_ollama_stream **out /* OUT */, int *status /* OUT */,
+                                  const char **content_type /* OUT */, struct pc_error *err);
 
-/* Append what has come since (waiting for some). Returns false once the body is complete. */
+/* Append to out what has come since the last call, waiting for some: curl writes straight into
+ * out. Returns false once the body is complete. */
 bool pc_ollama_stream_next(struct pc_ollama_stream *s, struct pc_buf *out);
 void pc_ollama_stream_free(struct pc_ollama_stream *s);
 

@@ -419,7 +419,8 @@ static void handle_tags(const struct pc_http_req *req, struct pc_http_reply *rep
 }
 
 /* Ollama's fields, from the pool; beside them precharge's own: pinned, in_use (requests that
- * hold the model now), uses, and the memory charged to it beyond llama.cpp's (snapshots). */
+ * hold the model now), uses, the memory charged to it beyond llama.cpp's (snapshots), and the
+ * provider. Then the models loaded on the ollama provider's server, as its /api/ps has them. */
 static void handle_ps(const struct pc_http_req *req, struct pc_http_reply *reply)
 {
     struct pc_pool_status *st = NULL;
@@ -435,13 +436,14 @@ static void handle_ps(const struct pc_http_req *req, struct pc_http_reply *reply
                       pc_clock_rfc3339(st[i].expires_wall_ns, ts, sizeof(ts)), "size_vram",
                       (json_int_t)in->device_bytes, "context_length", (json_int_t)in->n_ctx);
         if (m != NULL)
-            json_object_update_new(m,
-                                   json_pack("{s:b, s:i, s:I, s:I}", "pinned", st[i].pinned,
-                                             "in_use", st[i].refs, "uses", (json_int_t)st[i].uses,
-                                             "charged_size", (json_int_t)st[i].charged_bytes));
+            json_object_update_new(
+                m, json_pack("{s:b, s:i, s:I, s:I, s:s}", "pinned", st[i].pinned, "in_use",
+                             st[i].refs, "uses", (json_int_t)st[i].uses, "charged_size",
+                             (json_int_t)st[i].charged_bytes, "provider", "local"));
         json_array_append_new(models, m);
     }
     free(st);
+    pc_server_remote_ps(req->srv, models);
     pc_reply_json_value(reply, 200, json_pack("{s:o}", "models", models));
 }
 

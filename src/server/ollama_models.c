@@ -1,5 +1,6 @@
 /* ollama_models.c - the Ollama API's model routes: /api/show, /api/copy, and /api/embed and
- * /api/embeddings, which say clearly that these generation models give no embeddings. */
+ * /api/embeddings, which say clearly that these generation models give no embeddings (the
+ * ollama provider's models go to its server). */
 #include "serverInt.h"
 
 #include <limits.h>
@@ -32,6 +33,8 @@ static json_t *show_details(const struct pc_gguf_info *in)
 
 static void handle_show(const struct pc_http_req *req, struct pc_http_reply *reply)
 {
+    if (pc_server_remote_proxy(req, reply))
+        return; /* the ollama provider's model: its server shows it */
     json_t *body = pc_req_parse_object(req, reply), *meta = NULL;
     const char *name = body ? pc_req_model_or_name(body, reply) : NULL;
     if (name == NULL) {
@@ -100,6 +103,8 @@ done:
  * that is not there. Loading the model to ask it would cost seconds for the same answer. */
 static void handle_embed(const struct pc_http_req *req, struct pc_http_reply *reply)
 {
+    if (pc_server_remote_proxy(req, reply))
+        return; /* the ollama provider's model may well give embeddings */
     json_t *body = pc_req_parse_object(req, reply);
     const char *name = body ? pc_req_model_or_name(body, reply) : NULL;
     if (name == NULL) {

@@ -397,6 +397,11 @@ static void reply_whole(struct pc_infer *inf, struct pc_http_reply *reply)
 
 static void handle_completion(const struct pc_http_req *req, struct pc_http_reply *reply, bool chat)
 {
+    if (pc_server_remote_proxy(req, reply)) { /* the ollama provider's model: its own /v1 */
+        if (reply->stream.next == NULL)
+            openai_error(reply, NULL);
+        return;
+    }
     const char *param = NULL;
     struct openai_req *q = parse_request(req, chat, reply, &param);
     if (q == NULL) {
@@ -460,6 +465,7 @@ static void handle_models(const struct pc_http_req *req, struct pc_http_reply *r
     for (size_t i = 0; i < n; i++)
         json_array_append_new(data, model_object(&list[i]));
     free(list);
+    pc_server_remote_openai_models(req->srv, data);
     pc_reply_json_value(reply, 200, json_pack("{s:s, s:o}", "object", "list", "data", data));
 }
 
@@ -483,6 +489,11 @@ static void handle_model(const struct pc_http_req *req, struct pc_http_reply *re
         }
     }
     free(list);
+    json_t *remote = pc_server_remote_openai_model(req->srv, req->params[0]);
+    if (remote != NULL) {
+        pc_reply_json_value(reply, 200, remote);
+        return;
+    }
     pc_http_reply_error(reply, 404, "model \"%s\" not found", req->params[0]);
     openai_error(reply, "model");
 }

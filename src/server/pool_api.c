@@ -160,6 +160,31 @@ static void reply_ok(struct pc_http_reply *reply, const char *name, json_t *extr
 
 /* ---- handlers ----------------------------------------------------------------------------- */
 
+/* The ollama provider's model {id}: its server loads it with keep_alive ("0" unloads), through
+ * /api/generate. True when {id} was its, with reply filled. */
+static bool remote(const struct pc_http_req *req, struct pc_http_reply *reply,
+                   const char *keep_alive, const char *done)
+{
+    char canon[256];
+    enum pc_err rc = PC_OK;
+    struct pc_error err = {0};
+    if (!pc_server_remote_keep(req->srv, req->params[0], keep_alive, canon, &rc, &err))
+        return false;
+    if (rc != PC_OK)
+        pc_http_reply_pc_error(reply, &err);
+    else
+        reply_ok(reply, canon,
+                 json_pack("{s:s, s:s*}", "provider", "ollama", "keep_alive", keep_alive),
+                 "%s %s on ollama at %s", done, canon, req->srv->cfg.ollama_url);
+    return true;
+}
+
+/* The request's keep_alive as Ollama takes it; NULL (the server's default) when not given. */
+static const char *remote_keep_alive(const struct body *b, char buf[32])
+{
+    return b->keep_alive_ns < 0 ? NULL : pc_server_keep_alive_text(b->keep_alive_ns, buf);
+}
+
 /* What every load does beside the pool, as pc_infer_open does it: route the model's context
  * evictions into the snapshot store, and say so on the event stream. */
 static void announce_load(struct pc_server *srv, const char *name, struct pc_model *m,
@@ -178,7 +203,10 @@ static void load(const struct pc_http_req *req, struct pc_http_reply *reply, boo
     struct body b;
     char name[256], path[PATH_MAX];
     struct pc_error err = {0};
-    if (parse_body(req, &b, reply) != 0)
+    char keep[32];
+    if (parse_body(req, &b, reply) != 0 ||
+        (b.path == NULL &&
+         remote(req, reply, remote_keep_alive(&b, keep), preload ? "preloaded" : "loaded")))
         goto done;
     if (pc_pool_api_resolve(req->srv, req->params[0], b.path, name, sizeof(name), path,
                             sizeof(path), &err) != PC_OK) {
@@ -262,6 +290,8 @@ static void handle_unload(const struct pc_http_req *req, struct pc_http_reply *r
     char name[256];
     int in_use = 0;
     struct pc_error err = {0};
+    if (remote(req, reply, "0", "unloaded"))
+        return;
     if (run_by_name(req->srv, req->params[0], do_unload, &in_use, name, sizeof(name), &err) !=
         PC_OK) {
         pc_http_reply_pc_error(reply, &err);
@@ -287,7 +317,9 @@ static void handle_pin(const struct pc_http_req *req, struct pc_http_reply *repl
     struct body b;
     char name[256], path[PATH_MAX];
     struct pc_error err = {0};
-    if (parse_body(req, &b, reply) != 0)
+    if (parse_body(req, &b, reply) != 0 ||
+        (b.path == NULL &&
+         remote(req, reply, b.pinned ? "-1" : NULL, b.pinned ? "pinned" : "unpinned")))
         goto done;
     if (!b.pinned) {
         if (run_by_name(req->srv, req->params[0], do_unpin, NULL, name, sizeof(name), &err) !=

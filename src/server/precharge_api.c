@@ -95,11 +95,6 @@ static void handle_precharge(const struct pc_http_req *req, struct pc_http_reply
         pc_http_reply_error(reply, 400, "field \"model\" is required");
         goto out;
     }
-    if (r.category != NULL && strcmp(r.category, "local") != 0) {
-        pc_http_reply_error(reply, 400, "category \"%s\" is not served here: use \"local\"",
-                            r.category);
-        goto out;
-    }
     if (timeout != NULL && (!json_is_number(timeout) || json_number_value(timeout) <= 0)) {
         pc_http_reply_error(reply, 400, "field \"timeout\" must be a positive number of seconds");
         goto out;
@@ -150,15 +145,22 @@ static void handle_state(const struct pc_http_req *req, struct pc_http_reply *re
         return;
     }
     int64_t since = 0;
-    enum pc_model_state st = pc_events_state(req->srv->events, norm, &since, corr);
-    /* A model the events never named is pretrained when it is on disk. */
-    if (st == PC_STATE_UNAVAILABLE &&
-        pc_store_path(req->srv->cfg.models_dir, norm, path, sizeof(path), NULL) == PC_OK)
-        st = PC_STATE_PRETRAINED;
+    enum pc_model_state st;
+    /* The ollama provider's model: what its server's /api/ps and our proxy say now. */
+    bool remote = pc_server_remote_state(req->srv, req->params[0], &st);
+    corr[0] = '\0';
+    if (!remote) {
+        st = pc_events_state(req->srv->events, norm, &since, corr);
+        /* A model the events never named is pretrained when it is on disk. */
+        if (st == PC_STATE_UNAVAILABLE &&
+            pc_store_path(req->srv->cfg.models_dir, norm, path, sizeof(path), NULL) == PC_OK)
+            st = PC_STATE_PRETRAINED;
+    }
     bool warm = st == PC_STATE_PRECHARGED || st == PC_STATE_ACTIVE;
     pc_reply_json_value(reply, 200,
-                        json_pack("{s:s, s:s, s:b, s:s?, s:s?}", "model_id", norm, "state",
-                                  pc_state_name(st), "warm", warm, "since",
+                        json_pack("{s:s, s:s, s:b, s:s, s:s?, s:s?}", "model_id", norm, "state",
+                                  pc_state_name(st), "warm", warm, "provider",
+                                  remote ? "ollama" : "local", "since",
                                   since ? pc_clock_rfc3339(since, ts, sizeof(ts)) : NULL,
                                   "correlation_id", corr[0] ? corr : NULL));
 }

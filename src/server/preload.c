@@ -301,6 +301,14 @@ static void publish(struct pl_model *m, enum pc_event_type type, json_t *data)
     pc_events_publish(m->pl->srv->events, type, m->norm, id, data);
 }
 
+/* Whether the model is the ollama provider's and its server is down: the provider has said so
+ * once, and the retries that wait for it say nothing more. */
+static bool remote_down(const struct pl_model *m)
+{
+    struct pc_ollama *r = m->pl->srv->remote;
+    return m->remote && r != NULL && !pc_ollama_available(r);
+}
+
 /* Warm the model by its retry policy. Lock held on entry and exit. */
 static void warm(struct pl_model *m)
 {
@@ -341,8 +349,9 @@ static void warm(struct pl_model *m)
                          attempt, m->spec.max_retries + 1, err.msg);
             break;
         }
-        pc_log_warn("preload", "%s: attempt %d of %d failed: %s; retrying in %lld ms",
-                    m->spec.model, attempt, m->spec.max_retries + 1, err.msg, (long long)delay);
+        pc_log(remote_down(m) ? PC_LOG_DEBUG : PC_LOG_WARN, "preload",
+               "%s: attempt %d of %d failed: %s; retrying in %lld ms", m->spec.model, attempt,
+               m->spec.max_retries + 1, err.msg, (long long)delay);
         m->status = PL_RETRYING;
         if (!sleep_locked(pl, delay))
             return;
@@ -382,19 +391,25 @@ static void health_check(struct pl_model *m)
         m->error[0] = '\0';
         return;
     }
-    pc_log_warn("preload", "%s: health check failed: %s", m->spec.model, err.msg);
+    pc_log(remote_down(m) ? PC_LOG_DEBUG : PC_LOG_WARN, "preload", "%s: health check failed: %s",
+           m->spec.model, err.msg);
     snprintf(m->error, sizeof(m->error), "%s", err.msg);
     m->status = PL_FAILED;
     m->checks_failed++;
 }
 
-/* Follow the window: pin inside it, unpin outside, so that the model may expire. Lock held. */
+/* Follow the window: pin inside it, unpin outside, so that the model may expire. A remote
+ * model is warmed again with keep_alive -1, or the server's default, on the attempt's thread
+ * (no network under the lock). Lock held. */
 static void follow_schedule(struct pl_model *m, bool active)
 {
     if (m->pinned == active || m->status != PL_READY)
         return;
     struct pc_error err = {0};
-    if (pc_pool_pin(m->pl->srv->pool, m->norm, active, &err) == PC_OK) {
+    bool gone;
+    enum pc_err rc = m->remote ? run_attempt(m, false, active, &gone, &err)
+                               : pc_pool_pin(m->pl->srv->pool, m->norm, active, &err);
+    if (rc == PC_OK) {
         m->pinned = active;
         pc_log_info("preload", "%s: keep-warm window %s", m->spec.model,
                     active ? "opens: pinned" : "closes: it may expire");

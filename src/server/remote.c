@@ -1,14 +1,18 @@
 /* remote.c - the server's side of the ollama provider: start it, publish its models' comings
- * and goings as events, proxy requests for its models, and GET /api/providers. */
+ * and goings as events, run precharges there, answer for its models' states and listings,
+ * proxy requests for them, and GET /api/providers. */
 #include "serverInt.h"
 
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "../provider/ollama.h"
 #include "../store/store.h"
+
+#define PRECHARGE_TIMEOUT_MS (10 * 60 * 1000)
 
 /* ModelsDiscovered with category "ollama": the events make removed models unavailable. */
 static void on_change(void *user, json_t *models, json_t *removed)
@@ -40,6 +44,172 @@ bool pc_server_remote_owns(struct pc_server *s, const char *name, char canon[256
     return pc_store_path(s->cfg.models_dir, name, path, sizeof(path), NULL) != PC_OK;
 }
 
+const char *pc_server_keep_alive_text(int64_t ns, char buf[32])
+{
+    if (ns < 0)
+        return "-1";
+    snprintf(buf, 32, "%lldms", (long long)(ns / 1000000));
+    return buf;
+}
+
+/* ---- precharge ---------------------------------------------------------------------------- */
+
+static bool precharge_owns(void *user, const char *model)
+{
+    char canon[256];
+    return pc_server_remote_owns(user, model, canon);
+}
+
+/* The context goes to the server as the prompt, with this daemon's default keep-alive, as a
+ * local precharge leaves its model loaded. */
+static enum pc_err precharge_prefill(void *user, const char *model, json_t *messages,
+                                     const char *prompt, struct pc_precharge_remote_stats *out,
+                                     struct pc_error *err)
+{
+    struct pc_server *s = user;
+    char canon[256], keep[32];
+    if (!pc_server_remote_owns(s, model, canon))
+        return pc_error_set(err, PC_ERR_NOT_FOUND, "model \"%s\" is no longer on ollama at %s",
+                            model, s->cfg.ollama_url);
+    struct pc_ollama_gen_stats st = {0};
+    enum pc_err rc =
+        pc_ollama_prefill(s->remote, canon, messages, prompt,
+                          pc_server_keep_alive_text(s->cfg.pool.default_keep_alive_ns, keep),
+                          PRECHARGE_TIMEOUT_MS, &st, err);
+    out->context_tokens = (int32_t)st.prompt_eval_count;
+    out->load_ns = st.load_duration;
+    out->prefill_ns = st.prompt_eval_duration;
+    return rc;
+}
+
+void pc_server_remote_precharge(struct pc_server *s, struct pc_precharge_provider *out)
+{
+    *out = (struct pc_precharge_provider){
+        .category = "ollama", .user = s, .owns = precharge_owns, .prefill = precharge_prefill};
+}
+
+/* ---- states and listings ------------------------------------------------------------------ */
+
+bool pc_server_remote_state(struct pc_server *s, const char *name, enum pc_model_state *state)
+{
+    char canon[256];
+    if (!pc_server_remote_owns(s, name, canon))
+        return false;
+    struct pc_ollama_model_status st;
+    pc_ollama_status(s->remote, canon, &st);
+    if (!st.available || !st.known)
+        *state = PC_STATE_UNAVAILABLE;
+    else if (st.in_flight > 0)
+        *state = PC_STATE_ACTIVE;
+    else if (st.loaded)
+        *state = PC_STATE_PRECHARGED;
+    else
+        *state = PC_STATE_PRETRAINED;
+    return true;
+}
+
+void pc_server_remote_ps(struct pc_server *s, json_t *models)
+{
+    if (s->remote == NULL)
+        return;
+    json_t *list = pc_ollama_ps(s->remote);
+    json_array_extend(models, list);
+    json_decref(list);
+}
+
+/* The remote models that run there (the local store has none of the same name). */
+static json_t *owned_models(struct pc_server *s)
+{
+    json_t *out = json_array();
+    if (s->remote == NULL)
+        return out;
+    json_t *list = pc_ollama_models(s->remote), *m;
+    size_t i;
+    json_array_foreach(list, i, m)
+    {
+        const char *name = json_string_value(json_object_get(m, "name"));
+        char canon[256];
+        if (name != NULL && pc_server_remote_owns(s, name, canon))
+            json_array_append(out, m);
+    }
+    json_decref(list);
+    return out;
+}
+
+void pc_server_remote_tags(struct pc_server *s, json_t *models)
+{
+    json_t *list = owned_models(s), *m;
+    size_t i;
+    json_array_foreach(list, i, m) if (json_object_get(m, "model") == NULL)
+        json_object_set(m, "model", json_object_get(m, "name"));
+    json_array_extend(models, list);
+    json_decref(list);
+}
+
+/* Unix seconds of Ollama's "modified_at" (RFC 3339); 0 when it has none. */
+static int64_t unix_seconds(const char *rfc3339)
+{
+    struct tm tm = {0};
+    int off_h = 0, off_m = 0;
+    char sign = 'Z';
+    if (rfc3339 == NULL || sscanf(rfc3339, "%d-%d-%dT%d:%d:%d", &tm.tm_year, &tm.tm_mon,
+                                  &tm.tm_mday, &tm.tm_hour, &tm.tm_min, &tm.tm_sec) != 6)
+        return 0;
+    const char *zone = strpbrk(rfc3339 + 19, "Z+-");
+    if (zone != NULL && *zone != 'Z' && sscanf(zone, "%c%d:%d", &sign, &off_h, &off_m) == 3)
+        off_m += off_h * 60;
+    tm.tm_year -= 1900;
+    tm.tm_mon -= 1;
+    int64_t t = (int64_t)timegm(&tm);
+    return sign == '+' ? t - off_m * 60 : sign == '-' ? t + off_m * 60 : t;
+}
+
+static json_t *openai_object(json_t *m)
+{
+    return json_pack(
+        "{s:O, s:s, s:I, s:s, s:s, s:O}", "id", json_object_get(m, "name"), "object", "model",
+        "created", (json_int_t)unix_seconds(json_string_value(json_object_get(m, "modified_at"))),
+        "owned_by", "ollama", "provider", "ollama", "available", json_object_get(m, "available"));
+}
+
+void pc_server_remote_openai_models(struct pc_server *s, json_t *data)
+{
+    json_t *list = owned_models(s), *m;
+    size_t i;
+    json_array_foreach(list, i, m) json_array_append_new(data, openai_object(m));
+    json_decref(list);
+}
+
+json_t *pc_server_remote_openai_model(struct pc_server *s, const char *name)
+{
+    json_t *list = owned_models(s), *m, *found = NULL;
+    size_t i;
+    json_array_foreach(list, i, m)
+    {
+        const char *n = json_string_value(json_object_get(m, "name"));
+        char latest[300];
+        snprintf(latest, sizeof(latest), "%s:latest", name);
+        if (found == NULL && (strcmp(n, name) == 0 || strcmp(n, latest) == 0))
+            found = openai_object(m);
+    }
+    json_decref(list);
+    return found;
+}
+
+/* ---- load, unload, pin -------------------------------------------------------------------- */
+
+bool pc_server_remote_keep(struct pc_server *s, const char *id, const char *keep_alive,
+                           char canon[256], enum pc_err *rc, struct pc_error *err)
+{
+    if (!pc_server_remote_owns(s, id, canon))
+        return false;
+    int64_t timeout = s->cfg.preload_timeout_ms > 0 ? s->cfg.preload_timeout_ms : 30000;
+    *rc = pc_ollama_load(s->remote, canon, keep_alive, "", timeout, err);
+    return true;
+}
+
+/* ---- proxying ----------------------------------------------------------------------------- */
+
 static bool proxy_next(void *ctx, struct pc_buf *out)
 {
     return pc_ollama_stream_next(ctx, out);
@@ -57,6 +227,8 @@ bool pc_server_remote_proxy(const struct pc_http_req *req, struct pc_http_reply 
         return false;
     json_t *o = json_loadb(req->body, req->body_len, 0, NULL);
     const char *model = json_string_value(json_object_get(o, "model"));
+    if (model == NULL || model[0] == '\0')
+        model = json_string_value(json_object_get(o, "name")); /* Ollama's older field */
     char canon[256];
     bool remote = model != NULL && pc_server_remote_owns(s, model, canon);
     json_decref(o);
@@ -66,8 +238,8 @@ bool pc_server_remote_proxy(const struct pc_http_req *req, struct pc_http_reply 
     struct pc_error err = {0};
     int status = 0;
     const char *ctype = NULL;
-    if (pc_ollama_stream_open(s->remote, req->method, req->path, req->body, &st, &status, &ctype,
-                              &err) != PC_OK) {
+    if (pc_ollama_stream_open(s->remote, req->method, req->path, req->body, canon, &st, &status,
+                              &ctype, &err) != PC_OK) {
         pc_http_reply_pc_error(reply, &err);
         return true;
     }
@@ -77,33 +249,16 @@ bool pc_server_remote_proxy(const struct pc_http_req *req, struct pc_http_reply 
     return true;
 }
 
-void pc_server_remote_tags(struct pc_server *s, json_t *models)
-{
-    if (s->remote == NULL)
-        return;
-    json_t *list = pc_ollama_models(s->remote), *m;
-    size_t i;
-    json_array_foreach(list, i, m)
-    {
-        const char *name = json_string_value(json_object_get(m, "name"));
-        char canon[256];
-        if (!pc_server_remote_owns(s, name, canon))
-            continue;
-        json_object_set_new(m, "model", json_string(name));
-        json_array_append(models, m);
-    }
-    json_decref(list);
-}
-
 static void handle_providers(const struct pc_http_req *req, struct pc_http_reply *reply)
 {
     struct pc_server *s = req->srv;
     json_t *o = json_pack("{s:{s:s}}", "local", "models_dir", s->cfg.models_dir);
     if (s->remote != NULL)
         json_object_set_new(o, "ollama",
-                            json_pack("{s:s, s:b, s:o}", "url", pc_ollama_url(s->remote),
+                            json_pack("{s:s, s:b, s:o, s:o}", "url", pc_ollama_url(s->remote),
                                       "available", pc_ollama_available(s->remote), "models",
-                                      pc_ollama_models(s->remote)));
+                                      pc_ollama_models(s->remote), "loaded",
+                                      pc_ollama_ps(s->remote)));
     pc_reply_json_value(reply, 200, o);
 }
 

@@ -383,7 +383,9 @@ enum pc_err pc_server_start(const struct pc_server_config *cfg, struct pc_server
         .events = s->events,
         .debounce_ns = cfg->debounce_ns,
         .workers = 2,
+        .remote = &s->remote_precharge,
     };
+    pc_server_remote_precharge(s, &s->remote_precharge);
     rc = pc_precharger_start(&pcfg, &s->precharger, err);
     if (rc != PC_OK)
         goto fail;

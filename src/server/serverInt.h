@@ -26,6 +26,7 @@ struct pc_server {
     struct pc_ollama *remote;       /* the ollama provider; NULL when OLLAMA_URL is "off" */
     struct pc_queue *queue;         /* inference requests waiting, per model */
     struct pc_server_metrics metrics;
+    struct pc_precharge_provider remote_precharge; /* the precharger's way to it */
 };
 
 extern const struct pc_http_route pc_ollama_routes[];
@@ -50,6 +51,34 @@ bool pc_server_remote_proxy(const struct pc_http_req *req, struct pc_http_reply 
 /* Append the remote server's models that the local store does not have to a /api/tags list,
  * with "provider": "ollama" and "available". */
 void pc_server_remote_tags(struct pc_server *s, json_t *models);
+
+/* The same models as OpenAI's model objects ({id, object, created, owned_by: "ollama",
+ * provider, available}), appended to data; or the one named name (NULL when it is not one of
+ * them; the caller decrefs). */
+void pc_server_remote_openai_models(struct pc_server *s, json_t *data);
+json_t *pc_server_remote_openai_model(struct pc_server *s, const char *name);
+
+/* Append the models loaded on the remote server (its /api/ps, as last polled, with "provider":
+ * "ollama") to a /api/ps list. */
+void pc_server_remote_ps(struct pc_server *s, json_t *models);
+
+/* If name is the remote provider's model, its lifecycle state in *state (unavailable while the
+ * server is, active while a proxied request runs, precharged while its /api/ps lists it, else
+ * pretrained) and true; else false. */
+bool pc_server_remote_state(struct pc_server *s, const char *name, enum pc_model_state *state);
+
+/* If id is the remote provider's model: ask its server to load it with keep_alive ("0"
+ * unloads, "-1" keeps it, NULL: the server's default), set *rc to how that went and return
+ * true; canon gets the server's spelling. False when id is not the provider's. */
+bool pc_server_remote_keep(struct pc_server *s, const char *id, const char *keep_alive,
+                           char canon[256] /* OUT */, enum pc_err *rc /* OUT */,
+                           struct pc_error *err);
+
+/* The precharger's hooks into the ollama provider (they find s->remote when they run). */
+void pc_server_remote_precharge(struct pc_server *s, struct pc_precharge_provider *out /* OUT */);
+
+/* A keep-alive in ns as Ollama takes it: "-1" for ever (ns < 0), else "<ms>ms". */
+const char *pc_server_keep_alive_text(int64_t ns, char buf[32]);
 
 /* The preloader's part of the environment (see pc_server_config_from_env). */
 enum pc_err pc_server_config_env_preload(struct pc_server_config *cfg, struct pc_error *err);

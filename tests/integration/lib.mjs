@@ -73,6 +73,20 @@ export async function get(url, path) {
 
 export const ndjson = (text) => text.trim().split('\n').map((l) => JSON.parse(l));
 
+// Move the complete frames of an /api/events SSE text off buf into events, as
+// {event, ...data}; returns what is left of buf (a frame not yet complete).
+export function sseEvents(buf, events) {
+  let i;
+  while ((i = buf.indexOf('\n\n')) >= 0) {
+    const frame = buf.slice(0, i);
+    buf = buf.slice(i + 2);
+    const ev = frame.match(/^event: (.*)$/m);
+    const data = frame.match(/^data: (.*)$/m);
+    if (ev && data) events.push({ event: ev[1], ...JSON.parse(data[1]) });
+  }
+  return buf;
+}
+
 // Wait for a condition the daemon reaches by itself; bounded, and never a timing assertion.
 export async function eventually(fn, { tries = 300, every = 100 } = {}) {
   for (let i = 0; i < tries; i++) {

@@ -5,7 +5,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
-import { BIN, tempHome, makeModel, startDaemon, post, get, cleanup } from './lib.mjs';
+import { BIN, tempHome, makeModel, startDaemon, post, get, cleanup, sseEvents } from './lib.mjs';
 
 let home, d;
 const system = { role: 'system', content: 'You are a form assistant. The form has the fields name, ssn and dob. Be brief.' };
@@ -40,15 +40,7 @@ async function collectEvents(url, stream, pred, { max = 200, ms = 30000 } = {}) 
         while (events.length < max) {
           const { value, done } = await reader.read();
           if (done) break;
-          buf += dec.decode(value);
-          let i;
-          while ((i = buf.indexOf('\n\n')) >= 0) {
-            const frame = buf.slice(0, i);
-            buf = buf.slice(i + 2);
-            const ev = frame.match(/^event: (.*)$/m);
-            const data = frame.match(/^data: (.*)$/m);
-            if (ev && data) events.push({ event: ev[1], ...JSON.parse(data[1]) });
-          }
+          buf = sseEvents(buf + dec.decode(value), events);
           if (pred(events)) break;
         }
       } finally {
