@@ -24,6 +24,8 @@ static void serve_usage(FILE *f)
             "  --home DIR          state directory holding models/ (PRECHARGE_HOME; ~/.precharge)\n"
             "  --keep-alive DUR    default keep-alive (PRECHARGE_KEEP_ALIVE; 5m; -1 forever)\n"
             "  --max-models N      models resident at once (PRECHARGE_MAX_LOADED_MODELS; 3)\n"
+            "  --max-queue N       inference requests that may wait for one model; more get\n"
+            "                      503 (PRECHARGE_MAX_QUEUE; 512; 0 no limit)\n"
             "  --memory-budget B   bytes for resident models: 12G, 75%%, auto, none\n"
             "                      (PRECHARGE_MEMORY_BUDGET; auto: available RAM less headroom)\n"
             "  --eviction POLICY   who makes room: lru|lfu|fifo (PRECHARGE_EVICTION; lru)\n"
@@ -84,6 +86,7 @@ static const struct option serve_opts[] = {
     {"config", required_argument, NULL, 'C'},
     {"preload-timeout", required_argument, NULL, 'T'},
     {"health-interval", required_argument, NULL, 'I'},
+    {"max-queue", required_argument, NULL, 'Q'},
     {NULL, 0, NULL, 0},
 };
 
@@ -155,6 +158,11 @@ int pc_serve_configure(int argc, char **argv, struct pc_server_config *cfg, cons
             if (parse_long("--max-models", optarg, 1, 64, &n) != 0)
                 return -1;
             cfg->pool.max_models = (size_t)n;
+            break;
+        case 'Q':
+            if (parse_long("--max-queue", optarg, 0, PC_SERVER_MAX_QUEUE, &n) != 0)
+                return -1;
+            cfg->max_queue = (size_t)n;
             break;
         case 'c':
             if (parse_long("--ctx", optarg, 0, 1 << 22, &n) != 0)

@@ -176,6 +176,11 @@ static enum pc_err file_key(struct pc_server_config *cfg, const char *key, json_
             cfg->pool.max_models = (size_t)n;
         return rc;
     }
+    if (strcmp(key, "max_queue") == 0) {
+        if ((rc = file_long(v, key, 0, PC_SERVER_MAX_QUEUE, &n, err)) == PC_OK)
+            cfg->max_queue = (size_t)n;
+        return rc;
+    }
     if (strcmp(key, "context_length") == 0) {
         if ((rc = file_long(v, key, 0, 1 << 22, &n, err)) == PC_OK)
             cfg->pool.model_params.n_ctx = (uint32_t)n;
@@ -275,13 +280,14 @@ json_t *pc_server_config_to_json(const struct pc_server_config *cfg)
         json_array_append_new(preload, pc_preload_spec_to_json(&cfg->preload[i]));
     char deb[32];
     snprintf(deb, sizeof(deb), "%lldms", (long long)(cfg->debounce_ns / 1000000));
-    return json_pack(
-        "{s:s, s:s, s:s, s:I, s:I, s:I, s:s, s:s, s:s, s:o, s:I, s:I, s:s, s:o}", "host", host,
-        "home", cfg->home, "keep_alive", ka, "max_models", (json_int_t)cfg->pool.max_models,
-        "context_length", (json_int_t)cfg->pool.model_params.n_ctx, "threads",
-        (json_int_t)cfg->pool.model_params.n_threads, "snapshot_ram", ram, "snapshot_disk", disk,
-        "debounce", deb, "preload", preload, "preload_timeout_ms",
-        (json_int_t)cfg->preload_timeout_ms, "health_check_interval_ms",
-        (json_int_t)cfg->health_interval_ms, "ollama_url", cfg->ollama_url, "config_file",
-        cfg->config_file[0] ? json_string(cfg->config_file) : json_null());
+    return json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:s, s:s, s:s, s:o, s:I, s:I, s:s, s:o}",
+                     "host", host, "home", cfg->home, "keep_alive", ka, "max_models",
+                     (json_int_t)cfg->pool.max_models, "max_queue", (json_int_t)cfg->max_queue,
+                     "context_length", (json_int_t)cfg->pool.model_params.n_ctx, "threads",
+                     (json_int_t)cfg->pool.model_params.n_threads, "snapshot_ram", ram,
+                     "snapshot_disk", disk, "debounce", deb, "preload", preload,
+                     "preload_timeout_ms", (json_int_t)cfg->preload_timeout_ms,
+                     "health_check_interval_ms", (json_int_t)cfg->health_interval_ms, "ollama_url",
+                     cfg->ollama_url, "config_file",
+                     cfg->config_file[0] ? json_string(cfg->config_file) : json_null());
 }

@@ -22,8 +22,17 @@ enum pc_err pc_infer_open(struct pc_server *srv, const char *name, int64_t keep_
     enum pc_err rc = pc_store_name(name, norm, sizeof(norm), err);
     if (rc != PC_OK)
         return rc;
-    if (!pc_queue_enter(srv->queue, norm, NULL))
-        return pc_error_set(err, PC_ERR_NOMEM, "out of memory");
+    size_t waiting = 0;
+    rc = pc_queue_enter(srv->queue, norm, &waiting);
+    if (rc == PC_ERR_BUSY) {
+        pc_server_metrics_rejected(&srv->metrics, norm);
+        return pc_error_set(err, PC_ERR_BUSY,
+                            "server busy: %zu requests queued for model %s (max_queue %zu); "
+                            "retry later",
+                            waiting, norm, pc_queue_max(srv->queue));
+    }
+    if (rc != PC_OK)
+        return pc_error_set(err, rc, "out of memory");
     rc = pc_infer_open_with(srv, name, &params, false, out, err);
     if (rc != PC_OK)
         pc_queue_leave(srv->queue, norm);

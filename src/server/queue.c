@@ -65,20 +65,22 @@ static struct pc_queue_count *add(struct pc_queue *q, const char *model)
     return c;
 }
 
-bool pc_queue_enter(struct pc_queue *q, const char *model, size_t *waiting)
+enum pc_err pc_queue_enter(struct pc_queue *q, const char *model, size_t *waiting)
 {
+    enum pc_err rc = PC_OK;
     pthread_mutex_lock(&q->lock);
     struct pc_queue_count *c = find(q, model);
     size_t before = c ? c->waiting : 0;
-    bool ok = q->max == 0 || before < q->max;
-    if (ok && c == NULL)
-        ok = (c = add(q, model)) != NULL;
-    if (ok)
+    if (q->max > 0 && before >= q->max)
+        rc = PC_ERR_BUSY;
+    else if (c == NULL && (c = add(q, model)) == NULL)
+        rc = PC_ERR_NOMEM;
+    else
         c->waiting++;
     pthread_mutex_unlock(&q->lock);
     if (waiting != NULL)
         *waiting = before;
-    return ok;
+    return rc;
 }
 
 void pc_queue_leave(struct pc_queue *q, const char *model)

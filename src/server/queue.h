@@ -3,8 +3,9 @@
 #ifndef PC_QUEUE_H
 #define PC_QUEUE_H
 
-#include <stdbool.h>
 #include <stddef.h>
+
+#include "../base/err.h"
 
 struct pc_queue;
 
@@ -15,10 +16,10 @@ void pc_queue_free(struct pc_queue *q);
 
 size_t pc_queue_max(const struct pc_queue *q);
 
-/* Count a request that waits for model, unless max requests wait for it already: then return
- * false and count nothing. *waiting (may be NULL) gets how many waited before this call.
- * Also false when memory runs out. A true return is paired with one pc_queue_leave. */
-bool pc_queue_enter(struct pc_queue *q, const char *model, size_t *waiting /* OUT */);
+/* Count a request that waits for model: PC_OK, to be paired with one pc_queue_leave. When max
+ * requests wait for it already, PC_ERR_BUSY and nothing is counted; PC_ERR_NOMEM when memory
+ * runs out. *waiting (may be NULL) gets how many waited before this call. */
+enum pc_err pc_queue_enter(struct pc_queue *q, const char *model, size_t *waiting /* OUT */);
 void pc_queue_leave(struct pc_queue *q, const char *model);
 
 /* How many requests wait for model now. */

@@ -23,7 +23,8 @@
 
 #define DEFAULT_PORT 11435
 #define DEFAULT_MAX_BODY (8u << 20)
-#define DEFAULT_MAX_MODELS 3 /* Ollama's OLLAMA_MAX_LOADED_MODELS on a CPU */
+#define DEFAULT_MAX_MODELS 3  /* Ollama's OLLAMA_MAX_LOADED_MODELS on a CPU */
+#define DEFAULT_MAX_QUEUE 512 /* Ollama's OLLAMA_MAX_QUEUE */
 
 enum pc_err pc_server_parse_hostport(const char *s, struct pc_server_config *cfg,
                                      struct pc_error *err)
@@ -106,6 +107,7 @@ enum pc_err pc_server_config_from_env(struct pc_server_config *cfg, struct pc_er
     snprintf(cfg->host, sizeof(cfg->host), "127.0.0.1");
     cfg->port = DEFAULT_PORT;
     cfg->max_body = DEFAULT_MAX_BODY;
+    cfg->max_queue = DEFAULT_MAX_QUEUE;
     cfg->pool.max_models = DEFAULT_MAX_MODELS;
     cfg->pool.policy = PC_POOL_LRU;
     cfg->budget_mode = PC_BUDGET_AUTO;
@@ -164,6 +166,10 @@ enum pc_err pc_server_config_from_env(struct pc_server_config *cfg, struct pc_er
     if (env_uint("PRECHARGE_THREADS", 0, 1024, &num, err) != PC_OK)
         return PC_ERR_INVALID;
     cfg->pool.model_params.n_threads = (int32_t)num;
+    num = (long)cfg->max_queue;
+    if (env_uint("PRECHARGE_MAX_QUEUE", 0, PC_SERVER_MAX_QUEUE, &num, err) != PC_OK)
+        return PC_ERR_INVALID;
+    cfg->max_queue = (size_t)num;
 
     v = getenv("PRECHARGE_MEMORY_BUDGET");
     if (v != NULL && *v != '\0' && pc_server_parse_budget(v, cfg, &inner) != PC_OK)
@@ -366,7 +372,7 @@ enum pc_err pc_server_start(const struct pc_server_config *cfg, struct pc_server
     s->cfg.pool.on_load_user = s;
     s->pool = pc_pool_new(&s->cfg.pool);
     s->events = pc_events_new(1024);
-    s->queue = pc_queue_new(0);
+    s->queue = pc_queue_new(cfg->max_queue);
     if (s->pool == NULL || s->events == NULL || s->queue == NULL) {
         rc = pc_error_set(err, PC_ERR_NOMEM, "server: cannot start the model pool");
         goto fail;

@@ -20,6 +20,7 @@ enum pc_budget_mode {
 };
 
 #define PC_SERVER_MAX_MODEL_DIRS 16
+#define PC_SERVER_MAX_QUEUE 1000000 /* the largest max_queue */
 
 struct pc_server_config {
     char host[256];         /* listen address; 127.0.0.1 by default */
@@ -30,6 +31,7 @@ struct pc_server_config {
     uint64_t snapshot_disk; /* disk tier budget, bytes */
     int64_t debounce_ns;    /* precharge debounce window */
     size_t max_body;        /* request body limit in bytes */
+    size_t max_queue;       /* inference requests that may wait for one model; 0: no limit */
     struct pc_pool_config pool;
     enum pc_budget_mode budget_mode;
     double budget_percent;
@@ -48,7 +50,7 @@ struct pc_server_config {
 /* Defaults, then PRECHARGE_HOST ("host:port", "host", ":port", "[::1]:port"), PRECHARGE_HOME,
  * PRECHARGE_KEEP_ALIVE, PRECHARGE_MAX_LOADED_MODELS, PRECHARGE_CONTEXT_LENGTH,
  * PRECHARGE_THREADS, PRECHARGE_SNAPSHOT_RAM, PRECHARGE_SNAPSHOT_DISK, PRECHARGE_DEBOUNCE,
- * PRECHARGE_MEMORY_BUDGET, PRECHARGE_EVICTION, PRECHARGE_MODEL_DIRS,
+ * PRECHARGE_MEMORY_BUDGET, PRECHARGE_EVICTION, PRECHARGE_MODEL_DIRS, PRECHARGE_MAX_QUEUE,
  * and the preloader's: PRECHARGE_PRELOAD (a comma list), PRECHARGE_PRELOAD_RETRIES,
  * PRECHARGE_PRELOAD_RETRY_DELAY (ms), PRECHARGE_KEEP_WARM (their schedule),
  * MODEL_PRELOAD_TIMEOUT (ms), HEALTH_CHECK_INTERVAL (ms), OLLAMA_URL ("off": no remote
@@ -58,7 +60,8 @@ enum pc_err pc_server_config_from_env(struct pc_server_config *cfg /* OUT */, st
 
 /* Apply a JSON config file over cfg (the file overrides the environment; flags override the
  * file). A missing file is fine unless must_exist. err names the file and the key, or the
- * line and column of a syntax error. Keys: host, home, keep_alive, max_models, memory_budget,
+ * line and column of a syntax error. Keys: host, home, keep_alive, max_models, max_queue,
+ * memory_budget,
  * eviction, model_dirs (':'-separated), context_length, threads, snapshot_ram, snapshot_disk,
  * debounce, preload (names or objects, see pc_preload_spec_from_json), preload_timeout_ms,
  * health_check_interval_ms, ollama_url. */

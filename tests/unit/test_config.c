@@ -21,7 +21,7 @@ static const char *const env_vars[] = {
     "PRECHARGE_KEEP_ALIVE",     "PRECHARGE_MAX_LOADED_MODELS",
     "PRECHARGE_CONTEXT_LENGTH", "PRECHARGE_THREADS",
     "PRECHARGE_MEMORY_BUDGET",  "PRECHARGE_EVICTION",
-    "PRECHARGE_MODEL_DIRS",
+    "PRECHARGE_MODEL_DIRS",     "PRECHARGE_MAX_QUEUE",
 };
 
 static char *saved_home;
@@ -148,6 +148,7 @@ static void test_env_defaults(void **state)
     assert_int_equal(cfg.port, 11435);
     assert_true(cfg.pool.default_keep_alive_ns == 5 * 60 * NS_PER_S);
     assert_int_equal(cfg.pool.max_models, 3);
+    assert_int_equal(cfg.max_queue, 512);
     assert_int_equal(cfg.budget_mode, PC_BUDGET_AUTO);
     assert_int_equal(cfg.pool.policy, PC_POOL_LRU);
     assert_int_equal(cfg.n_model_dirs, 0);
@@ -243,6 +244,13 @@ static void test_env_max_loaded_models(void **state)
     assert_int_equal(cfg.pool.max_models, 5);
     assert_int_equal(cfg.pool.model_params.n_ctx, 8192);
     assert_int_equal(cfg.pool.model_params.n_threads, 6);
+
+    setenv("PRECHARGE_MAX_QUEUE", "2", 1);
+    assert_int_equal(pc_server_config_from_env(&cfg, NULL), PC_OK);
+    assert_int_equal(cfg.max_queue, 2);
+    setenv("PRECHARGE_MAX_QUEUE", "0", 1); /* no limit */
+    assert_int_equal(pc_server_config_from_env(&cfg, NULL), PC_OK);
+    assert_int_equal(cfg.max_queue, 0);
 }
 
 static void test_env_pool(void **state)
@@ -294,6 +302,9 @@ static const struct env_case bad_cases[] = {
     {"PRECHARGE_MAX_LOADED_MODELS", "3x"},
     {"PRECHARGE_MAX_LOADED_MODELS", "-2"},
     {"PRECHARGE_CONTEXT_LENGTH", "big"},
+    {"PRECHARGE_MAX_QUEUE", "-1"},
+    {"PRECHARGE_MAX_QUEUE", "many"},
+    {"PRECHARGE_MAX_QUEUE", "1000001"},
     {"PRECHARGE_THREADS", "1025"},
     {"PRECHARGE_MEMORY_BUDGET", "lots"},
     {"PRECHARGE_MEMORY_BUDGET", "150%"},

@@ -137,7 +137,7 @@ static void test_config_file(void **state)
 
     FILE *f = fopen(path, "w");
     fputs("{\"preload\": [\"a\", {\"model\": \"b\", \"keepWarm\": \"always\"}], \"max_models\": 2, "
-          "\"keep_alive\": \"10m\", \"health_check_interval_ms\": 50}",
+          "\"keep_alive\": \"10m\", \"health_check_interval_ms\": 50, \"max_queue\": 7}",
           f);
     fclose(f);
     assert_int_equal(pc_server_config_load_file(&cfg, path, true, &err), PC_OK);
@@ -145,12 +145,15 @@ static void test_config_file(void **state)
     assert_string_equal(cfg.preload[1].model, "b");
     assert_int_equal(cfg.preload[1].keep_warm.kind, PC_KEEP_WARM_ALWAYS);
     assert_int_equal(cfg.pool.max_models, 2);
+    assert_int_equal(cfg.max_queue, 7);
     assert_int_equal(cfg.health_interval_ms, 50);
     assert_int_equal(cfg.preload_timeout_ms, 1500); /* the environment's, not in the file */
     assert_string_equal(cfg.config_file, path);
 
     static const char *const bad[][2] = {
         {"{\"max_models\": 0}", "\"max_models\""},
+        {"{\"max_queue\": -1}", "\"max_queue\""},
+        {"{\"max_queue\": \"lots\"}", "\"max_queue\""},
         {"{\"colour\": \"red\"}", "unknown key \"colour\""},
         {"{\"preload\": [\"a\", \"a\"]}", "listed twice"},
         {"{\"keep_alive\": \"soon\"}", "\"keep_alive\""},
