@@ -16,11 +16,14 @@ const size_t pc_metrics_n_latency_buckets =
 
 enum kind { KIND_COUNTER, KIND_GAUGE, KIND_HISTOGRAM };
 
+#define N_SLOTS 64 /* hash slots per family: a lookup compares about n_series / 64 */
+
 static const char *const kind_names[] = {"counter", "gauge", "histogram"};
 
 /* One set of label values. */
 struct series {
-    struct series *next;
+    struct series *next;  /* in the order made: the order rendered */
+    struct series *chain; /* in the same hash slot */
     uint64_t hash;
     char *values[PC_METRIC_MAX_LABELS]; /* in the same allocation */
     double value;                       /* a counter's or a gauge's */
@@ -38,9 +41,10 @@ struct pc_metric {
     size_t n_labels;
     double bounds[PC_METRIC_MAX_BUCKETS];
     size_t n_bounds;
-    /* lock guards series (the list and every series' numbers). */
+    /* lock guards series, slots and every series' numbers. */
     pthread_mutex_t lock;
     struct series *series, **tail;
+    struct series *slots[N_SLOTS];
 };
 
 struct pc_metrics {
@@ -67,6 +71,7 @@ static void series_free_all(struct pc_metric *m)
     }
     m->series = NULL;
     m->tail = &m->series;
+    memset(m->slots, 0, sizeof(m->slots));
 }
 
 void pc_metrics_free(struct pc_metrics *r)
@@ -227,7 +232,8 @@ static bool same_values(const struct pc_metric *m, const struct series *s, const
 static struct series *series_get(struct pc_metric *m, const char *const *values, bool make)
 {
     uint64_t h = hash_values(m, values);
-    for (struct series *s = m->series; s; s = s->next)
+    struct series **slot = &m->slots[h % N_SLOTS];
+    for (struct series *s = *slot; s; s = s->chain)
         if (s->hash == h && same_values(m, s, values))
             return s;
     if (!make)
@@ -246,6 +252,8 @@ static struct series *series_get(struct pc_metric *m, const char *const *values,
         p += len;
     }
     s->hash = h;
+    s->chain = *slot;
+    *slot = s;
     *m->tail = s;
     m->tail = &s->next;
     return s;
