@@ -1,6 +1,6 @@
 // metrics.test.mjs - GET /metrics in Prometheus's text format: every line parses, and the
 // counters, histograms and gauges move by what a few requests (chats, a 404, a precharge, an
-// unload) make them move.
+// unload, a restart) make them move.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { tempHome, makeModel, startDaemon, post, get, eventually, ndjson, cleanup } from './lib.mjs';
@@ -179,6 +179,25 @@ test('the scrape parses, and counters, histograms and gauges follow the requests
   assert.equal(s.v('precharge_model_unloads_total{model="tiny",reason="unloaded"}'), 1);
   assert.equal(s.v('precharge_models_loaded'), 0);
   assert.ok(!s.samples.has(`precharge_model_memory_bytes${m}`));
+
+  // The unload kept the model's sequences in RAM: the next chat restores its prefix from there.
+  const fromRam = await post(d.url, '/api/chat', chat('Which fields are required?'));
+  assert.equal(fromRam.status, 200, fromRam.text);
+  s = await scrape();
+  assert.equal(s.v('precharge_snapshot_hits_total{model="tiny",tier="ram"}'), 1);
+  assert.equal(s.v(`precharge_model_loads_total${m}`), 2);
+});
+
+test('after a restart a chat restores the precharged prefix from disk', async () => {
+  await d.stop();
+  d = await startDaemon({ home });
+  const r = await post(d.url, '/api/chat', chat('Is the phone optional?'));
+  assert.equal(r.status, 200, r.text);
+  assert.ok(JSON.parse(r.text).prompt_cached_count > 0);
+  const s = await scrape();
+  assert.equal(s.v('precharge_snapshot_hits_total{model="tiny",tier="disk"}'), 1);
+  assert.equal(s.v('precharge_snapshot_hits_total{model="tiny",tier="live"}'), 0);
+  assert.ok(s.v('precharge_snapshot_bytes{tier="disk"}') > 0);
 });
 
 test('HEAD /metrics answers like GET, without a body', async () => {
