@@ -243,6 +243,16 @@ static const char *dispatch(struct pc_http *h, struct MHD_Connection *mc, struct
     return rt->path;
 }
 
+/* The pattern of the route that a request refused before dispatch would have taken. */
+static const char *pattern_of(const struct pc_http *h, const char *method, const char *path)
+{
+    bool known;
+    const struct pc_http_route *rt = route(h, method, path, &known, NULL);
+    if (rt == NULL && strcmp(method, "HEAD") == 0)
+        rt = route(h, "GET", path, &known, NULL);
+    return rt ? rt->path : "other";
+}
+
 /* The method as a label: a standard one, else "other" (the client chooses it). */
 static const char *method_label(const char *method)
 {
@@ -295,7 +305,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
         *con_cls = c;
         /* Refused before its body is read: the body is never buffered. */
         if (h->opts.admit != NULL && !h->opts.admit(&req, &reply))
-            return send_reply(h, mc, &req, "other", &reply);
+            return send_reply(h, mc, &req, pattern_of(h, method, url), &reply);
         return MHD_YES;
     }
     if (*upload_size > 0) {
