@@ -52,6 +52,22 @@ CURL *pc_ollama_easy(const struct pc_ollama *o, const char *method, const char *
     return c;
 }
 
+/* What the server's error status means here: its client errors are the client's, a busy
+ * server is unavailable, and any other failure there is a bad gateway (502). */
+static enum pc_err error_of(long status)
+{
+    switch (status) {
+    case 400:
+        return PC_ERR_INVALID;
+    case 404:
+        return PC_ERR_NOT_FOUND;
+    case 503:
+        return PC_ERR_UNAVAILABLE;
+    default:
+        return PC_ERR_NETWORK;
+    }
+}
+
 /* One whole request. *reply is the parsed body (the caller decrefs); a status >= 400 is an
  * error that carries the server's own "error" text. */
 static enum pc_err call(struct pc_ollama *o, const char *method, const char *path, json_t *body,
@@ -81,8 +97,8 @@ static enum pc_err call(struct pc_ollama *o, const char *method, const char *pat
     *reply = buf.len ? json_loadb(buf.data, buf.len, 0, NULL) : NULL;
     if (status >= 400) {
         const char *e = json_string_value(json_object_get(*reply, "error"));
-        rc = pc_error_set(err, status == 404 ? PC_ERR_NOT_FOUND : PC_ERR_UNAVAILABLE,
-                          "ollama at %s: %s %s: %ld %s", o->url, method, path, status, e ? e : "");
+        rc = pc_error_set(err, error_of(status), "ollama at %s: %s %s: %ld %s", o->url, method,
+                          path, status, e ? e : "");
         json_decref(*reply);
         *reply = NULL;
     }

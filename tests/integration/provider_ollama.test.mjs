@@ -181,7 +181,7 @@ test('ollama provider: discovery, lists, states, precharge, proxy, re-warm, outa
 
     // OpenAI's routes go to the server's /v1, SSE chunk by chunk: the first chunk is here while
     // the server is still generating (the model is active), and [DONE] ends it.
-    const s = await firstChunk(l.url, '/v1/chat/completions', { model: 'rtiny', stream: true, max_tokens: 200, messages: [{ role: 'user', content: 'hi' }] });
+    const s = await firstChunk(l.url, '/v1/chat/completions', { model: 'rtiny', stream: true, max_tokens: 400, messages: [{ role: 'user', content: 'hi' }] });
     assert.equal(s.res.status, 200);
     assert.match(s.res.headers.get('content-type'), /text\/event-stream/);
     assert.match(s.first, /^data: /);

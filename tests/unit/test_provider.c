@@ -72,6 +72,20 @@ static bool available_becomes(struct pc_ollama *o, bool want)
     return pc_ollama_available(o) == want;
 }
 
+/* on_change runs after the poller has published the new availability: wait for its call. */
+static bool calls_become(struct record *r, int n)
+{
+    for (int i = 0; i < 3000; i++) {
+        pthread_mutex_lock(&r->lock);
+        int calls = r->calls;
+        pthread_mutex_unlock(&r->lock);
+        if (calls >= n)
+            return calls == n;
+        nanosleep(&(struct timespec){.tv_nsec = 10000000}, NULL);
+    }
+    return false;
+}
+
 static void test_same(void **state)
 {
     (void)state;
@@ -167,6 +181,12 @@ static void test_provider(void **state)
     assert_int_equal(pc_ollama_prefill(o, "nope", NULL, "x", NULL, 30000, NULL, &err),
                      PC_ERR_NOT_FOUND);
     assert_non_null(strstr(err.msg, "127.0.0.1"));
+    /* The server's 400 stays the client's, with its text. */
+    msgs = json_pack("[{s:s, s:s}]", "role", "narrator", "content", "x");
+    assert_int_equal(pc_ollama_prefill(o, canon, msgs, NULL, NULL, 30000, NULL, &err),
+                     PC_ERR_INVALID);
+    json_decref(msgs);
+    assert_non_null(strstr(err.msg, "narrator"));
 
     /* A proxied stream counts as in flight while it lives, and comes through whole. */
     struct pc_buf body = PC_BUF_INIT;
@@ -198,8 +218,8 @@ static void test_provider(void **state)
     assert_null(s);
     assert_non_null(strstr(err.msg, pc_ollama_url(o)));
     assert_true(available_becomes(o, false));
+    assert_true(calls_become(&rec, 2));
     pthread_mutex_lock(&rec.lock);
-    assert_int_equal(rec.calls, 2);
     assert_int_equal(rec.removed, 1);
     assert_int_equal(rec.models, 0);
     pthread_mutex_unlock(&rec.lock);
@@ -214,8 +234,8 @@ static void test_provider(void **state)
     /* Back on the same port: it recovers by itself. */
     srv = serve(home, port);
     assert_true(available_becomes(o, true));
+    assert_true(calls_become(&rec, 3));
     pthread_mutex_lock(&rec.lock);
-    assert_int_equal(rec.calls, 3);
     assert_int_equal(rec.models, 1);
     pthread_mutex_unlock(&rec.lock);
 
