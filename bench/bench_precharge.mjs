@@ -4,80 +4,15 @@
 // measured side by side.
 //
 //   node bench/bench_precharge.mjs [MODEL.gguf]   (default: the tinyllama preset, made if missing)
-import { spawn, execFileSync } from 'node:child_process';
-import { mkdtempSync, mkdirSync, existsSync, symlinkSync, rmSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, symlinkSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { presetModel, start as startIn, post, ttft, context, question } from './common.mjs';
 
-const root = resolve(new URL('..', import.meta.url).pathname);
-const bin = process.env.PC_BIN ?? join(root, 'build/bin/precharge');
-let model = process.argv[2];
-if (!model) {
-  model = join(root, 'build/tmp/presets/tinyllama.gguf');
-  if (!existsSync(model)) {
-    mkdirSync(join(root, 'build/tmp/presets'), { recursive: true });
-    execFileSync(join(root, 'build/bin/mkmodel'), ['--preset', 'tinyllama', '-q', '-o', model]);
-  }
-}
+const model = process.argv[2] ?? presetModel();
 const home = mkdtempSync('/tmp/pc-bench-');
 mkdirSync(join(home, 'models'));
 symlinkSync(resolve(model), join(home, 'models/m.gguf'));
-
-async function start() {
-  const proc = spawn(bin, ['serve', '--host', '127.0.0.1:0'], {
-    env: { ...process.env, PRECHARGE_HOME: home, PRECHARGE_THREADS: '2', PRECHARGE_KEEP_ALIVE: '-1' },
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  let log = '';
-  const url = await new Promise((ok, fail) => {
-    proc.stderr.on('data', (d) => {
-      log += d;
-      const m = log.match(/listening on (http:\/\/\S+)/);
-      if (m) ok(m[1]);
-    });
-    proc.on('exit', () => fail(new Error(log)));
-  });
-  return { url, stop: () => new Promise((ok) => { proc.on('exit', ok); proc.kill('SIGTERM'); }) };
-}
-
-const post = (url, path, body) =>
-  fetch(url + path, { method: 'POST', body: JSON.stringify(body) }).then((r) => r.json());
-
-// Time to the first streamed chunk that carries text; the final chunk's counts come back too.
-async function ttft(url, system, question) {
-  const t0 = performance.now();
-  const res = await fetch(url + '/api/chat', {
-    method: 'POST',
-    body: JSON.stringify({
-      model: 'm', options: { num_predict: 4, temperature: 0 },
-      messages: [...(system ? [{ role: 'system', content: system }] : []), { role: 'user', content: question }],
-    }),
-  });
-  const reader = res.body.getReader();
-  const dec = new TextDecoder();
-  let first = null, buf = '', last = null;
-  for (;;) {
-    const { value, done } = await reader.read();
-    if (done) break;
-    buf += dec.decode(value);
-    let i;
-    while ((i = buf.indexOf('\n')) >= 0) {
-      const line = JSON.parse(buf.slice(0, i));
-      buf = buf.slice(i + 1);
-      if (first === null) first = performance.now() - t0;
-      if (line.done) last = line;
-    }
-  }
-  return { ms: first, prompt: last.prompt_eval_count, cached: last.prompt_cached_count,
-           prefill_ms: last.prompt_eval_duration / 1e6,
-           decode_ms: last.eval_duration / 1e6 / Math.max(1, last.eval_count) };
-}
-
-function context(seed) {
-  let s = `You are the assistant of form ${seed}. The form has these fields:`;
-  for (let i = 0; i < 66; i++) s += ` field_${i} (text, required, at most ${20 + (i * 7) % 50} characters);`;
-  return s;
-}
-const question = 'Which of the required fields accept at most forty characters, and which date format do they use?';
+const start = () => startIn(home);
 
 const rows = [];
 let d = await start();

@@ -317,9 +317,11 @@ static void handle_pin(const struct pc_http_req *req, struct pc_http_reply *repl
     struct body b;
     char name[256], path[PATH_MAX];
     struct pc_error err = {0};
+    char keep[32];
     if (parse_body(req, &b, reply) != 0 ||
         (b.path == NULL &&
-         remote(req, reply, b.pinned ? "-1" : NULL, b.pinned ? "pinned" : "unpinned")))
+         remote(req, reply, b.pinned ? "-1" : pc_server_remote_default_keep(req->srv, keep),
+                b.pinned ? "pinned" : "unpinned")))
         goto done;
     if (!b.pinned) {
         if (run_by_name(req->srv, req->params[0], do_unpin, NULL, name, sizeof(name), &err) !=

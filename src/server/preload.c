@@ -150,7 +150,9 @@ static void remote_work(struct attempt *a, const char *model)
         return;
     }
     const char *prompt = m->spec.context[0] ? m->spec.context : m->spec.warmup;
-    pc_ollama_load(r, model, a->pin ? "-1" : NULL, prompt, m->pl->timeout_ms, &a->err);
+    char keep[32];
+    pc_ollama_load(r, model, a->pin ? "-1" : pc_server_remote_default_keep(m->pl->srv, keep),
+                   prompt, m->pl->timeout_ms, &a->err);
 }
 
 static void attempt_work(struct attempt *a)

@@ -52,6 +52,11 @@ const char *pc_server_keep_alive_text(int64_t ns, char buf[32])
     return buf;
 }
 
+const char *pc_server_remote_default_keep(const struct pc_server *s, char buf[32])
+{
+    return pc_server_keep_alive_text(s->cfg.pool.default_keep_alive_ns, buf);
+}
+
 /* ---- precharge ---------------------------------------------------------------------------- */
 
 static bool precharge_owns(void *user, const char *model)
@@ -74,8 +79,7 @@ static enum pc_err precharge_prefill(void *user, const char *model, json_t *mess
     struct pc_ollama_gen_stats st = {0};
     enum pc_err rc =
         pc_ollama_prefill(s->remote, canon, messages, prompt,
-                          pc_server_keep_alive_text(s->cfg.pool.default_keep_alive_ns, keep),
-                          PRECHARGE_TIMEOUT_MS, &st, err);
+                          pc_server_remote_default_keep(s, keep), PRECHARGE_TIMEOUT_MS, &st, err);
     out->context_tokens = (int32_t)st.prompt_eval_count;
     out->load_ns = st.load_duration;
     out->prefill_ns = st.prompt_eval_duration;

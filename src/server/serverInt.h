@@ -80,6 +80,11 @@ void pc_server_remote_precharge(struct pc_server *s, struct pc_precharge_provide
 /* A keep-alive in ns as Ollama takes it: "-1" for ever (ns < 0), else "<ms>ms". */
 const char *pc_server_keep_alive_text(int64_t ns, char buf[32]);
 
+/* This daemon's default keep-alive (PRECHARGE_KEEP_ALIVE) as Ollama takes it: what a remote
+ * model that is not pinned is given, said each time, because a server may keep a model's
+ * earlier keep_alive -1 when a request names none. */
+const char *pc_server_remote_default_keep(const struct pc_server *s, char buf[32]);
+
 /* The preloader's part of the environment (see pc_server_config_from_env). */
 enum pc_err pc_server_config_env_preload(struct pc_server_config *cfg, struct pc_error *err);
 

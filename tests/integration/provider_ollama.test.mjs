@@ -125,6 +125,16 @@ test('ollama provider: discovery, lists, states, precharge, proxy, re-warm, outa
     assert.equal(JSON.parse(ld.text).provider, 'ollama');
     assert.ok((await remotePs(r)).includes('rplain:latest'));
     assert.ok(await eventually(async () => (await state(l, 'rplain')) === 'precharged'));
+    // Pinned there is keep_alive -1; unpinned, the server's default again.
+    const expires = async (name) => Date.parse((await json(r, '/api/ps')).models.find((m) => m.name === name).expires_at);
+    assert.equal((await post(l.url, '/v1/models/rplain/pin', { pinned: true })).status, 200);
+    assert.ok((await expires('rplain:latest')) > Date.now() + 365 * 864e5);
+    assert.equal((await post(l.url, '/v1/models/rplain/pin', { pinned: false })).status, 200);
+    assert.ok((await expires('rplain:latest')) < Date.now() + 864e5);
+    // Shown by the server.
+    const sh = await post(l.url, '/api/show', { model: 'rplain' });
+    assert.equal(sh.status, 200, sh.text);
+    assert.equal(JSON.parse(sh.text).details.family, 'llama');
     const ul = await del(l.url, '/v1/models/rplain');
     assert.equal(ul.status, 200, ul.text);
     assert.ok(!(await remotePs(r)).includes('rplain:latest'));
