@@ -101,12 +101,20 @@ bool pc_server_remote_state(struct pc_server *s, const char *name, enum pc_model
         return false;
     struct pc_ollama_model_status st;
     pc_ollama_status(s->remote, canon, &st);
+    /* The preloader's events say what the server cannot: a warm-up under way, or one that
+     * failed (the server answers, and has not loaded it). */
+    char norm[256];
+    enum pc_model_state ev = PC_STATE_UNAVAILABLE;
+    if (pc_store_name(name, norm, sizeof(norm), NULL) == PC_OK)
+        ev = pc_events_state(s->events, norm, NULL, NULL);
     if (!st.available || !st.known)
         *state = PC_STATE_UNAVAILABLE;
     else if (st.in_flight > 0)
         *state = PC_STATE_ACTIVE;
     else if (st.loaded)
         *state = PC_STATE_PRECHARGED;
+    else if (ev == PC_STATE_LOADING || ev == PC_STATE_FAILED)
+        *state = ev;
     else
         *state = PC_STATE_PRETRAINED;
     return true;

@@ -64,6 +64,7 @@ void pc_server_remote_ps(struct pc_server *s, json_t *models);
 
 /* If name is the remote provider's model, its lifecycle state in *state (unavailable while the
  * server is, active while a proxied request runs, precharged while its /api/ps lists it, else
+ * loading or failed while the preloader's warm-up of it is under way or has failed, else
  * pretrained) and true; else false. */
 bool pc_server_remote_state(struct pc_server *s, const char *name, enum pc_model_state *state);
 

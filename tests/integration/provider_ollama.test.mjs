@@ -343,3 +343,33 @@ test('keep-warm window: warmed again inside it, left to expire outside it', asyn
     cleanup(lhome);
   }
 });
+
+// The server answers, but cannot warm the model (its file there is no model): the warm-up fails
+// once, the model's state is failed with the server's error, and /ready waits.
+test('a remote warm-up that fails: state failed, the server\'s error, /ready pending', async () => {
+  const rhome = tempHome('remote-fail');
+  const lhome = tempHome('local-fail');
+  writeFileSync(join(rhome, 'models', 'rbad.gguf'), 'not a model');
+  const r = await startDaemon({ home: rhome, env: { OLLAMA_URL: 'off' } });
+  writeFileSync(join(lhome, 'config.json'), JSON.stringify({
+    preload: [{ model: 'rbad', maxRetries: 0 }],
+    ollama_url: r.url,
+  }));
+  const l = await startDaemon({ home: lhome, env: { PRECHARGE_OLLAMA_POLL: '100' } });
+  try {
+    assert.ok(await eventually(async () => (await json(l, '/api/models/status')).rbad.status === 'failed'));
+    const st = (await json(l, '/api/models/status')).rbad;
+    assert.equal(st.provider, 'ollama');
+    assert.ok(st.error.includes(r.url), st.error); // the server's own error, naming it
+    assert.equal(await state(l, 'rbad'), 'failed');
+    const ready = await get(l.url, '/ready');
+    assert.equal(ready.status, 503);
+    assert.match(ready.text, /rbad/);
+    assert.deepEqual(await remotePs(r), []);
+  } finally {
+    await l.stop();
+    await r.stop();
+    cleanup(rhome);
+    cleanup(lhome);
+  }
+});
