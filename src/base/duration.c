@@ -14,14 +14,20 @@ static const struct {
     {"ns", 1.0}, {"us", 1e3}, {"µs", 1e3}, {"ms", 1e6}, {"s", 1e9}, {"m", 60e9}, {"h", 3600e9},
 };
 
+/* Nanoseconds to int64_t, saturating: (double)INT64_MAX rounds up to 2^63, which does not fit,
+ * so the comparison is >=. */
+static int64_t saturate_ns(double ns)
+{
+    return ns >= (double)INT64_MAX ? INT64_MAX : (int64_t)ns;
+}
+
 int64_t pc_duration_from_seconds(double secs)
 {
+    if (isnan(secs))
+        return 0; /* JSON has no NaN, but a caller's arithmetic may make one */
     if (secs < 0)
         return PC_DURATION_FOREVER;
-    double ns = secs * 1e9;
-    if (ns > (double)INT64_MAX)
-        return INT64_MAX;
-    return (int64_t)ns;
+    return saturate_ns(secs * 1e9);
 }
 
 static int match_unit(const char *p, double *ns, size_t *len)
@@ -80,7 +86,7 @@ enum pc_err pc_duration_parse(const char *s, int64_t *out_ns, struct pc_error *e
         *out_ns = PC_DURATION_FOREVER;
         return PC_OK;
     }
-    *out_ns = total > (double)INT64_MAX ? INT64_MAX : (int64_t)total;
+    *out_ns = saturate_ns(total);
     return PC_OK;
 
 bad:

@@ -14,7 +14,7 @@
  * PC_DURATION_FOREVER. Returns PC_ERR_INVALID, with a detail naming the text, on bad input. */
 enum pc_err pc_duration_parse(const char *s, int64_t *out_ns /* OUT */, struct pc_error *err);
 
-/* Seconds (from a JSON number) to the same representation. */
+/* Seconds (from a JSON number) to the same representation, saturating at INT64_MAX; NaN is 0. */
 int64_t pc_duration_from_seconds(double secs);
 
 #endif

@@ -8,7 +8,9 @@
 
 #include <jansson.h>
 
+#include "../base/buf.h"
 #include "../base/fmt.h"
+#include "../engine/emit.h"
 #include "ggml.h"
 #include "gguf.h"
 
@@ -53,12 +55,27 @@ static uint32_t get_u32(const struct gguf_context *g, const char *arch, const ch
     }
 }
 
+/* A header is not bound to hold UTF-8, and what it holds goes out in JSON: text with each
+ * invalid byte replaced by U+FFFD. b is reset first; false when out of memory. */
+static bool valid_utf8(struct pc_buf *b, const char *text)
+{
+    pc_buf_reset(b);
+    return pc_utf8_append_valid(b, text, strlen(text)) && pc_buf_append(b, "", 0);
+}
+
+/* The string value of key, as UTF-8, cut to size on a character boundary; "" if it has none. */
 static void get_str(const struct gguf_context *g, const char *key, char *buf, size_t size)
 {
     int64_t id = gguf_find_key(g, key);
+    struct pc_buf b = PC_BUF_INIT;
     buf[0] = '\0';
-    if (id >= 0 && gguf_get_kv_type(g, id) == GGUF_TYPE_STRING)
-        snprintf(buf, size, "%s", gguf_get_val_str(g, id));
+    if (id >= 0 && gguf_get_kv_type(g, id) == GGUF_TYPE_STRING &&
+        valid_utf8(&b, gguf_get_val_str(g, id)) && b.len > 0) {
+        size_t n = pc_utf8_complete_prefix(b.data, b.len < size ? b.len : size - 1);
+        memcpy(buf, b.data, n);
+        buf[n] = '\0';
+    }
+    pc_buf_free(&b);
 }
 
 /* Tensors: count, bytes, and the most common type as a fallback for the quantization. */
@@ -143,7 +160,14 @@ enum pc_err pc_gguf_inspect(const char *path, struct pc_gguf_info *out, struct p
     return PC_OK;
 }
 
-static json_t *kv_value(const struct gguf_context *g, int64_t id)
+/* A JSON number, or null for the NaN and infinities that JSON has no spelling for. */
+static json_t *real_value(double d)
+{
+    json_t *v = json_real(d);
+    return v != NULL ? v : json_null();
+}
+
+static json_t *kv_value(const struct gguf_context *g, int64_t id, struct pc_buf *b)
 {
     switch (gguf_get_kv_type(g, id)) {
     case GGUF_TYPE_UINT8:
@@ -163,13 +187,13 @@ static json_t *kv_value(const struct gguf_context *g, int64_t id)
     case GGUF_TYPE_INT64:
         return json_integer(gguf_get_val_i64(g, id));
     case GGUF_TYPE_FLOAT32:
-        return json_real(gguf_get_val_f32(g, id));
+        return real_value(gguf_get_val_f32(g, id));
     case GGUF_TYPE_FLOAT64:
-        return json_real(gguf_get_val_f64(g, id));
+        return real_value(gguf_get_val_f64(g, id));
     case GGUF_TYPE_BOOL:
         return json_boolean(gguf_get_val_bool(g, id));
     case GGUF_TYPE_STRING:
-        return json_string(gguf_get_val_str(g, id));
+        return valid_utf8(b, gguf_get_val_str(g, id)) ? json_stringn(b->data, b->len) : NULL;
     default:
         return json_null(); /* arrays: vocabularies of tens of thousands of entries */
     }
@@ -185,13 +209,18 @@ enum pc_err pc_gguf_metadata(const char *path, json_t **out, struct pc_error *er
                             "\"%s\" is not a GGUF file, or its header is corrupt or cut short",
                             path);
     json_t *o = json_object();
+    struct pc_buf key = PC_BUF_INIT, text = PC_BUF_INIT;
     for (int64_t i = 0; o != NULL && i < gguf_get_n_kv(g); i++) {
-        json_t *v = kv_value(g, i);
-        if (v == NULL || json_object_set_new(o, gguf_get_key(g, i), v) != 0) {
+        json_t *v = kv_value(g, i, &text);
+        if (v == NULL || !valid_utf8(&key, gguf_get_key(g, i)) ||
+            json_object_set_new(o, key.data, v) != 0) {
+            json_decref(v);
             json_decref(o);
             o = NULL;
         }
     }
+    pc_buf_free(&key);
+    pc_buf_free(&text);
     gguf_free(g);
     if (o == NULL)
         return pc_error_set(err, PC_ERR_NOMEM, "out of memory");

@@ -294,7 +294,7 @@ static enum pc_err resolve_model_dirs(struct pc_server_config *cfg, struct pc_er
 }
 
 /* Every API family's routes. */
-static const struct pc_http_route *const route_tables[] = {
+const struct pc_http_route *const pc_server_routes[] = {
     pc_ollama_routes,  pc_ollama_model_routes, pc_precharge_routes,
     pc_pool_routes, /* before the OpenAI table: /v1/models/stats is not a model's id */
     pc_preload_routes, pc_store_routes,        pc_remote_routes,
@@ -410,7 +410,7 @@ enum pc_err pc_server_start(const struct pc_server_config *cfg, struct pc_server
     if (rc != PC_OK)
         goto fail;
     struct pc_http_options hopts = {.max_body = cfg->max_body, .metrics = s->metrics.reg};
-    rc = pc_http_start(cfg->host, cfg->port, route_tables, &hopts, s, &s->http, err);
+    rc = pc_http_start(cfg->host, cfg->port, pc_server_routes, &hopts, s, &s->http, err);
     if (rc != PC_OK)
         goto fail;
     *out = s;

@@ -37,6 +37,9 @@ extern const struct pc_http_route pc_preload_routes[];
 extern const struct pc_http_route pc_remote_routes[];
 extern const struct pc_http_route pc_metrics_routes[];
 
+/* Every table above and the pool's and the store's, in the order they are matched; NULL-ended. */
+extern const struct pc_http_route *const pc_server_routes[];
+
 /* The ollama provider (remote.c): start it on cfg.ollama_url. */
 enum pc_err pc_server_remote_start(struct pc_server *s, struct pc_error *err);
 

@@ -6,6 +6,7 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <math.h>
 #include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -131,6 +132,10 @@ static void test_duration_valid(void **state)
         {"-1s", PC_DURATION_FOREVER},
         {"-5m", PC_DURATION_FOREVER},
         {"-0.5", PC_DURATION_FOREVER},
+        /* 2^63 ns does not fit: it saturates, and is not read as "forever" (it once was). */
+        {"9223372036854775808ns", INT64_MAX},
+        {"9223372036.854775808", INT64_MAX},
+        {"99999999999h", INT64_MAX},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         struct pc_error e;
@@ -180,6 +185,10 @@ static void test_duration_from_seconds(void **state)
     assert_true(pc_duration_from_seconds(-1) == PC_DURATION_FOREVER);
     assert_true(pc_duration_from_seconds(-0.001) == PC_DURATION_FOREVER);
     assert_true(pc_duration_from_seconds(1e300) == INT64_MAX);
+    /* Found by fuzz_duration: the conversion of 2^63 and of NaN to int64_t was undefined. */
+    assert_true(pc_duration_from_seconds(9223372036.854775808) == INT64_MAX);
+    assert_true(pc_duration_from_seconds(INFINITY) == INT64_MAX);
+    assert_int_equal(pc_duration_from_seconds(NAN), 0);
 }
 
 /* --- buf ----------------------------------------------------------------------------------- */

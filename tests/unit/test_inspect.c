@@ -7,11 +7,15 @@
 
 #include <cmocka.h>
 
+#include <math.h>
 #include <string.h>
+
+#include <jansson.h>
 
 #include "base/file.h"
 #include "catalog/inspect.h"
 #include "engine/engine.h"
+#include "gguf.h"
 #include "testmodel.h"
 
 static char dir[PATH_MAX];
@@ -145,6 +149,45 @@ static void test_bad_files(void **state)
     expect_error(path, PC_ERR_NOT_FOUND);
 }
 
+/* Found by fuzz_gguf: a header that is not UTF-8, or holds a NaN, made /api/show answer "out of
+ * memory"; a long name was cut inside a character. Each comes out as valid JSON now. */
+static void test_header_text_is_valid_json(void **state)
+{
+    (void)state;
+    char path[PATH_MAX + 32], name[200];
+    snprintf(path, sizeof(path), "%s/odd.gguf", dir);
+    memset(name, 'a', 126);
+    snprintf(name + 126, sizeof(name) - 126, "\xC3\xA9tail"); /* "é" across byte 127 */
+    struct gguf_context *g = gguf_init_empty();
+    gguf_set_val_str(g, "general.architecture", "llama");
+    gguf_set_val_str(g, "general.name", name);
+    gguf_set_val_str(g, "odd.\xE7key", "value");
+    gguf_set_val_str(g, "odd.text", "bad \xFF byte");
+    gguf_set_val_f32(g, "odd.nan", NAN);
+    gguf_set_val_f32(g, "odd.inf", INFINITY);
+    assert_true(gguf_write_to_file(g, path, true));
+    gguf_free(g);
+
+    struct pc_gguf_info info;
+    inspect_ok(path, &info);
+    assert_int_equal(strlen(info.name), 126);
+    assert_true(strspn(info.name, "a") == 126);
+
+    json_t *meta = NULL;
+    struct pc_error err = {0};
+    if (pc_gguf_metadata(path, &meta, &err) != PC_OK)
+        fail_msg("pc_gguf_metadata: %s", err.msg);
+    assert_string_equal(json_string_value(json_object_get(meta, "odd.\xEF\xBF\xBDkey")), "value");
+    assert_string_equal(json_string_value(json_object_get(meta, "odd.text")),
+                        "bad \xEF\xBF\xBD byte");
+    assert_true(json_is_null(json_object_get(meta, "odd.nan")));
+    assert_true(json_is_null(json_object_get(meta, "odd.inf")));
+    char *s = json_dumps(meta, JSON_COMPACT);
+    assert_non_null(s);
+    free(s);
+    json_decref(meta);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -152,6 +195,7 @@ int main(void)
         cmocka_unit_test(test_params_match_the_engine),
         cmocka_unit_test(test_f16_model),
         cmocka_unit_test(test_bad_files),
+        cmocka_unit_test(test_header_text_is_valid_json),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }
