@@ -4,6 +4,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "utf8.h"
+
 static const char *const messages[] = {
 #define PC_ERR_MSG(name, msg) msg,
     PC_ERRORS(PC_ERR_MSG)
@@ -43,6 +45,8 @@ enum pc_err pc_error_set(struct pc_error *e, enum pc_err code, const char *fmt, 
     va_start(ap, fmt);
     vsnprintf(e->msg, sizeof(e->msg), fmt, ap);
     va_end(ap);
+    /* A message cut at the buffer's end ends on a whole character, so that JSON takes it. */
+    e->msg[pc_utf8_complete_prefix(e->msg, strlen(e->msg))] = '\0';
     return code;
 }
 

@@ -10,7 +10,7 @@
 
 #include "../base/buf.h"
 #include "../base/fmt.h"
-#include "../engine/emit.h"
+#include "../base/utf8.h"
 #include "ggml.h"
 #include "gguf.h"
 

@@ -7,6 +7,7 @@
 #include <stddef.h>
 
 #include "../base/buf.h"
+#include "../base/utf8.h"
 
 struct pc_emit {
     struct pc_buf pending; /* text not yet released: a partial character or a stop's prefix */
@@ -26,12 +27,5 @@ bool pc_emit_push(struct pc_emit *e, const char *piece, size_t len);
 
 /* End of generation: release what is pending (a dangling partial character is dropped). */
 void pc_emit_flush(struct pc_emit *e);
-
-/* Length of the longest prefix of s[0..len) that ends on a UTF-8 character boundary. */
-size_t pc_utf8_complete_prefix(const char *s, size_t len);
-
-/* Append text to b with each invalid UTF-8 byte replaced by U+FFFD, so that JSON encoders take it.
- */
-bool pc_utf8_append_valid(struct pc_buf *b, const char *text, size_t n);
 
 #endif

@@ -17,6 +17,7 @@
 
 #include "../base/log.h"
 #include "../base/metrics.h"
+#include "../base/utf8.h"
 
 #define MAX_CONNECTIONS 256
 
@@ -68,7 +69,14 @@ void pc_http_reply_json(struct pc_http_reply *r, int status, char *json)
 
 static void reply_error_text(struct pc_http_reply *r, int status, const char *msg)
 {
-    json_t *o = json_pack("{s:s}", "error", msg);
+    /* A message is cut at its buffer's size, maybe inside a character, and may name a file in
+     * another encoding: JSON takes only whole, valid UTF-8. */
+    struct pc_buf text = PC_BUF_INIT;
+    json_t *o = NULL;
+    if (pc_utf8_append_valid(&text, msg, pc_utf8_complete_prefix(msg, strlen(msg))) &&
+        pc_buf_append(&text, "", 0))
+        o = json_pack("{s:s}", "error", text.data);
+    pc_buf_free(&text);
     char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
     json_decref(o);
     if (s == NULL)

@@ -20,6 +20,7 @@
 #include "base/duration.h"
 #include "base/err.h"
 #include "base/file.h"
+#include "base/utf8.h"
 
 #include "scratch.h"
 
@@ -93,6 +94,14 @@ static void test_error_set_truncates_long_message(void **state)
     struct pc_error e;
     assert_int_equal(pc_error_set(&e, PC_ERR_INVALID, "%s", big), PC_ERR_INVALID);
     assert_int_equal(strlen(e.msg), PC_ERROR_MSG_MAX - 1);
+
+    /* Cut inside a two-byte character: the message ends before it, and stays UTF-8. */
+    for (size_t i = 0; i + 1 < sizeof(big); i += 2)
+        memcpy(big + i, "\xC3\xA9", 2); /* "é" */
+    big[sizeof(big) - 1] = '\0';
+    pc_error_set(&e, PC_ERR_INVALID, "%s", big); /* 511 bytes: 255 characters and a half */
+    assert_int_equal(strlen(e.msg), PC_ERROR_MSG_MAX - 2);
+    assert_memory_equal(e.msg + PC_ERROR_MSG_MAX - 4, "\xC3\xA9", 2);
 }
 
 static void test_error_set_null_pointer(void **state)
