@@ -42,15 +42,20 @@ export async function startDaemon({ home, args = [], env = {} } = {}) {
     });
     proc.on('exit', (code) => reject(new Error(`daemon exited with ${code}:\n${log}`)));
   });
+  // 'close' comes once stderr is read to its end, and so after any sanitizer report.
+  const closed = new Promise((r) => proc.on('close', (code, sig) => r(code ?? sig)));
   return {
     url,
     proc,
     log: () => log,
+    // SIGTERM, and the exit code. In the ASan build the daemon reports leaks (LeakSanitizer, at
+    // exit) and memory errors on stderr: any such report fails the test that stops it.
     async stop() {
-      if (proc.exitCode !== null) return proc.exitCode;
-      const done = new Promise((r) => proc.on('exit', (code, sig) => r(code ?? sig)));
-      proc.kill('SIGTERM');
-      return done;
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM');
+      const code = await closed;
+      const at = log.search(/ERROR: (LeakSanitizer|AddressSanitizer)|runtime error:/);
+      if (at >= 0) throw new Error(`the daemon's sanitizer report:\n${log.slice(at)}`);
+      return code;
     },
   };
 }
