@@ -42,11 +42,19 @@ for (const [name, r] of rows)
 const warm = by['warm (loaded, no snapshot)'];
 const pre = by['precharged (live)'];
 const alone = by['the new tokens alone (no context)'];
-// The question's tokens prefilled with nothing before them (a prompt of about as many tokens,
-// scaled to the exact count), plus one decode step. A floor: in a request, those tokens also
-// attend over the context's cells, which a precharge cannot take off them.
-const target = alone.prefill_ms * (pre.prompt - pre.cached) / (alone.prompt - alone.cached) + warm.decode_ms;
 console.log(`cold / precharged TTFT          ${(by['cold (model not loaded)'].ms / pre.ms).toFixed(1)}x`);
 console.log(`recompute / restore from RAM    ${(warm.ms / by['restored from RAM'].ms).toFixed(1)}x`);
 console.log(`recompute / restore from disk   ${(warm.ms / by['restored from disk after a restart'].ms).toFixed(1)}x`);
-console.log(`target: prefill of ${pre.prompt - pre.cached} new tokens + one decode step = ${target.toFixed(0)} ms; precharged TTFT ${pre.ms.toFixed(0)} ms: ${pre.ms <= target * 1.1 ? 'met' : 'missed'}`);
+// The target: no more than the cost of prefilling the question's tokens plus one decode step.
+// Those tokens are prefilled where they stand, after the context: each attends over the
+// context's cells, as it would in a full recompute; what a precharge takes away is the
+// context's own prefill. The engine times that prefill (prompt_eval_duration); the TTFT above
+// it is everything else the request pays (HTTP, template, tokenizing, finding the snapshot).
+const fresh = pre.prompt - pre.cached;
+const target = pre.prefill_ms + warm.decode_ms;
+console.log(`target: prefill of the ${fresh} new tokens (${pre.prefill_ms.toFixed(0)} ms) + one decode step (${warm.decode_ms.toFixed(0)} ms) = ${target.toFixed(0)} ms; precharged TTFT ${pre.ms.toFixed(0)} ms: ${fresh <= 40 && pre.ms <= target ? 'met' : 'missed'}`);
+console.log(`the request's own overhead      ${(pre.ms - pre.prefill_ms).toFixed(0)} ms above the prefill of its new tokens`);
+// For scale: the same number of tokens with no context before them. The difference is the
+// new tokens' attention over the context's cells, which no cache can take off them.
+const bare = alone.prefill_ms * fresh / (alone.prompt - alone.cached);
+console.log(`attention over the context      ${(pre.prefill_ms / bare).toFixed(1)}x the prefill of ${fresh} tokens with no context (${bare.toFixed(0)} ms)`);
