@@ -37,6 +37,12 @@ int pc_cli_daemon_url(char *out, size_t size);
 struct json_t;
 struct json_t *pc_cli_call(const char *method, const char *path, const char *body);
 
+/* The headers of a request to the daemon: Content-Type: application/json, and
+ * "Authorization: Bearer $PRECHARGE_API_KEY" when that is set. The caller frees them with
+ * curl_slist_free_all; NULL when memory ran out. Needs <curl/curl.h>. */
+struct curl_slist;
+struct curl_slist *pc_cli_headers(void);
+
 /* $PRECHARGE_HOME, or ~/.precharge. Returns 0, or -1 when it does not fit. */
 int pc_cli_home(char *out, size_t size);
 

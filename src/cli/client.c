@@ -45,6 +45,23 @@ int pc_cli_daemon_url(char *out, size_t size)
     return n > 0 && (size_t)n < size ? 0 : -1;
 }
 
+struct curl_slist *pc_cli_headers(void)
+{
+    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
+    const char *key = getenv("PRECHARGE_API_KEY");
+    char line[PC_SERVER_MAX_API_KEY + 32];
+    if (h != NULL && key != NULL && *key != '\0' && strlen(key) <= PC_SERVER_MAX_API_KEY) {
+        snprintf(line, sizeof(line), "Authorization: Bearer %s", key);
+        struct curl_slist *more = curl_slist_append(h, line);
+        if (more == NULL) {
+            curl_slist_free_all(h);
+            return NULL;
+        }
+        h = more;
+    }
+    return h;
+}
+
 /* Call the API. Returns the parsed JSON reply (the caller decrefs), or NULL after printing why. */
 json_t *pc_cli_call(const char *method, const char *path, const char *body)
 {
@@ -59,7 +76,7 @@ json_t *pc_cli_call(const char *method, const char *path, const char *body)
         return NULL;
     }
     struct pc_buf resp = PC_BUF_INIT;
-    struct curl_slist *hdrs = curl_slist_append(NULL, "Content-Type: application/json");
+    struct curl_slist *hdrs = pc_cli_headers();
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);

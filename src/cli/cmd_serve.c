@@ -40,6 +40,17 @@ static void serve_usage(FILE *f)
             "  --health-interval MS  one-token health checks of preloaded models\n"
             "                      (HEALTH_CHECK_INTERVAL; 300000; 0 none)\n"
             "  --no-repack         keep weights as in the file (less RAM, slower prefill)\n"
+            "  --api-key KEY       require \"Authorization: Bearer KEY\" (PRECHARGE_API_KEY)\n"
+            "  --api-key-file F    the same, the key read from F (PRECHARGE_API_KEY_FILE)\n"
+            "  --insecure          allow a non-loopback --host without an API key\n"
+            "                      (PRECHARGE_INSECURE=1)\n"
+            "  --cors-origin O     let browser pages from origin O call the API (repeatable;\n"
+            "                      PRECHARGE_CORS_ORIGINS=a,b; * for any; none)\n"
+            "  --max-body SIZE     request body limit (PRECHARGE_MAX_BODY; 8M)\n"
+            "  --max-prompt-tokens N  prompt limit in tokens (PRECHARGE_MAX_PROMPT_TOKENS;\n"
+            "                      0: the context)\n"
+            "  --connection-timeout DUR  close connections idle this long\n"
+            "                      (PRECHARGE_CONNECTION_TIMEOUT; 30s; 0 never)\n"
             "  --log-level LEVEL   error|warn|info|debug (PRECHARGE_LOG_LEVEL; info)\n"
             "  --llama-log LEVEL   llama.cpp's own messages: none|error|warn|info|debug "
             "(PRECHARGE_LLAMA_LOG; error)\n");
@@ -68,6 +79,41 @@ static int apply_log_level(const char *v)
     return 0;
 }
 
+/* A flag's value, parsed into cfg by one of the server's parsers. 0, or -1 after printing why. */
+static int flag_value(const char *flag, const char *v, struct pc_server_config *cfg,
+                      enum pc_err (*parse)(const char *s, struct pc_server_config *cfg,
+                                           struct pc_error *err))
+{
+    struct pc_error err = {0};
+    if (parse(v, cfg, &err) == PC_OK)
+        return 0;
+    pc_cli_error("%s: %s", flag, err.msg);
+    return -1;
+}
+
+static enum pc_err set_api_key(const char *v, struct pc_server_config *cfg, struct pc_error *err)
+{
+    return pc_server_set_api_key(cfg, v, err);
+}
+
+static enum pc_err read_api_key(const char *v, struct pc_server_config *cfg, struct pc_error *err)
+{
+    return pc_server_read_api_key_file(cfg, v, err);
+}
+
+/* The flags that set one value of cfg through a parser. */
+static const struct {
+    int c;
+    const char *flag;
+    enum pc_err (*parse)(const char *s, struct pc_server_config *cfg, struct pc_error *err);
+} value_flags[] = {
+    {'K', "--api-key", set_api_key},
+    {'F', "--api-key-file", read_api_key},
+    {'b', "--max-body", pc_server_parse_max_body},
+    {'p', "--max-prompt-tokens", pc_server_parse_max_prompt_tokens},
+    {'o', "--connection-timeout", pc_server_parse_connection_timeout},
+};
+
 static const struct option serve_opts[] = {
     {"host", required_argument, NULL, 'H'},
     {"home", required_argument, NULL, 'd'},
@@ -87,6 +133,13 @@ static const struct option serve_opts[] = {
     {"preload-timeout", required_argument, NULL, 'T'},
     {"health-interval", required_argument, NULL, 'I'},
     {"max-queue", required_argument, NULL, 'Q'},
+    {"api-key", required_argument, NULL, 'K'},
+    {"api-key-file", required_argument, NULL, 'F'},
+    {"insecure", no_argument, NULL, 'S'},
+    {"cors-origin", required_argument, NULL, 'O'},
+    {"max-body", required_argument, NULL, 'b'},
+    {"max-prompt-tokens", required_argument, NULL, 'p'},
+    {"connection-timeout", required_argument, NULL, 'o'},
     {NULL, 0, NULL, 0},
 };
 
@@ -120,7 +173,7 @@ int pc_serve_configure(int argc, char **argv, struct pc_server_config *cfg, cons
     struct pc_error err = {0};
     const char *level = getenv("PRECHARGE_LOG_LEVEL");
     long n;
-    bool dirs_from_flags = false, preload_from_flags = false;
+    bool dirs_from_flags = false, preload_from_flags = false, cors_from_flags = false;
     char dir[PATH_MAX];
 
     *llama_log = getenv("PRECHARGE_LLAMA_LOG");
@@ -135,7 +188,25 @@ int pc_serve_configure(int argc, char **argv, struct pc_server_config *cfg, cons
     optind = 1;
     int c;
     while ((c = getopt_long(argc, argv, "h", serve_opts, NULL)) != -1) {
+        size_t v = 0;
+        while (v < sizeof(value_flags) / sizeof(value_flags[0]) && value_flags[v].c != c)
+            v++;
+        if (v < sizeof(value_flags) / sizeof(value_flags[0])) {
+            if (flag_value(value_flags[v].flag, optarg, cfg, value_flags[v].parse) != 0)
+                return -1;
+            continue;
+        }
         switch (c) {
+        case 'S':
+            cfg->insecure = true;
+            break;
+        case 'O':
+            if (!cors_from_flags)
+                cfg->n_cors_origins = 0; /* the flags replace the file's and the environment's */
+            cors_from_flags = true;
+            if (flag_value("--cors-origin", optarg, cfg, pc_server_add_cors_origins) != 0)
+                return -1;
+            break;
         case 'H':
             if (pc_server_parse_hostport(optarg, cfg, &err) != PC_OK) {
                 pc_cli_error("--host: %s", err.msg);
@@ -250,6 +321,10 @@ int pc_cmd_serve(int argc, char **argv)
     int rc = pc_serve_configure(argc, argv, &cfg, &llama_log);
     if (rc != 0)
         return rc > 0 ? PC_EXIT_OK : PC_EXIT_USAGE;
+    if (pc_server_config_check_exposure(&cfg, &err) != PC_OK) {
+        pc_cli_error("%s", err.msg);
+        return PC_EXIT_USAGE;
+    }
 
     /* Signals are taken by sigwait below, so every other thread must block them. */
     sigset_t set;

@@ -24,7 +24,7 @@ static long request(const char *method, const char *url, const char *body, struc
     CURL *c = curl_easy_init();
     if (c == NULL)
         return 0;
-    struct curl_slist *hdrs = curl_slist_append(NULL, "Content-Type: application/json");
+    struct curl_slist *hdrs = pc_cli_headers();
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);

@@ -171,6 +171,10 @@ static enum pc_err file_key(struct pc_server_config *cfg, const char *key, json_
     enum pc_err rc = PC_OK;
     if (strcmp(key, "preload") == 0)
         return file_preload(cfg, v, err);
+    rc = pc_server_config_file_safety(cfg, key, v, &inner);
+    if (rc != PC_ERR_NOT_FOUND)
+        return rc == PC_OK ? PC_OK : pc_error_set(err, rc, "\"%s\": %s", key, inner.msg);
+    rc = PC_OK;
     if (strcmp(key, "max_models") == 0) {
         if ((rc = file_long(v, key, 1, 64, &n, err)) == PC_OK)
             cfg->pool.max_models = (size_t)n;
@@ -280,14 +284,17 @@ json_t *pc_server_config_to_json(const struct pc_server_config *cfg)
         json_array_append_new(preload, pc_preload_spec_to_json(&cfg->preload[i]));
     char deb[32];
     snprintf(deb, sizeof(deb), "%lldms", (long long)(cfg->debounce_ns / 1000000));
-    return json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:s, s:s, s:s, s:o, s:I, s:I, s:s, s:o}",
-                     "host", host, "home", cfg->home, "keep_alive", ka, "max_models",
-                     (json_int_t)cfg->pool.max_models, "max_queue", (json_int_t)cfg->max_queue,
-                     "context_length", (json_int_t)cfg->pool.model_params.n_ctx, "threads",
-                     (json_int_t)cfg->pool.model_params.n_threads, "snapshot_ram", ram,
-                     "snapshot_disk", disk, "debounce", deb, "preload", preload,
-                     "preload_timeout_ms", (json_int_t)cfg->preload_timeout_ms,
-                     "health_check_interval_ms", (json_int_t)cfg->health_interval_ms, "ollama_url",
-                     cfg->ollama_url, "config_file",
-                     cfg->config_file[0] ? json_string(cfg->config_file) : json_null());
+    json_t *o =
+        json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:s, s:s, s:s, s:o, s:I, s:I, s:s, s:o}",
+                  "host", host, "home", cfg->home, "keep_alive", ka, "max_models",
+                  (json_int_t)cfg->pool.max_models, "max_queue", (json_int_t)cfg->max_queue,
+                  "context_length", (json_int_t)cfg->pool.model_params.n_ctx, "threads",
+                  (json_int_t)cfg->pool.model_params.n_threads, "snapshot_ram", ram,
+                  "snapshot_disk", disk, "debounce", deb, "preload", preload, "preload_timeout_ms",
+                  (json_int_t)cfg->preload_timeout_ms, "health_check_interval_ms",
+                  (json_int_t)cfg->health_interval_ms, "ollama_url", cfg->ollama_url, "config_file",
+                  cfg->config_file[0] ? json_string(cfg->config_file) : json_null());
+    if (o != NULL)
+        pc_server_config_safety_to_json(cfg, o);
+    return o;
 }

@@ -18,6 +18,7 @@
 #include "../base/log.h"
 #include "../base/metrics.h"
 #include "../base/utf8.h"
+#include "deadline.h"
 
 #define MAX_CONNECTIONS 256
 
@@ -26,7 +27,8 @@ struct pc_http {
     const struct pc_http_route *const *tables;
     struct pc_http_options opts;
     struct pc_server *srv;
-    struct pc_metric *requests; /* precharge_http_requests_total, or NULL */
+    struct pc_metric *requests;   /* precharge_http_requests_total, or NULL */
+    struct pc_deadline *deadline; /* requests that do not arrive in time; NULL: no timeout */
     int port;
 };
 
@@ -34,6 +36,7 @@ struct pc_http {
 struct conn {
     struct pc_buf body;
     bool too_large;
+    struct pc_http_reply *refused; /* admit's answer, sent once the body (discarded) is in */
 };
 
 struct stream_state {
@@ -41,7 +44,22 @@ struct stream_state {
     struct pc_buf buf;
     size_t off;
     bool ended;
+    struct MHD_Connection *mc;
+    unsigned idle_timeout_s;
 };
+
+/* The idle timeout counts from the last byte sent or received, and libmicrohttpd checks it
+ * when a stream's callback returns, before it sends what the callback made: a stream that took
+ * longer than the timeout to make its next piece (a long prefill, a quiet event stream) would
+ * be cut. Setting the timeout anew (through 0) starts its count again: the daemon's own work
+ * counts as activity, and a client that stops reading still times out. */
+static void touch(struct stream_state *st)
+{
+    if (st->idle_timeout_s == 0)
+        return;
+    MHD_set_connection_option(st->mc, MHD_CONNECTION_OPTION_TIMEOUT, 0u);
+    MHD_set_connection_option(st->mc, MHD_CONNECTION_OPTION_TIMEOUT, st->idle_timeout_s);
+}
 
 bool pc_http_reply_header(struct pc_http_reply *r, const char *name, const char *value)
 {
@@ -115,6 +133,7 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *out, size_t max)
         pc_buf_reset(&st->buf);
         st->off = 0;
         st->ended = !st->s.next(st->s.ctx, &st->buf);
+        touch(st);
     }
     size_t n = st->buf.len - st->off;
     if (n > max)
@@ -133,7 +152,8 @@ static void stream_free(void *cls)
     free(st);
 }
 
-static struct MHD_Response *make_response(struct pc_http_reply *r)
+static struct MHD_Response *make_response(struct pc_http *h, struct MHD_Connection *mc,
+                                          struct pc_http_reply *r)
 {
     struct MHD_Response *resp;
     if (r->stream.next != NULL) {
@@ -144,6 +164,8 @@ static struct MHD_Response *make_response(struct pc_http_reply *r)
             return NULL;
         }
         st->s = r->stream;
+        st->mc = mc;
+        st->idle_timeout_s = h->opts.idle_timeout_s;
         resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024, stream_read, st,
                                                  stream_free);
         if (resp == NULL)
@@ -272,6 +294,13 @@ static const char *method_label(const char *method)
     return "other";
 }
 
+static struct pc_deadline_conn *conn_deadline(struct MHD_Connection *mc)
+{
+    const union MHD_ConnectionInfo *info =
+        MHD_get_connection_info(mc, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return info ? info->socket_context : NULL;
+}
+
 static enum MHD_Result send_reply(struct pc_http *h, struct MHD_Connection *mc,
                                   const struct pc_http_req *req, const char *pattern,
                                   struct pc_http_reply *reply)
@@ -280,7 +309,7 @@ static enum MHD_Result send_reply(struct pc_http *h, struct MHD_Connection *mc,
         h->opts.decorate(req, reply);
     int status = reply->status ? reply->status : 500;
     const char *type = reply->content_type;
-    struct MHD_Response *resp = make_response(reply);
+    struct MHD_Response *resp = make_response(h, mc, reply);
     if (resp == NULL)
         return MHD_NO;
     if (type != NULL)
@@ -311,18 +340,34 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
         if (c == NULL)
             return MHD_NO;
         *con_cls = c;
-        /* Refused before its body is read: the body is never buffered. */
-        if (h->opts.admit != NULL && !h->opts.admit(&req, &reply))
-            return send_reply(h, mc, &req, pattern_of(h, method, url), &reply);
+        /* A refused request's body is read and dropped, never buffered: a client may not read
+         * an answer that comes before it has sent its body. */
+        if (h->opts.admit != NULL && !h->opts.admit(&req, &reply)) {
+            c->refused = malloc(sizeof(*c->refused));
+            if (c->refused == NULL) {
+                free(reply.body);
+                return MHD_NO;
+            }
+            *c->refused = reply;
+        }
         return MHD_YES;
     }
     if (*upload_size > 0) {
-        if (!c->too_large && c->body.len + *upload_size <= h->opts.max_body)
+        if (c->refused == NULL && !c->too_large && c->body.len + *upload_size <= h->opts.max_body)
             c->too_large = !pc_buf_append(&c->body, upload_data, *upload_size);
         else
             c->too_large = true;
         *upload_size = 0;
         return MHD_YES;
+    }
+    /* The request is in: from here the time is the daemon's (a load, a prefill, a whole
+     * answer), and only the idle timeout applies. */
+    pc_deadline_disarm(h->deadline, conn_deadline(mc));
+    if (c->refused != NULL) {
+        reply = *c->refused;
+        free(c->refused);
+        c->refused = NULL;
+        return send_reply(h, mc, &req, pattern_of(h, method, url), &reply);
     }
     const char *pattern = dispatch(h, mc, c, &req, &reply);
     return send_reply(h, mc, &req, pattern, &reply);
@@ -331,15 +376,33 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
 static void on_completed(void *cls, struct MHD_Connection *mc, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
+    struct pc_http *h = cls;
     struct conn *c = *con_cls;
-    (void)cls;
-    (void)mc;
     (void)toe;
+    pc_deadline_arm(h->deadline, conn_deadline(mc)); /* the next request on this connection */
     if (c == NULL)
         return;
     pc_buf_free(&c->body);
+    if (c->refused != NULL)
+        free(c->refused->body);
+    free(c->refused);
     free(c);
     *con_cls = NULL;
+}
+
+/* Each connection is watched from its start: its first request must arrive in time. */
+static void on_connection(void *cls, struct MHD_Connection *mc, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code)
+{
+    struct pc_http *h = cls;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *info =
+            MHD_get_connection_info(mc, MHD_CONNECTION_INFO_CONNECTION_FD);
+        *socket_context = info ? pc_deadline_add(h->deadline, info->connect_fd) : NULL;
+    } else {
+        pc_deadline_remove(h->deadline, *socket_context);
+        *socket_context = NULL;
+    }
 }
 
 static void on_mhd_log(void *cls, const char *fmt, va_list ap)
@@ -377,6 +440,13 @@ enum pc_err pc_http_start(const char *host, int port, const struct pc_http_route
                                      "HTTP requests answered, by route pattern (\"other\" for "
                                      "none), method and status (a stream's, as it started).",
                                      "route,method,status");
+    enum pc_err rc = PC_OK;
+    if (opts->idle_timeout_s > 0 &&
+        (rc = pc_deadline_start(opts->idle_timeout_s, &h->deadline, err)) != PC_OK) {
+        freeaddrinfo(ai);
+        free(h);
+        return rc;
+    }
 
     unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
                      MHD_USE_ERROR_LOG | MHD_USE_POLL;
@@ -384,12 +454,13 @@ enum pc_err pc_http_start(const char *host, int port, const struct pc_http_route
         flags |= MHD_USE_IPv6;
     h->daemon = MHD_start_daemon(
         flags, (uint16_t)port, NULL, NULL, on_request, h, MHD_OPTION_SOCK_ADDR, ai->ai_addr,
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_CONNECTION_LIMIT,
-        (unsigned)MAX_CONNECTIONS, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, h,
-        MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1, MHD_OPTION_CONNECTION_TIMEOUT,
-        opts->idle_timeout_s, MHD_OPTION_END);
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_NOTIFY_CONNECTION, on_connection,
+        h, MHD_OPTION_CONNECTION_LIMIT, (unsigned)MAX_CONNECTIONS, MHD_OPTION_EXTERNAL_LOGGER,
+        on_mhd_log, h, MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1,
+        MHD_OPTION_CONNECTION_TIMEOUT, opts->idle_timeout_s, MHD_OPTION_END);
     freeaddrinfo(ai);
     if (h->daemon == NULL) {
+        pc_deadline_stop(h->deadline);
         free(h);
         return pc_error_set(err, PC_ERR_IO,
                             "cannot listen on %s:%d (is the port in use, or the address not "
@@ -412,5 +483,6 @@ void pc_http_stop(struct pc_http *h)
     if (h == NULL)
         return;
     MHD_stop_daemon(h->daemon);
+    pc_deadline_stop(h->deadline); /* after the daemon: every connection is gone */
     free(h);
 }

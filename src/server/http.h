@@ -94,7 +94,7 @@ struct pc_http_options {
                               * (not while a handler or a stream is working); 0: never */
     /* Optional. Called once a request's headers are in, before its body is read, with req's
      * method, path, srv and headers (no body, no params): false refuses it with the reply that
-     * it filled, and the body is not read. */
+     * it filled (a plain reply, not a stream), and the body is dropped as it arrives. */
     bool (*admit)(const struct pc_http_req *req, struct pc_http_reply *reply);
     /* Optional. Called on every reply before it goes out, to add headers. */
     void (*decorate)(const struct pc_http_req *req, struct pc_http_reply *reply);

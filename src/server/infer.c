@@ -148,6 +148,24 @@ static enum pc_err prompt_tokens(const struct pc_infer *inf, const char *prompt,
     return PC_OK;
 }
 
+/* The most prompt tokens a request may have, and what sets it (for the 400 that names it): the
+ * context it uses (the model's, or a smaller num_ctx) less one cell for the answer, or
+ * max_prompt_tokens when that is smaller. */
+static size_t prompt_limit(const struct pc_infer *inf, uint32_t n_ctx, char *why, size_t size)
+{
+    bool own = inf->num_ctx > 0 && inf->num_ctx < n_ctx;
+    uint32_t window = own ? inf->num_ctx : n_ctx;
+    size_t limit = window > 0 ? window - 1 : 0;
+    uint32_t max = inf->srv->cfg.max_prompt_tokens;
+    if (max > 0 && max < limit) {
+        snprintf(why, size, "max_prompt_tokens");
+        return max;
+    }
+    snprintf(why, size, "%s %u, less one token for the answer", own ? "num_ctx" : "context length",
+             window);
+    return limit;
+}
+
 enum pc_err pc_infer_start(struct pc_infer *inf, const char *prompt,
                            const struct pc_sampling *sampling, struct pc_error *err)
 {
@@ -160,15 +178,17 @@ enum pc_err pc_infer_start(struct pc_infer *inf, const char *prompt,
     struct pc_gen_request req = {
         .tokens = toks, .n_tokens = n, .sampling = *sampling, .cancel = &inf->cancel};
     /* A smaller num_ctx than the loaded context bounds prompt + answer, as that window would. */
+    char why[96];
     uint32_t n_ctx = pc_model_info(m)->n_ctx;
-    if (inf->num_ctx > 0 && inf->num_ctx < n_ctx) {
-        if (n >= inf->num_ctx) {
-            free(toks);
-            return pc_error_set(err, PC_ERR_CTX_OVERFLOW,
-                                "the prompt is %zu tokens, and num_ctx is %u tokens", n,
-                                inf->num_ctx);
-        }
-        int32_t room = (int32_t)(inf->num_ctx - n);
+    uint32_t window = inf->num_ctx > 0 && inf->num_ctx < n_ctx ? inf->num_ctx : n_ctx;
+    size_t limit = prompt_limit(inf, n_ctx, why, sizeof(why));
+    if (n > limit) {
+        free(toks);
+        return pc_error_set(err, PC_ERR_CTX_OVERFLOW,
+                            "the prompt is %zu tokens; the limit is %zu (%s)", n, limit, why);
+    }
+    if (window < n_ctx) {
+        int32_t room = (int32_t)(window - n);
         if (req.sampling.num_predict < 0 || req.sampling.num_predict > room)
             req.sampling.num_predict = room;
     }

@@ -57,7 +57,8 @@ struct pc_model *pc_infer_model(const struct pc_infer *inf);
 /* Tokenize prompt (after inf->context when set), take the model's context at user priority
  * (before any precharge), restore the longest snapshot, prefill the rest, and get ready to
  * generate. PC_ERR_INVALID for a context token the model does not have, PC_ERR_CTX_OVERFLOW
- * for a prompt that fills num_ctx. */
+ * (the count and the limit named) for a prompt over the limit: the context it uses (the
+ * model's, or a smaller num_ctx) less one token for the answer, or max_prompt_tokens. */
 enum pc_err pc_infer_start(struct pc_infer *inf, const char *prompt,
                            const struct pc_sampling *sampling, struct pc_error *err);
 

@@ -425,7 +425,9 @@ static void handle_completion(const struct pc_http_req *req, struct pc_http_repl
     if (rc != PC_OK) {
         pc_infer_close(inf);
         pc_http_reply_pc_error(reply, &err);
-        openai_error(reply, err.code == PC_ERR_NOT_FOUND ? "model" : NULL);
+        openai_error(reply, err.code == PC_ERR_NOT_FOUND      ? "model"
+                            : err.code == PC_ERR_CTX_OVERFLOW ? (chat ? "messages" : "prompt")
+                                                              : NULL);
         openai_req_free(q);
         return;
     }

@@ -17,6 +17,7 @@
 #include "../catalog/hw.h"
 #include "../store/store.h"
 #include "../provider/ollama.h"
+#include "guard.h"
 #include "infer.h"
 #include "store_api.h"
 #include "pool_api.h"
@@ -181,6 +182,8 @@ enum pc_err pc_server_config_from_env(struct pc_server_config *cfg, struct pc_er
     v = getenv("PRECHARGE_MODEL_DIRS");
     if (v != NULL && *v != '\0' && pc_server_add_model_dirs(v, cfg, &inner) != PC_OK)
         return pc_error_set(err, PC_ERR_INVALID, "PRECHARGE_MODEL_DIRS: %s", inner.msg);
+    if (pc_server_config_env_safety(cfg, err) != PC_OK)
+        return PC_ERR_INVALID;
     return pc_server_config_env_preload(cfg, err);
 }
 
@@ -344,11 +347,14 @@ enum pc_err pc_server_start(const struct pc_server_config *cfg, struct pc_server
                             struct pc_error *err)
 {
     *out = NULL;
+    enum pc_err rc = pc_server_config_check_exposure(cfg, err);
+    if (rc != PC_OK)
+        return rc;
     struct pc_server *s = calloc(1, sizeof(*s));
     if (s == NULL)
         return pc_error_set(err, PC_ERR_NOMEM, "server: out of memory");
     s->cfg = *cfg;
-    enum pc_err rc = pc_server_metrics_init(&s->metrics, err);
+    rc = pc_server_metrics_init(&s->metrics, err);
     if (rc != PC_OK) {
         free(s);
         return rc;
@@ -409,7 +415,13 @@ enum pc_err pc_server_start(const struct pc_server_config *cfg, struct pc_server
     rc = pc_preloader_new(s, &plcfg, &s->preloader, err);
     if (rc != PC_OK)
         goto fail;
-    struct pc_http_options hopts = {.max_body = cfg->max_body, .metrics = s->metrics.reg};
+    struct pc_http_options hopts = {
+        .max_body = cfg->max_body,
+        .idle_timeout_s = cfg->connection_timeout_s,
+        .admit = pc_guard_admit,
+        .decorate = pc_guard_decorate,
+        .metrics = s->metrics.reg,
+    };
     rc = pc_http_start(cfg->host, cfg->port, pc_server_routes, &hopts, s, &s->http, err);
     if (rc != PC_OK)
         goto fail;

@@ -21,6 +21,8 @@ enum pc_budget_mode {
 
 #define PC_SERVER_MAX_MODEL_DIRS 16
 #define PC_SERVER_MAX_QUEUE 1000000 /* the largest max_queue */
+#define PC_SERVER_MAX_CORS_ORIGINS 16
+#define PC_SERVER_MAX_API_KEY 256
 
 struct pc_server_config {
     char host[256];         /* listen address; 127.0.0.1 by default */
@@ -45,6 +47,14 @@ struct pc_server_config {
     int64_t health_interval_ms; /* HEALTH_CHECK_INTERVAL; 0: no health checks */
     char ollama_url[512];       /* OLLAMA_URL: the remote Ollama server */
     char config_file[1100];     /* the file that was read, or "" */
+    /* Safety (config_safety.c, guard.c): */
+    char api_key[PC_SERVER_MAX_API_KEY + 1]; /* "": none; else every request but the probes
+                                              * must carry "Authorization: Bearer <key>" */
+    bool insecure;                           /* listen beyond loopback without an API key */
+    uint32_t max_prompt_tokens;              /* 0: the context the request uses */
+    unsigned connection_timeout_s;           /* idle connections close; 0: never */
+    char cors_origins[PC_SERVER_MAX_CORS_ORIGINS][256]; /* origins allowed by CORS; "*": all */
+    size_t n_cors_origins;
 };
 
 /* Defaults, then PRECHARGE_HOST ("host:port", "host", ":port", "[::1]:port"), PRECHARGE_HOME,
@@ -54,7 +64,10 @@ struct pc_server_config {
  * and the preloader's: PRECHARGE_PRELOAD (a comma list), PRECHARGE_PRELOAD_RETRIES,
  * PRECHARGE_PRELOAD_RETRY_DELAY (ms), PRECHARGE_KEEP_WARM (their schedule),
  * MODEL_PRELOAD_TIMEOUT (ms), HEALTH_CHECK_INTERVAL (ms), OLLAMA_URL ("off": no remote
- * provider; PRECHARGE_OLLAMA_POLL, its poll interval in ms, is read when the server starts).
+ * provider; PRECHARGE_OLLAMA_POLL, its poll interval in ms, is read when the server starts),
+ * and the safety settings: PRECHARGE_API_KEY, PRECHARGE_API_KEY_FILE, PRECHARGE_INSECURE,
+ * PRECHARGE_MAX_BODY, PRECHARGE_MAX_PROMPT_TOKENS, PRECHARGE_CONNECTION_TIMEOUT,
+ * PRECHARGE_CORS_ORIGINS (a comma list).
  * Fails with the variable named when one is malformed. */
 enum pc_err pc_server_config_from_env(struct pc_server_config *cfg /* OUT */, struct pc_error *err);
 
@@ -64,7 +77,8 @@ enum pc_err pc_server_config_from_env(struct pc_server_config *cfg /* OUT */, st
  * memory_budget,
  * eviction, model_dirs (':'-separated), context_length, threads, snapshot_ram, snapshot_disk,
  * debounce, preload (names or objects, see pc_preload_spec_from_json), preload_timeout_ms,
- * health_check_interval_ms, ollama_url. */
+ * health_check_interval_ms, ollama_url, api_key, api_key_file, insecure, max_body,
+ * max_prompt_tokens, connection_timeout, cors_origins (a list, or a comma list). */
 enum pc_err pc_server_config_load_file(struct pc_server_config *cfg, const char *path,
                                        bool must_exist, struct pc_error *err);
 
@@ -94,9 +108,40 @@ enum pc_err pc_server_parse_budget(const char *s, struct pc_server_config *cfg,
 enum pc_err pc_server_add_model_dirs(const char *list, struct pc_server_config *cfg,
                                      struct pc_error *err);
 
+/* Set the API key: 1 to PC_SERVER_MAX_API_KEY printable ASCII characters, no spaces. */
+enum pc_err pc_server_set_api_key(struct pc_server_config *cfg, const char *key,
+                                  struct pc_error *err);
+
+/* Set the API key from a file's first line (surrounding white space ignored). */
+enum pc_err pc_server_read_api_key_file(struct pc_server_config *cfg, const char *path,
+                                        struct pc_error *err);
+
+/* Append the origins of a comma list ("https://app.example, http://localhost:3000", "*") to
+ * the CORS allow-list. A trailing '/' is dropped. */
+enum pc_err pc_server_add_cors_origins(const char *list, struct pc_server_config *cfg,
+                                       struct pc_error *err);
+
+/* Parse the body limit ("8M", "1048576"; 1 KiB to 1 GiB) into cfg->max_body. */
+enum pc_err pc_server_parse_max_body(const char *s, struct pc_server_config *cfg,
+                                     struct pc_error *err);
+
+/* Parse the prompt-token limit (0: the context; at most 4194304) into cfg. */
+enum pc_err pc_server_parse_max_prompt_tokens(const char *s, struct pc_server_config *cfg,
+                                              struct pc_error *err);
+
+/* Parse the idle connection timeout ("30s", "2m", "45"; whole seconds up to a day; "0": none)
+ * into cfg. */
+enum pc_err pc_server_parse_connection_timeout(const char *s, struct pc_server_config *cfg,
+                                               struct pc_error *err);
+
+/* PC_OK when cfg may listen where it says: a loopback address, or any address with an API key
+ * or insecure set. Else PC_ERR_INVALID naming the address and the options. */
+enum pc_err pc_server_config_check_exposure(const struct pc_server_config *cfg,
+                                            struct pc_error *err);
+
 struct pc_server;
 
-/* Start serving. The server owns its pool. */
+/* Start serving (after pc_server_config_check_exposure). The server owns its pool. */
 enum pc_err pc_server_start(const struct pc_server_config *cfg, struct pc_server **out /* OUT */,
                             struct pc_error *err);
 int pc_server_port(const struct pc_server *s);

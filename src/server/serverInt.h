@@ -92,6 +92,18 @@ const char *pc_server_remote_default_keep(const struct pc_server *s, char buf[32
 /* The preloader's part of the environment (see pc_server_config_from_env). */
 enum pc_err pc_server_config_env_preload(struct pc_server_config *cfg, struct pc_error *err);
 
+/* The safety settings' part of the environment (see pc_server_config_from_env). */
+enum pc_err pc_server_config_env_safety(struct pc_server_config *cfg, struct pc_error *err);
+
+/* A safety key of the config file into cfg; PC_ERR_NOT_FOUND (err untouched) when key is not
+ * one of them. */
+enum pc_err pc_server_config_file_safety(struct pc_server_config *cfg, const char *key, json_t *v,
+                                         struct pc_error *err);
+
+/* Add the safety settings to the effective configuration o (the key shown as set, never its
+ * value). */
+void pc_server_config_safety_to_json(const struct pc_server_config *cfg, json_t *o);
+
 /* Parse a request body as a JSON object. On failure fills reply with a 400 naming the problem
  * and returns NULL. The caller owns the result (json_decref). */
 json_t *pc_req_parse_object(const struct pc_http_req *req, struct pc_http_reply *reply);

@@ -154,7 +154,7 @@ test('bad input gets a 4xx with an error that names the problem', async () => {
     [{ model: 'tiny', prompt: 'x', keep_alive: 'soon' }, 400, /keep_alive: invalid duration "soon"/],
     [{ model: 'nope', prompt: 'x' }, 404, /model "nope" not found/],
     [{ model: '../../etc/passwd', prompt: 'x' }, 400, /invalid model name/],
-    [{ model: 'tiny', prompt: 'word '.repeat(5000) }, 400, /context window/],
+    [{ model: 'tiny', prompt: 'word '.repeat(5000) }, 400, /the prompt is \d+ tokens; the limit is \d+ \(context length/],
   ];
   for (const [body, status, re] of cases) {
     const r = await post(d.url, '/api/generate', body);
@@ -223,7 +223,7 @@ test('generate: context continues the conversation; template, format and context
     [{ format: 'yaml' }, 400, /format/],
     [{ context: [1, 'x'] }, 400, /context\[1\]/],
     [{ context: [99999999] }, 400, /context\[0\] = 99999999 is not a token/],
-    [{ options: { num_ctx: 4 } }, 400, /num_ctx is 4 tokens/],
+    [{ options: { num_ctx: 4 } }, 400, /the limit is 3 \(num_ctx 4,/],
   ];
   for (const [extra, status, re] of cases) {
     const r = await post(d.url, '/api/generate', { model: 'tiny', prompt: 'Hello there', stream: false, ...extra });
