@@ -401,7 +401,7 @@ static void health_check(struct pl_model *m)
 }
 
 /* Follow the window: pin inside it, unpin outside, so that the model may expire. A remote
- * model is warmed again with keep_alive -1, or the server's default, on the attempt's thread
+ * model is warmed again with keep_alive -1, or this daemon's default, on the attempt's thread
  * (no network under the lock). Lock held. */
 static void follow_schedule(struct pl_model *m, bool active)
 {

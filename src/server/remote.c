@@ -194,14 +194,14 @@ void pc_server_remote_openai_models(struct pc_server *s, json_t *data)
 
 json_t *pc_server_remote_openai_model(struct pc_server *s, const char *name)
 {
+    char canon[256];
+    if (!pc_server_remote_owns(s, name, canon))
+        return NULL;
     json_t *list = owned_models(s), *m, *found = NULL;
     size_t i;
     json_array_foreach(list, i, m)
     {
-        const char *n = json_string_value(json_object_get(m, "name"));
-        char latest[300];
-        snprintf(latest, sizeof(latest), "%s:latest", name);
-        if (found == NULL && (strcmp(n, name) == 0 || strcmp(n, latest) == 0))
+        if (found == NULL && strcmp(json_string_value(json_object_get(m, "name")), canon) == 0)
             found = openai_object(m);
     }
     json_decref(list);
