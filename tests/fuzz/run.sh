@@ -5,6 +5,8 @@
 #   run.sh build SRC_DIR FUZZ_BUILD_DIR LLAMA_DIR   configure (PC_FUZZ=ON, clang) and build
 #   run.sh run SRC_DIR FUZZ_BUILD_DIR TARGET        replay regressions/TARGET/*, then fuzz from
 #                                                   corpus/TARGET for PC_FUZZ_SECONDS (30)
+# PC_FUZZ_MKMODEL (the mkmodel binary) makes the model that fuzz_infer serves, unless
+# PC_FUZZ_MODEL already names one.
 # A crash, a leak, undefined behaviour or a failed check in the target fails the run; libFuzzer
 # leaves the input in FUZZ_BUILD_DIR/work/TARGET/ (crash-*, leak-*, ...).
 set -euo pipefail
@@ -28,6 +30,11 @@ work="$build/work/$target"
 rm -rf "$work"
 mkdir -p "$work/corpus" "$work/tmp"
 export TMPDIR="$work/tmp" # the targets' scratch files, removed with the next run
+# A model for the targets that serve one (fuzz_infer), when the suite says where mkmodel is.
+if [ -n "${PC_FUZZ_MKMODEL:-}" ] && [ -z "${PC_FUZZ_MODEL:-}" ]; then
+    "$PC_FUZZ_MKMODEL" --preset tiny -q -o "$work/tiny.gguf"
+    export PC_FUZZ_MODEL="$work/tiny.gguf"
+fi
 
 opts=(-timeout=30 -rss_limit_mb=2048 -artifact_prefix="$work/")
 [ -f "$here/$target.dict" ] && opts+=(-dict="$here/$target.dict")
