@@ -369,8 +369,8 @@ json_t *pc_ollama_ps(struct pc_ollama *o)
     return out;
 }
 
-/* /api/generate or /api/chat, not streamed; stats (may be NULL) from its answer. Whatever it
- * did, what the server has loaded may have changed: the poller looks at once. */
+/* /api/generate or /api/chat, not streamed; stats (may be NULL) from its answer. What the
+ * server has loaded may have changed, or it may have gone: the poller looks at once. */
 static enum pc_err generate(struct pc_ollama *o, const char *path, json_t *body, int64_t timeout_ms,
                             struct pc_ollama_gen_stats *stats, struct pc_error *err)
 {
@@ -383,7 +383,8 @@ static enum pc_err generate(struct pc_ollama *o, const char *path, json_t *body,
             json_integer_value(json_object_get(reply, "prompt_eval_duration"));
     }
     json_decref(reply);
-    pc_ollama_refresh(o);
+    if (rc == PC_OK || pc_ollama_available(o))
+        pc_ollama_refresh(o); /* not one poll per failed call while the server is down */
     return rc;
 }
 

@@ -16,6 +16,7 @@ struct pc_ollama_stream {
     struct pc_buf head;  /* what came with the status, before the first pull */
     struct pc_buf *sink; /* where curl writes: head, then the reader's buffer */
     bool done;
+    bool answered;   /* the server sent a status: the request reached it */
     char model[256]; /* counted in o->busy while the stream lives; "" : not counted */
     char content_type[128];
 };
@@ -95,10 +96,14 @@ enum pc_err pc_ollama_stream_open(struct pc_ollama *o, const char *method, const
         CURLMsg *msg = curl_multi_info_read(s->multi, &left);
         CURLcode res = msg ? msg->data.result : CURLE_COULDNT_CONNECT;
         pc_ollama_stream_free(s);
-        pc_ollama_refresh(o); /* the poller says it once, and sees it come back */
+        /* The poller says it once; a server already known to be down waits for the next poll,
+         * so that requests that keep coming do not make a poll each. */
+        if (pc_ollama_available(o))
+            pc_ollama_refresh(o);
         return pc_error_set(err, PC_ERR_UNAVAILABLE, "ollama at %s is unavailable: %s", o->url,
                             curl_easy_strerror(res));
     }
+    s->answered = true;
     char *ct = NULL;
     curl_easy_getinfo(s->easy, CURLINFO_CONTENT_TYPE, &ct);
     snprintf(s->content_type, sizeof(s->content_type), "%s", ct ? ct : "application/json");
@@ -132,9 +137,9 @@ void pc_ollama_stream_free(struct pc_ollama_stream *s)
     curl_slist_free_all(s->hdrs);
     pc_buf_free(&s->head);
     free(s->body);
-    if (s->model[0] != '\0') {
+    if (s->model[0] != '\0')
         count_busy(s->o, s->model, -1);
+    if (s->answered)
         pc_ollama_refresh(s->o); /* a proxied request may have loaded or unloaded the model */
-    }
     free(s);
 }

@@ -1,7 +1,7 @@
 /* test_provider.c - unit tests for the ollama provider against the real thing: a precharge
  * server started in this process (our API is Ollama's) is the remote server. Discovery, the
  * cached /api/ps, load and unload by keep_alive, prefill, a proxied stream and its count in
- * flight, an outage and the recovery on the same port. */
+ * flight, an outage and the recovery on the same port, by the poller and by requests. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -240,6 +240,21 @@ static void test_provider(void **state)
     pthread_mutex_unlock(&rec.lock);
 
     pc_ollama_free(o);
+
+    /* With a poll ten minutes away, what a request finds is what moves the provider: a failed
+     * one has the poller see the server gone, a successful one has it see it back. */
+    assert_int_equal(pc_ollama_new(url, 600000, NULL, NULL, &o, &err), PC_OK);
+    assert_true(pc_ollama_available(o));
+    pc_server_stop(srv);
+    assert_int_equal(pc_ollama_stream_open(o, "POST", "/api/generate", "{\"model\":\"m\"}",
+                                           "m:latest", &s, &status, &ctype, &err),
+                     PC_ERR_UNAVAILABLE);
+    assert_true(available_becomes(o, false));
+    srv = serve(home, port);
+    assert_int_equal(pc_ollama_load(o, canon, "0", "", 30000, &err), PC_OK);
+    assert_true(available_becomes(o, true));
+    pc_ollama_free(o);
+
     pc_server_stop(srv);
     rm_rf(home);
 }
