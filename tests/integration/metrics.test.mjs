@@ -175,6 +175,8 @@ test('the scrape parses, and counters, histograms and gauges follow the requests
   // An unload: counted with its reason, and the model's gauges go.
   const un = await post(d.url, '/api/generate', { model: 'tiny', prompt: '', keep_alive: 0 });
   assert.equal(un.status, 200, un.text);
+  // As in Ollama, the reply comes when the unload is asked for; the pool's timer does it.
+  assert.ok(await eventually(async () => (await scrape()).v('precharge_models_loaded') === 0));
   s = await scrape();
   assert.equal(s.v('precharge_model_unloads_total{model="tiny",reason="unloaded"}'), 1);
   assert.equal(s.v('precharge_models_loaded'), 0);
