@@ -2,12 +2,12 @@
 // the API key, body and prompt limits, idle and slow connections, CORS and the Host check.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, execFile } from 'node:child_process';
+import { spawn, execFile, execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { connect } from 'node:net';
 import { join } from 'node:path';
-import { BIN, tempHome, makeModel, startDaemon, post, get, ndjson, cleanup } from './lib.mjs';
+import { BIN, MKMODEL, tempHome, makeModel, startDaemon, post, get, ndjson, cleanup } from './lib.mjs';
 
 const { default: OpenAI } = await import('openai');
 const { Ollama } = await import('ollama');
@@ -15,14 +15,21 @@ const { Ollama } = await import('ollama');
 let home;
 const daemons = [];
 
+// A context long enough that an answer can outlast the timeout however fast this machine is.
+const LONG_CTX = 131072;
+let longHome;
+
 before(() => {
   home = tempHome('safety');
   makeModel(home, 'tiny');
+  longHome = tempHome('safety-long');
+  execFileSync(MKMODEL, ['--preset', 'tiny', '--n-ctx', String(LONG_CTX), '-q', '-o', join(longHome, 'models', 'long.gguf')]);
 });
 
 after(async () => {
   for (const d of daemons) assert.equal(await d.stop(), 0, 'daemon exits cleanly on SIGTERM');
   cleanup(home);
+  cleanup(longHome);
 });
 
 async function daemon(opts) {
@@ -255,14 +262,14 @@ async function trickle(s, closed, bytes) {
 }
 
 test('connections: idle ones and trickled requests are closed; quiet streams are not', async () => {
-  const d = await daemon({ env: { PRECHARGE_CONNECTION_TIMEOUT: '1' } });
+  const d = await daemon({ home: longHome, env: { PRECHARGE_CONNECTION_TIMEOUT: '1', PRECHARGE_CONTEXT_LENGTH: String(LONG_CTX) } });
   // An idle connection: the server closes it (the test's own timeout bounds the wait).
   assert.equal(await connection(d.url, () => new Promise(() => {})), 'closed by the server');
   // Slowloris: headers a byte at a time, each byte before the idle timeout.
   const headers = Buffer.from('GET /api/tags HTTP/1.1\r\nHost: 127.0.0.1\r\n' + 'X-Pad: ' + 'a'.repeat(200));
   assert.equal(await connection(d.url, (s, closed) => trickle(s, closed, headers)), 'closed by the server');
   // The same with a body.
-  const body = '{"model":"tiny","prompt":"' + 'b'.repeat(300) + '"}';
+  const body = '{"model":"long","prompt":"' + 'b'.repeat(300) + '"}';
   const head = `POST /api/generate HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: ${body.length}\r\n\r\n`;
   assert.equal(
     await connection(d.url, async (s, closed) => {
@@ -287,7 +294,7 @@ test('connections: idle ones and trickled requests are closed; quiet streams are
     }
   })();
   await pause(2500);
-  const gen = await postFresh(d.url, '/api/generate', { model: 'tiny', prompt: 'hello', options: { num_predict: 1 } });
+  const gen = await postFresh(d.url, '/api/generate', { model: 'long', prompt: 'hello', options: { num_predict: 1 } });
   assert.equal(gen.status, 200);
   assert.equal(await loaded, 'event', seen);
   ctl.abort();
@@ -297,12 +304,12 @@ test('connections: idle ones and trickled requests are closed; quiet streams are
   // random model may end its turn early, so each try has its own seed.
   let long2s = false;
   for (let i = 0; i < 12 && !long2s; i++) {
-    const options = { num_predict: Math.min(100 << i, 3000), seed: i, temperature: 1 };
-    const stream = await postFresh(d.url, '/api/generate', { model: 'tiny', prompt: long, options });
+    const options = { num_predict: Math.min(100 << i, LONG_CTX / 2), seed: i, temperature: 1 };
+    const stream = await postFresh(d.url, '/api/generate', { model: 'long', prompt: long, options });
     assert.equal(stream.status, 200);
     const last = ndjson(stream.text).at(-1);
     assert.equal(last.done, true);
-    const whole = await postFresh(d.url, '/api/generate', { model: 'tiny', prompt: long, stream: false, options });
+    const whole = await postFresh(d.url, '/api/generate', { model: 'long', prompt: long, stream: false, options });
     assert.equal(whole.status, 200);
     const r = JSON.parse(whole.text);
     assert.equal(r.done, true);
