@@ -266,6 +266,11 @@ static void fill_info(struct pc_model *m, const struct load_capture *c, uint64_t
     info->file_size = file_size;
     info->has_chat_template = m->chat_template != NULL;
     info->n_vocab = (uint32_t)llama_vocab_n_tokens(m->vocab);
+    enum llama_pooling_type pooling = llama_pooling_type(m->ctx);
+    info->n_embd_pooled = pooling == LLAMA_POOLING_TYPE_MEAN || pooling == LLAMA_POOLING_TYPE_CLS ||
+                                  pooling == LLAMA_POOLING_TYPE_LAST
+                              ? (uint32_t)llama_model_n_embd(m->model)
+                              : 0;
 
     const double mib = 1024.0 * 1024.0;
     info->weights_bytes =

@@ -82,6 +82,10 @@ struct pc_model_info {
     int64_t load_ns;
     uint32_t n_vocab; /* token ids run from 0 to n_vocab - 1 */
     bool has_chat_template;
+    /* The width of the pooled embedding pc_slot_embed gives: the model's embedding length when
+     * its GGUF names a pooling type (<arch>.pooling_type: mean, cls, last), else 0 (a
+     * generation model, which gives none). */
+    uint32_t n_embd_pooled;
 };
 
 struct pc_model;
@@ -188,6 +192,15 @@ enum pc_err pc_slot_prefill(struct pc_slot *s, const int32_t *toks, size_t n,
  * valid until the next decode. For checks that a restored state computes what a fresh one
  * does. */
 const float *pc_slot_logits(const struct pc_slot *s, int32_t *n_vocab /* OUT */);
+
+/* The pooled, L2-normalized embedding of text: n_embd_pooled floats written to out. The text is
+ * decoded alone in a scratch sequence (no prefix is shared: pooling runs over every token) that
+ * is emptied afterwards; the live sequences are left as they were. Text longer than the batch
+ * (pooling sees one batch) is cut to it when truncate, else PC_ERR_CTX_OVERFLOW with both counts.
+ * *n_tokens (may be NULL) is the count embedded. PC_ERR_INVALID when the model gives no
+ * embeddings. */
+enum pc_err pc_slot_embed(struct pc_slot *s, const char *text, bool truncate, float *out,
+                          size_t *n_tokens /* OUT */, struct pc_error *err);
 
 struct pc_seq_info {
     size_t n_tokens;

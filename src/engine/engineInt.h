@@ -53,6 +53,10 @@ enum pc_err pc_engine_dry_run(const char *path, const struct pc_model_params *pa
                               uint64_t *compute_host /* OUT */, uint64_t *compute_device /* OUT */,
                               struct pc_error *err);
 
+/* A free sequence, the least recently used one evicted when all are taken (never keep; -1:
+ * none to keep); -1 when there is none. The caller marks it used, or leaves it empty. */
+int pc_seq_alloc(struct pc_model *m, int keep);
+
 /* Free the sequences' token arrays (the model is being freed). */
 void pc_seqs_free(struct pc_model *m);
 

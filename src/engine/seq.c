@@ -116,8 +116,7 @@ static int lru_seq(const struct pc_model *m, int keep, int keep2)
     return best;
 }
 
-/* A free sequence, evicting the least recently used one (never keep) when all are taken. */
-static int seq_alloc(struct pc_model *m, int keep)
+int pc_seq_alloc(struct pc_model *m, int keep)
 {
     for (int i = 0; i < PC_MAX_SEQS; i++)
         if (!m->seqs[i].used)
@@ -240,7 +239,7 @@ enum pc_err pc_seq_for_prompt(struct pc_model *m, const llama_token *toks, size_
     if (src >= 0 && match > 0 && !m->seqs[src].precharged && !for_precharge) {
         dst = src; /* a conversation goes on in place */
     } else {
-        dst = seq_alloc(m, src);
+        dst = pc_seq_alloc(m, src);
         if (dst < 0)
             return pc_error_set(err, PC_ERR_CONTEXT, "no sequence is free in the context");
         if (src >= 0 && match > 0) {
@@ -391,7 +390,7 @@ enum pc_err pc_slot_import(struct pc_slot *s, const uint8_t *blob, size_t size, 
     if (llama_model_is_recurrent(m->model) || llama_model_is_hybrid(m->model))
         return pc_error_set(err, PC_ERR_DECODE,
                             "snapshots of recurrent or hybrid models are not restored");
-    int seq = seq_alloc(m, -1);
+    int seq = pc_seq_alloc(m, -1);
     if (seq < 0)
         return pc_error_set(err, PC_ERR_CONTEXT, "no sequence is free in the context");
     llama_memory_seq_rm(llama_get_memory(m->ctx), seq, -1, -1);

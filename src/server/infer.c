@@ -204,6 +204,31 @@ enum pc_err pc_infer_start(struct pc_infer *inf, const char *prompt,
     return rc;
 }
 
+enum pc_err pc_infer_embed(struct pc_infer *inf, const char *const *texts, size_t n, bool truncate,
+                           float *out, size_t *n_tokens, struct pc_error *err)
+{
+    struct pc_model *m = pc_infer_model(inf);
+    uint32_t dim = pc_model_info(m)->n_embd_pooled;
+    *n_tokens = 0;
+    if (dim == 0)
+        return pc_error_set(err, PC_ERR_INVALID,
+                            "model \"%s\" does not support embeddings: its GGUF names no pooling "
+                            "type (it is a generation model)",
+                            inf->model);
+    pc_events_publish(inf->srv->events, PC_EV_LLM_REQUESTED, inf->norm, inf->id,
+                      json_pack("{s:I}", "inputs", (json_int_t)n));
+    pc_slot_acquire(m, PC_PRIO_USER, &inf->slot);
+    leave_queue(inf);
+    for (size_t i = 0; i < n; i++) {
+        size_t k = 0;
+        enum pc_err rc = pc_slot_embed(inf->slot, texts[i], truncate, out + i * dim, &k, err);
+        if (rc != PC_OK)
+            return rc;
+        *n_tokens += k;
+    }
+    return PC_OK;
+}
+
 enum pc_err pc_infer_next(struct pc_infer *inf, const char **text, size_t *len, bool *done,
                           struct pc_error *err)
 {

@@ -62,6 +62,12 @@ struct pc_model *pc_infer_model(const struct pc_infer *inf);
 enum pc_err pc_infer_start(struct pc_infer *inf, const char *prompt,
                            const struct pc_sampling *sampling, struct pc_error *err);
 
+/* Pooled embeddings of texts[0..n), written to out (n * the model's n_embd_pooled floats), at
+ * user priority. *n_tokens is the total embedded. PC_ERR_INVALID, the model named, for a model
+ * that gives no embeddings; PC_ERR_CTX_OVERFLOW for a text over the limit when !truncate. */
+enum pc_err pc_infer_embed(struct pc_infer *inf, const char *const *texts, size_t n, bool truncate,
+                           float *out, size_t *n_tokens /* OUT */, struct pc_error *err);
+
 /* The next piece of the answer that has text, or the last one (*done). text is valid until the
  * next call. */
 enum pc_err pc_infer_next(struct pc_infer *inf, const char **text /* OUT */, size_t *len /* OUT */,

@@ -1,6 +1,6 @@
 /* ollama_models.c - the Ollama API's model routes: /api/show, /api/copy, and /api/embed and
- * /api/embeddings, which say clearly that these generation models give no embeddings (the
- * ollama provider's models go to its server). */
+ * /api/embeddings (models whose GGUF names a pooling type; the ollama provider's models go to
+ * its server). */
 #include "serverInt.h"
 
 #include <limits.h>
@@ -12,6 +12,8 @@
 #include "../base/clock.h"
 #include "../catalog/inspect.h"
 #include "../store/store.h"
+#include "genopts.h"
+#include "infer.h"
 
 /* The sampling defaults, as Modelfile PARAMETER lines ("name value"). */
 static json_t *parameters_text(void)
@@ -68,7 +70,12 @@ static void handle_show(const struct pc_http_req *req, struct pc_http_reply *rep
                             json_integer((json_int_t)info.n_params));
     json_object_del(meta, "tokenizer.chat_template"); /* it is "template" */
     json_object_set_new(o, "model_info", meta);
-    json_object_set_new(o, "capabilities", json_pack("[s]", "completion"));
+    /* An embedding model is one whose GGUF names a pooling type, as llama.cpp reads it. */
+    char pooling[64];
+    snprintf(pooling, sizeof(pooling), "%s.pooling_type", info.arch);
+    bool embedding = json_integer_value(json_object_get(meta, pooling)) > 0;
+    json_object_set_new(o, "capabilities",
+                        json_pack("[s]", embedding ? "embedding" : "completion"));
     int64_t mtime = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
     json_object_set_new(o, "modified_at", json_string(pc_clock_rfc3339(mtime, ts, sizeof(ts))));
     json_decref(body);
@@ -99,34 +106,115 @@ done:
     json_decref(body);
 }
 
-/* Our models are causal LMs with no pooling layer: say so, after the usual 404 for a model
- * that is not there. Loading the model to ask it would cost seconds for the same answer. */
-static void handle_embed(const struct pc_http_req *req, struct pc_http_reply *reply)
+/* The texts to embed: /api/embed's "input" (a string or an array of strings), or
+ * /api/embeddings' "prompt" (a string). None (*n = 0) when it is absent or empty: the model is
+ * loaded and the answer has no vectors, as in Ollama. NULL with a 400 in reply. */
+static const char **embed_inputs(json_t *body, bool legacy, size_t *n, struct pc_http_reply *reply)
+{
+    const char *field = legacy ? "prompt" : "input";
+    json_t *in = json_object_get(body, field);
+    bool array = !legacy && json_is_array(in);
+    size_t count = array ? json_array_size(in) : 1;
+    if (in == NULL || (json_is_string(in) && json_string_length(in) == 0))
+        count = 0;
+    else if (!array && !json_is_string(in))
+        goto bad;
+    const char **texts = calloc(count ? count : 1, sizeof(*texts));
+    if (texts == NULL) {
+        pc_http_reply_error(reply, 503, "out of memory");
+        return NULL;
+    }
+    for (size_t i = 0; i < count; i++) {
+        texts[i] = json_string_value(array ? json_array_get(in, i) : in);
+        if (texts[i] == NULL) {
+            free(texts);
+            goto bad;
+        }
+    }
+    *n = count;
+    return texts;
+bad:
+    pc_http_reply_error(reply, 400, "field \"%s\" must be %s", field,
+                        legacy ? "a string" : "a string or an array of strings");
+    return NULL;
+}
+
+static json_t *vector(const float *v, uint32_t dim)
+{
+    json_t *a = json_array();
+    for (uint32_t i = 0; a != NULL && i < dim; i++)
+        json_array_append_new(a, json_real(v[i]));
+    return a;
+}
+
+/* /api/embed and the older /api/embeddings, as Ollama answers them: vectors L2-normalized, a
+ * text over the limit cut unless "truncate" is false. */
+static void embed(const struct pc_http_req *req, struct pc_http_reply *reply, bool legacy)
 {
     if (pc_server_remote_proxy(req, reply))
-        return; /* the ollama provider's model may well give embeddings */
+        return; /* the ollama provider's model: its server embeds */
     json_t *body = pc_req_parse_object(req, reply);
     const char *name = body ? pc_req_model_or_name(body, reply) : NULL;
-    if (name == NULL) {
-        json_decref(body);
-        return;
-    }
-    char path[PATH_MAX];
+    bool truncate = true;
+    int64_t keep_alive_ns = -1;
+    size_t n = 0;
+    const char **texts = NULL;
+    float *out = NULL;
+    struct pc_infer *inf = NULL;
     struct pc_error err = {0};
-    if (pc_store_path(req->srv->cfg.models_dir, name, path, sizeof(path), &err) != PC_OK)
+    if (name == NULL || pc_req_bool(body, "truncate", &truncate, reply) != 0 ||
+        pc_genopts_keep_alive(body, &keep_alive_ns, reply) != 0 ||
+        (texts = embed_inputs(body, legacy, &n, reply)) == NULL)
+        goto done;
+    if (pc_infer_open(req->srv, name, keep_alive_ns, &inf, &err) != PC_OK) {
         pc_http_reply_pc_error(reply, &err);
-    else
-        pc_http_reply_error(reply, 400,
-                            "model \"%s\" does not support embeddings: it is a generation model "
-                            "without a pooling layer",
-                            name);
+        goto done;
+    }
+    uint32_t dim = pc_model_info(pc_infer_model(inf))->n_embd_pooled;
+    size_t n_tokens = 0;
+    out = malloc((n ? n : 1) * (dim ? dim : 1) * sizeof(*out));
+    if (out == NULL) {
+        pc_http_reply_error(reply, 503, "out of memory");
+        goto done;
+    }
+    if (pc_infer_embed(inf, texts, n, truncate, out, &n_tokens, &err) != PC_OK) {
+        pc_http_reply_pc_error(reply, &err);
+        goto done;
+    }
+    json_t *o;
+    if (legacy) {
+        o = json_pack("{s:o}", "embedding", vector(out, dim));
+    } else {
+        json_t *all = json_array();
+        for (size_t i = 0; all != NULL && i < n; i++)
+            json_array_append_new(all, vector(out + i * dim, dim));
+        o = json_pack("{s:s, s:o, s:I, s:I, s:I}", "model", name, "embeddings", all,
+                      "total_duration", (json_int_t)(pc_clock_mono_ns() - inf->start_ns),
+                      "load_duration", (json_int_t)inf->load_ns, "prompt_eval_count",
+                      (json_int_t)n_tokens);
+    }
+    pc_reply_json_value(reply, 200, o);
+done:
+    pc_infer_close(inf);
+    free(out);
+    free(texts);
     json_decref(body);
+}
+
+static void handle_embed(const struct pc_http_req *req, struct pc_http_reply *reply)
+{
+    embed(req, reply, false);
+}
+
+static void handle_embeddings(const struct pc_http_req *req, struct pc_http_reply *reply)
+{
+    embed(req, reply, true);
 }
 
 const struct pc_http_route pc_ollama_model_routes[] = {
     {"POST", "/api/show", handle_show},
     {"POST", "/api/copy", handle_copy},
     {"POST", "/api/embed", handle_embed},
-    {"POST", "/api/embeddings", handle_embed},
+    {"POST", "/api/embeddings", handle_embeddings},
     {NULL, NULL, NULL},
 };

@@ -3,9 +3,10 @@
 // shapes and errors that it expects back.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { tempHome, makeModel, startDaemon, cleanup } from './lib.mjs';
+import { MKMODEL, tempHome, makeModel, startDaemon, cleanup } from './lib.mjs';
 
 const here = new URL('.', import.meta.url).pathname;
 if (!existsSync(join(here, 'node_modules', 'ollama')) || !existsSync(join(here, 'node_modules', 'openai')))
@@ -19,6 +20,8 @@ const options = { num_predict: 5, temperature: 0 };
 before(async () => {
   home = tempHome('conformance');
   makeModel(home, 'tiny');
+  // An embedding model: the tiny shape with a pooling type in its GGUF (mean pooling).
+  execFileSync(MKMODEL, ['--preset', 'tiny', '--pooling', 'mean', '-q', '-o', join(home, 'models', 'tiny-embed.gguf')]);
   d = await startDaemon({ home });
   ollama = new Ollama({ host: d.url });
   openai = new OpenAI({ baseURL: `${d.url}/v1`, apiKey: 'unused', maxRetries: 0 });
@@ -124,6 +127,33 @@ test('ollama.embed and embeddings: a clear error for a generation model', async 
   await assert.rejects(ollama.embed({ model: 'tiny', input: ['a', 'b'] }), unsupported);
   await assert.rejects(ollama.embeddings({ model: 'tiny', prompt: 'x' }), unsupported);
   await assert.rejects(ollama.embed({ model: 'nope', input: 'x' }), (e) => e.status_code === 404);
+});
+
+test('ollama.embed and embeddings: unit vectors of the model\'s width, one per input, the same text the same vector', async () => {
+  const norm = (v) => Math.sqrt(v.reduce((a, x) => a + x * x, 0));
+  const one = await ollama.embed({ model: 'tiny-embed', input: 'The form has a date field.' });
+  assert.equal(one.model, 'tiny-embed');
+  assert.equal(one.embeddings.length, 1);
+  assert.equal(one.embeddings[0].length, 64); // the tiny preset's n_embd
+  assert.ok(Math.abs(norm(one.embeddings[0]) - 1) < 1e-5);
+  assert.ok(one.prompt_eval_count > 0);
+  const two = await ollama.embed({ model: 'tiny-embed', input: ['The form has a date field.', 'Something else entirely.'] });
+  assert.equal(two.embeddings.length, 2);
+  // Embedded alone each time (no shared prefix, no batch neighbours): the same text, the same vector.
+  assert.deepEqual(two.embeddings[0], one.embeddings[0]);
+  assert.notDeepEqual(two.embeddings[1], one.embeddings[0]);
+  const legacy = await ollama.embeddings({ model: 'tiny-embed', prompt: 'The form has a date field.' });
+  assert.deepEqual(legacy.embedding, one.embeddings[0]);
+  // /api/show says what each model is for.
+  assert.deepEqual((await ollama.show({ model: 'tiny-embed' })).capabilities, ['embedding']);
+  assert.deepEqual((await ollama.show({ model: 'tiny' })).capabilities, ['completion']);
+  // A text over the batch: cut by default, a 400 naming the counts with truncate: false.
+  const long = 'word '.repeat(700);
+  assert.equal((await ollama.embed({ model: 'tiny-embed', input: long })).prompt_eval_count, 512);
+  await assert.rejects(ollama.embed({ model: 'tiny-embed', input: long, truncate: false }),
+    (e) => e.status_code === 400 && /the limit for an embedding is 512/.test(e.message));
+  await assert.rejects(ollama.embed({ model: 'tiny-embed', input: 5 }),
+    (e) => e.status_code === 400 && /"input" must be a string or an array of strings/.test(e.message));
 });
 
 test('ollama: unknown model is a 404 with the model named', async () => {

@@ -1,6 +1,6 @@
 /* test_engine.c - the llama.cpp wrapper on a real (tiny, random) model: loading, bad files,
  * chat templates, greedy determinism, prefix reuse, stop strings, cancellation, the JSON grammar
- * and the tokens a generation hands back as context. */
+ * and the tokens a generation hands back as context; pooled embeddings. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -8,7 +8,9 @@
 
 #include <cmocka.h>
 
+#include <math.h>
 #include <stdatomic.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -341,6 +343,77 @@ static void test_prompt_longer_than_context_is_refused(void **state)
     pc_model_free(m);
 }
 
+static float norm2(const float *v, uint32_t n)
+{
+    double s = 0;
+    for (uint32_t i = 0; i < n; i++)
+        s += (double)v[i] * v[i];
+    return (float)s;
+}
+
+static void test_embeddings(void **state)
+{
+    (void)state;
+    struct pc_error err = {0};
+    struct pc_slot *slot = NULL;
+    float v[64];
+
+    /* A generation model gives none, and says so. */
+    struct pc_model *gen = load();
+    assert_int_equal(pc_model_info(gen)->n_embd_pooled, 0);
+    pc_slot_acquire(gen, PC_PRIO_USER, &slot);
+    assert_int_equal(pc_slot_embed(slot, "hello", true, v, NULL, &err), PC_ERR_INVALID);
+    assert_non_null(strstr(err.msg, "no pooling type"));
+    pc_slot_release(slot);
+    pc_model_free(gen);
+
+    /* The same shape with mean pooling named in its GGUF. */
+    char path[PATH_MAX + 32], cmd[3 * PATH_MAX];
+    snprintf(path, sizeof(path), "%s/embed.gguf", dir);
+    const char *mk = getenv("PC_TEST_MKMODEL");
+    snprintf(cmd, sizeof(cmd), "'%s' --preset tiny --pooling mean -q -o '%s'", mk ? mk : "mkmodel",
+             path);
+    assert_int_equal(system(cmd), 0);
+    struct pc_model *m = load_test_model(path, 1024); /* room for a conversation and a batch */
+    uint32_t dim = pc_model_info(m)->n_embd_pooled;
+    assert_int_equal(dim, 64);
+
+    /* A live conversation first: embeddings must leave it as it was. */
+    const char *prompt = "The quick brown fox jumps over the lazy dog. Then";
+    struct pc_gen_stats a, b;
+    char *t1 = generate(m, prompt, 4, NULL, 0, &a, NULL, 0);
+
+    float w[64], x[64];
+    size_t n = 0;
+    pc_slot_acquire(m, PC_PRIO_USER, &slot);
+    assert_int_equal(pc_slot_embed(slot, "A form with a date field.", true, v, &n, &err), PC_OK);
+    assert_true(n > 3);
+    assert_true(fabsf(norm2(v, dim) - 1.0f) < 1e-5f);
+    assert_int_equal(pc_slot_embed(slot, "A form with a date field.", true, w, NULL, &err), PC_OK);
+    assert_memory_equal(v, w, sizeof(v)); /* the same text, the same vector */
+    assert_int_equal(pc_slot_embed(slot, "Something else.", true, x, NULL, &err), PC_OK);
+    assert_memory_not_equal(v, x, sizeof(v));
+
+    /* Over the batch (512 here): cut when asked, else refused with both counts. */
+    struct pc_buf big = PC_BUF_INIT;
+    for (int i = 0; i < 700; i++)
+        pc_buf_appends(&big, " word");
+    assert_int_equal(pc_slot_embed(slot, big.data, true, v, &n, &err), PC_OK);
+    assert_int_equal(n, 512);
+    assert_int_equal(pc_slot_embed(slot, big.data, false, v, &n, &err), PC_ERR_CTX_OVERFLOW);
+    assert_non_null(strstr(err.msg, "the limit for an embedding is 512"));
+    pc_buf_free(&big);
+    pc_slot_release(slot);
+
+    /* The conversation is still live: the same prompt reuses all but its last token. */
+    char *t2 = generate(m, prompt, 4, NULL, 0, &b, NULL, 0);
+    assert_string_equal(t1, t2);
+    assert_int_equal(b.cached_tokens, b.prompt_tokens - 1);
+    free(t1);
+    free(t2);
+    pc_model_free(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -353,6 +426,7 @@ int main(void)
         cmocka_unit_test(test_gen_tokens_continue_a_conversation),
         cmocka_unit_test(test_cancel_stops_at_next_token),
         cmocka_unit_test(test_prompt_longer_than_context_is_refused),
+        cmocka_unit_test(test_embeddings),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }

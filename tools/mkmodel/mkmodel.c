@@ -171,8 +171,11 @@ struct options {
     const char *out;
     uint64_t seed;
     int threads;
+    int pooling; // <arch>.pooling_type (llama_pooling_type); -1: not written (a generation model)
     bool quiet;
 };
+
+static const char *const POOLINGS[] = {"none", "mean", "cls", "last"}; // llama_pooling_type's order
 
 enum parse_result { PARSE_OK, PARSE_HELP, PARSE_USAGE };
 
@@ -267,6 +270,8 @@ static void usage(FILE *f)
             "                    from $PRECHARGE_VOCAB_DIR, then " MKMODEL_VOCAB_DIR ")\n"
             "  --seed N          RNG seed (default 42)\n"
             "  --name STR        general.name (\" (random weights)\" is appended if missing)\n"
+            "  --pooling P       none | mean | cls | last: write <arch>.pooling_type, which makes\n"
+            "                    an embedding model (default: not written, a generation model)\n"
             "  --threads N       worker threads (default: online CPUs)\n"
             "  -o, --output FILE output path (written atomically)\n"
             "  -q, --quiet       no summary line\n"
@@ -352,6 +357,8 @@ static const struct preset *find_preset(const char *s)
     return NULL;
 }
 
+// One option a line.
+// clang-format off
 static const struct option LONG_OPTS[] = {
     {"preset", required_argument, NULL, 'P'},
     {"arch", required_argument, NULL, 'A'},
@@ -365,12 +372,14 @@ static const struct option LONG_OPTS[] = {
     {"vocab", required_argument, NULL, 'V'},
     {"seed", required_argument, NULL, 'S'},
     {"name", required_argument, NULL, 'N'},
+    {"pooling", required_argument, NULL, 'p'},
     {"threads", required_argument, NULL, 'j'},
     {"output", required_argument, NULL, 'o'},
     {"quiet", no_argument, NULL, 'q'},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
+// clang-format on
 
 // Stores one shape flag (arch, type or a size); returns -1 on a bad value.
 static int parse_shape_flag(int c, const char *arg, struct shape *s)
@@ -462,6 +471,7 @@ static int parse_args(int argc, char **argv, struct options *o)
 
     memset(o, 0, sizeof(*o));
     o->seed = 42;
+    o->pooling = -1;
     o->threads = threads < 1 ? 1 : threads > MAX_THREADS ? MAX_THREADS : (int)threads;
     while ((c = getopt_long(argc, argv, "o:qh", LONG_OPTS, NULL)) != -1) {
         switch (c) {
@@ -479,6 +489,16 @@ static int parse_args(int argc, char **argv, struct options *o)
                 return usage_error("--name is longer than 200 characters");
             }
             o->name = optarg;
+            break;
+        case 'p':
+            for (int i = 0; i < (int)(sizeof(POOLINGS) / sizeof(POOLINGS[0])); i++) {
+                if (strcmp(optarg, POOLINGS[i]) == 0) {
+                    o->pooling = i;
+                }
+            }
+            if (o->pooling < 0) {
+                return usage_error("unknown pooling '%s' (none, mean, cls, last)", optarg);
+            }
             break;
         case 'o':
             o->out = optarg;
@@ -784,6 +804,9 @@ static int set_metadata(struct gguf_context *g, const struct options *o,
     set_arch_u32(g, arch, "rope.dimension_count", s->n_embd / s->n_head);
     if (s->arch == ARCH_LLAMA) {
         set_arch_u32(g, arch, "vocab_size", n_vocab);
+    }
+    if (o->pooling >= 0) {
+        set_arch_u32(g, arch, "pooling_type", (uint32_t)o->pooling);
     }
 
     if (copy_tokenizer_kv(g, vocab) != 0) {
