@@ -150,6 +150,7 @@ enum pc_err pc_gguf_inspect(const char *path, struct pc_gguf_info *out, struct p
         out->n_head_kv = out->n_head;
     out->n_embd = get_u32(g, out->arch, "embedding_length");
     out->n_ff = get_u32(g, out->arch, "feed_forward_length");
+    out->pooling_type = get_u32(g, out->arch, "pooling_type");
     int64_t tok = gguf_find_key(g, "tokenizer.ggml.tokens");
     if (tok >= 0)
         out->n_vocab = (uint32_t)gguf_get_arr_n(g, tok);

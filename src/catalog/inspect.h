@@ -23,6 +23,8 @@ struct pc_gguf_info {
     uint32_t n_ff;
     uint32_t n_vocab;
     bool has_chat_template;
+    uint32_t pooling_type; /* <arch>.pooling_type (llama_pooling_type); 0: none, a generation
+                              model, which gives no embeddings */
 };
 
 /* Read path's header and tensor table. PC_ERR_NOT_FOUND, or PC_ERR_MODEL_FORMAT naming the

@@ -71,11 +71,8 @@ static void handle_show(const struct pc_http_req *req, struct pc_http_reply *rep
     json_object_del(meta, "tokenizer.chat_template"); /* it is "template" */
     json_object_set_new(o, "model_info", meta);
     /* An embedding model is one whose GGUF names a pooling type, as llama.cpp reads it. */
-    char pooling[64];
-    snprintf(pooling, sizeof(pooling), "%s.pooling_type", info.arch);
-    bool embedding = json_integer_value(json_object_get(meta, pooling)) > 0;
     json_object_set_new(o, "capabilities",
-                        json_pack("[s]", embedding ? "embedding" : "completion"));
+                        json_pack("[s]", info.pooling_type ? "embedding" : "completion"));
     int64_t mtime = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
     json_object_set_new(o, "modified_at", json_string(pc_clock_rfc3339(mtime, ts, sizeof(ts))));
     json_decref(body);
@@ -166,7 +163,13 @@ static void embed(const struct pc_http_req *req, struct pc_http_reply *reply, bo
         pc_genopts_keep_alive(body, &keep_alive_ns, reply) != 0 ||
         (texts = embed_inputs(body, legacy, &n, reply)) == NULL)
         goto done;
-    if (pc_infer_open(req->srv, name, keep_alive_ns, &inf, &err) != PC_OK) {
+    /* A generation model is told so from its header, before seconds go into loading it. */
+    char path[PATH_MAX];
+    struct pc_gguf_info info;
+    if (pc_store_path(req->srv->cfg.models_dir, name, path, sizeof(path), &err) != PC_OK ||
+        pc_gguf_inspect(path, &info, &err) != PC_OK ||
+        (info.pooling_type == 0 && pc_infer_no_embeddings(name, &err) != PC_OK) ||
+        pc_infer_open(req->srv, name, keep_alive_ns, &inf, &err) != PC_OK) {
         pc_http_reply_pc_error(reply, &err);
         goto done;
     }
