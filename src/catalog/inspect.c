@@ -103,9 +103,14 @@ static void scan_tensors(const struct gguf_context *g, struct pc_gguf_info *out)
     snprintf(out->quantization, sizeof(out->quantization), "%s", ggml_type_name(best));
 }
 
-enum pc_err pc_gguf_inspect(const char *path, struct pc_gguf_info *out, struct pc_error *err)
+static enum pc_err metadata_of(const struct gguf_context *g, json_t **out);
+
+enum pc_err pc_gguf_read(const char *path, struct pc_gguf_info *out, json_t **meta,
+                         struct pc_error *err)
 {
     memset(out, 0, sizeof(*out));
+    if (meta != NULL)
+        *meta = NULL;
     struct stat st;
     if (stat(path, &st) != 0)
         return pc_error_set(err, errno == ENOENT ? PC_ERR_NOT_FOUND : PC_ERR_IO,
@@ -157,8 +162,14 @@ enum pc_err pc_gguf_inspect(const char *path, struct pc_gguf_info *out, struct p
     out->has_chat_template = gguf_find_key(g, "tokenizer.chat_template") >= 0;
     scan_tensors(g, out);
     pc_fmt_params(out->n_params, out->parameter_size, sizeof(out->parameter_size));
+    enum pc_err rc = meta != NULL ? metadata_of(g, meta) : PC_OK;
     gguf_free(g);
-    return PC_OK;
+    return rc == PC_OK ? PC_OK : pc_error_set(err, rc, "out of memory");
+}
+
+enum pc_err pc_gguf_inspect(const char *path, struct pc_gguf_info *out, struct pc_error *err)
+{
+    return pc_gguf_read(path, out, NULL, err);
 }
 
 /* A JSON number, or null for the NaN and infinities that JSON has no spelling for. */
@@ -200,15 +211,8 @@ static json_t *kv_value(const struct gguf_context *g, int64_t id, struct pc_buf 
     }
 }
 
-enum pc_err pc_gguf_metadata(const char *path, json_t **out, struct pc_error *err)
+static enum pc_err metadata_of(const struct gguf_context *g, json_t **out)
 {
-    *out = NULL;
-    struct gguf_init_params gp = {.no_alloc = true, .ctx = NULL};
-    struct gguf_context *g = gguf_init_from_file(path, gp);
-    if (g == NULL)
-        return pc_error_set(err, PC_ERR_MODEL_FORMAT,
-                            "\"%s\" is not a GGUF file, or its header is corrupt or cut short",
-                            path);
     json_t *o = json_object();
     struct pc_buf key = PC_BUF_INIT, text = PC_BUF_INIT;
     for (int64_t i = 0; o != NULL && i < gguf_get_n_kv(g); i++) {
@@ -222,9 +226,12 @@ enum pc_err pc_gguf_metadata(const char *path, json_t **out, struct pc_error *er
     }
     pc_buf_free(&key);
     pc_buf_free(&text);
-    gguf_free(g);
-    if (o == NULL)
-        return pc_error_set(err, PC_ERR_NOMEM, "out of memory");
     *out = o;
-    return PC_OK;
+    return o != NULL ? PC_OK : PC_ERR_NOMEM;
+}
+
+enum pc_err pc_gguf_metadata(const char *path, json_t **out, struct pc_error *err)
+{
+    struct pc_gguf_info info;
+    return pc_gguf_read(path, &info, out, err);
 }

@@ -39,4 +39,9 @@ struct json_t;
  * *out is a new reference; the caller json_decref()s it. Errors as pc_gguf_inspect. */
 enum pc_err pc_gguf_metadata(const char *path, struct json_t **out /* OUT */, struct pc_error *err);
 
+/* Both from one read of the header (it holds the vocabulary: the read is most of the cost).
+ * meta may be NULL. */
+enum pc_err pc_gguf_read(const char *path, struct pc_gguf_info *info /* OUT */,
+                         struct json_t **meta /* OUT */, struct pc_error *err);
+
 #endif

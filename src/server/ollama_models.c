@@ -48,8 +48,7 @@ static void handle_show(const struct pc_http_req *req, struct pc_http_reply *rep
     struct pc_error err = {0};
     struct stat st;
     if (pc_store_path(req->srv->cfg.models_dir, name, path, sizeof(path), &err) != PC_OK ||
-        pc_gguf_inspect(path, &info, &err) != PC_OK ||
-        pc_gguf_metadata(path, &meta, &err) != PC_OK || stat(path, &st) != 0) {
+        pc_gguf_read(path, &info, &meta, &err) != PC_OK || stat(path, &st) != 0) {
         json_decref(body);
         if (err.code == PC_OK)
             pc_error_set(&err, PC_ERR_IO, "stat() \"%s\" failed", path);
