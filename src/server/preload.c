@@ -556,10 +556,12 @@ json_t *pc_preloader_status(struct pc_preloader *pl)
     return o;
 }
 
-bool pc_preloader_ready(struct pc_preloader *pl, json_t **pending)
+bool pc_preloader_ready(struct pc_preloader *pl, json_t **pending, json_t **failed)
 {
     if (pending)
         *pending = json_array();
+    if (failed)
+        *failed = json_array();
     if (pl == NULL)
         return true;
     bool ready = true;
@@ -572,6 +574,8 @@ bool pc_preloader_ready(struct pc_preloader *pl, json_t **pending)
         ready = false;
         if (pending)
             json_array_append_new(*pending, json_string(m->spec.model));
+        if (failed && m->status == PL_FAILED)
+            json_array_append_new(*failed, json_string(m->spec.model));
     }
     pthread_mutex_unlock(&pl->lock);
     return ready;

@@ -87,7 +87,9 @@ void pc_preloader_stop(struct pc_preloader *pl);
 json_t *pc_preloader_status(struct pc_preloader *pl);
 
 /* Whether every required model is warm; *pending (may be NULL) gets the names of those that
- * are not, as a new JSON array. NULL pl: ready, nothing pending. */
-bool pc_preloader_ready(struct pc_preloader *pl, json_t **pending /* OUT */);
+ * are not, as a new JSON array, and *failed (may be NULL) those of them whose preload gave up.
+ * NULL pl: ready, nothing pending. */
+bool pc_preloader_ready(struct pc_preloader *pl, json_t **pending /* OUT */,
+                        json_t **failed /* OUT */);
 
 #endif

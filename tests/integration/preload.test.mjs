@@ -58,6 +58,8 @@ test('a model that appears later is preloaded by retries; /ready and READY=1 wai
     const r = await get(d.url, '/ready');
     assert.equal(r.status, 503);
     assert.deepEqual(JSON.parse(r.text).pending, ['late']);
+    assert.equal(JSON.parse(r.text).status, 'warming'); // still retrying
+    assert.deepEqual(JSON.parse(r.text).failed, []);
     assert.ok(!sock.lines().some((l) => l.includes('READY=1')), 'READY=1 before every preload');
     assert.ok(sock.lines().some((l) => l.startsWith('STATUS=1 of 2')));
 
@@ -95,7 +97,10 @@ test('an attempt that outlives MODEL_PRELOAD_TIMEOUT fails with the timeout', as
     assert.equal(s.attempts, 1);
     assert.match(s.error, /Preload timeout after 1 ms/);
     assert.match(d.log(), /tiny: attempt 1 of 1 failed: Preload timeout after 1 ms; giving up/);
-    assert.equal((await get(d.url, '/ready')).status, 503);
+    const ready = await get(d.url, '/ready');
+    assert.equal(ready.status, 503);
+    // Nothing is left warming: /ready says the preload failed, and which.
+    assert.deepEqual(JSON.parse(ready.text), { status: 'failed', pending: ['tiny'], failed: ['tiny'] });
     // Graceful degradation: the model still serves requests.
     const r = await post(d.url, '/api/generate', { model: 'tiny', prompt: 'hi', stream: false, options: { num_predict: 2 } });
     assert.equal(r.status, 200);
