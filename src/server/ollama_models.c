@@ -1,6 +1,5 @@
-/* ollama_models.c - the Ollama API's model routes: /api/show, /api/copy, and /api/embed and
- * /api/embeddings (models whose GGUF names a pooling type; the ollama provider's models go to
- * its server). */
+/* ollama_models.c - the Ollama API's model routes: /api/show and /api/copy (embeddings are in
+ * embed_api.c). */
 #include "serverInt.h"
 
 #include <limits.h>
@@ -12,8 +11,6 @@
 #include "../base/clock.h"
 #include "../catalog/inspect.h"
 #include "../store/store.h"
-#include "genopts.h"
-#include "infer.h"
 
 /* The sampling defaults, as Modelfile PARAMETER lines ("name value"). */
 static json_t *parameters_text(void)
@@ -102,121 +99,8 @@ done:
     json_decref(body);
 }
 
-/* The texts to embed: /api/embed's "input" (a string or an array of strings), or
- * /api/embeddings' "prompt" (a string). None (*n = 0) when it is absent or empty: the model is
- * loaded and the answer has no vectors, as in Ollama. NULL with a 400 in reply. */
-static const char **embed_inputs(json_t *body, bool legacy, size_t *n, struct pc_http_reply *reply)
-{
-    const char *field = legacy ? "prompt" : "input";
-    json_t *in = json_object_get(body, field);
-    bool array = !legacy && json_is_array(in);
-    size_t count = array ? json_array_size(in) : 1;
-    if (in == NULL || (json_is_string(in) && json_string_length(in) == 0))
-        count = 0;
-    else if (!array && !json_is_string(in))
-        goto bad;
-    const char **texts = calloc(count ? count : 1, sizeof(*texts));
-    if (texts == NULL) {
-        pc_http_reply_error(reply, 503, "out of memory");
-        return NULL;
-    }
-    for (size_t i = 0; i < count; i++) {
-        texts[i] = json_string_value(array ? json_array_get(in, i) : in);
-        if (texts[i] == NULL) {
-            free(texts);
-            goto bad;
-        }
-    }
-    *n = count;
-    return texts;
-bad:
-    pc_http_reply_error(reply, 400, "field \"%s\" must be %s", field,
-                        legacy ? "a string" : "a string or an array of strings");
-    return NULL;
-}
-
-static json_t *vector(const float *v, uint32_t dim)
-{
-    json_t *a = json_array();
-    for (uint32_t i = 0; a != NULL && i < dim; i++)
-        json_array_append_new(a, json_real(v[i]));
-    return a;
-}
-
-/* /api/embed and the older /api/embeddings, as Ollama answers them: vectors L2-normalized, a
- * text over the limit cut unless "truncate" is false. */
-static void embed(const struct pc_http_req *req, struct pc_http_reply *reply, bool legacy)
-{
-    if (pc_server_remote_proxy(req, reply))
-        return; /* the ollama provider's model: its server embeds */
-    json_t *body = pc_req_parse_object(req, reply);
-    const char *name = body ? pc_req_model_or_name(body, reply) : NULL;
-    bool truncate = true;
-    int64_t keep_alive_ns = -1;
-    size_t n = 0;
-    const char **texts = NULL;
-    float *out = NULL;
-    struct pc_infer *inf = NULL;
-    struct pc_error err = {0};
-    if (name == NULL || pc_req_bool(body, "truncate", &truncate, reply) != 0 ||
-        pc_genopts_keep_alive(body, &keep_alive_ns, reply) != 0 ||
-        (texts = embed_inputs(body, legacy, &n, reply)) == NULL)
-        goto done;
-    /* A generation model is told so from its header, before seconds go into loading it. */
-    char path[PATH_MAX];
-    struct pc_gguf_info info;
-    if (pc_store_path(req->srv->cfg.models_dir, name, path, sizeof(path), &err) != PC_OK ||
-        pc_gguf_inspect(path, &info, &err) != PC_OK ||
-        (info.pooling_type == 0 && pc_infer_no_embeddings(name, &err) != PC_OK) ||
-        pc_infer_open(req->srv, name, keep_alive_ns, &inf, &err) != PC_OK) {
-        pc_http_reply_pc_error(reply, &err);
-        goto done;
-    }
-    uint32_t dim = pc_model_info(pc_infer_model(inf))->n_embd_pooled;
-    size_t n_tokens = 0;
-    out = malloc((n ? n : 1) * (dim ? dim : 1) * sizeof(*out));
-    if (out == NULL) {
-        pc_http_reply_error(reply, 503, "out of memory");
-        goto done;
-    }
-    if (pc_infer_embed(inf, texts, n, truncate, out, &n_tokens, &err) != PC_OK) {
-        pc_http_reply_pc_error(reply, &err);
-        goto done;
-    }
-    json_t *o;
-    if (legacy) {
-        o = json_pack("{s:o}", "embedding", vector(out, dim));
-    } else {
-        json_t *all = json_array();
-        for (size_t i = 0; all != NULL && i < n; i++)
-            json_array_append_new(all, vector(out + i * dim, dim));
-        o = json_pack("{s:s, s:o, s:I, s:I, s:I}", "model", name, "embeddings", all,
-                      "total_duration", (json_int_t)(pc_clock_mono_ns() - inf->start_ns),
-                      "load_duration", (json_int_t)inf->load_ns, "prompt_eval_count",
-                      (json_int_t)n_tokens);
-    }
-    pc_reply_json_value(reply, 200, o);
-done:
-    pc_infer_close(inf);
-    free(out);
-    free(texts);
-    json_decref(body);
-}
-
-static void handle_embed(const struct pc_http_req *req, struct pc_http_reply *reply)
-{
-    embed(req, reply, false);
-}
-
-static void handle_embeddings(const struct pc_http_req *req, struct pc_http_reply *reply)
-{
-    embed(req, reply, true);
-}
-
 const struct pc_http_route pc_ollama_model_routes[] = {
     {"POST", "/api/show", handle_show},
     {"POST", "/api/copy", handle_copy},
-    {"POST", "/api/embed", handle_embed},
-    {"POST", "/api/embeddings", handle_embeddings},
     {NULL, NULL, NULL},
 };

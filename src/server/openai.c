@@ -53,7 +53,7 @@ static void api_free(void *q)
 /* ---- errors ------------------------------------------------------------------------------- */
 
 /* Rewrite the {"error": "..."} that the shared helpers made into OpenAI's error object. */
-static void openai_error(struct pc_http_reply *reply, const char *param)
+void pc_openai_error(struct pc_http_reply *reply, const char *param)
 {
     json_t *old = reply->body ? json_loadb(reply->body, reply->body_len, 0, NULL) : NULL;
     const char *msg = json_string_value(json_object_get(old, "error"));
@@ -375,7 +375,7 @@ static void reply_whole(struct pc_infer *inf, struct pc_http_reply *reply)
     struct pc_error err = {0};
     if (pc_infer_collect(inf, &q->full, &err) != PC_OK) {
         pc_http_reply_pc_error(reply, &err);
-        openai_error(reply, NULL);
+        pc_openai_error(reply, NULL);
         return;
     }
     const char *text = q->full.data ? q->full.data : "";
@@ -399,13 +399,13 @@ static void handle_completion(const struct pc_http_req *req, struct pc_http_repl
 {
     if (pc_server_remote_proxy(req, reply)) { /* the ollama provider's model: its own /v1 */
         if (reply->stream.next == NULL)
-            openai_error(reply, NULL);
+            pc_openai_error(reply, NULL);
         return;
     }
     const char *param = NULL;
     struct openai_req *q = parse_request(req, chat, reply, &param);
     if (q == NULL) {
-        openai_error(reply, param);
+        pc_openai_error(reply, param);
         return;
     }
     struct pc_error err = {0};
@@ -425,9 +425,9 @@ static void handle_completion(const struct pc_http_req *req, struct pc_http_repl
     if (rc != PC_OK) {
         pc_infer_close(inf);
         pc_http_reply_pc_error(reply, &err);
-        openai_error(reply, err.code == PC_ERR_NOT_FOUND      ? "model"
-                            : err.code == PC_ERR_CTX_OVERFLOW ? (chat ? "messages" : "prompt")
-                                                              : NULL);
+        pc_openai_error(reply, err.code == PC_ERR_NOT_FOUND      ? "model"
+                               : err.code == PC_ERR_CTX_OVERFLOW ? (chat ? "messages" : "prompt")
+                                                                 : NULL);
         openai_req_free(q);
         return;
     }
@@ -460,7 +460,7 @@ static void handle_models(const struct pc_http_req *req, struct pc_http_reply *r
     struct pc_error err = {0};
     if (pc_store_list(req->srv->cfg.models_dir, &list, &n, &err) != PC_OK) {
         pc_http_reply_pc_error(reply, &err);
-        openai_error(reply, NULL);
+        pc_openai_error(reply, NULL);
         return;
     }
     json_t *data = json_array();
@@ -480,7 +480,7 @@ static void handle_model(const struct pc_http_req *req, struct pc_http_reply *re
     if (pc_store_name(req->params[0], norm, sizeof(norm), &err) != PC_OK ||
         pc_store_list(req->srv->cfg.models_dir, &list, &n, &err) != PC_OK) {
         pc_http_reply_pc_error(reply, &err);
-        openai_error(reply, "model");
+        pc_openai_error(reply, "model");
         return;
     }
     for (size_t i = 0; i < n; i++) {
@@ -497,7 +497,7 @@ static void handle_model(const struct pc_http_req *req, struct pc_http_reply *re
         return;
     }
     pc_http_reply_error(reply, 404, "model \"%s\" not found", req->params[0]);
-    openai_error(reply, "model");
+    pc_openai_error(reply, "model");
 }
 
 const struct pc_http_route pc_openai_routes[] = {

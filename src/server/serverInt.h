@@ -32,6 +32,7 @@ struct pc_server {
 extern const struct pc_http_route pc_ollama_routes[];
 extern const struct pc_http_route pc_ollama_model_routes[];
 extern const struct pc_http_route pc_openai_routes[];
+extern const struct pc_http_route pc_embed_routes[];
 extern const struct pc_http_route pc_precharge_routes[];
 extern const struct pc_http_route pc_preload_routes[];
 extern const struct pc_http_route pc_remote_routes[];
@@ -103,6 +104,10 @@ enum pc_err pc_server_config_file_safety(struct pc_server_config *cfg, const cha
 /* Add the safety settings to the effective configuration o (the key shown as set, never its
  * value). */
 void pc_server_config_safety_to_json(const struct pc_server_config *cfg, json_t *o);
+
+/* Rewrite the {"error": "..."} in reply, made by the shared helpers, into OpenAI's error object
+ * (type from the status, code model_not_found for a 404), with param when it is known. */
+void pc_openai_error(struct pc_http_reply *reply, const char *param);
 
 /* Parse a request body as a JSON object. On failure fills reply with a 400 naming the problem
  * and returns NULL. The caller owns the result (json_decref). */

@@ -231,6 +231,30 @@ test('openai.completions.create, streamed and not', async () => {
   assert.equal(finish, 'length');
 });
 
+test('openai.embeddings.create: base64 (the client\'s default) and float, the same vectors as ollama.embed', async () => {
+  const input = ['The form has a date field.', 'Something else entirely.'];
+  const ours = (await ollama.embed({ model: 'tiny-embed', input })).embeddings;
+  const b64 = await openai.embeddings.create({ model: 'tiny-embed', input });
+  assert.equal(b64.object, 'list');
+  assert.equal(b64.model, 'tiny-embed');
+  assert.deepEqual(b64.data.map((d) => d.index), [0, 1]);
+  assert.ok(b64.usage.prompt_tokens > 0);
+  assert.equal(b64.usage.total_tokens, b64.usage.prompt_tokens);
+  const flt = await openai.embeddings.create({ model: 'tiny-embed', input: input[0], encoding_format: 'float' });
+  assert.equal(flt.data.length, 1);
+  for (const [got, want] of [[b64.data[0].embedding, ours[0]], [b64.data[1].embedding, ours[1]], [flt.data[0].embedding, ours[0]]]) {
+    assert.equal(got.length, 64);
+    // float32 either way: base64 carries its bytes, JSON its shortest decimal.
+    got.forEach((x, i) => assert.equal(Math.fround(x), Math.fround(want[i])));
+  }
+  await assert.rejects(openai.embeddings.create({ model: 'tiny', input: 'x' }),
+    (e) => e.status === 400 && /does not support embeddings/.test(e.message));
+  await assert.rejects(openai.embeddings.create({ model: 'tiny-embed', input: 'x', dimensions: 8 }),
+    (e) => e.status === 400 && e.error?.param === 'dimensions');
+  await assert.rejects(openai.embeddings.create({ model: 'nope', input: 'x' }),
+    (e) => e.status === 404 && e.code === 'model_not_found');
+});
+
 test('openai errors: unknown model is NotFoundError, bad input is BadRequestError', async () => {
   await assert.rejects(
     openai.chat.completions.create({ model: 'nope', messages: [{ role: 'user', content: 'x' }] }),
