@@ -3,15 +3,12 @@
  * and formats. The ollama provider's models go to its server. */
 #include "serverInt.h"
 
-#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <openssl/evp.h>
 
 #include "../base/clock.h"
-#include "../catalog/inspect.h"
-#include "../store/store.h"
 #include "genopts.h"
 #include "infer.h"
 
@@ -36,17 +33,13 @@ static void embed_job_free(struct embed_job *j)
     free(j->texts);
 }
 
-/* Embed j->texts with j->model. A generation model is told so from its GGUF header, before
- * seconds go into loading it. On failure reply holds the error ({"error": ...}). */
+/* Embed j->texts with j->model. Whether the model pools is read from the loaded model, never
+ * from its file on each request: a header read holds the whole vocabulary. On failure reply
+ * holds the error ({"error": ...}). */
 static int embed_run(struct pc_server *srv, struct embed_job *j, struct pc_http_reply *reply)
 {
-    char path[PATH_MAX];
-    struct pc_gguf_info info;
     struct pc_error err = {0};
-    if (pc_store_path(srv->cfg.models_dir, j->model, path, sizeof(path), &err) != PC_OK ||
-        pc_gguf_inspect(path, &info, &err) != PC_OK ||
-        (info.pooling_type == 0 && pc_infer_no_embeddings(j->model, &err) != PC_OK) ||
-        pc_infer_open(srv, j->model, j->keep_alive_ns, &j->inf, &err) != PC_OK)
+    if (pc_infer_open(srv, j->model, j->keep_alive_ns, &j->inf, &err) != PC_OK)
         goto fail;
     j->dim = pc_model_info(pc_infer_model(j->inf))->n_embd_pooled;
     j->out = malloc((j->n ? j->n : 1) * (j->dim ? j->dim : 1) * sizeof(*j->out));

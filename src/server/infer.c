@@ -204,14 +204,6 @@ enum pc_err pc_infer_start(struct pc_infer *inf, const char *prompt,
     return rc;
 }
 
-enum pc_err pc_infer_no_embeddings(const char *model, struct pc_error *err)
-{
-    return pc_error_set(err, PC_ERR_INVALID,
-                        "model \"%s\" does not support embeddings: its GGUF names no pooling type "
-                        "(it is a generation model)",
-                        model);
-}
-
 enum pc_err pc_infer_embed(struct pc_infer *inf, const char *const *texts, size_t n, bool truncate,
                            float *out, size_t *n_tokens, struct pc_error *err)
 {
@@ -219,7 +211,10 @@ enum pc_err pc_infer_embed(struct pc_infer *inf, const char *const *texts, size_
     uint32_t dim = pc_model_info(m)->n_embd_pooled;
     *n_tokens = 0;
     if (dim == 0)
-        return pc_infer_no_embeddings(inf->model, err);
+        return pc_error_set(err, PC_ERR_INVALID,
+                            "model \"%s\" does not support embeddings: its GGUF names no pooling "
+                            "type (it is a generation model)",
+                            inf->model);
     pc_events_publish(inf->srv->events, PC_EV_LLM_REQUESTED, inf->norm, inf->id,
                       json_pack("{s:I}", "inputs", (json_int_t)n));
     pc_slot_acquire(m, PC_PRIO_USER, &inf->slot);

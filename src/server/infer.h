@@ -65,9 +65,6 @@ enum pc_err pc_infer_start(struct pc_infer *inf, const char *prompt,
 /* Pooled embeddings of texts[0..n), written to out (n * the model's n_embd_pooled floats), at
  * user priority. *n_tokens is the total embedded. PC_ERR_INVALID, the model named, for a model
  * that gives no embeddings; PC_ERR_CTX_OVERFLOW for a text over the limit when !truncate. */
-/* The error for a model that gives no embeddings: PC_ERR_INVALID, the model named. */
-enum pc_err pc_infer_no_embeddings(const char *model, struct pc_error *err);
-
 enum pc_err pc_infer_embed(struct pc_infer *inf, const char *const *texts, size_t n, bool truncate,
                            float *out, size_t *n_tokens /* OUT */, struct pc_error *err);
 
