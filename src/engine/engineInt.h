@@ -72,4 +72,8 @@ enum pc_err pc_seq_for_prompt(struct pc_model *m, const llama_token *toks, size_
                               bool for_precharge, int *seq /* OUT */, size_t *kept /* OUT */,
                               struct pc_error *err);
 
+/* The sampling chain for s, in llama.cpp's order of use (grammar first). NULL when out of
+ * memory or the grammar does not parse. Freed with llama_sampler_free. */
+struct llama_sampler *pc_sampler_make(const struct pc_model *m, const struct pc_sampling *s);
+
 #endif
