@@ -21,11 +21,11 @@ int pc_cmd_unload(int argc, char **argv);
 int pc_cmd_pin(int argc, char **argv);
 int pc_cmd_config(int argc, char **argv);
 
-/* `serve`'s configuration: the environment, then the config file, then the flags. Returns 0,
- * 1 after printing the help, or -1 after printing what is wrong. */
+/* `serve`'s configuration: the environment, then the config file, then the flags, through the
+ * settings table; the log level applied. Returns 0, 1 after printing the help, or -1 after
+ * printing what is wrong. */
 struct pc_server_config;
-int pc_serve_configure(int argc, char **argv, struct pc_server_config *cfg /* OUT */,
-                       const char **llama_log /* OUT */);
+int pc_serve_configure(int argc, char **argv, struct pc_server_config *cfg /* OUT */);
 
 /* The daemon's base URL ("http://127.0.0.1:11435"), from PRECHARGE_HOST as the daemon reads
  * it. Returns 0, or -1 after printing why. */

@@ -11,8 +11,7 @@
 int pc_cmd_config(int argc, char **argv)
 {
     struct pc_server_config cfg;
-    const char *llama_log = NULL;
-    int rc = pc_serve_configure(argc, argv, &cfg, &llama_log);
+    int rc = pc_serve_configure(argc, argv, &cfg);
     if (rc != 0)
         return rc > 0 ? PC_EXIT_OK : PC_EXIT_USAGE;
     json_t *o = pc_server_config_to_json(&cfg);

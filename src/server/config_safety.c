@@ -1,5 +1,6 @@
-/* config_safety.c - the daemon's safety settings (API key, listening beyond loopback, CORS
- * origins, body, prompt and connection limits) from the environment, the file and the flags. */
+/* config_safety.c - the values of the daemon's safety settings (API key, CORS origins,
+ * connection timeout) for the settings table, and the check that a non-loopback address is
+ * guarded. */
 #include "serverInt.h"
 
 #include <errno.h>
@@ -13,11 +14,7 @@
 #include "../base/fmt.h"
 #include "guard.h"
 
-#define DEFAULT_CONNECTION_TIMEOUT_S 30
 #define MAX_CONNECTION_TIMEOUT_S (24 * 3600)
-#define MIN_MAX_BODY 1024ull
-#define MAX_MAX_BODY (1ull << 30)
-#define MAX_PROMPT_TOKENS (1l << 22)
 
 enum pc_err pc_server_set_api_key(struct pc_server_config *cfg, const char *key,
                                   struct pc_error *err)
@@ -91,33 +88,6 @@ enum pc_err pc_server_add_cors_origins(const char *list, struct pc_server_config
     return PC_OK;
 }
 
-enum pc_err pc_server_parse_max_body(const char *s, struct pc_server_config *cfg,
-                                     struct pc_error *err)
-{
-    uint64_t n;
-    if (pc_parse_bytes(s, &n) != 0 || n < MIN_MAX_BODY || n > MAX_MAX_BODY)
-        return pc_error_set(err, PC_ERR_INVALID,
-                            "invalid body limit \"%s\": expected a size from 1K to 1G, such as 8M",
-                            s);
-    cfg->max_body = (size_t)n;
-    return PC_OK;
-}
-
-enum pc_err pc_server_parse_max_prompt_tokens(const char *s, struct pc_server_config *cfg,
-                                              struct pc_error *err)
-{
-    char *end;
-    errno = 0;
-    long n = strtol(s, &end, 10);
-    if (*s < '0' || *s > '9' || *end != '\0' || errno != 0 || n > MAX_PROMPT_TOKENS)
-        return pc_error_set(err, PC_ERR_INVALID,
-                            "invalid prompt-token limit \"%s\": expected a whole number from 0 "
-                            "(the context) to %ld",
-                            s, MAX_PROMPT_TOKENS);
-    cfg->max_prompt_tokens = (uint32_t)n;
-    return PC_OK;
-}
-
 enum pc_err pc_server_parse_connection_timeout(const char *s, struct pc_server_config *cfg,
                                                struct pc_error *err)
 {
@@ -134,122 +104,57 @@ enum pc_err pc_server_parse_connection_timeout(const char *s, struct pc_server_c
     return PC_OK;
 }
 
-static enum pc_err parse_bool(const char *name, const char *v, bool *out, struct pc_error *err)
+enum pc_err pc_server_parse_api_key(const char *s, struct pc_server_config *cfg,
+                                    struct pc_error *err)
 {
-    if (strcmp(v, "1") == 0 || strcasecmp(v, "true") == 0 || strcasecmp(v, "yes") == 0)
-        *out = true;
-    else if (strcmp(v, "0") == 0 || strcasecmp(v, "false") == 0 || strcasecmp(v, "no") == 0)
-        *out = false;
-    else
-        return pc_error_set(err, PC_ERR_INVALID, "%s=\"%s\": expected 1 or 0 (true or false)", name,
-                            v);
-    return PC_OK;
+    return pc_server_set_api_key(cfg, s, err);
 }
 
-enum pc_err pc_server_config_env_safety(struct pc_server_config *cfg, struct pc_error *err)
+json_t *pc_server_show_api_key(const struct pc_server_config *cfg)
 {
-    static const struct {
-        const char *name;
-        enum pc_err (*parse)(const char *s, struct pc_server_config *cfg, struct pc_error *err);
-    } parsers[] = {
-        {"PRECHARGE_MAX_BODY", pc_server_parse_max_body},
-        {"PRECHARGE_MAX_PROMPT_TOKENS", pc_server_parse_max_prompt_tokens},
-        {"PRECHARGE_CONNECTION_TIMEOUT", pc_server_parse_connection_timeout},
-        {"PRECHARGE_CORS_ORIGINS", pc_server_add_cors_origins},
-    };
-    struct pc_error inner = {0};
-    cfg->connection_timeout_s = DEFAULT_CONNECTION_TIMEOUT_S;
-    for (size_t i = 0; i < sizeof(parsers) / sizeof(parsers[0]); i++) {
-        const char *v = getenv(parsers[i].name);
-        if (v != NULL && *v != '\0' && parsers[i].parse(v, cfg, &inner) != PC_OK)
-            return pc_error_set(err, PC_ERR_INVALID, "%s: %s", parsers[i].name, inner.msg);
-    }
-    const char *v = getenv("PRECHARGE_INSECURE");
-    if (v != NULL && *v != '\0' && parse_bool("PRECHARGE_INSECURE", v, &cfg->insecure, err))
-        return PC_ERR_INVALID;
-    v = getenv("PRECHARGE_API_KEY_FILE");
-    if (v != NULL && *v != '\0' && pc_server_read_api_key_file(cfg, v, &inner) != PC_OK)
-        return pc_error_set(err, PC_ERR_INVALID, "PRECHARGE_API_KEY_FILE: %s", inner.msg);
-    v = getenv("PRECHARGE_API_KEY");
-    if (v != NULL && *v != '\0' && pc_server_set_api_key(cfg, v, &inner) != PC_OK)
-        return pc_error_set(err, PC_ERR_INVALID, "PRECHARGE_API_KEY: %s", inner.msg);
-    return PC_OK;
+    return cfg->api_key[0] ? json_string("(set)") : json_null();
 }
 
-/* "cors_origins": a list of strings, or one comma list. It replaces the environment's. */
-static enum pc_err file_cors(struct pc_server_config *cfg, json_t *v, struct pc_error *err)
-{
-    cfg->n_cors_origins = 0;
-    if (json_is_string(v))
-        return pc_server_add_cors_origins(json_string_value(v), cfg, err);
-    if (!json_is_array(v))
-        return pc_error_set(err, PC_ERR_INVALID, "expected a list of origins");
-    size_t i;
-    json_t *e;
-    json_array_foreach(v, i, e)
-    {
-        if (!json_is_string(e) || strchr(json_string_value(e), ',') != NULL)
-            return pc_error_set(err, PC_ERR_INVALID, "[%zu] must be one origin, a string", i);
-        if (pc_server_add_cors_origins(json_string_value(e), cfg, err) != PC_OK)
-            return PC_ERR_INVALID;
-    }
-    return PC_OK;
-}
-
-enum pc_err pc_server_config_file_safety(struct pc_server_config *cfg, const char *key, json_t *v,
+enum pc_err pc_server_parse_api_key_file(const char *s, struct pc_server_config *cfg,
                                          struct pc_error *err)
 {
-    static const struct {
-        const char *key;
-        enum pc_err (*parse)(const char *s, struct pc_server_config *cfg, struct pc_error *err);
-    } parsers[] = {
-        {"max_body", pc_server_parse_max_body},
-        {"max_prompt_tokens", pc_server_parse_max_prompt_tokens},
-        {"connection_timeout", pc_server_parse_connection_timeout},
-    };
-    char num[32];
-    if (strcmp(key, "cors_origins") == 0)
-        return file_cors(cfg, v, err);
-    if (strcmp(key, "insecure") == 0) {
-        if (!json_is_boolean(v))
-            return pc_error_set(err, PC_ERR_INVALID, "expected true or false");
-        cfg->insecure = json_is_true(v);
-        return PC_OK;
-    }
-    if (strcmp(key, "api_key") == 0 || strcmp(key, "api_key_file") == 0) {
-        if (!json_is_string(v))
-            return pc_error_set(err, PC_ERR_INVALID, "expected a string");
-        return key[7] == '\0' ? pc_server_set_api_key(cfg, json_string_value(v), err)
-                              : pc_server_read_api_key_file(cfg, json_string_value(v), err);
-    }
-    for (size_t i = 0; i < sizeof(parsers) / sizeof(parsers[0]); i++) {
-        if (strcmp(key, parsers[i].key) != 0)
-            continue;
-        const char *s = json_string_value(v);
-        if (json_is_integer(v)) {
-            snprintf(num, sizeof(num), "%lld", (long long)json_integer_value(v));
-            s = num;
-        }
-        if (s == NULL)
-            return pc_error_set(err, PC_ERR_INVALID, "expected a string or a whole number");
-        return parsers[i].parse(s, cfg, err);
-    }
-    return PC_ERR_NOT_FOUND;
+    if (strlen(s) >= sizeof(cfg->api_key_file))
+        return pc_error_set(err, PC_ERR_INVALID, "the API key file's path is too long");
+    enum pc_err rc = pc_server_read_api_key_file(cfg, s, err);
+    if (rc == PC_OK)
+        snprintf(cfg->api_key_file, sizeof(cfg->api_key_file), "%s", s);
+    return rc;
 }
 
-void pc_server_config_safety_to_json(const struct pc_server_config *cfg, json_t *o)
+json_t *pc_server_show_api_key_file(const struct pc_server_config *cfg)
 {
-    char timeout[32];
-    snprintf(timeout, sizeof(timeout), "%us", cfg->connection_timeout_s);
+    return cfg->api_key_file[0] ? json_string(cfg->api_key_file) : json_null();
+}
+
+enum pc_err pc_server_cors_origins_from_json(json_t *v, struct pc_server_config *cfg,
+                                             struct pc_error *err)
+{
+    return pc_server_list_from_json(v, ',', cfg, pc_server_add_cors_origins, err);
+}
+
+void pc_server_clear_cors_origins(struct pc_server_config *cfg)
+{
+    cfg->n_cors_origins = 0;
+}
+
+json_t *pc_server_show_cors_origins(const struct pc_server_config *cfg)
+{
     json_t *origins = json_array();
     for (size_t i = 0; i < cfg->n_cors_origins; i++)
         json_array_append_new(origins, json_string(cfg->cors_origins[i]));
-    json_object_set_new(o, "api_key", cfg->api_key[0] ? json_string("(set)") : json_null());
-    json_object_set_new(o, "insecure", json_boolean(cfg->insecure));
-    json_object_set_new(o, "max_body", json_integer((json_int_t)cfg->max_body));
-    json_object_set_new(o, "max_prompt_tokens", json_integer(cfg->max_prompt_tokens));
-    json_object_set_new(o, "connection_timeout", json_string(timeout));
-    json_object_set_new(o, "cors_origins", origins);
+    return origins;
+}
+
+json_t *pc_server_show_connection_timeout(const struct pc_server_config *cfg)
+{
+    char timeout[32];
+    snprintf(timeout, sizeof(timeout), "%us", cfg->connection_timeout_s);
+    return json_string(timeout);
 }
 
 enum pc_err pc_server_config_check_exposure(const struct pc_server_config *cfg,

@@ -46,6 +46,7 @@ struct pc_preload_spec {
     char context[4096];     /* a system prompt to precharge, or "" */
     struct pc_keep_warm keep_warm;
     bool required; /* /ready waits for it */
+    bool named;    /* named without a spec: the configured defaults apply (pc_settings_finish) */
 };
 
 /* The defaults for a model named in PRECHARGE_PRELOAD or --preload. */

@@ -79,6 +79,7 @@ void pc_preload_spec_default(struct pc_preload_spec *spec, const char *model)
     spec->max_retries = 3; /* seed 001 */
     spec->retry_delay_ms = 2000;
     spec->required = true;
+    spec->named = true;
 }
 
 static enum pc_err get_string(json_t *o, const char *field, char *out, size_t size,
@@ -136,6 +137,7 @@ enum pc_err pc_preload_spec_from_json(json_t *o, struct pc_preload_spec *spec, s
     if (model == NULL || model[0] == '\0')
         return pc_error_set(err, PC_ERR_INVALID, "preload field \"model\" is required");
     pc_preload_spec_default(spec, model);
+    spec->named = false;
     long long retries = spec->max_retries, delay = spec->retry_delay_ms;
     char kw[64] = "";
     enum pc_err rc;

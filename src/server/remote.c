@@ -30,9 +30,7 @@ enum pc_err pc_server_remote_start(struct pc_server *s, struct pc_error *err)
     const char *url = s->cfg.ollama_url;
     if (url[0] == '\0' || strcmp(url, "off") == 0)
         return PC_OK;
-    const char *v = getenv("PRECHARGE_OLLAMA_POLL");
-    int64_t poll_ms = v && *v ? strtoll(v, NULL, 10) : 10000;
-    return pc_ollama_new(url, poll_ms, on_change, s, &s->remote, err);
+    return pc_ollama_new(url, s->cfg.ollama_poll_ms, on_change, s, &s->remote, err);
 }
 
 bool pc_server_remote_owns(struct pc_server *s, const char *name, char canon[256])

@@ -24,6 +24,11 @@ enum pc_budget_mode {
 #define PC_SERVER_MAX_CORS_ORIGINS 16
 #define PC_SERVER_MAX_API_KEY 256
 
+/* Where each setting's value came from, by its index in pc_settings (settings.h). */
+#define PC_SETTINGS_MAX 64
+
+/* The daemon's configuration. Each field is a setting of the table in settings.c (environment
+ * variable, file key, flag, range, default), or worked out from one. */
 struct pc_server_config {
     char host[256];         /* listen address; 127.0.0.1 by default */
     int port;               /* 11435 by default; 0 = ephemeral */
@@ -45,52 +50,51 @@ struct pc_server_config {
     size_t n_preload;
     int64_t preload_timeout_ms; /* MODEL_PRELOAD_TIMEOUT: per attempt and per health check */
     int64_t health_interval_ms; /* HEALTH_CHECK_INTERVAL; 0: no health checks */
-    char ollama_url[512];       /* OLLAMA_URL: the remote Ollama server */
-    char config_file[1100];     /* the file that was read, or "" */
+    /* The defaults of the preloads named without a spec (pc_settings_finish applies them): */
+    int preload_retries;
+    int64_t preload_retry_delay_ms;
+    struct pc_keep_warm keep_warm;
+    int64_t preload_retry_max_ms; /* the longest wait between two attempts of a preload */
+    size_t max_parallel_preloads; /* attempts that load at once; 0 until finished: the cores */
+    char ollama_url[512];         /* OLLAMA_URL: the remote Ollama server */
+    int64_t ollama_poll_ms;       /* how often its models are polled */
+    char config_file[1100];       /* the file that was read, or "" */
+    char log_level[8];            /* error, warn, info, debug */
+    char llama_log[8];            /* llama.cpp's: none, or a level */
     /* Safety (config_safety.c, guard.c): */
     char api_key[PC_SERVER_MAX_API_KEY + 1]; /* "": none; else every request but the probes
                                               * must carry "Authorization: Bearer <key>" */
+    char api_key_file[1024];                 /* where api_key was read from, or "" */
     bool insecure;                           /* listen beyond loopback without an API key */
     uint32_t max_prompt_tokens;              /* 0: the context the request uses */
     unsigned connection_timeout_s;           /* idle connections close; 0: never */
     char cors_origins[PC_SERVER_MAX_CORS_ORIGINS][256]; /* origins allowed by CORS; "*": all */
     size_t n_cors_origins;
+    unsigned char source[PC_SETTINGS_MAX]; /* enum pc_setting_source, by setting */
 };
 
-/* Defaults, then PRECHARGE_HOST ("host:port", "host", ":port", "[::1]:port"), PRECHARGE_HOME,
- * PRECHARGE_KEEP_ALIVE, PRECHARGE_MAX_LOADED_MODELS, PRECHARGE_CONTEXT_LENGTH,
- * PRECHARGE_THREADS, PRECHARGE_SNAPSHOT_RAM, PRECHARGE_SNAPSHOT_DISK, PRECHARGE_DEBOUNCE,
- * PRECHARGE_MEMORY_BUDGET, PRECHARGE_EVICTION, PRECHARGE_MODEL_DIRS, PRECHARGE_MAX_QUEUE,
- * and the preloader's: PRECHARGE_PRELOAD (a comma list), PRECHARGE_PRELOAD_RETRIES,
- * PRECHARGE_PRELOAD_RETRY_DELAY (ms), PRECHARGE_KEEP_WARM (their schedule),
- * MODEL_PRELOAD_TIMEOUT (ms), HEALTH_CHECK_INTERVAL (ms), OLLAMA_URL ("off": no remote
- * provider; PRECHARGE_OLLAMA_POLL, its poll interval in ms, is read when the server starts),
- * and the safety settings: PRECHARGE_API_KEY, PRECHARGE_API_KEY_FILE, PRECHARGE_INSECURE,
- * PRECHARGE_MAX_BODY, PRECHARGE_MAX_PROMPT_TOKENS, PRECHARGE_CONNECTION_TIMEOUT,
- * PRECHARGE_CORS_ORIGINS (a comma list).
- * Fails with the variable named when one is malformed. */
+/* Every setting at its default, then every environment variable of the settings table
+ * (settings.c: PRECHARGE_HOST, PRECHARGE_HOME, ..., and the seed's OLLAMA_URL,
+ * MODEL_PRELOAD_TIMEOUT, HEALTH_CHECK_INTERVAL). Fails with the variable and its value named
+ * when one is malformed. */
 enum pc_err pc_server_config_from_env(struct pc_server_config *cfg /* OUT */, struct pc_error *err);
 
 /* Apply a JSON config file over cfg (the file overrides the environment; flags override the
  * file). A missing file is fine unless must_exist. err names the file and the key, or the
- * line and column of a syntax error. Keys: host, home, keep_alive, max_models, max_queue,
- * memory_budget,
- * eviction, model_dirs (':'-separated), context_length, threads, snapshot_ram, snapshot_disk,
- * debounce, preload (names or objects, see pc_preload_spec_from_json), preload_timeout_ms,
- * health_check_interval_ms, ollama_url, api_key, api_key_file, insecure, max_body,
- * max_prompt_tokens, connection_timeout, cors_origins (a list, or a comma list). */
+ * line and column of a syntax error. The keys are the settings table's. */
 enum pc_err pc_server_config_load_file(struct pc_server_config *cfg, const char *path,
                                        bool must_exist, struct pc_error *err);
 
-/* The effective configuration, with the file's keys. The caller decrefs. */
+/* The effective configuration: every setting, and where each came from (see
+ * pc_settings_to_json). The caller decrefs. */
 json_t *pc_server_config_to_json(const struct pc_server_config *cfg);
 
 /* Append a preload of model with the defaults that PRECHARGE_PRELOAD_RETRIES,
- * PRECHARGE_PRELOAD_RETRY_DELAY and PRECHARGE_KEEP_WARM set. */
+ * PRECHARGE_PRELOAD_RETRY_DELAY and PRECHARGE_KEEP_WARM set (pc_settings_finish). */
 enum pc_err pc_server_config_add_preload(struct pc_server_config *cfg, const char *model,
                                          struct pc_error *err);
 
-/* Set cfg->home and the directories under it. */
+/* Set cfg->home and the directories under it; a leading "~/" is $HOME. */
 enum pc_err pc_server_set_home(struct pc_server_config *cfg, const char *home,
                                struct pc_error *err);
 
@@ -120,14 +124,6 @@ enum pc_err pc_server_read_api_key_file(struct pc_server_config *cfg, const char
  * the CORS allow-list. A trailing '/' is dropped. */
 enum pc_err pc_server_add_cors_origins(const char *list, struct pc_server_config *cfg,
                                        struct pc_error *err);
-
-/* Parse the body limit ("8M", "1048576"; 1 KiB to 1 GiB) into cfg->max_body. */
-enum pc_err pc_server_parse_max_body(const char *s, struct pc_server_config *cfg,
-                                     struct pc_error *err);
-
-/* Parse the prompt-token limit (0: the context; at most 4194304) into cfg. */
-enum pc_err pc_server_parse_max_prompt_tokens(const char *s, struct pc_server_config *cfg,
-                                              struct pc_error *err);
 
 /* Parse the idle connection timeout ("30s", "2m", "45"; whole seconds up to a day; "0": none)
  * into cfg. */

@@ -90,20 +90,58 @@ const char *pc_server_keep_alive_text(int64_t ns, char buf[32]);
  * earlier keep_alive -1 when a request names none. */
 const char *pc_server_remote_default_keep(const struct pc_server *s, char buf[32]);
 
-/* The preloader's part of the environment (see pc_server_config_from_env). */
-enum pc_err pc_server_config_env_preload(struct pc_server_config *cfg, struct pc_error *err);
-
-/* The safety settings' part of the environment (see pc_server_config_from_env). */
-enum pc_err pc_server_config_env_safety(struct pc_server_config *cfg, struct pc_error *err);
-
-/* A safety key of the config file into cfg; PC_ERR_NOT_FOUND (err untouched) when key is not
- * one of them. */
-enum pc_err pc_server_config_file_safety(struct pc_server_config *cfg, const char *key, json_t *v,
+/* The values of the settings table's custom settings (settings.c): each parse takes the text
+ * of the environment, the file or a flag and changes cfg only when it is valid; each show gives
+ * the value as `precharge config` prints it (a new reference). */
+typedef enum pc_err (*pc_server_parse_fn)(const char *s, struct pc_server_config *cfg,
+                                          struct pc_error *err);
+/* A file value that is a list: one string (items separated by sep), or a list of strings, each
+ * one item; each string goes to add. */
+enum pc_err pc_server_list_from_json(json_t *v, char sep, struct pc_server_config *cfg,
+                                     pc_server_parse_fn add, struct pc_error *err);
+json_t *pc_server_show_host(const struct pc_server_config *cfg);
+enum pc_err pc_server_parse_home(const char *s, struct pc_server_config *cfg, struct pc_error *err);
+json_t *pc_server_show_home(const struct pc_server_config *cfg);
+json_t *pc_server_show_budget(const struct pc_server_config *cfg);
+enum pc_err pc_server_parse_eviction(const char *s, struct pc_server_config *cfg,
+                                     struct pc_error *err);
+json_t *pc_server_show_eviction(const struct pc_server_config *cfg);
+enum pc_err pc_server_add_model_dir_flag(const char *dir, struct pc_server_config *cfg,
                                          struct pc_error *err);
-
-/* Add the safety settings to the effective configuration o (the key shown as set, never its
- * value). */
-void pc_server_config_safety_to_json(const struct pc_server_config *cfg, json_t *o);
+/* The file's "model_dirs": a list of directories, or one ':'-separated list. */
+enum pc_err pc_server_model_dirs_from_json(json_t *v, struct pc_server_config *cfg,
+                                           struct pc_error *err);
+void pc_server_clear_model_dirs(struct pc_server_config *cfg);
+json_t *pc_server_show_model_dirs(const struct pc_server_config *cfg);
+/* A comma list of model names, each added as pc_server_config_add_preload does. */
+enum pc_err pc_server_add_preloads(const char *list, struct pc_server_config *cfg,
+                                   struct pc_error *err);
+/* The file's "preload": names or specs (pc_preload_spec_from_json). */
+enum pc_err pc_server_preloads_from_json(json_t *v, struct pc_server_config *cfg,
+                                         struct pc_error *err);
+void pc_server_clear_preloads(struct pc_server_config *cfg);
+json_t *pc_server_show_preloads(const struct pc_server_config *cfg);
+enum pc_err pc_server_parse_keep_warm(const char *s, struct pc_server_config *cfg,
+                                      struct pc_error *err);
+json_t *pc_server_show_keep_warm(const struct pc_server_config *cfg);
+enum pc_err pc_server_parse_log_level(const char *s, struct pc_server_config *cfg,
+                                      struct pc_error *err);
+json_t *pc_server_show_log_level(const struct pc_server_config *cfg);
+enum pc_err pc_server_parse_llama_log(const char *s, struct pc_server_config *cfg,
+                                      struct pc_error *err);
+json_t *pc_server_show_llama_log(const struct pc_server_config *cfg);
+enum pc_err pc_server_parse_api_key(const char *s, struct pc_server_config *cfg,
+                                    struct pc_error *err);
+json_t *pc_server_show_api_key(const struct pc_server_config *cfg); /* "(set)", never the key */
+enum pc_err pc_server_parse_api_key_file(const char *s, struct pc_server_config *cfg,
+                                         struct pc_error *err);
+json_t *pc_server_show_api_key_file(const struct pc_server_config *cfg);
+/* The file's "cors_origins": a list of origins, or one comma list. */
+enum pc_err pc_server_cors_origins_from_json(json_t *v, struct pc_server_config *cfg,
+                                             struct pc_error *err);
+void pc_server_clear_cors_origins(struct pc_server_config *cfg);
+json_t *pc_server_show_cors_origins(const struct pc_server_config *cfg);
+json_t *pc_server_show_connection_timeout(const struct pc_server_config *cfg);
 
 /* Rewrite the {"error": "..."} in reply, made by the shared helpers, into OpenAI's error object
  * (type from the status, code model_not_found for a 404), with param when it is known. */

@@ -245,3 +245,46 @@ test('precharge config: flags over the file over the environment; bad files are 
     /other\.json", line 1/.test(e.stderr.toString()));
   cleanup(home);
 });
+
+test('precharge config: every setting with where it came from; serve --help lists every one', () => {
+  const home = tempHome('config-sources');
+  const file = join(home, 'config.json');
+  writeFileSync(file, JSON.stringify({ eviction: 'lfu', model_dirs: [home] }));
+  const env = { ...process.env, PRECHARGE_HOME: home, PRECHARGE_MEMORY_BUDGET: '2G', PRECHARGE_LOG_LEVEL: 'warn' };
+  const c = JSON.parse(execFileSync(BIN, ['config', '--threads', '3', '--no-repack'], { env }).toString());
+  // What the configuration used to leave out: budget, eviction, model directories, log levels.
+  assert.equal(c.memory_budget, '2147483648');
+  assert.equal(c.eviction, 'lfu');
+  assert.deepEqual(c.model_dirs, [home]);
+  assert.equal(c.log_level, 'warn');
+  assert.equal(c.llama_log, 'error');
+  assert.equal(c.threads, 3);
+  assert.equal(c.repack, false);
+  assert.equal(c.sources.memory_budget, 'environment');
+  assert.equal(c.sources.log_level, 'environment');
+  assert.equal(c.sources.eviction, 'file');
+  assert.equal(c.sources.model_dirs, 'file');
+  assert.equal(c.sources.threads, 'flag');
+  assert.equal(c.sources.repack, 'flag');
+  assert.equal(c.sources.keep_alive, 'default');
+  assert.equal(c.config_file, file);
+  const keys = Object.keys(c).filter((k) => k !== 'sources' && k !== 'config_file');
+  assert.deepEqual(Object.keys(c.sources), keys);
+  // The help comes from the same table: every setting, its variable and its default.
+  const help = execFileSync(BIN, ['serve', '--help'], { env }).toString();
+  for (const k of keys) assert.match(help, new RegExp(`file: ${k},`), `serve --help leaves out ${k}`);
+  assert.match(help, /--max-models N .*\n.*PRECHARGE_MAX_LOADED_MODELS, file: max_models, default: 3/);
+  for (const line of help.split('\n')) assert.ok(line.length <= 100, `a help line over 100 columns: ${line}`);
+  // One range, whichever source: the flag's and the environment's messages say the same.
+  const bad = (args, extra) => {
+    try {
+      execFileSync(BIN, ['config', ...args], { env: { ...env, ...extra }, stdio: 'pipe' });
+    } catch (e) {
+      return e.stderr.toString();
+    }
+    assert.fail('accepted');
+  };
+  assert.match(bad(['--max-models', '65'], {}), /--max-models: "65" is not a whole number from 1 to 64/);
+  assert.match(bad([], { PRECHARGE_MAX_LOADED_MODELS: '65' }), /PRECHARGE_MAX_LOADED_MODELS: "65" is not a whole number from 1 to 64/);
+  cleanup(home);
+});

@@ -9,19 +9,31 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "base/duration.h"
 #include "base/err.h"
 #include "server/server.h"
+#include "server/settings.h"
 
 #define NS_PER_S 1000000000ll
 
 static const char *const env_vars[] = {
-    "PRECHARGE_HOST",           "PRECHARGE_HOME",
-    "PRECHARGE_KEEP_ALIVE",     "PRECHARGE_MAX_LOADED_MODELS",
-    "PRECHARGE_CONTEXT_LENGTH", "PRECHARGE_THREADS",
-    "PRECHARGE_MEMORY_BUDGET",  "PRECHARGE_EVICTION",
-    "PRECHARGE_MODEL_DIRS",     "PRECHARGE_MAX_QUEUE",
+    "PRECHARGE_HOST",
+    "PRECHARGE_HOME",
+    "PRECHARGE_KEEP_ALIVE",
+    "PRECHARGE_MAX_LOADED_MODELS",
+    "PRECHARGE_CONTEXT_LENGTH",
+    "PRECHARGE_THREADS",
+    "PRECHARGE_MEMORY_BUDGET",
+    "PRECHARGE_EVICTION",
+    "PRECHARGE_MODEL_DIRS",
+    "PRECHARGE_MAX_QUEUE",
+    "PRECHARGE_LOG_LEVEL",
+    "PRECHARGE_PRELOAD",
+    "PRECHARGE_PRELOAD_RETRIES",
+    "PRECHARGE_CORS_ORIGINS",
 };
 
 static char *saved_home;
@@ -362,6 +374,173 @@ static void test_env_bad_value_message_intact(void **state)
     }
 }
 
+/* One setting's value as `precharge config` shows it. */
+static json_t *show_one(const struct pc_server_config *cfg, const char *key)
+{
+    json_t *o = pc_server_config_to_json(cfg);
+    json_t *v = json_incref(json_object_get(o, key));
+    json_decref(o);
+    return v;
+}
+
+/* --- the settings table -------------------------------------------------------------------- */
+
+/* Each setting has a file key, help, and a kind's worth of parser; no key, variable or flag is
+ * declared twice. */
+static void test_settings_table(void **state)
+{
+    (void)state;
+    assert_true(pc_settings_count > 30);
+    assert_true(pc_settings_count <= PC_SETTINGS_MAX);
+    for (size_t i = 0; i < pc_settings_count; i++) {
+        const struct pc_setting *s = &pc_settings[i];
+        assert_non_null(s->key);
+        assert_non_null(s->help);
+        assert_true(s->env != NULL || s->flag != NULL);
+        if (s->kind == PC_SETTING_CUSTOM) {
+            assert_non_null(s->parse);
+            assert_non_null(s->show);
+        }
+        if (s->list)
+            assert_non_null(s->clear);
+        if (s->flag != NULL && s->arg == NULL)
+            assert_non_null(s->switch_value);
+        assert_ptr_equal(pc_setting_find(s->key), s);
+        for (size_t j = 0; j < i; j++) {
+            const struct pc_setting *t = &pc_settings[j];
+            assert_string_not_equal(s->key, t->key);
+            if (s->env && t->env)
+                assert_string_not_equal(s->env, t->env);
+            if (s->flag && t->flag)
+                assert_string_not_equal(s->flag, t->flag);
+        }
+    }
+    /* What `precharge config` used to leave out is in the table. */
+    static const char *const keys[] = {
+        "memory_budget", "eviction", "model_dirs",     "log_level",
+        "llama_log",     "repack",   "ollama_poll_ms", "max_parallel_preloads"};
+    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+        if (pc_setting_find(keys[i]) == NULL)
+            fail_msg("no setting \"%s\"", keys[i]);
+}
+
+/* Each value as `precharge config` prints it reads back, through the file, as the same value:
+ * one parser and one printer per setting, which cannot drift apart. */
+static void test_settings_round_trip(void **state)
+{
+    (void)state;
+    setenv("PRECHARGE_MEMORY_BUDGET", "75%", 1);
+    setenv("PRECHARGE_MODEL_DIRS", "/srv/a:/srv/b", 1);
+    setenv("PRECHARGE_KEEP_ALIVE", "90s", 1);
+    setenv("PRECHARGE_PRELOAD", "a, b", 1);
+    setenv("PRECHARGE_CORS_ORIGINS", "https://a.example,*", 1);
+    struct pc_server_config cfg;
+    struct pc_error e = {0};
+    assert_int_equal(pc_server_config_from_env(&cfg, &e), PC_OK);
+    json_t *shown = pc_server_config_to_json(&cfg);
+    for (size_t i = 0; i < pc_settings_count; i++) {
+        const struct pc_setting *s = &pc_settings[i];
+        json_t *v = json_object_get(shown, s->key);
+        if (v == NULL)
+            fail_msg("`precharge config` leaves out \"%s\"", s->key);
+        if (json_is_null(v) || strcmp(s->key, "api_key") == 0)
+            continue; /* unset; or never shown */
+        struct pc_server_config back;
+        pc_settings_defaults(&back);
+        pc_error_clear(&e);
+        if (pc_settings_from_file_key(&back, s->key, v, &e) != PC_OK)
+            fail_msg("\"%s\": its shown value does not read back: %s", s->key, e.msg);
+        json_t *again = show_one(&back, s->key);
+        if (!json_equal(again, v)) {
+            char *a = json_dumps(v, JSON_ENCODE_ANY), *b = json_dumps(again, JSON_ENCODE_ANY);
+            fail_msg("\"%s\": shown %s, read back as %s", s->key, a, b);
+        }
+        json_decref(again);
+    }
+    assert_string_equal(json_string_value(json_object_get(shown, "memory_budget")), "75%");
+    assert_int_equal(json_array_size(json_object_get(shown, "model_dirs")), 2);
+    assert_int_equal(json_array_size(json_object_get(shown, "preload")), 2);
+    json_decref(shown);
+}
+
+/* Where each value came from: default, environment, file, flag. */
+static void test_settings_sources(void **state)
+{
+    (void)state;
+    char dir[4096], path[4200];
+    snprintf(dir, sizeof(dir), "%s/test_config_sources",
+             getenv("PC_TEST_TMP") ? getenv("PC_TEST_TMP") : "/tmp");
+    mkdir(dir, 0700);
+    snprintf(path, sizeof(path), "%s/config.json", dir);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs("{\"threads\": 2, \"log_level\": \"debug\", \"max_models\": 4}", f);
+    fclose(f);
+    setenv("PRECHARGE_MAX_LOADED_MODELS", "5", 1);
+    setenv("PRECHARGE_LOG_LEVEL", "warn", 1);
+    setenv("PRECHARGE_PRELOAD", "x", 1);
+    setenv("PRECHARGE_PRELOAD_RETRIES", "7", 1);
+    struct pc_server_config cfg;
+    struct pc_error e = {0};
+    assert_int_equal(pc_server_config_from_env(&cfg, &e), PC_OK);
+    assert_int_equal(pc_server_config_load_file(&cfg, path, true, &e), PC_OK);
+    assert_int_equal(
+        pc_settings_from_flag(&cfg, pc_setting_find("context_length"), "1024", true, &e), PC_OK);
+    assert_int_equal(pc_settings_from_flag(&cfg, pc_setting_find("repack"), NULL, true, &e), PC_OK);
+    pc_settings_finish(&cfg);
+    assert_int_equal(cfg.pool.max_models, 4);
+    assert_int_equal(cfg.pool.model_params.n_threads, 2);
+    assert_int_equal(cfg.pool.model_params.n_ctx, 1024);
+    assert_false(cfg.pool.model_params.repack);
+    assert_string_equal(cfg.log_level, "debug");
+    assert_int_equal(cfg.preload[0].max_retries, 7); /* the environment's default for a name */
+    assert_true(cfg.max_parallel_preloads >= 1);     /* the core count */
+    json_t *o = pc_server_config_to_json(&cfg);
+    json_t *src = json_object_get(o, "sources");
+    static const struct {
+        const char *key, *source;
+    } want[] = {
+        {"max_models", "file"},  {"threads", "file"},
+        {"log_level", "file"},   {"context_length", "flag"},
+        {"repack", "flag"},      {"preload", "environment"},
+        {"eviction", "default"}, {"preload_retries", "environment"},
+    };
+    for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+        const char *got = json_string_value(json_object_get(src, want[i].key));
+        if (got == NULL || strcmp(got, want[i].source) != 0)
+            fail_msg("\"%s\" came from %s, not %s", want[i].key, got ? got : "(nothing)",
+                     want[i].source);
+    }
+    json_decref(o);
+    unlink(path);
+    rmdir(dir);
+}
+
+/* A range is declared once: the environment, the file and the flag give the same one. */
+static void test_settings_one_range(void **state)
+{
+    (void)state;
+    struct pc_server_config cfg;
+    struct pc_error e = {0};
+    setenv("PRECHARGE_MAX_LOADED_MODELS", "65", 1);
+    assert_int_equal(pc_server_config_from_env(&cfg, &e), PC_ERR_INVALID);
+    assert_non_null(strstr(e.msg, "from 1 to 64"));
+    unsetenv("PRECHARGE_MAX_LOADED_MODELS");
+    assert_int_equal(pc_server_config_from_env(&cfg, &e), PC_OK);
+    json_t *v = json_integer(65);
+    assert_int_equal(pc_settings_from_file_key(&cfg, "max_models", v, &e), PC_ERR_INVALID);
+    assert_non_null(strstr(e.msg, "from 1 to 64"));
+    assert_non_null(strstr(e.msg, "\"max_models\""));
+    json_decref(v);
+    assert_int_equal(pc_settings_from_flag(&cfg, pc_setting_find("max_models"), "65", true, &e),
+                     PC_ERR_INVALID);
+    assert_non_null(strstr(e.msg, "from 1 to 64"));
+    assert_non_null(strstr(e.msg, "--max-models"));
+    assert_int_equal(cfg.pool.max_models, 3); /* a refused value changes nothing */
+    assert_int_equal(pc_settings_from_file_key(&cfg, "no_such_key", v, &e), PC_ERR_INVALID);
+    assert_non_null(strstr(e.msg, "no_such_key"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -375,6 +554,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_env_pool, save_home, restore_home),
         cmocka_unit_test_setup_teardown(test_env_bad_values, save_home, restore_home),
         cmocka_unit_test_setup_teardown(test_env_bad_value_message_intact, save_home, restore_home),
+        cmocka_unit_test(test_settings_table),
+        cmocka_unit_test_setup_teardown(test_settings_round_trip, save_home, restore_home),
+        cmocka_unit_test_setup_teardown(test_settings_sources, save_home, restore_home),
+        cmocka_unit_test_setup_teardown(test_settings_one_range, save_home, restore_home),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
