@@ -198,8 +198,9 @@ static void apply(struct pc_events *ev, enum pc_event_type type, const char *mod
         set_state(ev, model, PC_STATE_PRETRAINED, corr);
         break;
     case PC_EV_PRECHARGE_COMPLETED: {
+        /* A failed or superseded precharge leaves the model as it was. */
         const char *status = json_string_value(json_object_get(data, "status"));
-        if (status != NULL && strcmp(status, "failed") != 0)
+        if (status != NULL && (strcmp(status, "ready") == 0 || strcmp(status, "already_warm") == 0))
             set_state(ev, model, PC_STATE_PRECHARGED, corr);
         break;
     }

@@ -1,7 +1,9 @@
-/* precharge.c - the precharge queue and its workers: priority order, merging, debounce, and
- * the run of one job (load, render, restore, prefill, snapshot, result, events). */
+/* precharge.c - the precharge queue and its workers: priority order, merging of identical work,
+ * debounce by key, and the run of one job (load, render, restore, prefill, snapshot, result,
+ * events). */
 #include "precharge.h"
 
+#include <ctype.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -20,10 +22,14 @@ enum job_state { JOB_QUEUED, JOB_RUNNING, JOB_DONE };
 
 struct job {
     struct job *next;
-    char id[37];
+    char id[PC_PRECHARGE_ID_MAX];
     char model[256];
-    char category[16];
-    char key[320];
+    char category[16]; /* as the caller asked: "local", "mcl", "ollama" */
+    char provider[16]; /* who runs it: "local" or the remote provider's category */
+    char *key;         /* the debounce key, or NULL: never replaced */
+    /* Callers' own ids for the same work, each answered with this job's result. */
+    char (*aliases)[PC_PRECHARGE_ID_MAX];
+    size_t n_aliases;
     json_t *messages; /* owned, or NULL */
     char *prompt;     /* owned, or NULL */
     char *content;    /* messages or prompt as text: what merging compares */
@@ -52,6 +58,8 @@ static void job_free(struct job *j)
         return;
     json_decref(j->messages);
     json_decref(j->result);
+    free(j->key);
+    free(j->aliases);
     free(j->prompt);
     free(j->content);
     free(j);
@@ -65,6 +73,8 @@ struct outcome {
     int64_t load_ns;
     int64_t prefill_ns;
     struct pc_restore restore;
+    const char *snapshot_tier;    /* where the context is kept; NULL: not ours (remote) */
+    struct pc_error snapshot_err; /* why it was not stored; code PC_OK when it was */
     struct pc_error err;
 };
 
@@ -100,6 +110,23 @@ static bool resident(struct pc_pool *pool, const char *name)
     return found;
 }
 
+/* Write the prefilled context through to RAM and disk. Takes blob. A failure does not fail the
+ * precharge (the context is live), but the result says so. */
+static void store_snapshot(struct pc_precharger *pc, const struct job *j, const char *key,
+                           const int32_t *toks, size_t n, uint8_t *blob, size_t size,
+                           struct outcome *o)
+{
+    struct pc_snapshot_meta meta;
+    memset(&meta, 0, sizeof(meta));
+    snprintf(meta.model, sizeof(meta.model), "%.63s", j->model);
+    snprintf(meta.category, sizeof(meta.category), "%s", j->category);
+    struct pc_error serr = {0};
+    if (pc_snapstore_save(pc->cfg.snapshots, key, &meta, toks, n, blob, size, true, &serr) == PC_OK)
+        return;
+    pc_error_set(&o->snapshot_err, serr.code, "the snapshot was not stored: %s", serr.msg);
+    pc_log_warn("precharge", "%s: %s", j->id, o->snapshot_err.msg);
+}
+
 /* Prefill toks into the model under the job's priority, and save the snapshot through. */
 static void prefill(struct pc_precharger *pc, const struct job *j, struct pc_model *m,
                     const char *key, const int32_t *toks, size_t n, struct outcome *o)
@@ -124,16 +151,9 @@ static void prefill(struct pc_precharger *pc, const struct job *j, struct pc_mod
     o->context_tokens = (int32_t)n;
     o->prefill_ns = st.prefill_ns;
     o->status = st.cached_tokens == (int32_t)n ? "already_warm" : "ready";
-    if (blob != NULL) {
-        struct pc_snapshot_meta meta;
-        memset(&meta, 0, sizeof(meta));
-        snprintf(meta.model, sizeof(meta.model), "%.63s", j->model);
-        snprintf(meta.category, sizeof(meta.category), "%s", j->category);
-        struct pc_error serr = {0};
-        if (pc_snapstore_save(pc->cfg.snapshots, key, &meta, toks, n, blob, size, true, &serr) !=
-            PC_OK)
-            pc_log_warn("precharge", "%s: the snapshot was not saved: %s", j->id, serr.msg);
-    }
+    if (blob != NULL)
+        store_snapshot(pc, j, key, toks, n, blob, size, o);
+    o->snapshot_tier = pc_tier_name(pc_snapstore_tier(pc->cfg.snapshots, key, toks, n));
 }
 
 /* The remote provider's job: it prefills there, and says how it went. */
@@ -158,7 +178,7 @@ static void run_job(struct pc_precharger *pc, const struct job *j, struct outcom
     bool loaded = false;
 
     o->status = "failed";
-    if (strcmp(j->category, "local") != 0) {
+    if (strcmp(j->provider, "local") != 0) {
         run_remote(pc, j, o);
         return;
     }
@@ -207,7 +227,32 @@ static json_t *result_json(const struct job *j, const struct outcome *o)
         o->restore.tier == PC_TIER_LIVE ? json_null() : json_string(pc_tier_name(o->restore.tier)));
     if (o->restore.failed)
         json_object_set_new(r, "restore_error", json_string(o->restore.reason));
+    if (strcmp(o->status, "failed") != 0 && o->snapshot_tier != NULL)
+        json_object_set_new(r, "snapshot_tier", json_string(o->snapshot_tier));
+    if (o->snapshot_err.code != PC_OK)
+        json_object_set_new(r, "snapshot_error", json_string(o->snapshot_err.msg));
     return r;
+}
+
+/* A job replaced by a newer one for its key, before it ran. */
+static json_t *superseded_json(const struct job *j, const char *by)
+{
+    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:i, s:i, s:i, s:n}", "correlation_id", j->id,
+                     "model_id", j->model, "category", j->category, "status", "superseded",
+                     "superseded_by", by, "context_tokens", 0, "load_time_ms", 0, "prefill_time_ms",
+                     0, "error");
+}
+
+/* PrechargeCompleted for the job's id and for each caller's id that joined it. */
+static void publish_completed(struct pc_precharger *pc, const struct job *j, const json_t *r)
+{
+    pc_events_publish(pc->cfg.events, PC_EV_PRECHARGE_COMPLETED, j->model, j->id,
+                      json_deep_copy(r));
+    for (size_t i = 0; i < j->n_aliases; i++) {
+        json_t *copy = json_deep_copy(r);
+        json_object_set_new(copy, "merged_into", json_string(j->id));
+        pc_events_publish(pc->cfg.events, PC_EV_PRECHARGE_COMPLETED, j->model, j->aliases[i], copy);
+    }
 }
 
 /* ---- the queue --------------------------------------------------------------------------- */
@@ -266,19 +311,20 @@ static void *worker_main(void *arg)
         j->state = JOB_RUNNING;
         pthread_mutex_unlock(&pc->lock);
 
-        /* The job's fields but state and result do not change once it runs. */
+        /* The job's fields but state, result and aliases do not change once it runs. */
         struct outcome o = {0};
         run_job(pc, j, &o);
         json_t *r = result_json(j, &o);
-        pc_events_publish(pc->cfg.events, PC_EV_PRECHARGE_COMPLETED, j->model, j->id,
-                          json_deep_copy(r));
         pc_log_info("precharge", "%s %s: %s, %d tokens, load %lld ms, prefill %lld ms%s%s", j->id,
                     j->model, o.status, o.context_tokens, (long long)(o.load_ns / 1000000),
                     (long long)(o.prefill_ns / 1000000),
                     strcmp(o.status, "failed") == 0 ? ": " : "",
                     strcmp(o.status, "failed") == 0 ? o.err.msg : "");
 
+        /* Callers join (alias) only jobs that have not finished, under the lock: each one that
+         * did gets its event. */
         pthread_mutex_lock(&pc->lock);
+        publish_completed(pc, j, r);
         j->result = r;
         j->state = JOB_DONE;
         trim(pc);
@@ -335,49 +381,120 @@ void pc_precharger_stop(struct pc_precharger *pc)
     free(pc);
 }
 
+/* Lock held: the job that id names (its own or a caller's that joined it), or NULL. */
 static struct job *find_job(struct pc_precharger *pc, const char *id)
 {
-    for (struct job *j = pc->jobs; j; j = j->next)
+    for (struct job *j = pc->jobs; j; j = j->next) {
         if (strcmp(j->id, id) == 0)
             return j;
+        for (size_t i = 0; i < j->n_aliases; i++)
+            if (strcmp(j->aliases[i], id) == 0)
+                return j;
+    }
     return NULL;
 }
 
-static struct job *new_job(const struct pc_precharge_req *req, const char *content)
+/* Lock held: unlink j from the list (the caller frees it or keeps it). */
+static void unlink_job(struct pc_precharger *pc, struct job *j)
+{
+    for (struct job **pp = &pc->jobs; *pp; pp = &(*pp)->next) {
+        if (*pp == j) {
+            *pp = j->next;
+            return;
+        }
+    }
+}
+
+/* Lock held: give id back when a finished job holds it, so that a caller may reuse its ids.
+ * PC_ERR_CONFLICT when a queued or running job holds it. */
+static enum pc_err claim_id(struct pc_precharger *pc, const char *id, struct pc_error *err)
+{
+    struct job *j = find_job(pc, id);
+    if (j == NULL)
+        return PC_OK;
+    if (j->state != JOB_DONE)
+        return pc_error_set(err, PC_ERR_CONFLICT, "correlation_id \"%s\" is a precharge that is %s",
+                            id, j->state == JOB_QUEUED ? "queued" : "running");
+    if (strcmp(j->id, id) == 0) {
+        unlink_job(pc, j);
+        job_free(j);
+        return PC_OK;
+    }
+    for (size_t i = 0; i < j->n_aliases; i++) {
+        if (strcmp(j->aliases[i], id) == 0) {
+            memmove(j->aliases[i], j->aliases[i + 1],
+                    (j->n_aliases - i - 1) * sizeof(j->aliases[0]));
+            j->n_aliases--;
+            break;
+        }
+    }
+    return PC_OK;
+}
+
+/* A caller's correlation id: it travels on buses and in URLs, so it is short and plain. */
+static enum pc_err check_id(const char *id, struct pc_error *err)
+{
+    size_t len = strlen(id);
+    if (len == 0 || len >= PC_PRECHARGE_ID_MAX)
+        return pc_error_set(err, PC_ERR_INVALID,
+                            "field \"correlation_id\" must be 1 to %d characters long, not %zu",
+                            PC_PRECHARGE_ID_MAX - 1, len);
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)id[i];
+        if (!isalnum(c) && c != '.' && c != '_' && c != ':' && c != '-')
+            return pc_error_set(err, PC_ERR_INVALID,
+                                "field \"correlation_id\" may hold only letters, digits and . _ : "
+                                "- (character %zu is not one)",
+                                i + 1);
+    }
+    return PC_OK;
+}
+
+static struct job *new_job(const struct pc_precharge_req *req, const char *category,
+                           const char *provider, const char *content)
 {
     struct job *j = calloc(1, sizeof(*j));
     if (j == NULL)
         return NULL;
-    pc_uuid(j->id);
+    if (req->correlation_id != NULL)
+        snprintf(j->id, sizeof(j->id), "%s", req->correlation_id);
+    else
+        pc_uuid(j->id);
     snprintf(j->model, sizeof(j->model), "%s", req->model);
-    snprintf(j->category, sizeof(j->category), "%s", req->category ? req->category : "local");
-    snprintf(j->key, sizeof(j->key), "%s\n%s", req->key ? req->key : req->model, j->category);
+    snprintf(j->category, sizeof(j->category), "%s", category);
+    snprintf(j->provider, sizeof(j->provider), "%s", provider);
     j->priority = req->priority;
     j->content = strdup(content);
+    j->key = req->key ? strdup(req->key) : NULL;
     j->messages = req->messages ? json_deep_copy(req->messages) : NULL;
     j->prompt = req->prompt ? strdup(req->prompt) : NULL;
-    if (j->content == NULL || (req->messages && !j->messages) || (req->prompt && !j->prompt)) {
+    if (j->content == NULL || (req->key && !j->key) || (req->messages && !j->messages) ||
+        (req->prompt && !j->prompt)) {
         job_free(j);
         return NULL;
     }
     return j;
 }
 
-/* Where req runs: "local" for a model in the store, else the remote provider's category for
- * one of its models; a category the request names must be the one that has the model. */
+/* Where req runs: "local" for a model in the store (asked as "local" or "mcl"), else the remote
+ * provider's category for one of its models; a category the request names must be the one that
+ * has the model. *category gets the category to report, *provider who runs it. */
 static enum pc_err resolve_category(struct pc_precharger *pc, const struct pc_precharge_req *req,
-                                    const char **out, struct pc_error *err)
+                                    const char **category, const char **provider,
+                                    struct pc_error *err)
 {
     const struct pc_precharge_provider *r = pc->cfg.remote;
     const char *want = req->category;
     bool want_remote = r != NULL && want != NULL && strcmp(want, r->category) == 0;
-    if (want != NULL && strcmp(want, "local") != 0 && !want_remote)
+    bool want_local = want != NULL && (strcmp(want, "local") == 0 || strcmp(want, "mcl") == 0);
+    if (want != NULL && !want_local && !want_remote)
         return pc_error_set(err, PC_ERR_INVALID,
-                            "category \"%s\" is not served here: use \"local\"%s%s%s", want,
-                            r ? " or \"" : "", r ? r->category : "", r ? "\"" : "");
+                            "category \"%s\" is not served here: use \"local\" or \"mcl\" (this "
+                            "machine's models)%s%s%s",
+                            want, r ? " or \"" : "", r ? r->category : "", r ? "\"" : "");
     if (want_remote) {
         if (r->owns(r->user, req->model)) {
-            *out = r->category;
+            *category = *provider = r->category;
             return PC_OK;
         }
         return pc_error_set(err, PC_ERR_NOT_FOUND,
@@ -388,9 +505,10 @@ static enum pc_err resolve_category(struct pc_precharger *pc, const struct pc_pr
     char path[PATH_MAX];
     struct pc_error store_err = {0};
     enum pc_err rc = pc_store_path(pc->cfg.models_dir, req->model, path, sizeof(path), &store_err);
-    *out = "local";
+    *provider = "local";
+    *category = want != NULL ? want : "local";
     if (rc == PC_ERR_NOT_FOUND && want == NULL && r != NULL && r->owns(r->user, req->model)) {
-        *out = r->category;
+        *category = *provider = r->category;
         return PC_OK;
     }
     if (rc != PC_OK && err != NULL)
@@ -398,84 +516,119 @@ static enum pc_err resolve_category(struct pc_precharger *pc, const struct pc_pr
     return rc;
 }
 
-enum pc_err pc_precharge_submit(struct pc_precharger *pc, const struct pc_precharge_req *req,
-                                char out[37], struct pc_error *err)
+/* Lock held: the queued or running job doing req's work (model, category, context), and the
+ * queued one with req's key that req replaces. */
+static void find_peers(struct pc_precharger *pc, const char *model, const char *category,
+                       const char *content, const char *key, struct job **same /* OUT */,
+                       struct job **replaced /* OUT */)
 {
-    const char *category = NULL;
-    enum pc_err rc = resolve_category(pc, req, &category, err);
-    if (rc != PC_OK)
+    *same = *replaced = NULL;
+    for (struct job *j = pc->jobs; j; j = j->next) {
+        if (j->state == JOB_DONE || strcmp(j->model, model) != 0 ||
+            strcmp(j->category, category) != 0)
+            continue;
+        if (strcmp(j->content, content) == 0)
+            *same = j;
+        else if (key != NULL && j->key != NULL && j->state == JOB_QUEUED &&
+                 strcmp(j->key, key) == 0)
+            *replaced = j;
+    }
+}
+
+/* Lock held: a caller joins job j (the same work) under an id of its own. */
+static enum pc_err add_alias(struct job *j, const char *id, struct pc_error *err)
+{
+    char(*a)[PC_PRECHARGE_ID_MAX] = realloc(j->aliases, (j->n_aliases + 1) * sizeof(*a));
+    if (a == NULL)
+        return pc_error_set(err, PC_ERR_NOMEM, "out of memory");
+    j->aliases = a;
+    snprintf(a[j->n_aliases++], PC_PRECHARGE_ID_MAX, "%s", id);
+    return PC_OK;
+}
+
+static const char *const prio_names[] = {"user", "high", "normal", "low"};
+
+enum pc_err pc_precharge_submit(struct pc_precharger *pc, const struct pc_precharge_req *req,
+                                char out[PC_PRECHARGE_ID_MAX], struct pc_error *err)
+{
+    const char *category = NULL, *provider = NULL;
+    enum pc_err rc = PC_OK;
+    if (req->correlation_id != NULL && (rc = check_id(req->correlation_id, err)) != PC_OK)
+        return rc;
+    if ((rc = resolve_category(pc, req, &category, &provider, err)) != PC_OK)
         return rc;
     char *content = req->messages ? json_dumps(req->messages, JSON_COMPACT | JSON_SORT_KEYS)
                                   : strdup(req->prompt ? req->prompt : "");
     if (content == NULL)
         return pc_error_set(err, PC_ERR_NOMEM, "out of memory");
-    char key[320];
-    snprintf(key, sizeof(key), "%s\n%s", req->key ? req->key : req->model, category);
 
+    /* The ids that the event names, copied under the lock: the jobs may go once it is let go. */
+    char merged_into[PC_PRECHARGE_ID_MAX] = "", supersedes[PC_PRECHARGE_ID_MAX] = "";
     pthread_mutex_lock(&pc->lock);
-    struct job *same = NULL, *debounced = NULL;
-    for (struct job *j = pc->jobs; j; j = j->next) {
-        if (j->state == JOB_DONE)
-            continue;
-        if (strcmp(j->model, req->model) == 0 && strcmp(j->content, content) == 0 &&
-            strcmp(j->category, category) == 0)
-            same = j;
-        else if (j->state == JOB_QUEUED && strcmp(j->key, key) == 0)
-            debounced = j;
-    }
+    struct job *same = NULL, *replaced = NULL, *j = NULL;
+    if (req->correlation_id != NULL && (rc = claim_id(pc, req->correlation_id, err)) != PC_OK)
+        goto out;
+    find_peers(pc, req->model, category, content, req->key, &same, &replaced);
     if (same != NULL) {
         /* Merged: one prefill serves both; the higher priority wins. */
+        if (req->correlation_id != NULL && (rc = add_alias(same, req->correlation_id, err)))
+            goto out;
         if (req->priority < same->priority)
             same->priority = req->priority;
-        snprintf(out, 37, "%s", same->id);
-        pthread_mutex_unlock(&pc->lock);
-        free(content);
-        return PC_OK;
+        snprintf(out, PC_PRECHARGE_ID_MAX, "%s",
+                 req->correlation_id ? req->correlation_id : same->id);
+        snprintf(merged_into, sizeof(merged_into), "%s", same->id);
+        goto out;
     }
-    struct pc_precharge_req resolved = *req;
-    resolved.category = category;
-    struct job *j = new_job(&resolved, content);
-    free(content);
-    if (j == NULL) {
-        pthread_mutex_unlock(&pc->lock);
-        return pc_error_set(err, PC_ERR_NOMEM, "out of memory");
+    if ((j = new_job(req, category, provider, content)) == NULL) {
+        rc = pc_error_set(err, PC_ERR_NOMEM, "out of memory");
+        goto out;
     }
-    if (debounced != NULL) {
-        /* A newer context for the same key replaces the queued one, under its id. */
-        snprintf(j->id, sizeof(j->id), "%s", debounced->id);
-        if (debounced->priority < j->priority)
-            j->priority = debounced->priority;
-        for (struct job **pp = &pc->jobs; *pp; pp = &(*pp)->next) {
-            if (*pp == debounced) {
-                *pp = debounced->next;
-                break;
-            }
-        }
-        job_free(debounced);
+    if (replaced != NULL) {
+        /* A newer context for the same key: the queued one ends, superseded by this one. */
+        if (replaced->priority < j->priority)
+            j->priority = replaced->priority;
+        replaced->result = superseded_json(replaced, j->id);
+        publish_completed(pc, replaced, replaced->result);
+        replaced->state = JOB_DONE;
+        snprintf(supersedes, sizeof(supersedes), "%s", replaced->id);
+        trim(pc);
     }
     j->order = pc->next_order++;
-    j->not_before_ns = pc_clock_mono_ns() + pc->cfg.debounce_ns;
+    /* Only a keyed job can be replaced, so only a keyed job waits for a replacement. */
+    j->not_before_ns = pc_clock_mono_ns() + (j->key != NULL ? pc->cfg.debounce_ns : 0);
     j->next = pc->jobs;
     pc->jobs = j;
-    snprintf(out, 37, "%s", j->id);
+    snprintf(out, PC_PRECHARGE_ID_MAX, "%s", j->id);
     pthread_cond_broadcast(&pc->changed);
+out:
     pthread_mutex_unlock(&pc->lock);
-
-    static const char *const prio_names[] = {"user", "high", "normal", "low"};
-    pc_events_publish(pc->cfg.events, PC_EV_PRECHARGE_REQUESTED, req->model, out,
-                      json_pack("{s:s, s:s, s:O*, s:s*}", "category", category, "priority",
-                                prio_names[req->priority], "context", req->messages, "prompt",
-                                req->prompt));
+    free(content);
+    if (rc != PC_OK || (j == NULL && req->correlation_id == NULL))
+        return rc; /* joined under the job's own id: its PrechargeRequested went out */
+    json_t *data =
+        json_pack("{s:s, s:s, s:O*, s:s*}", "category", category, "priority",
+                  prio_names[req->priority], "context", req->messages, "prompt", req->prompt);
+    if (merged_into[0] != '\0')
+        json_object_set_new(data, "merged_into", json_string(merged_into));
+    if (supersedes[0] != '\0')
+        json_object_set_new(data, "supersedes", json_string(supersedes));
+    pc_events_publish(pc->cfg.events, PC_EV_PRECHARGE_REQUESTED, req->model, out, data);
     return PC_OK;
 }
 
-static json_t *status_json(const struct job *j)
+static json_t *status_json(const struct job *j, const char *id)
 {
-    if (j->state == JOB_DONE)
-        return json_deep_copy(j->result);
-    return json_pack("{s:s, s:s, s:s, s:s}", "correlation_id", j->id, "model_id", j->model,
-                     "category", j->category, "status",
-                     j->state == JOB_QUEUED ? "queued" : "running");
+    json_t *r = j->state == JOB_DONE
+                    ? json_deep_copy(j->result)
+                    : json_pack("{s:s, s:s, s:s, s:s}", "correlation_id", j->id, "model_id",
+                                j->model, "category", j->category, "status",
+                                j->state == JOB_QUEUED ? "queued" : "running");
+    if (r != NULL && strcmp(id, j->id) != 0) {
+        json_object_set_new(r, "correlation_id", json_string(id));
+        json_object_set_new(r, "merged_into", json_string(j->id));
+    }
+    return r;
 }
 
 void pc_precharge_counts(struct pc_precharger *pc, size_t *queued, size_t *running)
@@ -506,9 +659,9 @@ json_t *pc_precharge_get(struct pc_precharger *pc, const char *id, int timeout_m
     while (j != NULL && j->state != JOB_DONE && timeout_ms > 0 && !pc->stopping) {
         if (pthread_cond_timedwait(&pc->changed, &pc->lock, &deadline) != 0)
             break;
-        j = find_job(pc, id); /* a debounce may have replaced it */
+        j = find_job(pc, id); /* trimmed, or its id given back, meanwhile */
     }
-    json_t *r = j ? status_json(j) : NULL;
+    json_t *r = j ? status_json(j, id) : NULL;
     pthread_mutex_unlock(&pc->lock);
     return r;
 }

@@ -22,6 +22,10 @@
 
 struct pc_precharger;
 
+/* A correlation id: the daemon's UUID, or the caller's own (1 to 64 of A-Z a-z 0-9 . _ : -),
+ * and its terminating NUL. */
+#define PC_PRECHARGE_ID_MAX 65
+
 /* What a precharge that ran elsewhere reports: the tokens prefilled and the time it took. */
 struct pc_precharge_remote_stats {
     int32_t context_tokens;
@@ -47,9 +51,9 @@ struct pc_precharger_config {
     struct pc_pool *pool;
     struct pc_snapstore *snapshots;
     struct pc_events *events;
-    int64_t
-        debounce_ns; /* a newer precharge for the same key within this replaces the queued one */
-    int workers;     /* threads; at least 1 */
+    int64_t debounce_ns; /* a keyed precharge waits this long, so that a newer one for the same
+                          * key may replace it */
+    int workers;         /* threads; at least 1 */
     const struct pc_precharge_provider
         *remote; /* may be NULL; borrowed for the precharger's life */
 };
@@ -61,26 +65,35 @@ void pc_precharger_stop(struct pc_precharger *pc);
 
 struct pc_precharge_req {
     const char *model;
-    const char *category; /* "local" or the remote provider's; NULL: where the model is */
-    json_t *messages;     /* [{role, content}], or NULL */
-    const char *prompt;   /* raw text, when messages is NULL */
+    /* "local", "mcl" (seed 000's on-device, private category: run by the local provider) or
+     * the remote provider's; NULL: where the model is. Results report it as asked. */
+    const char *category;
+    json_t *messages;   /* [{role, content}], or NULL */
+    const char *prompt; /* raw text, when messages is NULL */
     enum pc_priority priority;
-    const char *key; /* debounce key; NULL: the model and category */
+    const char *key;            /* debounce key (a session, a form); NULL: never replaced */
+    const char *correlation_id; /* the caller's id for the job; NULL: the daemon makes one */
 };
 
-/* Queue a precharge. out gets its correlation id: the id of a queued or running job with the
- * same model and context when there is one (merged), or of the queued job with the same key
- * that this request replaces (debounced). A model in the store is "local"; one that is not, and
- * that the remote provider owns, is the provider's. Returns PC_ERR_NOT_FOUND / PC_ERR_BAD_PATH
- * for a model that is in neither (or not in the category asked for), PC_ERR_INVALID for an
- * unknown category. */
+/* Queue a precharge. out gets its correlation id: the caller's, else a new UUID, else (with no
+ * id from the caller) that of a queued or running job doing the same work (model, category and
+ * context), which this request joins. A request with the same work under an id of its own joins
+ * that job too, and gets its result under its own id. A request with a key replaces the queued
+ * job with the same key, model and category: that job ends "superseded" by this one.
+ * A model in the store is "local"; one that is not, and that the remote provider owns, is the
+ * provider's. Returns PC_ERR_NOT_FOUND / PC_ERR_BAD_PATH for a model that is in neither (or not
+ * in the category asked for), PC_ERR_INVALID for an unknown category or a malformed
+ * correlation id, PC_ERR_CONFLICT for the id of a job that is queued or running. */
 enum pc_err pc_precharge_submit(struct pc_precharger *pc, const struct pc_precharge_req *req,
-                                char out[37] /* OUT */, struct pc_error *err);
+                                char out[PC_PRECHARGE_ID_MAX] /* OUT */, struct pc_error *err);
 
 /* The job as JSON: {correlation_id, model_id, category, status, ...}: status "queued" or
- * "running", or the result: ready | failed | already_warm, with context_tokens, load_time_ms,
- * prefill_time_ms, restored_from, error. NULL for an unknown id. timeout_ms > 0 waits that
- * long for a result first. The caller decrefs. */
+ * "running", or the result: ready | failed | already_warm | superseded (with superseded_by,
+ * the id of the job that replaced it), with context_tokens, load_time_ms, prefill_time_ms,
+ * restored_from, snapshot_tier (where the prefilled context is kept: "disk", "ram", or "live"
+ * when it is only in the model's context), snapshot_error (why it was not stored), error.
+ * NULL for an unknown id. timeout_ms > 0 waits that long for a result first. The caller
+ * decrefs. */
 json_t *pc_precharge_get(struct pc_precharger *pc, const char *id, int timeout_ms);
 
 /* Jobs waiting in the queue (debounced ones too) and jobs running now. */

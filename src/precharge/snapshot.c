@@ -334,26 +334,26 @@ static void snap_path(const struct pc_snapstore *st, const struct snap *s, char 
 }
 
 /* Write s to disk, the lock not held; s is referenced by the caller. */
-static void persist(struct pc_snapstore *st, struct snap *s)
+static enum pc_err persist(struct pc_snapstore *st, struct snap *s, struct pc_error *err)
 {
     char path[4096];
     snap_path(st, s, path, sizeof(path));
-    struct pc_error err = {0};
     pthread_mutex_unlock(&st->lock);
-    enum pc_err rc = write_file(path, s, &err);
+    enum pc_err rc = write_file(path, s, err);
     pthread_mutex_lock(&st->lock);
     if (rc != PC_OK) {
-        pc_log_warn("snapshot", "%s", err.msg);
-        return;
+        pc_log_warn("snapshot", "%s", err->msg);
+        return rc;
     }
     if (s->path != NULL || s->dead) {
         if (s->path == NULL || strcmp(s->path, path) != 0)
             unlink(path);
-        return;
+        return PC_OK;
     }
     s->path = strdup(path);
     s->disk_bytes = sizeof(struct header) + s->n * sizeof(int32_t) + s->size + 8;
     st->disk_bytes += s->disk_bytes;
+    return PC_OK;
 }
 
 /* Lock held: bring RAM and disk under their budgets. RAM demotes to disk; disk drops. */
@@ -364,8 +364,9 @@ static void enforce(struct pc_snapstore *st)
         if (s == NULL)
             break;
         if (s->path == NULL && st->disk_budget > 0) {
+            struct pc_error err = {0}; /* logged; the snapshot is dropped below */
             s->refs++;
-            persist(st, s);
+            persist(st, s, &err);
             bool dead = s->dead;
             unref(s);
             if (dead)
@@ -439,12 +440,27 @@ enum pc_err pc_snapstore_save(struct pc_snapstore *st, const char *key,
         pthread_mutex_unlock(&st->lock);
         return pc_error_set(err, PC_ERR_NOMEM, "snapshot: out of memory");
     }
+    enum pc_err rc = PC_OK;
     if (persist_it && s->path == NULL && st->disk_budget > 0)
-        persist(st, s);
+        rc = persist(st, s, err);
     unref(s);
     enforce(st);
     pthread_mutex_unlock(&st->lock);
-    return PC_OK;
+    return rc;
+}
+
+enum pc_tier pc_snapstore_tier(struct pc_snapstore *st, const char *key, const int32_t *toks,
+                               size_t n)
+{
+    uint64_t hash = fnv1a(FNV_SEED, toks, n * sizeof(int32_t));
+    pthread_mutex_lock(&st->lock);
+    struct snap *s = find(st, key, hash, n);
+    enum pc_tier t = s == NULL || s->dead ? PC_TIER_LIVE
+                     : s->path != NULL    ? PC_TIER_DISK
+                     : s->blob != NULL    ? PC_TIER_RAM
+                                          : PC_TIER_LIVE;
+    pthread_mutex_unlock(&st->lock);
+    return t;
 }
 
 /* The context drops a sequence: keep it in RAM (the next tier down). */

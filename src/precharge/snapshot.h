@@ -42,10 +42,16 @@ struct pc_snapshot_meta {
 
 /* Save a serialized sequence (pc_slot_export) holding toks: to RAM, and to disk too when
  * persist (a precharge, so that it outlives the process). Takes blob. Call it without the slot:
- * the disk write happens here. */
+ * the disk write happens here. PC_ERR_IO naming the file when the disk write failed (the RAM
+ * copy is kept while the RAM budget allows: pc_snapstore_tier says where it is). */
 enum pc_err pc_snapstore_save(struct pc_snapstore *st, const char *key,
                               const struct pc_snapshot_meta *meta, const int32_t *toks, size_t n,
                               uint8_t *blob, size_t size, bool persist, struct pc_error *err);
+
+/* Where the snapshot of exactly toks for the model key is kept: PC_TIER_DISK when it has a file
+ * (and maybe a RAM copy too), PC_TIER_RAM, or PC_TIER_LIVE when no tier holds it. */
+enum pc_tier pc_snapstore_tier(struct pc_snapstore *st, const char *key, const int32_t *toks,
+                               size_t n);
 
 struct pc_restore {
     enum pc_tier tier;             /* where the prefix came from: LIVE when nothing was restored */

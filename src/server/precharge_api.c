@@ -88,8 +88,10 @@ static void handle_precharge(const struct pc_http_req *req, struct pc_http_reply
     if (pc_req_string(body, "model_id", &r.model, reply) != 0 ||
         pc_req_string(body, "model", &r.model, reply) != 0 ||
         pc_req_string(body, "category", &r.category, reply) != 0 ||
-        pc_req_string(body, "key", &r.key, reply) != 0 || pc_req_bool(body, "wait", &wait, reply) ||
-        parse_priority(body, &r.priority, reply) != 0 || parse_context(body, &r, reply) != 0)
+        pc_req_string(body, "key", &r.key, reply) != 0 ||
+        pc_req_string(body, "correlation_id", &r.correlation_id, reply) != 0 ||
+        pc_req_bool(body, "wait", &wait, reply) || parse_priority(body, &r.priority, reply) != 0 ||
+        parse_context(body, &r, reply) != 0)
         goto out;
     if (r.model == NULL || r.model[0] == '\0') {
         pc_http_reply_error(reply, 400, "field \"model\" is required");
@@ -99,16 +101,18 @@ static void handle_precharge(const struct pc_http_req *req, struct pc_http_reply
         pc_http_reply_error(reply, 400, "field \"timeout\" must be a positive number of seconds");
         goto out;
     }
-    char id[37];
+    char id[PC_PRECHARGE_ID_MAX];
     struct pc_error err = {0};
     if (pc_precharge_submit(req->srv->precharger, &r, id, &err) != PC_OK) {
         pc_http_reply_pc_error(reply, &err);
         goto out;
     }
     if (!wait) {
-        pc_reply_json_value(reply, 202,
-                            json_pack("{s:s, s:s, s:s}", "correlation_id", id, "model_id", r.model,
-                                      "status", "queued"));
+        /* Its state now: queued or running, or, for work that it joined, even its result. */
+        json_t *now = pc_precharge_get(req->srv->precharger, id, 0);
+        if (now == NULL) /* finished and forgotten at once: it was accepted all the same */
+            now = json_pack("{s:s, s:s}", "correlation_id", id, "model_id", r.model);
+        pc_reply_json_value(reply, 202, now);
         goto out;
     }
     double secs = timeout ? json_number_value(timeout) : 30.0;

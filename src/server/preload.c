@@ -112,7 +112,7 @@ static enum pc_err precharge_context(struct pc_preloader *pl, const struct pc_pr
         .priority = PC_PRIO_NORMAL,
         .messages = json_pack("[{s:s, s:s}]", "role", "system", "content", spec->context),
     };
-    char id[37];
+    char id[PC_PRECHARGE_ID_MAX];
     enum pc_err rc = pc_precharge_submit(pl->srv->precharger, &req, id, err);
     json_decref(req.messages);
     if (rc != PC_OK)

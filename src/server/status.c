@@ -14,6 +14,8 @@ int pc_http_status_of(enum pc_err code)
         return 400;
     case PC_ERR_NOT_FOUND:
         return 404;
+    case PC_ERR_CONFLICT:
+        return 409;
     case PC_ERR_TOO_LARGE:
         return 413;
     case PC_ERR_CANCELLED:

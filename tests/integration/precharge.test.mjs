@@ -4,7 +4,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
 import { BIN, tempHome, makeModel, startDaemon, post, get, cleanup, sseEvents } from './lib.mjs';
 
 let home, d;
@@ -143,7 +143,10 @@ test('bad precharges get clear errors', async () => {
     [{ model: 'tiny', context: [] }, 400, /non-empty array/],
     [{ model: 'tiny', context: [{ role: 'x', content: 'y' }] }, 400, /"x" is not one of/],
     [{ model: 'tiny', context: [system], priority: 'urgent' }, 400, /priority "urgent"/],
-    [{ model: 'tiny', context: [system], category: 'mcl' }, 400, /category "mcl"/],
+    [{ model: 'tiny', context: [system], category: 'webgpu' }, 400, /category "webgpu".*"mcl"/],
+    [{ model: 'tiny', context: [system], correlation_id: 'a b' }, 400, /"correlation_id" may hold only/],
+    [{ model: 'tiny', context: [system], correlation_id: 'x'.repeat(65) }, 400, /"correlation_id" must be 1 to 64/],
+    [{ model: 'tiny', context: [system], correlation_id: 7 }, 400, /correlation_id/],
     [{ model: 'tiny', context: [system], wait: true, timeout: -1 }, 400, /timeout/],
     [{ model: 'nope', context: [system] }, 404, /model "nope" not found/],
     [{ model: '../x', context: [system] }, 400, /invalid model name/],
@@ -159,6 +162,76 @@ test('bad precharges get clear errors', async () => {
   assert.equal(long.status, 'failed');
   assert.match(long.error, /context window/);
   assert.equal((await get(d.url, '/api/precharge/00000000-0000-4000-8000-000000000000')).status, 404);
+});
+
+test('two contexts for one model are two precharges, each ready with its own tokens', async () => {
+  // Issue #14's repro: Alice's form and, 50 ms later, Bob's, both waiting.
+  const alice = [{ role: 'system', content: `Alice's form ${Date.now()}: name, email, phone number and street address.` }];
+  const bob = [{ role: 'system', content: `Bob's form ${Date.now()}: ssn.` }];
+  const first = post(d.url, '/api/precharge', { model: 'tiny', context: alice, wait: true });
+  await new Promise((ok) => setTimeout(ok, 50));
+  const [a, b] = (await Promise.all([first, post(d.url, '/api/precharge', { model: 'tiny', context: bob, wait: true })]))
+    .map((r) => JSON.parse(r.text));
+  assert.notEqual(a.correlation_id, b.correlation_id);
+  assert.equal(a.status, 'ready');
+  assert.equal(b.status, 'ready');
+  assert.notEqual(a.context_tokens, b.context_tokens);
+  const chat = JSON.parse((await post(d.url, '/api/chat', {
+    model: 'tiny', stream: false, options: { num_predict: 1 },
+    messages: [...alice, { role: 'user', content: 'Which field is first?' }],
+  })).text);
+  assert.equal(chat.prompt_cached_count, a.context_tokens, "Alice's whole context is reused");
+});
+
+test('category mcl runs on the local provider and is reported as asked', async () => {
+  const ctx = [{ role: 'system', content: 'Private: the user types a social security number here.' }];
+  const r = JSON.parse((await post(d.url, '/api/precharge', { model: 'tiny', category: 'mcl', context: ctx, wait: true })).text);
+  assert.equal(r.status, 'ready', JSON.stringify(r));
+  assert.equal(r.category, 'mcl');
+  const list = JSON.parse((await get(d.url, '/api/precharged')).text).precharged;
+  assert.ok(list.some((p) => p.category === 'mcl' && p.context_tokens === r.context_tokens), JSON.stringify(list));
+});
+
+test('keys, caller ids and a snapshot that cannot be stored', async () => {
+  // A long debounce, so that keyed precharges stay queued while the test looks at them.
+  const h = tempHome('precharge-keys');
+  makeModel(h, 'tiny');
+  const d2 = await startDaemon({ home: h, env: { PRECHARGE_DEBOUNCE: '5s' } });
+  try {
+    const one = [{ role: 'system', content: 'Form 9 has a name field.' }];
+    const two = [{ role: 'system', content: 'Form 9 has a name field and an email field.' }];
+    const a = JSON.parse((await post(d2.url, '/api/precharge', { model: 'tiny', key: 'form-9', context: one, correlation_id: 'app-1' })).text);
+    assert.equal(a.correlation_id, 'app-1');
+    assert.equal(a.status, 'queued');
+    const dup = await post(d2.url, '/api/precharge', { model: 'tiny', context: two, correlation_id: 'app-1' });
+    assert.equal(dup.status, 409);
+    assert.match(JSON.parse(dup.text).error, /correlation_id "app-1" is a precharge that is queued/);
+    // The same work under another caller's id joins it, and answers under that id.
+    const joined = JSON.parse((await post(d2.url, '/api/precharge', { model: 'tiny', context: one, correlation_id: 'app-2' })).text);
+    assert.equal(joined.correlation_id, 'app-2');
+    assert.equal(joined.merged_into, 'app-1');
+    const b = JSON.parse((await post(d2.url, '/api/precharge', { model: 'tiny', key: 'form-9', context: two, wait: true })).text);
+    assert.equal(b.status, 'ready');
+    for (const id of ['app-1', 'app-2']) {
+      const old = JSON.parse((await get(d2.url, `/api/precharge/${id}`)).text);
+      assert.equal(old.status, 'superseded', id);
+      assert.equal(old.superseded_by, b.correlation_id);
+      assert.equal(old.correlation_id, id);
+    }
+    assert.equal(b.snapshot_tier, 'disk');
+
+    // The snapshot directory becomes a file: the precharge is ready, and says where it is kept.
+    rmSync(`${h}/snapshots`, { recursive: true });
+    writeFileSync(`${h}/snapshots`, '');
+    const c = JSON.parse((await post(d2.url, '/api/precharge', { model: 'tiny', prompt: 'Kept in RAM only.', wait: true })).text);
+    assert.equal(c.status, 'ready');
+    assert.equal(c.error, null);
+    assert.equal(c.snapshot_tier, 'ram');
+    assert.match(c.snapshot_error, /the snapshot was not stored: .*Not a directory/);
+  } finally {
+    await d2.stop();
+    cleanup(h);
+  }
 });
 
 test('after a restart, a request restores the precharged context from disk', async () => {

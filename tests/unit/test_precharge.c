@@ -244,7 +244,7 @@ static void rig_stop(struct rig *r)
 }
 
 static char *submit(struct rig *r, const char *prompt, enum pc_priority prio, const char *key,
-                    char id[37])
+                    char id[PC_PRECHARGE_ID_MAX])
 {
     struct pc_precharge_req req = {.model = "tiny", .prompt = prompt, .priority = prio, .key = key};
     struct pc_error err = {0};
@@ -287,7 +287,8 @@ static void test_priority_merge_debounce_and_events(void **state)
     struct rig r;
     rig_start(&r, 0);
     struct pc_error err = {0};
-    char first[37], low[37], normal[37], high[37], merged[37];
+    char first[PC_PRECHARGE_ID_MAX], low[PC_PRECHARGE_ID_MAX], normal[PC_PRECHARGE_ID_MAX],
+        high[PC_PRECHARGE_ID_MAX], merged[PC_PRECHARGE_ID_MAX];
     json_t *j;
 
     /* Hold the model's context so that the first job blocks and the others queue. */
@@ -327,37 +328,178 @@ static void test_priority_merge_debounce_and_events(void **state)
     rig_stop(&r);
 }
 
-static void test_debounce_replaces_the_queued_context(void **state)
+/* The tokens of text, as a precharge of the raw prompt prefills them. */
+static size_t tokens_of(const char *text)
+{
+    struct pc_model *m = load();
+    int32_t *toks;
+    size_t n;
+    struct pc_error err = {0};
+    assert_int_equal(pc_model_tokenize(m, text, &toks, &n, &err), PC_OK);
+    free(toks);
+    pc_model_free(m);
+    return n;
+}
+
+static void test_debounce_supersedes_only_for_a_key(void **state)
 {
     (void)state;
     struct rig r;
-    rig_start(&r, 60ll * 1000 * 1000 * 1000); /* nothing runs within the test by itself */
-    char a[37], b[37];
-    json_t *j;
-    submit(&r, "form with one field", PC_PRIO_NORMAL, "form-42", a);
-    submit(&r, "form with one field and another field", PC_PRIO_NORMAL, "form-42", b);
-    assert_string_equal(a, b);
-    assert_string_equal(status_of(&r, a, 0, &j), "queued");
+    const char *one = "form with one field", *two = "form with one field and another field";
+    char a[PC_PRECHARGE_ID_MAX], b[PC_PRECHARGE_ID_MAX];
+    json_t *j, *k;
+
+    /* The same key: the newer context replaces the queued one, which ends superseded by it. */
+    rig_start(&r, 200ll * 1000 * 1000);
+    submit(&r, one, PC_PRIO_NORMAL, "form-7", a);
+    submit(&r, two, PC_PRIO_NORMAL, "form-7", b);
+    assert_string_not_equal(a, b);
+    assert_string_equal(status_of(&r, a, 30000, &j), "superseded");
+    assert_string_equal(json_string_value(json_object_get(j, "superseded_by")), b);
+    assert_string_equal(json_string_value(json_object_get(j, "correlation_id")), a);
+    json_decref(j);
+    assert_string_equal(status_of(&r, b, 30000, &j), "ready");
+    assert_int_equal(json_integer_value(json_object_get(j, "context_tokens")),
+                     (json_int_t)tokens_of(two));
     json_decref(j);
     rig_stop(&r);
 
+    /* No key (issue #14's Alice and Bob): two contexts of one model are two precharges, and
+     * each caller gets its own context's result. */
+    const char *alice = "Alice's form: name, email", *bob = "Bob's form: ssn and date of birth";
     rig_start(&r, 200ll * 1000 * 1000);
-    submit(&r, "form with one field", PC_PRIO_NORMAL, "form-7", a);
-    submit(&r, "form with one field and another field", PC_PRIO_NORMAL, "form-7", b);
-    assert_string_equal(a, b);
+    submit(&r, alice, PC_PRIO_NORMAL, NULL, a);
+    submit(&r, bob, PC_PRIO_NORMAL, NULL, b);
+    assert_string_not_equal(a, b);
     assert_string_equal(status_of(&r, a, 30000, &j), "ready");
-    /* The newer context is the one that ran. */
-    struct pc_model *m = load();
-    int32_t *toks;
-    size_t nt;
+    assert_string_equal(status_of(&r, b, 30000, &k), "ready");
+    assert_int_equal(json_integer_value(json_object_get(j, "context_tokens")),
+                     (json_int_t)tokens_of(alice));
+    assert_int_equal(json_integer_value(json_object_get(k, "context_tokens")),
+                     (json_int_t)tokens_of(bob));
+    json_decref(j);
+    json_decref(k);
+    rig_stop(&r);
+
+    /* Different keys, the same work: merged, whatever the keys. */
+    rig_start(&r, 60ll * 1000 * 1000 * 1000);
+    submit(&r, one, PC_PRIO_NORMAL, "form-1", a);
+    submit(&r, one, PC_PRIO_NORMAL, "form-2", b);
+    assert_string_equal(a, b);
+    /* The same key on another model's work does not replace it. */
+    struct pc_precharge_req other = {.model = "tiny",
+                                     .category = "mcl",
+                                     .prompt = two,
+                                     .priority = PC_PRIO_NORMAL,
+                                     .key = "form-1"};
     struct pc_error err = {0};
-    assert_int_equal(
-        pc_model_tokenize(m, "form with one field and another field", &toks, &nt, &err), PC_OK);
-    assert_int_equal(json_integer_value(json_object_get(j, "context_tokens")), (json_int_t)nt);
-    free(toks);
-    pc_model_free(m);
+    assert_int_equal(pc_precharge_submit(r.pc, &other, b, &err), PC_OK);
+    assert_string_equal(status_of(&r, a, 0, &j), "queued");
     json_decref(j);
     rig_stop(&r);
+}
+
+static void test_caller_correlation_ids_and_categories(void **state)
+{
+    (void)state;
+    struct rig r;
+    struct pc_error err = {0};
+    char id[PC_PRECHARGE_ID_MAX], id2[PC_PRECHARGE_ID_MAX];
+    json_t *j;
+    rig_start(&r, 60ll * 1000 * 1000 * 1000);
+
+    /* The caller's id is the job's id. */
+    struct pc_precharge_req req = {.model = "tiny",
+                                   .prompt = "the caller's context",
+                                   .priority = PC_PRIO_NORMAL,
+                                   .key = "k",
+                                   .correlation_id = "form-42.alice:1"};
+    assert_int_equal(pc_precharge_submit(r.pc, &req, id, &err), PC_OK);
+    assert_string_equal(id, "form-42.alice:1");
+    /* The same id again while that job is live: a conflict, whatever the body. */
+    req.prompt = "another context";
+    req.key = NULL;
+    assert_int_equal(pc_precharge_submit(r.pc, &req, id2, &err), PC_ERR_CONFLICT);
+    assert_non_null(strstr(err.msg, "form-42.alice:1"));
+    /* Ids that cannot be one. */
+    const char *bad[] = {"", "a b", "x/y", "\xc3\xa9t\xc3\xa9",
+                         "0123456789012345678901234567890123456789012345678901234567890123x"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        req.correlation_id = bad[i];
+        assert_int_equal(pc_precharge_submit(r.pc, &req, id2, &err), PC_ERR_INVALID);
+        assert_non_null(strstr(err.msg, "correlation_id"));
+    }
+    /* The same work under another caller's id: merged, and each id gets its result. */
+    req.correlation_id = "bob-1";
+    req.prompt = "the caller's context";
+    assert_int_equal(pc_precharge_submit(r.pc, &req, id2, &err), PC_OK);
+    assert_string_equal(id2, "bob-1");
+    assert_string_equal(status_of(&r, "bob-1", 0, &j), "queued");
+    assert_string_equal(json_string_value(json_object_get(j, "correlation_id")), "bob-1");
+    json_decref(j);
+    rig_stop(&r);
+
+    /* Category mcl: on-device and private, run by the local provider, reported as asked. */
+    rig_start(&r, 0);
+    struct pc_precharge_req mcl = {.model = "tiny",
+                                   .category = "mcl",
+                                   .prompt = "a private context",
+                                   .priority = PC_PRIO_NORMAL,
+                                   .correlation_id = "mcl-1"};
+    assert_int_equal(pc_precharge_submit(r.pc, &mcl, id, &err), PC_OK);
+    assert_string_equal(status_of(&r, "mcl-1", 30000, &j), "ready");
+    assert_string_equal(json_string_value(json_object_get(j, "category")), "mcl");
+    assert_string_equal(json_string_value(json_object_get(j, "snapshot_tier")), "disk");
+    json_decref(j);
+    /* A finished job's id may be used again. */
+    assert_int_equal(pc_precharge_submit(r.pc, &mcl, id, &err), PC_OK);
+    assert_string_equal(status_of(&r, "mcl-1", 30000, &j), "already_warm");
+    json_decref(j);
+    mcl.category = "webgpu";
+    mcl.correlation_id = NULL;
+    assert_int_equal(pc_precharge_submit(r.pc, &mcl, id, &err), PC_ERR_INVALID);
+    assert_non_null(strstr(err.msg, "\"mcl\""));
+    rig_stop(&r);
+}
+
+/* A snapshot that cannot be written to disk: the result says where the context really is. */
+static void test_a_snapshot_that_was_not_stored(void **state)
+{
+    (void)state;
+    struct rig r;
+    json_t *j;
+    char id[PC_PRECHARGE_ID_MAX], snapdir[PATH_MAX + 16], cmd[3 * PATH_MAX];
+    rig_start(&r, 0);
+    /* The directory goes, and a file takes its place: every write in it fails. */
+    snprintf(snapdir, sizeof(snapdir), "%s/rig-snapshots", dir);
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s' && touch '%s'", snapdir, snapdir);
+    assert_int_equal(system(cmd), 0);
+    submit(&r, "a context that stays in RAM", PC_PRIO_NORMAL, NULL, id);
+    assert_string_equal(status_of(&r, id, 30000, &j), "ready");
+    assert_string_equal(json_string_value(json_object_get(j, "snapshot_tier")), "ram");
+    assert_non_null(strstr(json_string_value(json_object_get(j, "snapshot_error")), "snapshot"));
+    assert_true(json_is_null(json_object_get(j, "error")));
+    json_decref(j);
+    rig_stop(&r);
+    snprintf(cmd, sizeof(cmd), "rm -f '%s'", snapdir);
+    assert_int_equal(system(cmd), 0);
+
+    /* With no RAM for snapshots either, it is only live in the model's context. */
+    struct pc_snapstore *st = NULL;
+    struct pc_error err = {0};
+    assert_int_equal(pc_snapstore_open(snapdir, 0, 1 << 30, &st, &err), PC_OK);
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s' && touch '%s'", snapdir, snapdir);
+    assert_int_equal(system(cmd), 0);
+    int32_t toks[] = {1, 2, 3};
+    uint8_t *blob = malloc(16);
+    memset(blob, 0, 16);
+    struct pc_snapshot_meta meta = {"tiny", "local"};
+    assert_int_equal(
+        pc_snapstore_save(st, "0123456789abcdef", &meta, toks, 3, blob, 16, true, &err), PC_ERR_IO);
+    assert_int_equal(pc_snapstore_tier(st, "0123456789abcdef", toks, 3), PC_TIER_LIVE);
+    pc_snapstore_close(st);
+    snprintf(cmd, sizeof(cmd), "rm -f '%s'", snapdir);
+    assert_int_equal(system(cmd), 0);
 }
 
 static void test_events_and_failures(void **state)
@@ -366,7 +508,7 @@ static void test_events_and_failures(void **state)
     struct rig r;
     rig_start(&r, 0);
     struct pc_error err = {0};
-    char id[37];
+    char id[PC_PRECHARGE_ID_MAX];
     json_t *j;
 
     struct pc_precharge_req bad = {.model = "nope", .prompt = "x", .priority = PC_PRIO_NORMAL};
@@ -409,7 +551,9 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_tiers_give_the_same_logits),
         cmocka_unit_test(test_priority_merge_debounce_and_events),
-        cmocka_unit_test(test_debounce_replaces_the_queued_context),
+        cmocka_unit_test(test_debounce_supersedes_only_for_a_key),
+        cmocka_unit_test(test_caller_correlation_ids_and_categories),
+        cmocka_unit_test(test_a_snapshot_that_was_not_stored),
         cmocka_unit_test(test_events_and_failures),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
