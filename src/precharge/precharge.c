@@ -17,6 +17,7 @@
 
 #define MAX_WORKERS 8
 #define KEEP_FINISHED 256 /* finished jobs kept for GET /api/precharge/{id} */
+#define KEEP_REMOTE 64    /* contexts that remote precharges made ready, for /api/precharged */
 
 enum job_state { JOB_QUEUED, JOB_RUNNING, JOB_DONE };
 
@@ -40,10 +41,19 @@ struct job {
     json_t *result; /* once DONE */
 };
 
+/* A context that a remote precharge made ready. */
+struct remote_ctx {
+    struct pc_precharge_remote_ctx pub;
+    char *content; /* what identifies it beside the model */
+};
+
 struct pc_precharger {
     struct pc_precharger_config cfg;
-    /* lock guards jobs, every job's state and result, next_order and stopping. */
+    /* lock guards jobs, every job's state, result and aliases, next_order, stopping and
+     * remote. */
     pthread_mutex_t lock;
+    struct remote_ctx remote[KEEP_REMOTE]; /* newest first; n_remote in use */
+    size_t n_remote;
     pthread_cond_t changed; /* a job was queued, changed or finished */
     struct job *jobs;       /* newest first */
     uint64_t next_order;
@@ -243,6 +253,62 @@ static json_t *superseded_json(const struct job *j, const char *by)
                      0, "error");
 }
 
+/* Lock held: a remote precharge of j made its context ready there. */
+static void remember_remote(struct pc_precharger *pc, const struct job *j, int32_t tokens)
+{
+    char *content = strdup(j->content);
+    if (content == NULL)
+        return;
+    /* The same context again replaces its entry; a new one the oldest when they are many. */
+    size_t at = pc->n_remote;
+    for (size_t i = 0; i < pc->n_remote; i++) {
+        if (strcmp(pc->remote[i].pub.model, j->model) == 0 &&
+            strcmp(pc->remote[i].content, j->content) == 0) {
+            at = i;
+            break;
+        }
+    }
+    if (at == KEEP_REMOTE)
+        at = KEEP_REMOTE - 1; /* full: the oldest goes */
+    else if (at == pc->n_remote)
+        pc->n_remote++;           /* a fresh entry at the end, moved to the front below */
+    free(pc->remote[at].content); /* NULL in a fresh entry: unused ones are zeroed */
+    memmove(&pc->remote[1], &pc->remote[0], at * sizeof(pc->remote[0]));
+    struct remote_ctx *r = &pc->remote[0];
+    memset(r, 0, sizeof(*r));
+    snprintf(r->pub.model, sizeof(r->pub.model), "%s", j->model);
+    snprintf(r->pub.category, sizeof(r->pub.category), "%s", j->category);
+    r->pub.context_tokens = tokens;
+    r->pub.since_wall_ns = pc_clock_wall_ns();
+    r->content = content;
+}
+
+size_t pc_precharge_remote_list(struct pc_precharger *pc, struct pc_precharge_remote_ctx **out)
+{
+    pthread_mutex_lock(&pc->lock);
+    size_t n = pc->n_remote;
+    *out = calloc(n ? n : 1, sizeof(**out));
+    for (size_t i = 0; *out && i < n; i++)
+        (*out)[i] = pc->remote[i].pub;
+    pthread_mutex_unlock(&pc->lock);
+    return *out ? n : 0;
+}
+
+void pc_precharge_remote_forget(struct pc_precharger *pc, const char *model)
+{
+    pthread_mutex_lock(&pc->lock);
+    size_t k = 0;
+    for (size_t i = 0; i < pc->n_remote; i++) {
+        if (strcmp(pc->remote[i].pub.model, model) == 0)
+            free(pc->remote[i].content);
+        else
+            pc->remote[k++] = pc->remote[i];
+    }
+    memset(&pc->remote[k], 0, (pc->n_remote - k) * sizeof(pc->remote[0]));
+    pc->n_remote = k;
+    pthread_mutex_unlock(&pc->lock);
+}
+
 /* PrechargeCompleted for the job's id and for each caller's id that joined it. */
 static void publish_completed(struct pc_precharger *pc, const struct job *j, const json_t *r)
 {
@@ -324,6 +390,8 @@ static void *worker_main(void *arg)
         /* Callers join (alias) only jobs that have not finished, under the lock: each one that
          * did gets its event. */
         pthread_mutex_lock(&pc->lock);
+        if (strcmp(j->provider, "local") != 0 && strcmp(o.status, "ready") == 0)
+            remember_remote(pc, j, o.context_tokens);
         publish_completed(pc, j, r);
         j->result = r;
         j->state = JOB_DONE;
@@ -376,6 +444,8 @@ void pc_precharger_stop(struct pc_precharger *pc)
         next = j->next;
         job_free(j);
     }
+    for (size_t i = 0; i < pc->n_remote; i++)
+        free(pc->remote[i].content);
     pthread_cond_destroy(&pc->changed);
     pthread_mutex_destroy(&pc->lock);
     free(pc);

@@ -96,6 +96,22 @@ enum pc_err pc_precharge_submit(struct pc_precharger *pc, const struct pc_precha
  * decrefs. */
 json_t *pc_precharge_get(struct pc_precharger *pc, const char *id, int timeout_ms);
 
+/* A context that a remote provider's precharge left in its server's cache. */
+struct pc_precharge_remote_ctx {
+    char model[256];
+    char category[16];
+    int32_t context_tokens;
+    int64_t since_wall_ns; /* when it was prefilled */
+};
+
+/* The contexts that remote precharges made ready, newest first (one per model and context,
+ * at most 64). *out is malloc'd; the caller frees it. */
+size_t pc_precharge_remote_list(struct pc_precharger *pc,
+                                struct pc_precharge_remote_ctx **out /* OUT */);
+
+/* Forget the remote contexts of model: its server unloaded it, and them with it. */
+void pc_precharge_remote_forget(struct pc_precharger *pc, const char *model);
+
 /* Jobs waiting in the queue (debounced ones too) and jobs running now. */
 void pc_precharge_counts(struct pc_precharger *pc, size_t *queued /* OUT */,
                          size_t *running /* OUT */);

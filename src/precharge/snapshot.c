@@ -20,6 +20,7 @@
 #include "../base/clock.h"
 #include "../base/file.h"
 #include "../base/log.h"
+#include "../store/store.h"
 
 #define MAGIC "PCSNAP01"
 #define FLAG_PRECHARGED 1u
@@ -563,6 +564,82 @@ void pc_snapstore_restore_best(struct pc_snapstore *st, struct pc_slot *slot, co
     pthread_mutex_unlock(&st->lock);
     free(file);
     free(path);
+}
+
+/* Lock held: take s out of every tier now (its file too); its last user frees it. */
+static void forget(struct pc_snapstore *st, struct snap *s)
+{
+    if (s->blob != NULL)
+        st->ram_bytes -= s->size;
+    if (s->path != NULL) {
+        unlink(s->path);
+        st->disk_bytes -= s->disk_bytes;
+        s->disk_bytes = 0;
+    }
+    unlink_snap(st, s);
+}
+
+/* The key of model name's file in models_dir now, or "" when the store has no such file.
+ * False when name is not a store name (a path, say): such snapshots are not the store's. */
+static bool current_key(const char *models_dir, const char *name, char key[17])
+{
+    char norm[256], path[4096];
+    key[0] = '\0';
+    if (pc_store_name(name, norm, sizeof(norm), NULL) != PC_OK)
+        return false;
+    if (pc_store_path(models_dir, norm, path, sizeof(path), NULL) == PC_OK &&
+        pc_model_key(path, key, NULL) != PC_OK)
+        key[0] = '\0';
+    return true;
+}
+
+size_t pc_snapstore_drop_stale(struct pc_snapstore *st, const char *models_dir)
+{
+    /* The names, copied out: looking at the files happens without the lock. */
+    pthread_mutex_lock(&st->lock);
+    size_t n = 0;
+    for (struct snap *s = st->list; s; s = s->next)
+        n++;
+    struct stale {
+        char model[sizeof(((struct pc_snapshot_meta *)0)->model)];
+        char key[17];
+        bool store; /* the model is a store name */
+    } *names = calloc(n ? n : 1, sizeof(*names));
+    size_t k = 0;
+    for (struct snap *s = st->list; names && s; s = s->next) {
+        if (s->meta.model[0] == '\0')
+            continue;
+        bool seen = false;
+        for (size_t i = 0; i < k && !seen; i++)
+            seen = strcmp(names[i].model, s->meta.model) == 0;
+        if (!seen)
+            snprintf(names[k++].model, sizeof(names[0].model), "%s", s->meta.model);
+    }
+    pthread_mutex_unlock(&st->lock);
+    if (names == NULL)
+        return 0;
+    for (size_t i = 0; i < k; i++)
+        names[i].store = current_key(models_dir, names[i].model, names[i].key);
+
+    size_t dropped = 0;
+    pthread_mutex_lock(&st->lock);
+    for (struct snap *s = st->list, *next; s; s = next) {
+        next = s->next;
+        for (size_t i = 0; i < k; i++) {
+            if (!names[i].store || strcmp(names[i].model, s->meta.model) != 0)
+                continue;
+            if (strcmp(names[i].key, s->key) != 0 && s->refs == 0) {
+                pc_log_info("snapshot", "dropped a %zu-token snapshot of %s: its model file %s",
+                            s->n, s->meta.model, names[i].key[0] ? "changed" : "is gone");
+                forget(st, s);
+                dropped++;
+            }
+            break;
+        }
+    }
+    pthread_mutex_unlock(&st->lock);
+    free(names);
+    return dropped;
 }
 
 size_t pc_snapstore_list(struct pc_snapstore *st, struct pc_snapshot_info **out)

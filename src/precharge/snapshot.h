@@ -77,6 +77,12 @@ struct pc_snapshot_info {
     bool precharged;
 };
 
+/* Drop the snapshots of models whose file in models_dir went or changed (deleted, replaced by
+ * a pull or a copy): every snapshot whose model is a store name and whose key is not that
+ * file's key now. Snapshots in use this instant (a restore) are left to the next call.
+ * Returns how many went. */
+size_t pc_snapstore_drop_stale(struct pc_snapstore *st, const char *models_dir);
+
 /* Copy out the stored snapshots; *out is malloc'd, the caller frees it. */
 size_t pc_snapstore_list(struct pc_snapstore *st, struct pc_snapshot_info **out /* OUT */);
 

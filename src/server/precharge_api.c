@@ -154,11 +154,16 @@ static void handle_state(const struct pc_http_req *req, struct pc_http_reply *re
     bool remote = pc_server_remote_state(req->srv, req->params[0], &st);
     corr[0] = '\0';
     if (!remote) {
+        pc_storewatch_scan(req->srv->storewatch);
         st = pc_events_state(req->srv->events, norm, &since, corr);
-        /* A model the events never named is pretrained when it is on disk. */
-        if (st == PC_STATE_UNAVAILABLE &&
-            pc_store_path(req->srv->cfg.models_dir, norm, path, sizeof(path), NULL) == PC_OK)
+        /* Not loaded: pretrained when it is on disk (the events may never have named it), else
+         * unavailable (an unload after its file went says pretrained). */
+        bool on_disk =
+            pc_store_path(req->srv->cfg.models_dir, norm, path, sizeof(path), NULL) == PC_OK;
+        if (st == PC_STATE_UNAVAILABLE && on_disk)
             st = PC_STATE_PRETRAINED;
+        else if (st == PC_STATE_PRETRAINED && !on_disk)
+            st = PC_STATE_UNAVAILABLE;
     }
     bool warm = st == PC_STATE_PRECHARGED || st == PC_STATE_ACTIVE;
     pc_reply_json_value(reply, 200,
@@ -169,8 +174,32 @@ static void handle_state(const struct pc_http_req *req, struct pc_http_reply *re
                                   "correlation_id", corr[0] ? corr : NULL));
 }
 
+/* The contexts that remote precharges left on the ollama provider's server, while it keeps
+ * their model loaded. */
+static void append_remote(struct pc_server *srv, json_t *arr)
+{
+    struct pc_precharge_remote_ctx *list = NULL;
+    size_t n = pc_precharge_remote_list(srv->precharger, &list);
+    for (size_t i = 0; i < n; i++) {
+        int loaded = pc_server_remote_loaded_now(srv, list[i].model);
+        if (loaded == 0) /* unloaded there: a later load starts with an empty cache */
+            pc_precharge_remote_forget(srv->precharger, list[i].model);
+        if (loaded != 1) /* down, or unloaded: not warm */
+            continue;
+        char ts[40];
+        json_array_append_new(
+            arr, json_pack("{s:s, s:s, s:i, s:s, s:s, s:s}", "model_id", list[i].model, "category",
+                           list[i].category, "context_tokens", list[i].context_tokens, "since",
+                           pc_clock_rfc3339(list[i].since_wall_ns, ts, sizeof(ts)), "tier",
+                           "remote", "provider", "ollama"));
+    }
+    free(list);
+}
+
 static void handle_precharged(const struct pc_http_req *req, struct pc_http_reply *reply)
 {
+    /* Snapshots of a model file that went or was replaced are dropped first. */
+    pc_storewatch_scan(req->srv->storewatch);
     struct pc_snapshot_info *list = NULL;
     size_t n = pc_snapstore_list(req->srv->snapshots, &list);
     json_t *arr = json_array();
@@ -179,13 +208,15 @@ static void handle_precharged(const struct pc_http_req *req, struct pc_http_repl
             continue;
         char ts[40];
         json_array_append_new(
-            arr, json_pack("{s:s, s:s, s:I, s:s, s:s, s:I}", "model_id", list[i].meta.model,
+            arr, json_pack("{s:s, s:s, s:I, s:s, s:s, s:I, s:s}", "model_id", list[i].meta.model,
                            "category", list[i].meta.category[0] ? list[i].meta.category : "local",
                            "context_tokens", (json_int_t)list[i].n_tokens, "since",
                            pc_clock_rfc3339(list[i].created_wall_ns, ts, sizeof(ts)), "tier",
-                           pc_tier_name(list[i].tier), "bytes", (json_int_t)list[i].bytes));
+                           pc_tier_name(list[i].tier), "bytes", (json_int_t)list[i].bytes,
+                           "provider", "local"));
     }
     free(list);
+    append_remote(req->srv, arr);
     pc_reply_json_value(reply, 200, json_pack("{s:o}", "precharged", arr));
 }
 

@@ -342,6 +342,8 @@ static void handle_delete(const struct pc_http_req *req, struct pc_http_reply *r
         goto out;
     }
     pc_log_info("store", "deleted %s", id);
+    /* Unavailable, and its snapshots gone, before the reply. */
+    pc_storewatch_scan(srv->storewatch);
     reply->status = 200;
     reply->content_type = NULL;
     reply->body = NULL;

@@ -276,3 +276,16 @@ const struct pc_http_route pc_remote_routes[] = {
     {"GET", "/api/providers", handle_providers},
     {NULL, NULL, NULL},
 };
+
+int pc_server_remote_loaded_now(struct pc_server *s, const char *name)
+{
+    char canon[256];
+    if (!pc_server_remote_owns(s, name, canon))
+        return -1;
+    struct pc_ollama_model_status st;
+    pc_ollama_status(s->remote, canon, &st);
+    bool loaded = false;
+    if (!st.available || pc_ollama_loaded(s->remote, canon, &loaded, NULL) != PC_OK)
+        return -1;
+    return loaded ? 1 : 0;
+}

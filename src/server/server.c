@@ -188,6 +188,9 @@ enum pc_err pc_server_start(const struct pc_server_config *cfg, struct pc_server
     if (rc != PC_OK)
         goto fail;
     discover(s);
+    rc = pc_storewatch_start(cfg->models_dir, s->events, s->snapshots, &s->storewatch, err);
+    if (rc != PC_OK)
+        goto fail;
     /* Its first poll runs now (2 s at most), so that preloads and requests find its models. */
     rc = pc_server_remote_start(s, err);
     if (rc != PC_OK)
@@ -215,6 +218,7 @@ enum pc_err pc_server_start(const struct pc_server_config *cfg, struct pc_server
     return PC_OK;
 fail:
     pc_preloader_stop(s->preloader);
+    pc_storewatch_stop(s->storewatch);
     pc_ollama_free(s->remote);
     pc_precharger_stop(s->precharger);
     pc_pool_free(s->pool);
@@ -243,6 +247,7 @@ void pc_server_stop(struct pc_server *s)
     pc_preloader_stop(s->preloader);
     pc_events_close(s->events); /* event streams end, so that their connections close */
     pc_http_stop(s->http);      /* waits for the connections, and so for their models */
+    pc_storewatch_stop(s->storewatch);
     pc_ollama_free(s->remote);
     pc_precharger_stop(s->precharger);
     pc_pool_free(s->pool);

@@ -14,6 +14,7 @@
 #include "metrics_api.h"
 #include "queue.h"
 #include "server.h"
+#include "storewatch.h"
 
 struct pc_server {
     struct pc_server_config cfg;
@@ -27,6 +28,7 @@ struct pc_server {
     struct pc_queue *queue;         /* inference requests waiting, per model */
     struct pc_server_metrics metrics;
     struct pc_precharge_provider remote_precharge; /* the precharger's way to it */
+    struct pc_storewatch *storewatch;              /* the models directory's comings and goings */
 };
 
 extern const struct pc_http_route pc_ollama_routes[];
@@ -71,6 +73,10 @@ void pc_server_remote_ps(struct pc_server *s, json_t *models);
  * loading or failed while the preloader's warm-up of it is under way or has failed, else
  * pretrained) and true; else false. */
 bool pc_server_remote_state(struct pc_server *s, const char *name, enum pc_model_state *state);
+
+/* Whether the remote provider's server holds name loaded, asked now (its /api/ps): 1 yes, 0 no,
+ * -1 unknown (the server is down, or name is not the provider's). */
+int pc_server_remote_loaded_now(struct pc_server *s, const char *name);
 
 /* If id is the remote provider's model: ask its server to load it with keep_alive ("0"
  * unloads, "-1" keeps it, NULL: the server's default), set *rc to how that went and return

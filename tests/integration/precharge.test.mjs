@@ -4,8 +4,8 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { rmSync, writeFileSync } from 'node:fs';
-import { BIN, tempHome, makeModel, startDaemon, post, get, cleanup, sseEvents } from './lib.mjs';
+import { readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { BIN, tempHome, makeModel, startDaemon, post, get, del, cleanup, sseEvents, eventually } from './lib.mjs';
 
 let home, d;
 const system = { role: 'system', content: 'You are a form assistant. The form has the fields name, ssn and dob. Be brief.' };
@@ -231,6 +231,74 @@ test('keys, caller ids and a snapshot that cannot be stored', async () => {
   } finally {
     await d2.stop();
     cleanup(h);
+  }
+});
+
+test('the precharged list follows the model files, and lists the remote provider\'s contexts', async () => {
+  const rhome = tempHome('precharged-remote');
+  const h = tempHome('precharged-local');
+  makeModel(rhome, 'rtiny');
+  makeModel(h, 'gone');
+  makeModel(h, 'swapped');
+  makeModel(h, 'removed');
+  const r = await startDaemon({ home: rhome, env: { OLLAMA_URL: 'off' } });
+  const l = await startDaemon({ home: h, env: { OLLAMA_URL: r.url, PRECHARGE_OLLAMA_POLL: '100' } });
+  const list = async () => JSON.parse((await get(l.url, '/api/precharged')).text).precharged;
+  const snaps = () => readdirSync(`${h}/snapshots`).filter((f) => f.endsWith('.snap'));
+  try {
+    const ctx = [{ role: 'system', content: 'The form asks for a parcel\'s weight and size.' }];
+    for (const model of ['gone', 'swapped', 'removed', 'rtiny']) {
+      const p = JSON.parse((await post(l.url, '/api/precharge', { model, context: ctx, wait: true })).text);
+      assert.equal(p.status, 'ready', `${model}: ${JSON.stringify(p)}`);
+    }
+    const before = await list();
+    assert.deepEqual(before.map((p) => p.model_id).sort(), ['gone', 'removed', 'rtiny', 'swapped']);
+    const remote = before.find((p) => p.model_id === 'rtiny');
+    assert.equal(remote.category, 'ollama');
+    assert.equal(remote.provider, 'ollama');
+    assert.equal(remote.tier, 'remote');
+    assert.ok(remote.context_tokens > 5);
+    assert.equal(snaps().length, 3);
+
+    // The remote server unloads it: its context is gone there, and from the list.
+    await post(r.url, '/api/generate', { model: 'rtiny', keep_alive: 0 });
+    assert.ok(await eventually(async () => !(await list()).some((p) => p.model_id === 'rtiny')));
+
+    // /api/delete takes the model's snapshots with it; a replaced file and a file removed by
+    // hand drop theirs at the next look.
+    const sub = await fetch(`${l.url}/api/events?stream=models`);
+    const reader = sub.body.getReader();
+    await reader.read();
+    assert.equal((await del(l.url, '/api/delete', { model: 'gone' })).status, 200);
+    assert.ok(!(await list()).some((p) => p.model_id === 'gone'));
+    makeModel(h, 'swapped', 'tiny'); // a new file under the same name
+    rmSync(`${h}/models/removed.gguf`);
+    assert.deepEqual((await list()).map((p) => p.model_id), []);
+    assert.equal(snaps().length, 0);
+
+    // A file deleted from disk: unavailable, and said on the bus.
+    const st = JSON.parse((await get(l.url, '/api/models/removed/state')).text);
+    assert.equal(st.state, 'unavailable');
+    assert.equal(st.warm, false);
+    const events = [];
+    const dec = new TextDecoder();
+    let buf = '';
+    while (!events.some((e) => e.event === 'ModelsDiscovered' && (e.data.removed ?? []).includes('removed'))) {
+      const { value } = await reader.read();
+      buf = sseEvents(buf + dec.decode(value), events);
+    }
+    const gone = events.find((e) => (e.data.removed ?? []).includes('gone'));
+    assert.ok(gone, JSON.stringify(events));
+    assert.equal(gone.data.category, 'local');
+    await reader.cancel();
+    // And it comes back when its file does.
+    makeModel(h, 'removed');
+    assert.equal(JSON.parse((await get(l.url, '/api/models/removed/state')).text).state, 'pretrained');
+  } finally {
+    await l.stop();
+    await r.stop();
+    cleanup(h);
+    cleanup(rhome);
   }
 });
 
