@@ -160,7 +160,7 @@ static json_t *vector_base64(const float *v, uint32_t dim)
 static void handle_openai_embeddings(const struct pc_http_req *req, struct pc_http_reply *reply)
 {
     if (pc_server_remote_proxy(req, reply)) {
-        if (reply->stream.next == NULL && reply->status >= 400)
+        if (!pc_http_reply_streams(reply) && reply->status >= 400)
             pc_openai_error(reply, NULL);
         return;
     }

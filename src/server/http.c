@@ -1,65 +1,54 @@
-/* http.c - libmicrohttpd underneath: bodies in, routing, JSON and streamed replies out.
+/* http.c - libmicrohttpd underneath: bodies in, routing, JSON replies out; handlers on workers.
  *
- * One thread per connection, so that a handler or a stream may block on a model (a load, a
- * prefill, a token) without holding up other clients. */
-#include "http.h"
+ * One thread runs libmicrohttpd's epoll loop for every connection. Once a request's body is
+ * in, its connection is suspended and its handler runs on a worker (it may block: a model
+ * load, a whole answer); the worker resumes the connection to send the reply. An idle
+ * connection holds no thread, nor does a stream that waits (http_stream.c). A suspended
+ * connection does not time out: the daemon's own work never cuts a connection, and
+ * libmicrohttpd counts the idle timeout afresh from each resume. */
+#include "httpInt.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netdb.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 
 #include <jansson.h>
-#include <microhttpd.h>
 
 #include "../base/log.h"
 #include "../base/metrics.h"
 #include "../base/utf8.h"
-#include "deadline.h"
 
-#define MAX_CONNECTIONS 256
+/* Handlers that may run at once; more wait in order. Each holds a thread while it runs. */
+#define MAX_WORKERS 512
 
-struct pc_http {
-    struct MHD_Daemon *daemon;
-    const struct pc_http_route *const *tables;
-    struct pc_http_options opts;
-    struct pc_server *srv;
-    struct pc_metric *requests;   /* precharge_http_requests_total, or NULL */
-    struct pc_deadline *deadline; /* requests that do not arrive in time; NULL: no timeout */
-    int port;
+/* Descriptors kept back from the connection limit for model files, snapshots, downloads and
+ * the remote provider's sockets. */
+#define RESERVED_FDS 256
+
+enum conn_phase {
+    PHASE_BODY,    /* the request is arriving */
+    PHASE_RUNNING, /* its handler runs on a worker; the connection is suspended */
+    PHASE_DONE,    /* the handler made its reply; the connection was resumed to send it */
 };
 
-/* Per request: the body as it arrives. */
+/* Per request: the body as it arrives, then the request and reply handed to a worker. */
 struct conn {
+    struct pc_http *h;
+    struct MHD_Connection *mc;
     struct pc_buf body;
     bool too_large;
     struct pc_http_reply *refused; /* admit's answer, sent once the body (discarded) is in */
+    enum conn_phase phase;
+    struct pc_http_req req;
+    struct pc_http_reply reply;
+    const char *pattern; /* the route's, for the requests metric */
 };
-
-struct stream_state {
-    struct pc_http_stream s;
-    struct pc_buf buf;
-    size_t off;
-    bool ended;
-    struct MHD_Connection *mc;
-    unsigned idle_timeout_s;
-};
-
-/* The idle timeout counts from the last byte sent or received, and libmicrohttpd checks it
- * when a stream's callback returns, before it sends what the callback made: a stream that took
- * longer than the timeout to make its next piece (a long prefill, a quiet event stream) would
- * be cut. Setting the timeout anew (through 0) starts its count again: the daemon's own work
- * counts as activity, and a client that stops reading still times out. */
-static void touch(struct stream_state *st)
-{
-    if (st->idle_timeout_s == 0)
-        return;
-    MHD_set_connection_option(st->mc, MHD_CONNECTION_OPTION_TIMEOUT, 0u);
-    MHD_set_connection_option(st->mc, MHD_CONNECTION_OPTION_TIMEOUT, st->idle_timeout_s);
-}
 
 bool pc_http_reply_header(struct pc_http_reply *r, const char *name, const char *value)
 {
@@ -123,54 +112,14 @@ void pc_http_reply_pc_error(struct pc_http_reply *r, const struct pc_error *err)
     }
 }
 
-static ssize_t stream_read(void *cls, uint64_t pos, char *out, size_t max)
-{
-    struct stream_state *st = cls;
-    (void)pos;
-    while (st->off == st->buf.len) {
-        if (st->ended)
-            return MHD_CONTENT_READER_END_OF_STREAM;
-        pc_buf_reset(&st->buf);
-        st->off = 0;
-        st->ended = !st->s.next(st->s.ctx, &st->buf);
-        touch(st);
-    }
-    size_t n = st->buf.len - st->off;
-    if (n > max)
-        n = max;
-    memcpy(out, st->buf.data + st->off, n);
-    st->off += n;
-    return (ssize_t)n;
-}
-
-static void stream_free(void *cls)
-{
-    struct stream_state *st = cls;
-    if (st->s.free)
-        st->s.free(st->s.ctx);
-    pc_buf_free(&st->buf);
-    free(st);
-}
-
 static struct MHD_Response *make_response(struct pc_http *h, struct MHD_Connection *mc,
                                           struct pc_http_reply *r)
 {
     struct MHD_Response *resp;
-    if (r->stream.next != NULL) {
-        struct stream_state *st = calloc(1, sizeof(*st));
-        if (st == NULL) {
-            if (r->stream.free)
-                r->stream.free(r->stream.ctx);
-            return NULL;
-        }
-        st->s = r->stream;
-        st->mc = mc;
-        st->idle_timeout_s = h->opts.idle_timeout_s;
-        resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024, stream_read, st,
-                                                 stream_free);
-        if (resp == NULL)
-            stream_free(st);
-        return resp;
+    if (pc_http_reply_streams(r)) {
+        struct pc_http_stream s = r->stream;
+        r->stream = (struct pc_http_stream){0};
+        return pc_http_stream_response(h, mc, &s);
     }
     resp = MHD_create_response_from_buffer(r->body_len, r->body, MHD_RESPMEM_MUST_FREE);
     if (resp == NULL)
@@ -247,19 +196,11 @@ static enum MHD_Result collect_query(void *cls, enum MHD_ValueKind kind, const c
 
 /* Route and run the request. Returns the route's pattern, or "other" when none matched: what
  * the requests metric is labelled with, never a raw path. */
-static const char *dispatch(struct pc_http *h, struct MHD_Connection *mc, struct conn *c,
-                            struct pc_http_req *req, struct pc_http_reply *reply)
+static const char *dispatch(struct pc_http *h, struct pc_http_req *req, struct pc_http_reply *reply)
 {
     bool known;
     const char *method = req->method, *url = req->path;
-    req->body = c->body.data ? c->body.data : "";
-    req->body_len = c->body.len;
-    MHD_get_connection_values(mc, MHD_GET_ARGUMENT_KIND, collect_query, req);
     const struct pc_http_route *rt = route(h, method, url, &known, req);
-    if (c->too_large) {
-        pc_http_reply_error(reply, 413, "request body is larger than %zu bytes", h->opts.max_body);
-        return rt ? rt->path : "other";
-    }
     if (rt == NULL && strcmp(method, "HEAD") == 0)
         rt = route(h, "GET", url, &known, req);
     if (rt == NULL) {
@@ -325,6 +266,56 @@ static enum MHD_Result send_reply(struct pc_http *h, struct MHD_Connection *mc,
     return ret;
 }
 
+/* On a worker: run the handler, then resume the connection to send its reply. */
+static void run_handler(void *arg)
+{
+    struct conn *c = arg;
+    struct pc_http *h = c->h;
+    c->pattern = dispatch(h, &c->req, &c->reply);
+    c->phase = PHASE_DONE;
+    /* c may be gone once the connection is resumed; h is not, until running falls to 0. */
+    pthread_mutex_lock(&h->lock);
+    MHD_resume_connection(c->mc);
+    if (--h->running == 0)
+        pthread_cond_broadcast(&h->idle);
+    pthread_mutex_unlock(&h->lock);
+}
+
+/* The request is in: suspend the connection and hand the request to a worker. False when the
+ * daemon stops (the connection is then closed). */
+static bool start_handler(struct pc_http *h, struct MHD_Connection *mc, struct conn *c,
+                          const char *url, const char *method)
+{
+    c->req = (struct pc_http_req){.method = method,
+                                  .path = url,
+                                  .body = c->body.data ? c->body.data : "",
+                                  .body_len = c->body.len,
+                                  .srv = h->srv,
+                                  .conn = mc};
+    MHD_get_connection_values(mc, MHD_GET_ARGUMENT_KIND, collect_query, &c->req);
+    pthread_mutex_lock(&h->lock);
+    if (h->stopping) {
+        pthread_mutex_unlock(&h->lock);
+        return false;
+    }
+    h->running++;
+    c->phase = PHASE_RUNNING;
+    /* Suspended before the worker can resume it. */
+    MHD_suspend_connection(mc);
+    pthread_mutex_unlock(&h->lock);
+    if (!pc_workers_submit(h->workers, run_handler, c)) {
+        pc_http_reply_error(&c->reply, 503, "the server cannot start a thread for the request");
+        c->pattern = "other";
+        c->phase = PHASE_DONE;
+        pthread_mutex_lock(&h->lock);
+        MHD_resume_connection(mc);
+        if (--h->running == 0)
+            pthread_cond_broadcast(&h->idle);
+        pthread_mutex_unlock(&h->lock);
+    }
+    return true;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_size, void **con_cls)
@@ -339,6 +330,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
         c = calloc(1, sizeof(*c));
         if (c == NULL)
             return MHD_NO;
+        c->h = h;
+        c->mc = mc;
         *con_cls = c;
         /* A refused request's body is read and dropped, never buffered: a client may not read
          * an answer that comes before it has sent its body. */
@@ -351,6 +344,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
             *c->refused = reply;
         }
         return MHD_YES;
+    }
+    if (c->phase == PHASE_RUNNING)
+        return MHD_YES; /* not expected: the connection is suspended meanwhile */
+    if (c->phase == PHASE_DONE) {
+        reply = c->reply;
+        c->reply = (struct pc_http_reply){0};
+        return send_reply(h, mc, &c->req, c->pattern, &reply);
     }
     if (*upload_size > 0) {
         if (c->refused == NULL && !c->too_large && c->body.len + *upload_size <= h->opts.max_body)
@@ -369,8 +369,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
         c->refused = NULL;
         return send_reply(h, mc, &req, pattern_of(h, method, url), &reply);
     }
-    const char *pattern = dispatch(h, mc, c, &req, &reply);
-    return send_reply(h, mc, &req, pattern, &reply);
+    if (c->too_large) {
+        pc_http_reply_error(&reply, 413, "request body is larger than %zu bytes", h->opts.max_body);
+        return send_reply(h, mc, &req, pattern_of(h, method, url), &reply);
+    }
+    return start_handler(h, mc, c, url, method) ? MHD_YES : MHD_NO;
 }
 
 static void on_completed(void *cls, struct MHD_Connection *mc, void **con_cls,
@@ -383,6 +386,9 @@ static void on_completed(void *cls, struct MHD_Connection *mc, void **con_cls,
     if (c == NULL)
         return;
     pc_buf_free(&c->body);
+    free(c->reply.body); /* a reply that was made but never sent: the client went away */
+    if (c->reply.stream.free != NULL)
+        c->reply.stream.free(c->reply.stream.ctx);
     if (c->refused != NULL)
         free(c->refused->body);
     free(c->refused);
@@ -413,6 +419,37 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
     pc_log_debug("http", "%s", msg);
 }
 
+/* The connection limit the open-file limit allows, after raising its soft limit to the hard
+ * one (a daemon that serves thousands of idle connections needs a descriptor for each). */
+static unsigned connection_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return 1024 - RESERVED_FDS;
+    if (rl.rlim_cur < rl.rlim_max) {
+        struct rlimit raised = {.rlim_cur = rl.rlim_max, .rlim_max = rl.rlim_max};
+        if (setrlimit(RLIMIT_NOFILE, &raised) == 0)
+            rl = raised;
+        else
+            pc_log_warn("http", "setrlimit(RLIMIT_NOFILE, %llu) failed: %s",
+                        (unsigned long long)rl.rlim_max, strerror(errno));
+    }
+    rlim_t n = rl.rlim_cur == RLIM_INFINITY ? (rlim_t)1 << 20 : rl.rlim_cur;
+    if (n > (rlim_t)1 << 20)
+        n = (rlim_t)1 << 20;
+    return n > 2 * RESERVED_FDS ? (unsigned)(n - RESERVED_FDS) : (unsigned)(n / 2);
+}
+
+static void http_free(struct pc_http *h)
+{
+    pc_http_watcher_stop(h);
+    pc_workers_free(h->workers);
+    pc_deadline_stop(h->deadline); /* after the daemon: every connection is gone */
+    pthread_cond_destroy(&h->idle);
+    pthread_mutex_destroy(&h->lock);
+    free(h);
+}
+
 enum pc_err pc_http_start(const char *host, int port, const struct pc_http_route *const *tables,
                           const struct pc_http_options *opts, struct pc_server *srv,
                           struct pc_http **out, struct pc_error *err)
@@ -436,41 +473,52 @@ enum pc_err pc_http_start(const char *host, int port, const struct pc_http_route
     h->tables = tables;
     h->opts = *opts;
     h->srv = srv;
+    h->epoll_fd = h->stop_fd = -1;
+    pthread_mutex_init(&h->lock, NULL);
+    pthread_cond_init(&h->idle, NULL);
     h->requests = pc_metrics_counter(opts->metrics, "precharge_http_requests_total",
                                      "HTTP requests answered, by route pattern (\"other\" for "
                                      "none), method and status (a stream's, as it started).",
                                      "route,method,status");
+    unsigned limit = connection_limit();
+    if (h->opts.max_connections == 0 || h->opts.max_connections > limit)
+        h->opts.max_connections = limit;
     enum pc_err rc = PC_OK;
-    if (opts->idle_timeout_s > 0 &&
-        (rc = pc_deadline_start(opts->idle_timeout_s, &h->deadline, err)) != PC_OK) {
-        freeaddrinfo(ai);
-        free(h);
-        return rc;
+    if ((h->workers = pc_workers_new(MAX_WORKERS)) == NULL) {
+        rc = pc_error_set(err, PC_ERR_NOMEM, "http: out of memory");
+        goto fail;
     }
+    if ((opts->idle_timeout_s > 0 &&
+         (rc = pc_deadline_start(opts->idle_timeout_s, &h->deadline, err)) != PC_OK) ||
+        (rc = pc_http_watcher_start(h, err)) != PC_OK)
+        goto fail;
 
-    unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
-                     MHD_USE_ERROR_LOG | MHD_USE_POLL;
+    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
     if (ai->ai_family == AF_INET6)
         flags |= MHD_USE_IPv6;
     h->daemon = MHD_start_daemon(
         flags, (uint16_t)port, NULL, NULL, on_request, h, MHD_OPTION_SOCK_ADDR, ai->ai_addr,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_NOTIFY_CONNECTION, on_connection,
-        h, MHD_OPTION_CONNECTION_LIMIT, (unsigned)MAX_CONNECTIONS, MHD_OPTION_EXTERNAL_LOGGER,
-        on_mhd_log, h, MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1,
-        MHD_OPTION_CONNECTION_TIMEOUT, opts->idle_timeout_s, MHD_OPTION_END);
-    freeaddrinfo(ai);
+        h, MHD_OPTION_CONNECTION_LIMIT, h->opts.max_connections, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+        h->opts.max_connections_per_ip, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, h,
+        MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1, MHD_OPTION_CONNECTION_TIMEOUT,
+        opts->idle_timeout_s, MHD_OPTION_END);
     if (h->daemon == NULL) {
-        pc_deadline_stop(h->deadline);
-        free(h);
-        return pc_error_set(err, PC_ERR_IO,
-                            "cannot listen on %s:%d (is the port in use, or the address not "
-                            "local?)",
-                            host, port);
+        rc = pc_error_set(err, PC_ERR_IO,
+                          "cannot listen on %s:%d (is the port in use, or the address not "
+                          "local?)",
+                          host, port);
+        goto fail;
     }
+    freeaddrinfo(ai);
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(h->daemon, MHD_DAEMON_INFO_BIND_PORT);
     h->port = info ? info->port : port;
     *out = h;
     return PC_OK;
+fail:
+    freeaddrinfo(ai);
+    http_free(h);
+    return rc;
 }
 
 int pc_http_port(const struct pc_http *h)
@@ -478,11 +526,25 @@ int pc_http_port(const struct pc_http *h)
     return h->port;
 }
 
+unsigned pc_http_max_connections(const struct pc_http *h)
+{
+    return h->opts.max_connections;
+}
+
 void pc_http_stop(struct pc_http *h)
 {
     if (h == NULL)
         return;
+    /* libmicrohttpd may not stop with a connection suspended: let the handlers finish (each
+     * resumes its connection), then resume the waiting streams; none suspends again. */
+    pthread_mutex_lock(&h->lock);
+    h->stopping = true;
+    while (h->running > 0)
+        pthread_cond_wait(&h->idle, &h->lock);
+    pthread_mutex_unlock(&h->lock);
+    pc_http_streams_resume_all(h);
     MHD_stop_daemon(h->daemon);
-    pc_deadline_stop(h->deadline); /* after the daemon: every connection is gone */
-    free(h);
+    /* The blocking producers' pipes lost their readers with the connections: they end at
+     * their next write, and the workers with them. */
+    http_free(h);
 }

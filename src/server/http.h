@@ -1,5 +1,6 @@
 /* http.h - the HTTP layer's interface to route handlers: requests in, replies out.
- * Handlers never see libmicrohttpd; http.c is the only file that includes microhttpd.h. */
+ * Handlers never see libmicrohttpd; http.c and http_stream.c are the only files that include
+ * microhttpd.h. */
 #ifndef PC_HTTP_H
 #define PC_HTTP_H
 
@@ -7,6 +8,7 @@
 #include <stddef.h>
 
 #include "../base/buf.h"
+#include "../base/pipe.h" /* enum pc_stream_state, and a pipe as a stream */
 #include "../base/err.h"
 
 struct pc_server;
@@ -35,13 +37,42 @@ struct pc_http_req {
 /* A request header's value (the name in any case), or NULL. */
 const char *pc_http_header(const struct pc_http_req *req, const char *name);
 
-/* A streamed body: next() appends to out and returns false once it has written the last of it.
- * free() runs exactly once, when the reply is done or the client went away. */
+/* A streamed body, read without blocking, so that a stream that waits holds no thread.
+ *
+ * poll appends what is ready to out: MORE, call again; WAIT, nothing now, and the producer
+ * calls the waker given to watch when there may be more; END, out holds the last bytes (maybe
+ * none). Between wakes the HTTP layer may poll again on its own (at least every
+ * PC_HTTP_STREAM_TICK_S seconds while a stream waits), so that a producer can write a
+ * keep-alive from the clock.
+ *
+ * watch is called once, before the first poll: wake(arg) may then be called from any thread,
+ * any number of times, also before or during a poll; it must never block, and it is never lost
+ * (a wake between a WAIT and the connection's suspension resumes it).
+ *
+ * free runs exactly once: when the reply is done or the client went away (a client that hangs
+ * up while its stream waits is noticed at once, so the producer can cancel). Once free
+ * returns, wake must not be called again: free waits out a wake in progress.
+ *
+ * next is for producers that block (the inference streams, until they move to poll): set it
+ * instead of poll and watch, and it runs on a worker thread of its own, which it holds while
+ * it blocks, through a pipe; it appends to out and returns false after the last. */
 struct pc_http_stream {
     void *ctx;
-    bool (*next)(void *ctx, struct pc_buf *out);
+    enum pc_stream_state (*poll)(void *ctx, struct pc_buf *out);
+    void (*watch)(void *ctx, void (*wake)(void *arg), void *arg);
     void (*free)(void *ctx);
+    bool (*next)(void *ctx, struct pc_buf *out);
 };
+
+#define PC_HTTP_STREAM_TICK_S 5
+
+/* A stream that reads a pipe's reader end (the pipe's producer writes, and blocks while the
+ * client is slow). The reply releases the reader's end. */
+static inline struct pc_http_stream pc_http_pipe_stream(struct pc_pipe *p)
+{
+    return (struct pc_http_stream){
+        .ctx = p, .poll = pc_pipe_poll, .watch = pc_pipe_watch, .free = pc_pipe_release};
+}
 
 #define PC_HTTP_MAX_HEADERS 8
 
@@ -50,13 +81,19 @@ struct pc_http_reply {
     const char *content_type;
     char *body; /* malloc'd; owned by the reply */
     size_t body_len;
-    struct pc_http_stream stream; /* used when stream.next is set */
+    struct pc_http_stream stream; /* used when stream.poll or stream.next is set */
     struct {
         char name[64];
         char value[512];
     } headers[PC_HTTP_MAX_HEADERS]; /* more response headers, set with pc_http_reply_header */
     size_t n_headers;
 };
+
+/* Whether the reply is a stream (rather than a body). */
+static inline bool pc_http_reply_streams(const struct pc_http_reply *r)
+{
+    return r->stream.poll != NULL || r->stream.next != NULL;
+}
 
 /* Add a response header (copied). False, with nothing added, when the reply has
  * PC_HTTP_MAX_HEADERS already or the name or value does not fit. */
@@ -98,6 +135,10 @@ struct pc_http_options {
     bool (*admit)(const struct pc_http_req *req, struct pc_http_reply *reply);
     /* Optional. Called on every reply before it goes out, to add headers. */
     void (*decorate)(const struct pc_http_req *req, struct pc_http_reply *reply);
+    /* Connections at once from one client address (0: no limit), and in all (0: as many as
+     * the open-file limit allows, which pc_http_start raises to its hard limit). */
+    unsigned max_connections_per_ip;
+    unsigned max_connections;
     /* Optional; outlives the server. Gets precharge_http_requests_total, by route pattern
      * ("other" when none matched), method and status. */
     struct pc_metrics *metrics;
@@ -113,7 +154,12 @@ enum pc_err pc_http_start(const char *host, int port, const struct pc_http_route
 /* The port actually bound. */
 int pc_http_port(const struct pc_http *h);
 
-/* Stop accepting, finish or cut open connections, free. pc_http_stop(NULL) does nothing. */
+/* The connection limit in force (options' max_connections, or the one the open-file limit
+ * allowed). */
+unsigned pc_http_max_connections(const struct pc_http *h);
+
+/* Stop accepting, let running handlers finish, cut open connections and streams, free.
+ * pc_http_stop(NULL) does nothing. */
 void pc_http_stop(struct pc_http *h);
 
 #endif

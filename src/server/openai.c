@@ -398,7 +398,7 @@ static void reply_whole(struct pc_infer *inf, struct pc_http_reply *reply)
 static void handle_completion(const struct pc_http_req *req, struct pc_http_reply *reply, bool chat)
 {
     if (pc_server_remote_proxy(req, reply)) { /* the ollama provider's model: its own /v1 */
-        if (reply->stream.next == NULL)
+        if (!pc_http_reply_streams(reply))
             pc_openai_error(reply, NULL);
         return;
     }

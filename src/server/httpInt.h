@@ -1,0 +1,55 @@
+/* httpInt.h - what the HTTP layer's two files share: the server's state (http.c) and its
+ * streamed replies (http_stream.c). Nothing else includes it. */
+#ifndef PC_HTTP_INT_H
+#define PC_HTTP_INT_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <microhttpd.h>
+
+#include "../base/workers.h"
+#include "deadline.h"
+#include "http.h"
+
+struct stream_state;
+
+struct pc_http {
+    struct MHD_Daemon *daemon;
+    const struct pc_http_route *const *tables;
+    struct pc_http_options opts;
+    struct pc_server *srv;
+    struct pc_metric *requests;   /* precharge_http_requests_total, or NULL */
+    struct pc_deadline *deadline; /* requests that do not arrive in time; NULL: no timeout */
+    struct pc_workers *workers;   /* run handlers, and the producers of blocking streams */
+    int port;
+
+    /* lock guards the fields below, and the wait fields of every stream (http_stream.c). It is
+     * taken around MHD_suspend_connection and MHD_resume_connection, never the other way. */
+    pthread_mutex_t lock;
+    pthread_cond_t idle;          /* running fell to 0 */
+    size_t running;               /* handlers in flight, their connections suspended */
+    bool stopping;                /* no connection suspends again; new requests are closed */
+    struct stream_state *waiting; /* streams suspended until their producer wakes them */
+    uint64_t next_stream_id;
+
+    int epoll_fd; /* the waiting streams' sockets, watched for a client hanging up */
+    int stop_fd;  /* an eventfd that stops the watcher */
+    pthread_t watcher;
+    bool watcher_started;
+};
+
+/* Start and stop the thread that watches waiting streams (http_stream.c). */
+enum pc_err pc_http_watcher_start(struct pc_http *h, struct pc_error *err);
+void pc_http_watcher_stop(struct pc_http *h);
+
+/* Resume every waiting stream, for good: h->stopping must be set. */
+void pc_http_streams_resume_all(struct pc_http *h);
+
+/* The response for a streamed reply on connection mc; it takes the stream (freed on failure,
+ * with NULL returned). */
+struct MHD_Response *pc_http_stream_response(struct pc_http *h, struct MHD_Connection *mc,
+                                             const struct pc_http_stream *s);
+
+#endif
