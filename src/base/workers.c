@@ -10,7 +10,7 @@
 #include "log.h"
 
 /* How long a thread waits for a task before it exits. */
-#define IDLE_EXIT_S 10
+#define IDLE_EXIT_S 5
 
 struct task {
     void (*fn)(void *arg);

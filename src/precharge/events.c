@@ -26,6 +26,15 @@ struct model_state {
     char corr[40];
 };
 
+struct pc_events_sub {
+    struct pc_events *ev;
+    char *streams;
+    uint64_t cursor; /* the last event it was given or skipped */
+    void (*wake)(void *arg);
+    void *wake_arg;
+    struct pc_events_sub *prev, *next; /* in ev->subs, under ev->lock, as the fields above */
+};
+
 struct pc_events {
     /* lock guards everything below; publish and wait hold it only to copy strings. */
     pthread_mutex_t lock;
@@ -36,6 +45,8 @@ struct pc_events {
     bool closed;
     struct model_state *states;
     size_t n_states, cap_states;
+    struct pc_events_sub *subs;
+    size_t n_subs;
 };
 
 static const struct {
@@ -92,6 +103,28 @@ void pc_uuid(char out[37])
              b[14], b[15]);
 }
 
+static bool wanted(const char *streams, const char *stream)
+{
+    if (streams == NULL || *streams == '\0')
+        return true;
+    size_t n = strlen(stream);
+    for (const char *p = streams; *p;) {
+        size_t len = strcspn(p, ",");
+        if (len == n && strncmp(p, stream, n) == 0)
+            return true;
+        p += len + (p[len] == ',');
+    }
+    return false;
+}
+
+/* Lock held: wake the subscribers that want an event of this stream (NULL: all). */
+static void wake_subs(struct pc_events *ev, const char *stream)
+{
+    for (struct pc_events_sub *sub = ev->subs; sub != NULL; sub = sub->next)
+        if (sub->wake != NULL && (stream == NULL || wanted(sub->streams, stream)))
+            sub->wake(sub->wake_arg);
+}
+
 struct pc_events *pc_events_new(size_t ring_size)
 {
     struct pc_events *ev = calloc(1, sizeof(*ev));
@@ -111,6 +144,7 @@ void pc_events_close(struct pc_events *ev)
     pthread_mutex_lock(&ev->lock);
     ev->closed = true;
     pthread_cond_broadcast(&ev->changed);
+    wake_subs(ev, NULL);
     pthread_mutex_unlock(&ev->lock);
 }
 
@@ -244,6 +278,7 @@ uint64_t pc_events_publish(struct pc_events *ev, enum pc_event_type type, const 
     slot->type = type;
     slot->json = text;
     pthread_cond_broadcast(&ev->changed);
+    wake_subs(ev, types[type].stream);
     pthread_mutex_unlock(&ev->lock);
     json_decref(o);
     return seq;
@@ -257,18 +292,19 @@ uint64_t pc_events_last(struct pc_events *ev)
     return last;
 }
 
-static bool wanted(const char *streams, const char *stream)
+/* Lock held: append the frames after *cursor that streams wants, and move *cursor. */
+static void collect(struct pc_events *ev, uint64_t *cursor, const char *streams, struct pc_buf *b)
 {
-    if (streams == NULL || *streams == '\0')
-        return true;
-    size_t n = strlen(stream);
-    for (const char *p = streams; *p;) {
-        size_t len = strcspn(p, ",");
-        if (len == n && strncmp(p, stream, n) == 0)
-            return true;
-        p += len + (p[len] == ',');
+    uint64_t first = ev->next_seq > ev->ring_size ? ev->next_seq - ev->ring_size : 1;
+    if (*cursor + 1 < first)
+        *cursor = first - 1;
+    for (uint64_t s = *cursor + 1; s < ev->next_seq; s++) {
+        const struct event *e = &ev->ring[s % ev->ring_size];
+        if (e->json != NULL && wanted(streams, types[e->type].stream))
+            pc_buf_printf(b, "id: %llu\nevent: %s\ndata: %s\n\n", (unsigned long long)s,
+                          types[e->type].name, e->json);
+        *cursor = s;
     }
-    return false;
 }
 
 bool pc_events_wait(struct pc_events *ev, uint64_t *cursor, const char *streams, int timeout_ms,
@@ -292,16 +328,7 @@ bool pc_events_wait(struct pc_events *ev, uint64_t *cursor, const char *streams,
             pc_buf_free(&b);
             return false;
         }
-        uint64_t first = ev->next_seq > ev->ring_size ? ev->next_seq - ev->ring_size : 1;
-        if (*cursor + 1 < first)
-            *cursor = first - 1;
-        for (uint64_t s = *cursor + 1; s < ev->next_seq; s++) {
-            const struct event *e = &ev->ring[s % ev->ring_size];
-            if (e->json != NULL && wanted(streams, types[e->type].stream))
-                pc_buf_printf(&b, "id: %llu\nevent: %s\ndata: %s\n\n", (unsigned long long)s,
-                              types[e->type].name, e->json);
-            *cursor = s;
-        }
+        collect(ev, cursor, streams, &b);
         if (b.len > 0)
             break;
         if (pthread_cond_timedwait(&ev->changed, &ev->lock, &deadline) != 0)
@@ -311,6 +338,79 @@ bool pc_events_wait(struct pc_events *ev, uint64_t *cursor, const char *streams,
     *out = b.len > 0 ? pc_buf_steal(&b) : NULL;
     pc_buf_free(&b);
     return true;
+}
+
+struct pc_events_sub *pc_events_subscribe(struct pc_events *ev, const char *streams, size_t max)
+{
+    struct pc_events_sub *sub = calloc(1, sizeof(*sub));
+    if (sub == NULL || (sub->streams = strdup(streams ? streams : "")) == NULL) {
+        free(sub);
+        return NULL;
+    }
+    sub->ev = ev;
+    pthread_mutex_lock(&ev->lock);
+    if (max > 0 && ev->n_subs >= max) {
+        pthread_mutex_unlock(&ev->lock);
+        free(sub->streams);
+        free(sub);
+        return NULL;
+    }
+    sub->cursor = ev->next_seq - 1;
+    sub->next = ev->subs;
+    if (ev->subs != NULL)
+        ev->subs->prev = sub;
+    ev->subs = sub;
+    ev->n_subs++;
+    pthread_mutex_unlock(&ev->lock);
+    return sub;
+}
+
+bool pc_events_read(struct pc_events_sub *sub, struct pc_buf *out)
+{
+    struct pc_events *ev = sub->ev;
+    pthread_mutex_lock(&ev->lock);
+    bool open = !ev->closed;
+    if (open)
+        collect(ev, &sub->cursor, sub->streams, out);
+    pthread_mutex_unlock(&ev->lock);
+    return open;
+}
+
+void pc_events_watch(struct pc_events_sub *sub, void (*wake)(void *arg), void *arg)
+{
+    struct pc_events *ev = sub->ev;
+    pthread_mutex_lock(&ev->lock);
+    sub->wake = wake;
+    sub->wake_arg = arg;
+    if (ev->closed || sub->cursor + 1 < ev->next_seq)
+        wake(arg);
+    pthread_mutex_unlock(&ev->lock);
+}
+
+void pc_events_unsubscribe(struct pc_events_sub *sub)
+{
+    if (sub == NULL)
+        return;
+    struct pc_events *ev = sub->ev;
+    pthread_mutex_lock(&ev->lock);
+    if (sub->prev != NULL)
+        sub->prev->next = sub->next;
+    else
+        ev->subs = sub->next;
+    if (sub->next != NULL)
+        sub->next->prev = sub->prev;
+    ev->n_subs--;
+    pthread_mutex_unlock(&ev->lock);
+    free(sub->streams);
+    free(sub);
+}
+
+size_t pc_events_subscribers(struct pc_events *ev)
+{
+    pthread_mutex_lock(&ev->lock);
+    size_t n = ev->n_subs;
+    pthread_mutex_unlock(&ev->lock);
+    return n;
 }
 
 enum pc_model_state pc_events_state(struct pc_events *ev, const char *model_id, int64_t *since_ns,

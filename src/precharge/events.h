@@ -10,6 +10,8 @@
 
 #include <jansson.h>
 
+#include "../base/buf.h"
+
 enum pc_event_type {
     PC_EV_MODELS_DISCOVERED,
     PC_EV_PRECHARGE_REQUESTED,
@@ -57,6 +59,32 @@ uint64_t pc_events_publish(struct pc_events *ev, enum pc_event_type type, const 
  * slow reader, and the "id:" numbers show the gap. */
 bool pc_events_wait(struct pc_events *ev, uint64_t *cursor, const char *streams, int timeout_ms,
                     char **out /* OUT, malloc'd or NULL */);
+
+/* A subscriber that reads without blocking and is woken when events come: the SSE stream.
+ * Publishing never waits for a subscriber; one that reads too slowly loses the events that
+ * fell off the ring, and the "id:" numbers show the gap. */
+struct pc_events_sub;
+
+/* Subscribe to the events published from now on whose stream is in streams (a comma list;
+ * NULL or "" for all; copied). NULL when max subscribers (0: no limit) are there already, or
+ * memory runs out. Free with pc_events_unsubscribe. */
+struct pc_events_sub *pc_events_subscribe(struct pc_events *ev, const char *streams, size_t max);
+
+/* Append the subscriber's new events to out as SSE frames, without waiting. False once the bus
+ * is closed (the daemon stops). */
+bool pc_events_read(struct pc_events_sub *sub, struct pc_buf *out);
+
+/* wake(arg) is called, under the bus's lock (it must not block or call into the bus), when an
+ * event the subscriber wants is published, and when the bus closes; also at once when one is
+ * waiting already. */
+void pc_events_watch(struct pc_events_sub *sub, void (*wake)(void *arg), void *arg);
+
+/* Unsubscribe and free sub; once this returns, its waker is not called again. NULL does
+ * nothing. */
+void pc_events_unsubscribe(struct pc_events_sub *sub);
+
+/* Subscribers now. */
+size_t pc_events_subscribers(struct pc_events *ev);
 
 /* The last sequence number published (a new subscriber's starting cursor). */
 uint64_t pc_events_last(struct pc_events *ev);

@@ -64,6 +64,8 @@ static const struct family {
      "Bytes of KV snapshots in a tier (ram, disk)."},
     {AT(snapshot_budget), GAUGE, "precharge_snapshot_budget_bytes", "tier",
      "The budget of a snapshot tier (ram, disk)."},
+    {AT(event_streams), GAUGE, "precharge_event_streams", "",
+     "Open /api/events streams (their cap is max_event_streams)."},
 #undef AT
 };
 
@@ -186,6 +188,7 @@ static void set_gauges(struct pc_server *s)
     pc_metric_set(m->snapshot_bytes, disk, (double)pc_snapstore_disk_bytes(s->snapshots));
     pc_metric_set(m->snapshot_budget, ram, (double)s->cfg.snapshot_ram);
     pc_metric_set(m->snapshot_budget, disk, (double)s->cfg.snapshot_disk);
+    pc_metric_set(m->event_streams, NULL, (double)pc_events_subscribers(s->events));
 }
 
 static void handle_metrics(const struct pc_http_req *req, struct pc_http_reply *reply)

@@ -22,6 +22,7 @@ struct pc_server_metrics {
     struct pc_metric *queue_waiting, *queue_max, *precharge_queued, *precharge_running;
     struct pc_metric *models_loaded, *memory_budget, *memory_used, *model_memory;
     struct pc_metric *snapshot_bytes, *snapshot_budget;
+    struct pc_metric *event_streams;
     /* scrape_lock: one scrape at a time clears, sets and renders the gauges. */
     pthread_mutex_t scrape_lock;
 };

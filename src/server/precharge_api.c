@@ -220,33 +220,47 @@ static void handle_precharged(const struct pc_http_req *req, struct pc_http_repl
     pc_reply_json_value(reply, 200, json_pack("{s:o}", "precharged", arr));
 }
 
+/* A comment line this often keeps proxies from closing a quiet stream. */
+#define SSE_KEEP_ALIVE_NS (15ll * 1000000000)
+
 struct sse {
-    struct pc_events *events;
-    uint64_t cursor;
-    char streams[256];
+    struct pc_events_sub *sub;
     bool started;
+    int64_t wrote_ns; /* when it last wrote */
 };
 
-static bool sse_next(void *ctx, struct pc_buf *out)
+static enum pc_stream_state sse_poll(void *ctx, struct pc_buf *out)
 {
     struct sse *s = ctx;
+    int64_t now = pc_clock_mono_ns();
+    size_t before = out->len;
     if (!s->started) {
         s->started = true;
+        s->wrote_ns = now;
         pc_buf_appends(out, ": precharge event stream\n\n");
-        return true;
+        return PC_STREAM_MORE;
     }
-    char *frames = NULL;
-    if (!pc_events_wait(s->events, &s->cursor, s->streams, 15000, &frames))
-        return false;
-    /* A comment line every 15 s keeps proxies from closing a quiet stream. */
-    pc_buf_appends(out, frames ? frames : ": keep-alive\n\n");
-    free(frames);
-    return true;
+    if (!pc_events_read(s->sub, out))
+        return PC_STREAM_END; /* the daemon stops */
+    if (out->len == before && now - s->wrote_ns >= SSE_KEEP_ALIVE_NS)
+        pc_buf_appends(out, ": keep-alive\n\n");
+    if (out->len == before)
+        return PC_STREAM_WAIT;
+    s->wrote_ns = now;
+    return PC_STREAM_MORE;
+}
+
+static void sse_watch(void *ctx, void (*wake)(void *arg), void *arg)
+{
+    struct sse *s = ctx;
+    pc_events_watch(s->sub, wake, arg);
 }
 
 static void sse_free(void *ctx)
 {
-    free(ctx);
+    struct sse *s = ctx;
+    pc_events_unsubscribe(s->sub);
+    free(s);
 }
 
 static void handle_events(const struct pc_http_req *req, struct pc_http_reply *reply)
@@ -269,17 +283,29 @@ static void handle_events(const struct pc_http_req *req, struct pc_http_reply *r
         }
         p += len + (p[len] == ',');
     }
+    unsigned max = req->srv->cfg.max_event_streams;
     struct sse *s = calloc(1, sizeof(*s));
+    if (s != NULL && (s->sub = pc_events_subscribe(req->srv->events, streams, max)) == NULL) {
+        free(s);
+        s = NULL;
+        if (max > 0 && pc_events_subscribers(req->srv->events) >= max) {
+            /* Each stream costs no thread, but the cap keeps a client from opening them
+             * without end; the other routes, /health among them, still answer. */
+            struct pc_error err;
+            pc_error_set(&err, PC_ERR_BUSY,
+                         "too many event streams: the limit is %u (max_event_streams)", max);
+            pc_http_reply_pc_error(reply, &err);
+            return;
+        }
+    }
     if (s == NULL) {
         pc_http_reply_error(reply, 500, "out of memory");
         return;
     }
-    s->events = req->srv->events;
-    s->cursor = pc_events_last(s->events);
-    snprintf(s->streams, sizeof(s->streams), "%s", streams);
     reply->status = 200;
     reply->content_type = "text/event-stream";
-    reply->stream = (struct pc_http_stream){.ctx = s, .next = sse_next, .free = sse_free};
+    reply->stream =
+        (struct pc_http_stream){.ctx = s, .poll = sse_poll, .watch = sse_watch, .free = sse_free};
 }
 
 const struct pc_http_route pc_precharge_routes[] = {

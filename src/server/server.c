@@ -207,6 +207,7 @@ enum pc_err pc_server_start(const struct pc_server_config *cfg, struct pc_server
     struct pc_http_options hopts = {
         .max_body = cfg->max_body,
         .idle_timeout_s = cfg->connection_timeout_s,
+        .max_connections_per_ip = cfg->max_connections_per_ip,
         .admit = pc_guard_admit,
         .decorate = pc_guard_decorate,
         .metrics = s->metrics.reg,

@@ -1,0 +1,142 @@
+// connections.test.mjs - connections are not a scarce resource: 2,000 idle connections and 300
+// quiet event streams hold no thread each and deny no one; beyond the per-address cap
+// connections are closed, beyond the event-stream cap a stream gets a 503 naming it, and
+// /health and a chat from another address still answer. A client that hangs up mid-stream
+// frees its stream at once (the subscriber gauge falls).
+//
+// The idle sockets and the streams come from other loopback addresses (127.0.0.2 to .4), so
+// that the per-address cap is reached without touching the test's own requests from 127.0.0.1.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { readdirSync } from 'node:fs';
+import { connect } from 'node:net';
+import { tempHome, makeModel, startDaemon, post, get, eventually, cleanup } from './lib.mjs';
+
+const PER_IP = 1100;
+const STREAMS = 300;
+let home, d, port;
+const sockets = [];
+
+before(async () => {
+  home = tempHome('connections');
+  makeModel(home, 'tiny');
+  d = await startDaemon({
+    home,
+    // A long idle timeout: the idle sockets must outlast the test, not be cut by it.
+    args: ['--max-connections-per-ip', String(PER_IP), '--max-event-streams', String(STREAMS),
+      '--connection-timeout', '10m'],
+  });
+  port = Number(new URL(d.url).port);
+});
+
+after(async () => {
+  for (const s of sockets) s.destroy();
+  assert.equal(await d.stop(), 0, 'daemon exits cleanly (and, under ASan, without leaks)');
+  cleanup(home);
+});
+
+// A socket from localAddress; resolves once connected. s.closedByPeer is set when the server
+// closes it.
+function open(localAddress) {
+  return new Promise((resolve, reject) => {
+    const s = connect({ host: '127.0.0.1', port, localAddress });
+    s.closedByPeer = false;
+    s.on('end', () => { s.closedByPeer = true; });
+    s.on('close', () => { s.closedByPeer = true; });
+    s.on('error', () => { s.closedByPeer = true; });
+    s.once('connect', () => resolve(s));
+    s.once('error', reject);
+    sockets.push(s);
+  });
+}
+
+async function openMany(n, localAddress) {
+  const out = [];
+  for (let i = 0; i < n; i += 100) {
+    const batch = [];
+    for (let j = i; j < Math.min(n, i + 100); j++) batch.push(open(localAddress));
+    out.push(...(await Promise.all(batch)));
+  }
+  return out;
+}
+
+// GET /api/events on its own socket; resolves with the status line's code, and keeps the
+// socket open (a quiet subscriber that reads).
+function subscribe(localAddress) {
+  return new Promise((resolve, reject) => {
+    const s = connect({ host: '127.0.0.1', port, localAddress });
+    sockets.push(s);
+    let head = '';
+    s.on('error', reject);
+    s.on('data', (chunk) => {
+      if (s.status !== undefined) return;
+      head += chunk.toString('latin1');
+      const m = head.match(/^HTTP\/1\.1 (\d{3})/);
+      if (m && head.includes('\r\n\r\n')) {
+        s.status = Number(m[1]);
+        s.head = head;
+        resolve(s);
+      }
+    });
+    s.write(`GET /api/events HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\n\r\n`);
+  });
+}
+
+const threads = () => readdirSync(`/proc/${d.proc.pid}/task`).length;
+
+async function metric(name) {
+  const text = (await get(d.url, '/metrics')).text;
+  const m = text.match(new RegExp(`^${name} (\\S+)$`, 'm'));
+  return m ? Number(m[1]) : NaN;
+}
+
+test('2,000 idle connections and 300 quiet event streams: caps hold, no thread each, /health and a chat answer', async (t) => {
+  const base = threads();
+  // One address up to its cap and 10 beyond: the 10 extra are closed, whichever they are.
+  const a = await openMany(PER_IP + 10, '127.0.0.2');
+  assert.ok(await eventually(() => a.filter((s) => s.closedByPeer).length >= 10),
+    'connections beyond the per-address cap are closed');
+  await new Promise((r) => setTimeout(r, 500));
+  assert.equal(a.filter((s) => s.closedByPeer).length, 10, `${PER_IP} stay open from one address`);
+
+  const b = await openMany(2000 - PER_IP, '127.0.0.3');
+  assert.equal(b.filter((s) => s.closedByPeer).length, 0);
+
+  const streams = [];
+  for (let i = 0; i < STREAMS; i += 50) {
+    const batch = [];
+    for (let j = i; j < i + 50; j++) batch.push(subscribe('127.0.0.4'));
+    streams.push(...(await Promise.all(batch)));
+  }
+  assert.deepEqual([...new Set(streams.map((s) => s.status))], [200]);
+  assert.ok(await eventually(async () => (await metric('precharge_event_streams')) === STREAMS));
+
+  const over = await subscribe('127.0.0.5');
+  assert.equal(over.status, 503, over.head);
+  assert.match(over.head, /max_event_streams/);
+  assert.match(over.head, /Retry-After: 1/i);
+
+  // Each waiting stream and idle connection holds no thread: a thread each would be 2,300.
+  // The workers that ran the 300 handlers at once exit when idle (5 s); what stays is the
+  // daemon's own threads and a few workers.
+  assert.ok(await eventually(() => threads() <= base + 8),
+    `${threads()} threads now, ${base} before anything was opened`);
+  t.diagnostic(`${threads()} threads with 2,000 idle connections and ${STREAMS} streams open; ${base} before`);
+
+  const health = await get(d.url, '/health');
+  assert.equal(health.status, 200);
+  const chat = await post(d.url, '/api/chat', {
+    model: 'tiny', stream: false, messages: [{ role: 'user', content: 'hello' }],
+    options: { num_predict: 4, temperature: 0 },
+  });
+  assert.equal(chat.status, 200, chat.text);
+  assert.equal(JSON.parse(chat.text).done, true);
+  assert.equal(a.filter((s) => s.closedByPeer).length, 10, 'the idle ones are still open');
+
+  // Clients that hang up mid-stream free their subscriptions at once, and make room.
+  for (const s of streams.slice(0, 20)) s.destroy();
+  assert.ok(await eventually(async () => (await metric('precharge_event_streams')) === STREAMS - 20),
+    'the gauge falls as clients hang up');
+  const again = await subscribe('127.0.0.5');
+  assert.equal(again.status, 200);
+});
