@@ -167,6 +167,9 @@ static struct llama_context_params context_params(const struct llama_model *mode
     struct llama_context_params cp = llama_context_default_params();
     uint32_t n_ctx_train = (uint32_t)llama_model_n_ctx_train(model);
     cp.n_ctx = p->n_ctx == 0 || p->n_ctx > n_ctx_train ? n_ctx_train : p->n_ctx;
+    /* llama.cpp asserts n_seq_max <= n_batch <= n_ctx at the first decode (a --ctx 3 aborted). */
+    if (cp.n_ctx < PC_MAX_SEQS)
+        cp.n_ctx = PC_MAX_SEQS;
     cp.n_batch = p->n_batch;
     cp.n_ubatch = p->n_batch;
     /* Sequences are snapshots that share cells: one unified cache for them all. */
@@ -244,8 +247,15 @@ static enum pc_err check_gguf(const char *path, uint64_t *size, struct pc_error 
     if (g == NULL)
         return pc_error_set(err, PC_ERR_MODEL_FORMAT,
                             "\"%s\" has a corrupt or truncated GGUF header", path);
+    enum pc_err rc = pc_hparams_check(g, path, err);
     gguf_free(g);
-    return PC_OK;
+    return rc;
+}
+
+enum pc_err pc_model_check(const char *path, struct pc_error *err)
+{
+    uint64_t size;
+    return check_gguf(path, &size, err);
 }
 
 static void fill_info(struct pc_model *m, const struct load_capture *c, uint64_t file_size)

@@ -96,6 +96,12 @@ struct pc_model;
 enum pc_err pc_model_load(const char *path, const struct pc_model_params *params,
                           struct pc_model **out /* OUT */, struct pc_error *err);
 
+/* What pc_model_load checks before llama.cpp reads the file: that it is a whole GGUF header, and
+ * that no header value is one that llama.cpp aborts the process on (a block_count of 0 or over
+ * 512, a negative or NaN norm epsilon, ...). PC_ERR_NOT_FOUND, or PC_ERR_MODEL_FORMAT naming the
+ * file, the key and its value. Reads the header (the vocabulary), not the weights. */
+enum pc_err pc_model_check(const char *path, struct pc_error *err);
+
 /* Free the model and its context. The caller makes sure that no generation is running.
  * pc_model_free(NULL) does nothing. */
 void pc_model_free(struct pc_model *m);

@@ -12,6 +12,12 @@
  * sequences cost metadata, not memory. */
 #define PC_MAX_SEQS 8
 
+struct gguf_context;
+
+/* The header values that llama.cpp asserts on (hparams.c): PC_OK, or PC_ERR_MODEL_FORMAT
+ * naming path, the key, its value and what llama.cpp needs. */
+enum pc_err pc_hparams_check(const struct gguf_context *g, const char *path, struct pc_error *err);
+
 /* A live sequence: the tokens its KV cells hold, in order. */
 struct pc_seq {
     llama_token *toks;
@@ -48,7 +54,8 @@ struct pc_model {
 };
 
 /* Load path with no_alloc: llama.cpp plans every buffer and allocates none. Gives the compute
- * buffers (which depend on the graph) on the host and on devices. */
+ * buffers (which depend on the graph) on the host and on devices. The caller has passed path's
+ * header through pc_hparams_check: llama.cpp's loader asserts on what that refuses. */
 enum pc_err pc_engine_dry_run(const char *path, const struct pc_model_params *params,
                               uint64_t *compute_host /* OUT */, uint64_t *compute_device /* OUT */,
                               struct pc_error *err);

@@ -174,6 +174,13 @@ enum pc_err pc_model_estimate(const char *path, const struct pc_model_params *pa
         return pc_error_set(err, PC_ERR_MODEL_FORMAT,
                             "\"%s\" is not a GGUF file, or its header is corrupt or cut short",
                             path);
+    /* The dry run below is llama.cpp's loader: what it would abort on stops here. */
+    enum pc_err rc = pc_hparams_check(g, path, err);
+    if (rc != PC_OK) {
+        gguf_free(g);
+        ggml_free(meta);
+        return rc;
+    }
     char arch[32] = "";
     int64_t id = gguf_find_key(g, "general.architecture");
     if (id >= 0)
@@ -188,7 +195,7 @@ enum pc_err pc_model_estimate(const char *path, const struct pc_model_params *pa
     gguf_free(g);
     ggml_free(meta);
 
-    enum pc_err rc = pc_engine_dry_run(path, params, &out->compute_host, &out->compute_device, err);
+    rc = pc_engine_dry_run(path, params, &out->compute_host, &out->compute_device, err);
     if (rc != PC_OK)
         return rc;
     out->host_total = out->weights_host + out->kv_host + out->compute_host;

@@ -12,6 +12,7 @@
 
 #include "../base/buf.h"
 #include "../base/clock.h"
+#include "../base/utf8.h"
 
 struct event {
     uint64_t seq;
@@ -24,6 +25,7 @@ struct model_state {
     enum pc_model_state state;
     int64_t since_ns;
     char corr[40];
+    char error[320]; /* why it is failed; "" in every other state */
 };
 
 struct pc_events_sub {
@@ -192,6 +194,7 @@ static void set_state(struct pc_events *ev, const char *model, enum pc_model_sta
         s->since_ns = pc_clock_wall_ns();
     s->state = st;
     snprintf(s->corr, sizeof(s->corr), "%s", corr ? corr : "");
+    s->error[0] = '\0';
 }
 
 /* Lock held: the state machine of seed 000, extended with loading and failure. */
@@ -221,9 +224,16 @@ static void apply(struct pc_events *ev, enum pc_event_type type, const char *mod
     case PC_EV_MODEL_LOADING:
         set_state(ev, model, PC_STATE_LOADING, corr);
         break;
-    case PC_EV_MODEL_FAILED:
+    case PC_EV_MODEL_FAILED: {
         set_state(ev, model, PC_STATE_FAILED, corr);
+        struct model_state *s = state_of(ev, model, false);
+        const char *why = json_string_value(json_object_get(data, "error"));
+        if (s != NULL && why != NULL) {
+            snprintf(s->error, sizeof(s->error), "%s", why);
+            s->error[pc_utf8_complete_prefix(s->error, strlen(s->error))] = '\0';
+        }
         break;
+    }
     case PC_EV_MODEL_LOADED:
     case PC_EV_MODEL_PRELOADED:
         set_state(ev, model, PC_STATE_PRECHARGED, corr);
@@ -425,4 +435,14 @@ enum pc_model_state pc_events_state(struct pc_events *ev, const char *model_id, 
         snprintf(corr, 40, "%s", s ? s->corr : "");
     pthread_mutex_unlock(&ev->lock);
     return st;
+}
+
+bool pc_events_failure(struct pc_events *ev, const char *model_id, char *buf, size_t size)
+{
+    pthread_mutex_lock(&ev->lock);
+    struct model_state *s = state_of(ev, model_id, false);
+    bool failed = s != NULL && s->state == PC_STATE_FAILED;
+    snprintf(buf, size, "%s", failed ? s->error : "");
+    pthread_mutex_unlock(&ev->lock);
+    return failed;
 }

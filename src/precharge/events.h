@@ -95,6 +95,11 @@ enum pc_model_state pc_events_state(struct pc_events *ev, const char *model_id,
                                     int64_t *since_ns /* OUT, may be NULL */,
                                     char corr[40] /* OUT, may be NULL */);
 
+/* Whether the model is failed, and why (the error of the ModelFailed event that made it so; a
+ * UTF-8 prefix of it when longer than the state keeps) in buf. */
+bool pc_events_failure(struct pc_events *ev, const char *model_id, char *buf /* OUT */,
+                       size_t size);
+
 /* A fresh UUID v4 in out. */
 void pc_uuid(char out[37]);
 

@@ -44,8 +44,10 @@ static void handle_show(const struct pc_http_req *req, struct pc_http_reply *rep
     struct pc_gguf_info info;
     struct pc_error err = {0};
     struct stat st;
+    /* A header that llama.cpp would abort on is shown as the error that a load gives. */
     if (pc_store_path(req->srv->cfg.models_dir, name, path, sizeof(path), &err) != PC_OK ||
-        pc_gguf_read(path, &info, &meta, &err) != PC_OK || stat(path, &st) != 0) {
+        pc_model_check(path, &err) != PC_OK || pc_gguf_read(path, &info, &meta, &err) != PC_OK ||
+        stat(path, &st) != 0) {
         json_decref(body);
         if (err.code == PC_OK)
             pc_error_set(&err, PC_ERR_IO, "stat() \"%s\" failed", path);

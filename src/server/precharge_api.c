@@ -166,12 +166,14 @@ static void handle_state(const struct pc_http_req *req, struct pc_http_reply *re
             st = PC_STATE_UNAVAILABLE;
     }
     bool warm = st == PC_STATE_PRECHARGED || st == PC_STATE_ACTIVE;
-    pc_reply_json_value(reply, 200,
-                        json_pack("{s:s, s:s, s:b, s:s, s:s?, s:s?}", "model_id", norm, "state",
-                                  pc_state_name(st), "warm", warm, "provider",
-                                  remote ? "ollama" : "local", "since",
-                                  since ? pc_clock_rfc3339(since, ts, sizeof(ts)) : NULL,
-                                  "correlation_id", corr[0] ? corr : NULL));
+    char why[320] = "";
+    bool failed = !remote && pc_events_failure(req->srv->events, norm, why, sizeof(why));
+    pc_reply_json_value(
+        reply, 200,
+        json_pack("{s:s, s:s, s:b, s:s, s:s?, s:s?, s:s?}", "model_id", norm, "state",
+                  pc_state_name(st), "warm", warm, "provider", remote ? "ollama" : "local", "since",
+                  since ? pc_clock_rfc3339(since, ts, sizeof(ts)) : NULL, "correlation_id",
+                  corr[0] ? corr : NULL, "error", failed ? why : NULL));
 }
 
 /* The contexts that remote precharges left on the ollama provider's server, while it keeps

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "ggml.h"
+#include "ggufset.h"
 #include "gguf.h"
 
 #ifndef MKMODEL_VOCAB_DIR
@@ -173,6 +174,8 @@ struct options {
     int threads;
     int pooling; // <arch>.pooling_type (llama_pooling_type); -1: not written (a generation model)
     bool quiet;
+    const char *sets[16]; // --set KEY=TYPE:VALUE, applied last
+    int n_sets;
 };
 
 static const char *const POOLINGS[] = {"none", "mean", "cls", "last"}; // llama_pooling_type's order
@@ -273,6 +276,9 @@ static void usage(FILE *f)
             "  --pooling P       none | mean | cls | last: write <arch>.pooling_type, which makes\n"
             "                    an embedding model (default: not written, a generation model)\n"
             "  --threads N       worker threads (default: online CPUs)\n"
+            "  --set KEY=TYPE:VALUE  set a header key last, whatever it breaks (tests of bad\n"
+            "                    headers); TYPE: u8 i8 u16 i16 u32 i32 u64 i64 f32 f64 bool str;\n"
+            "                    up to 16 times\n"
             "  -o, --output FILE output path (written atomically)\n"
             "  -q, --quiet       no summary line\n"
             "  -h, --help        this help\n");
@@ -374,6 +380,7 @@ static const struct option LONG_OPTS[] = {
     {"name", required_argument, NULL, 'N'},
     {"pooling", required_argument, NULL, 'p'},
     {"threads", required_argument, NULL, 'j'},
+    {"set", required_argument, NULL, 'X'},
     {"output", required_argument, NULL, 'o'},
     {"quiet", no_argument, NULL, 'q'},
     {"help", no_argument, NULL, 'h'},
@@ -502,6 +509,12 @@ static int parse_args(int argc, char **argv, struct options *o)
             break;
         case 'o':
             o->out = optarg;
+            break;
+        case 'X':
+            if (o->n_sets == (int)(sizeof(o->sets) / sizeof(o->sets[0]))) {
+                return usage_error("more than 16 --set");
+            }
+            o->sets[o->n_sets++] = optarg;
             break;
         case 'q':
             o->quiet = true;
@@ -1092,6 +1105,13 @@ static int generate(const struct options *o)
     if (set_metadata(g, o, vocab, n_vocab, chatml) != 0 || add_tensor_infos(g, &p) != 0 ||
         pool_init(&pl, &p, o->threads) != 0) {
         goto done;
+    }
+    for (int i = 0; i < o->n_sets; i++) {
+        char why[256];
+        if (ggufset_apply(g, o->sets[i], why, sizeof(why)) != 0) {
+            fail("--set", "%s", why);
+            goto done;
+        }
     }
     tmp = malloc(strlen(o->out) + 32);
     if (!tmp) {

@@ -1,0 +1,77 @@
+// hardening.test.mjs - what issue 13 found, each over HTTP against the real daemon: model files
+// whose header would make llama.cpp abort the process are refused by name, and the daemon keeps
+// serving.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { join } from 'node:path';
+import { MKMODEL, tempHome, makeModel, startDaemon, post, get, eventually, cleanup } from './lib.mjs';
+
+// The tiny model with header keys set to what llama.cpp asserts on.
+function makeBadModel(home, name, ...sets) {
+  const args = ['--preset', 'tiny', '-q', '-o', join(home, 'models', `${name}.gguf`)];
+  for (const s of sets) args.push('--set', s);
+  execFileSync(MKMODEL, args);
+}
+
+test('a header that llama.cpp would abort on is refused by key and value; the daemon lives on', async () => {
+  const home = tempHome('hard-header');
+  makeModel(home, 'tiny');
+  makeBadModel(home, 'layers0', 'llama.block_count=u32:0');
+  makeBadModel(home, 'layers513', 'llama.block_count=u32:513');
+  makeBadModel(home, 'epsnan', 'llama.attention.layer_norm_rms_epsilon=f32:nan');
+  makeBadModel(home, 'ctx1', 'llama.context_length=u32:1');
+  // In the preload list: before, the daemon exited 134 at every start.
+  const d = await startDaemon({
+    home,
+    env: {
+      PRECHARGE_PRELOAD: 'layers513',
+      PRECHARGE_PRELOAD_RETRIES: '2',
+      PRECHARGE_PRELOAD_RETRY_DELAY: '20',
+    },
+  });
+  try {
+    const status = async () => JSON.parse((await get(d.url, '/api/models/status')).text).layers513;
+    assert.ok(await eventually(async () => (await status()).status === 'failed'));
+    const s = await status();
+    assert.equal(s.attempts, 3);
+    assert.match(s.error, /header key llama\.block_count is 513; llama\.cpp needs 1 to 512/);
+    // Retries keep to the backoff: 20 ms, then 40 ms, then it gives up.
+    assert.match(d.log(), /layers513: attempt 1 of 3 failed: .*retrying in 20 ms/);
+    assert.match(d.log(), /layers513: attempt 2 of 3 failed: .*retrying in 40 ms/);
+    assert.match(d.log(), /layers513: attempt 3 of 3 failed: .*giving up/);
+
+    const gen = await post(d.url, '/api/generate', { model: 'layers0', prompt: 'hi', stream: false });
+    assert.equal(gen.status, 500);
+    assert.match(JSON.parse(gen.text).error, /layers0\.gguf": header key llama\.block_count is 0;/);
+
+    const chat = await post(d.url, '/v1/chat/completions', {
+      model: 'epsnan',
+      messages: [{ role: 'user', content: 'hi' }],
+    });
+    assert.equal(chat.status, 500);
+    assert.match(JSON.parse(chat.text).error.message,
+      /header key llama\.attention\.layer_norm_rms_epsilon is nan; llama\.cpp needs a number >= 0/);
+
+    // The lifecycle state is failed, with the reason.
+    const st = JSON.parse((await get(d.url, '/api/models/epsnan/state')).text);
+    assert.equal(st.state, 'failed');
+    assert.match(st.error, /layer_norm_rms_epsilon is nan/);
+
+    // /api/show answered 200 for these files: now the load's error.
+    const show = await post(d.url, '/api/show', { model: 'ctx1' });
+    assert.equal(show.status, 500);
+    assert.match(JSON.parse(show.text).error, /header key llama\.context_length is 1; llama\.cpp needs at least 8/);
+
+    // Everything else still works, in the same process.
+    const ok = await post(d.url, '/api/generate', {
+      model: 'tiny', prompt: 'hi', stream: false, options: { num_predict: 2 },
+    });
+    assert.equal(ok.status, 200);
+    assert.equal(JSON.parse((await get(d.url, '/api/models/tiny/state')).text).error, null);
+    assert.equal(d.proc.exitCode, null);
+  } finally {
+    assert.equal(await d.stop(), 0);
+    cleanup(home);
+  }
+});
