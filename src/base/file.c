@@ -1,12 +1,15 @@
 /* file.c - files that survive a crash: atomic writes, directories, safe names. */
 #include "file.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <fnmatch.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -34,6 +37,62 @@ static enum pc_err fsync_dir_of(const char *path, struct pc_error *err)
     return PC_OK;
 }
 
+/* A new temp file from template (its XXXXXX replaced), locked (flock) for as long as the
+ * writer lives: what pc_file_sweep_tmp tells a write in progress by. A sweep that took the
+ * file between its creation and our lock has unlinked it: then make another. */
+static int open_locked_tmp(char *template, struct pc_error *err)
+{
+    size_t len = strlen(template);
+    for (int attempt = 0; attempt < 100; attempt++) {
+        memcpy(template + len - 6, "XXXXXX", 6);
+        /* A name of its own for every writer, threads of one process included. */
+        int fd = mkostemp(template, O_CLOEXEC);
+        if (fd < 0) {
+            pc_error_set(err, PC_ERR_IO, "mkostemp() \"%s\" failed: %s", template, strerror(errno));
+            return -1;
+        }
+        struct stat st;
+        int rc;
+        while ((rc = flock(fd, LOCK_EX)) != 0 && errno == EINTR)
+            ;
+        if (rc != 0 || fstat(fd, &st) != 0) {
+            pc_error_set(err, PC_ERR_IO, "flock() \"%s\" failed: %s", template, strerror(errno));
+            close(fd);
+            unlink(template);
+            return -1;
+        }
+        if (st.st_nlink > 0)
+            return fd;
+        close(fd);
+    }
+    pc_error_set(err, PC_ERR_IO, "\"%s\": every temp file was swept away as it was made", template);
+    return -1;
+}
+
+size_t pc_file_sweep_tmp(const char *dir, const char *pattern)
+{
+    DIR *d = opendir(dir);
+    if (d == NULL)
+        return 0;
+    size_t n = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        if (fnmatch(pattern, de->d_name, FNM_PERIOD) != 0)
+            continue;
+        int fd = openat(dirfd(d), de->d_name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+        struct stat st;
+        if (fd < 0)
+            continue;
+        /* Unlinked under our lock: a writer that locks it next sees that it is gone. */
+        if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && flock(fd, LOCK_EX | LOCK_NB) == 0 &&
+            unlinkat(dirfd(d), de->d_name, 0) == 0)
+            n++;
+        close(fd);
+    }
+    closedir(d);
+    return n;
+}
+
 enum pc_err pc_file_write_atomic(const char *path, const void *data, size_t len,
                                  struct pc_error *err)
 {
@@ -41,10 +100,9 @@ enum pc_err pc_file_write_atomic(const char *path, const void *data, size_t len,
     if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp.XXXXXX", path) >= sizeof(tmp))
         return pc_error_set(err, PC_ERR_INVALID, "path too long: \"%s\"", path);
 
-    /* A name of its own for every writer, threads of one process included. */
-    int fd = mkostemp(tmp, O_CLOEXEC);
+    int fd = open_locked_tmp(tmp, err);
     if (fd < 0)
-        return pc_error_set(err, PC_ERR_IO, "mkostemp() \"%s\" failed: %s", tmp, strerror(errno));
+        return err ? err->code : PC_ERR_IO;
     if (fchmod(fd, 0644) != 0) {
         pc_error_set(err, PC_ERR_IO, "fchmod() \"%s\" failed: %s", tmp, strerror(errno));
         goto fail;
@@ -67,23 +125,18 @@ enum pc_err pc_file_write_atomic(const char *path, const void *data, size_t len,
         pc_error_set(err, PC_ERR_IO, "fsync() \"%s\" failed: %s", tmp, strerror(errno));
         goto fail;
     }
-    if (close(fd) != 0) {
-        fd = -1;
-        pc_error_set(err, PC_ERR_IO, "close() \"%s\" failed: %s", tmp, strerror(errno));
-        goto fail;
-    }
-    fd = -1;
+    /* Renamed while still locked: a sweep never takes a file that is about to be in place. */
     if (rename(tmp, path) != 0) {
         pc_error_set(err, PC_ERR_IO, "rename() \"%s\" to \"%s\" failed: %s", tmp, path,
                      strerror(errno));
         goto fail;
     }
+    close(fd); /* the data is fsynced: a late error of close() says nothing more */
     return fsync_dir_of(path, err);
 
 fail:
-    if (fd >= 0)
-        close(fd);
     unlink(tmp);
+    close(fd);
     return err ? err->code : PC_ERR_IO;
 }
 

@@ -12,6 +12,11 @@
 enum pc_err pc_file_write_atomic(const char *path, const void *data, size_t len,
                                  struct pc_error *err);
 
+/* Remove the temp files that pc_file_write_atomic left in dir when its process died: those
+ * whose name matches pattern (fnmatch, e.g. "*.snap.tmp.??????") and that no live writer holds
+ * (each writer locks its temp file until the rename). Returns how many it removed. */
+size_t pc_file_sweep_tmp(const char *dir, const char *pattern);
+
 /* Read a whole file (at most max bytes). *out is NUL-terminated; the caller frees it. */
 enum pc_err pc_file_read(const char *path, size_t max, char **out /* OUT */,
                          size_t *out_len /* OUT, may be NULL */, struct pc_error *err);

@@ -262,6 +262,8 @@ static void index_dir(struct pc_snapstore *st)
                 (double)st->disk_bytes / 1048576.0);
 }
 
+static void enforce(struct pc_snapstore *st);
+
 enum pc_err pc_snapstore_open(const char *dir, uint64_t ram_budget, uint64_t disk_budget,
                               struct pc_snapstore **out, struct pc_error *err)
 {
@@ -277,7 +279,14 @@ enum pc_err pc_snapstore_open(const char *dir, uint64_t ram_budget, uint64_t dis
     st->ram_budget = ram_budget;
     st->disk_budget = disk_budget;
     pthread_mutex_init(&st->lock, NULL);
+    /* Writes that a crash cut short: nothing else would ever remove them. */
+    size_t swept = pc_file_sweep_tmp(dir, "*.snap.tmp.??????");
+    if (swept > 0)
+        pc_log_info("snapshot", "removed %zu unfinished snapshot files in %s", swept, dir);
     index_dir(st);
+    pthread_mutex_lock(&st->lock);
+    enforce(st); /* the budget may have shrunk since the files were written */
+    pthread_mutex_unlock(&st->lock);
     *out = st;
     return PC_OK;
 }
@@ -334,26 +343,53 @@ static void snap_path(const struct pc_snapstore *st, const struct snap *s, char 
              s->n);
 }
 
-/* Write s to disk, the lock not held; s is referenced by the caller. */
+/* Lock held: make room for bytes more on disk, dropping the least recently used files first.
+ * The bytes are counted at once (a write in progress is on disk already), so that the directory
+ * never holds more than the budget, whenever the process dies. False, nothing counted, when
+ * they cannot fit (the files in use cannot be dropped). */
+static bool reserve_disk(struct pc_snapstore *st, uint64_t bytes)
+{
+    if (bytes > st->disk_budget)
+        return false;
+    while (st->disk_bytes + bytes > st->disk_budget) {
+        struct snap *s = lru_where(st, false);
+        if (s == NULL)
+            return false;
+        drop_disk(st, s);
+    }
+    st->disk_bytes += bytes;
+    return true;
+}
+
+/* Lock held (released during the write): write s to disk; s is referenced by the caller. A
+ * snapshot that the budget cannot take is not written, and that is no error. */
 static enum pc_err persist(struct pc_snapstore *st, struct snap *s, struct pc_error *err)
 {
     char path[4096];
     snap_path(st, s, path, sizeof(path));
+    uint64_t bytes = sizeof(struct header) + s->n * sizeof(int32_t) + s->size + 8;
+    if (!reserve_disk(st, bytes)) {
+        pc_log_debug("snapshot", "%s: %llu bytes do not fit the disk budget", path,
+                     (unsigned long long)bytes);
+        return PC_OK;
+    }
     pthread_mutex_unlock(&st->lock);
     enum pc_err rc = write_file(path, s, err);
     pthread_mutex_lock(&st->lock);
-    if (rc != PC_OK) {
-        pc_log_warn("snapshot", "%s", err->msg);
+    if (rc != PC_OK || s->path != NULL || s->dead) {
+        st->disk_bytes -= bytes;
+        if (rc != PC_OK)
+            pc_log_warn("snapshot", "%s", err->msg);
+        else if (s->path == NULL || strcmp(s->path, path) != 0)
+            unlink(path);
         return rc;
     }
-    if (s->path != NULL || s->dead) {
-        if (s->path == NULL || strcmp(s->path, path) != 0)
-            unlink(path);
-        return PC_OK;
+    if ((s->path = strdup(path)) == NULL) {
+        st->disk_bytes -= bytes;
+        unlink(path);
+        return pc_error_set(err, PC_ERR_NOMEM, "snapshot: out of memory");
     }
-    s->path = strdup(path);
-    s->disk_bytes = sizeof(struct header) + s->n * sizeof(int32_t) + s->size + 8;
-    st->disk_bytes += s->disk_bytes;
+    s->disk_bytes = bytes;
     return PC_OK;
 }
 

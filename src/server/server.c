@@ -15,6 +15,7 @@
 #include "../base/fmt.h"
 #include "../base/log.h"
 #include "../catalog/hw.h"
+#include "../store/manifest.h"
 #include "../store/store.h"
 #include "../provider/ollama.h"
 #include "guard.h"
@@ -147,6 +148,7 @@ enum pc_err pc_server_start(const struct pc_server_config *cfg, struct pc_server
     }
     if ((rc = pc_file_mkdirs(cfg->models_dir, err)) != PC_OK)
         goto fail;
+    pc_manifest_sweep(cfg->models_dir);
     if ((rc = resolve_model_dirs(&s->cfg, err)) != PC_OK)
         goto fail;
     resolve_budget(&s->cfg);

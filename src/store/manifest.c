@@ -462,3 +462,10 @@ enum pc_err pc_manifest_forget(const char *models_dir, const char *id, struct pc
 {
     return pc_manifest_update(models_dir, do_forget, (void *)id, err);
 }
+
+void pc_manifest_sweep(const char *models_dir)
+{
+    size_t n = pc_file_sweep_tmp(models_dir, PC_MANIFEST_FILE ".tmp.??????");
+    if (n > 0)
+        pc_log_info("store", "removed %zu unfinished manifest files in %s", n, models_dir);
+}

@@ -60,6 +60,9 @@ enum pc_err pc_manifest_record(const char *models_dir, const char *id, const cha
  * has no such file. */
 enum pc_err pc_manifest_touch(const char *models_dir, const char *id, struct pc_error *err);
 
+/* Remove the manifest's temp files that a killed writer left (a daemon's start). */
+void pc_manifest_sweep(const char *models_dir);
+
 /* Drop id's entry (after its file is gone). Not finding it is not an error. */
 enum pc_err pc_manifest_forget(const char *models_dir, const char *id, struct pc_error *err);
 

@@ -4,6 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { MKMODEL, tempHome, makeModel, startDaemon, post, get, eventually, cleanup } from './lib.mjs';
 
@@ -70,6 +71,33 @@ test('a header that llama.cpp would abort on is refused by key and value; the da
     assert.equal(ok.status, 200);
     assert.equal(JSON.parse((await get(d.url, '/api/models/tiny/state')).text).error, null);
     assert.equal(d.proc.exitCode, null);
+  } finally {
+    assert.equal(await d.stop(), 0);
+    cleanup(home);
+  }
+});
+
+test('a start removes the temp files of writes that a kill cut short, and no others', async () => {
+  const home = tempHome('hard-leftovers');
+  makeModel(home, 'tiny');
+  mkdirSync(join(home, 'snapshots'), { recursive: true });
+  const junk = Buffer.alloc(1 << 20, 7);
+  writeFileSync(join(home, 'snapshots', '0123456789abcdef-00-5.snap.tmp.AbCdEf'), junk);
+  writeFileSync(join(home, 'models', 'manifest.json.tmp.QwErTy'), '{"version":');
+  writeFileSync(join(home, 'snapshots', 'notes.txt'), 'not ours');
+  const d = await startDaemon({ home, env: { PRECHARGE_SNAPSHOT_DISK: '4M' } });
+  try {
+    assert.deepEqual(readdirSync(join(home, 'snapshots')), ['notes.txt']);
+    assert.ok(!readdirSync(join(home, 'models')).some((f) => f.includes('.tmp.')));
+    assert.match(d.log(), /removed 1 unfinished snapshot files/);
+    assert.match(d.log(), /removed 1 unfinished manifest files/);
+    // A precharge that persists writes its snapshot as before, and leaves no temp file.
+    const r = await post(d.url, '/api/precharge', {
+      model: 'tiny', messages: [{ role: 'system', content: 'You help with forms.' }], wait: true,
+    });
+    assert.equal(r.status, 200, r.text);
+    assert.ok(await eventually(() => readdirSync(join(home, 'snapshots')).some((f) => f.endsWith('.snap'))));
+    assert.ok(!readdirSync(join(home, 'snapshots')).some((f) => f.includes('.tmp.')));
   } finally {
     assert.equal(await d.stop(), 0);
     cleanup(home);
