@@ -539,13 +539,20 @@ json_t *pc_settings_to_json(const struct pc_server_config *cfg)
     return o;
 }
 
-/* "PRECHARGE_X, file: x, default: d" */
+/* "PRECHARGE_X, file: x, default: d", the default on a line of its own when the line would
+ * pass 100 columns. */
 static void print_where(FILE *f, const struct pc_setting *s)
 {
+    const char *dflt = s->dflt && s->dflt[0] ? s->dflt : "none";
+    size_t width = 24 + (s->env ? strlen(s->env) + 2 : 0) + strlen("file: , default: ") +
+                   strlen(s->key) + strlen(dflt);
     fprintf(f, "%*s", 24, "");
     if (s->env)
         fprintf(f, "%s, ", s->env);
-    fprintf(f, "file: %s, default: %s\n", s->key, s->dflt && s->dflt[0] ? s->dflt : "none");
+    if (width > 100)
+        fprintf(f, "file: %s,\n%*sdefault: %s\n", s->key, 24, "", dflt);
+    else
+        fprintf(f, "file: %s, default: %s\n", s->key, dflt);
 }
 
 void pc_settings_print_help(FILE *f)
