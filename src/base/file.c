@@ -223,11 +223,22 @@ bool pc_file_name_is_safe(const char *name)
 
 enum pc_err pc_file_sha256(const char *path, char hex[65], struct pc_error *err)
 {
+    return pc_file_sha256_progress(path, hex, NULL, NULL, err);
+}
+
+enum pc_err pc_file_sha256_progress(const char *path, char hex[65],
+                                    void (*progress)(void *user, uint64_t done, uint64_t total),
+                                    void *user, struct pc_error *err)
+{
     hex[0] = '\0';
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return pc_error_set(err, errno == ENOENT ? PC_ERR_NOT_FOUND : PC_ERR_IO,
                             "open() \"%s\" failed: %s", path, strerror(errno));
+    struct stat st;
+    uint64_t total = fstat(fd, &st) == 0 ? (uint64_t)st.st_size : 0, done = 0;
+    if (progress != NULL)
+        progress(user, 0, total);
     enum pc_err rc = PC_OK;
     EVP_MD_CTX *md = EVP_MD_CTX_new();
     char *chunk = malloc(1 << 20);
@@ -246,6 +257,9 @@ enum pc_err pc_file_sha256(const char *path, char hex[65], struct pc_error *err)
         if (n == 0)
             break;
         EVP_DigestUpdate(md, chunk, (size_t)n);
+        done += (uint64_t)n;
+        if (progress != NULL)
+            progress(user, done, total);
     }
     unsigned char digest[32];
     unsigned int dlen = 0;

@@ -4,6 +4,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "err.h"
 
@@ -30,5 +31,11 @@ bool pc_file_name_is_safe(const char *name);
 
 /* Hex SHA-256 of a file's contents into hex[65]. */
 enum pc_err pc_file_sha256(const char *path, char hex[65] /* OUT */, struct pc_error *err);
+
+/* The same, calling progress (may be NULL) with the bytes read so far and the file's size after
+ * each chunk, and once at 0 before the first. */
+enum pc_err pc_file_sha256_progress(const char *path, char hex[65] /* OUT */,
+                                    void (*progress)(void *user, uint64_t done, uint64_t total),
+                                    void *user, struct pc_error *err);
 
 #endif

@@ -13,9 +13,26 @@ int pc_cmd_model_download(int argc, char **argv);
  * unless --force (which asks the daemon to unload it first). */
 int pc_cmd_model_remove(int argc, char **argv);
 
+/* `precharge model verify [--json] (ID... | --all)`: hash each model again and compare with the
+ * manifest and the catalog; 1 when one differs. */
+int pc_cmd_model_verify(int argc, char **argv);
+
 /* `precharge model cache [--usage]`, `cache clean [--older-than 30d]`,
  * `cache prune --max-size 10G`, `cache clear`. */
 int pc_cmd_model_cache(int argc, char **argv);
+
+/* $PRECHARGE_HOME/models into out; -1 (after printing why) when it does not fit. */
+int pc_cli_models_dir(char *out, size_t size);
+
+/* The store logs what a daemon's log should say; on the command line the progress says it:
+ * warnings and worse, unless PRECHARGE_LOG_LEVEL says otherwise. */
+void pc_cli_quiet_log(void);
+
+struct pc_catalog;
+
+/* The store name for a command-line name: the catalog's id (c may be NULL), or the name itself.
+ * -1 after printing why it can be neither. */
+int pc_cli_store_id(struct pc_catalog *c, const char *name, char *out, size_t size);
 
 /* The models that the daemon at PRECHARGE_HOST has loaded, as store names. Returns 1 with
  * *names (free with pc_cli_names_free) when a daemon answered, 0 when none answers there, -1

@@ -369,9 +369,10 @@ int pc_cmd_model(int argc, char **argv)
         {"download", pc_cmd_model_download},
         {"remove", pc_cmd_model_remove},
         {"cache", pc_cmd_model_cache},
+        {"verify", pc_cmd_model_verify},
     };
     if (argc < 2) {
-        pc_cli_error("usage: precharge model list|info|select|download|remove|cache ...");
+        pc_cli_error("usage: precharge model list|info|select|download|remove|cache|verify ...");
         return PC_EXIT_USAGE;
     }
     for (size_t i = 0; i < sizeof(subs) / sizeof(subs[0]); i++)

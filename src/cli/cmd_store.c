@@ -26,7 +26,7 @@
 
 #define EXIT_INTERRUPTED 130
 
-static int models_dir(char *out, size_t size)
+int pc_cli_models_dir(char *out, size_t size)
 {
     char home[PATH_MAX];
     if (pc_cli_home(home, sizeof(home)) != 0 ||
@@ -88,6 +88,7 @@ struct pull_ui {
     struct pc_bar bar;
     double bar_bps; /* the last speed shown */
     bool said_waiting;
+    bool verifying; /* a VERIFYING report came since the last download or retry */
 };
 
 static void show_progress(void *user, const struct pc_download_progress *p)
@@ -115,20 +116,31 @@ static void show_progress(void *user, const struct pc_download_progress *p)
                    pc_bar_bytes(p->completed, a, sizeof(a)));
         break;
     case PC_DL_DOWNLOADING:
+        ui->verifying = false;
         if (p->bytes_per_sec > 0)
             ui->bar_bps = p->bytes_per_sec;
         if (p->total > 0 || p->completed > 0) /* not before the server has answered */
             pc_bar_update(&ui->bar, p->completed, p->total, p->bytes_per_sec, false);
         break;
     case PC_DL_RETRYING:
+        ui->verifying = false;
         pc_bar_say(&ui->bar, "%s", p->status);
         break;
     case PC_DL_VERIFYING:
-        if (ui->bar.drawn) { /* the finished bar stays on screen */
-            pc_bar_update(&ui->bar, p->completed, p->total, ui->bar_bps, true);
-            pc_bar_end(&ui->bar);
+        if (!ui->verifying) {
+            if (ui->bar.drawn) { /* the finished download's bar stays on screen */
+                pc_bar_update(&ui->bar, p->completed, p->total, ui->bar_bps, true);
+                pc_bar_end(&ui->bar);
+            }
+            pc_bar_say(&ui->bar, "%s", p->status);
+            ui->verifying = true;
+            if (p->completed == p->total)
+                break; /* the bytes just downloaded, hashed as they came */
         }
-        pc_bar_say(&ui->bar, "%s", p->status);
+        /* A file in the store, read and hashed again: a bar of its own, kept when done. */
+        pc_bar_update(&ui->bar, p->completed, p->total, 0, p->completed == p->total);
+        if (p->completed == p->total)
+            pc_bar_end(&ui->bar);
         break;
     case PC_DL_DONE:
         pc_bar_say(&ui->bar, "success: %s is in the store (%s)", ui->id,
@@ -210,8 +222,7 @@ static int parse_pull(int argc, char **argv, struct pc_download_opts *o, bool *j
     return 0;
 }
 
-/* The store logs what a daemon's log should say; on the command line the progress says it. */
-static void quiet_log(void)
+void pc_cli_quiet_log(void)
 {
     const char *level = getenv("PRECHARGE_LOG_LEVEL");
     int l = level ? pc_log_level_parse(level) : -1;
@@ -220,7 +231,7 @@ static void quiet_log(void)
 
 int pc_cmd_pull(int argc, char **argv)
 {
-    quiet_log();
+    pc_cli_quiet_log();
     struct pc_download_opts o;
     struct pc_error err = {0};
     if (pc_download_opts_init(&o, &err) != PC_OK) {
@@ -235,7 +246,7 @@ int pc_cmd_pull(int argc, char **argv)
     }
     const char *name = argv[argc - 1];
     char models[PATH_MAX], url[2048];
-    if (models_dir(models, sizeof(models)) != 0)
+    if (pc_cli_models_dir(models, sizeof(models)) != 0)
         return PC_EXIT_FAIL;
     struct pc_catalog *c = pc_cli_catalog(catalog_file);
     if (c == NULL)
@@ -301,8 +312,7 @@ static bool listed(char **names, size_t n, const char *id)
     return false;
 }
 
-/* The store name for a command-line name: the catalog's id, or the name itself. */
-static int store_id(struct pc_catalog *c, const char *name, char *out, size_t size)
+int pc_cli_store_id(struct pc_catalog *c, const char *name, char *out, size_t size)
 {
     const struct pc_catalog_entry *e = c ? pc_catalog_find(c, name, NULL) : NULL;
     struct pc_error err = {0};
@@ -315,7 +325,7 @@ static int store_id(struct pc_catalog *c, const char *name, char *out, size_t si
 
 int pc_cmd_model_remove(int argc, char **argv)
 {
-    quiet_log();
+    pc_cli_quiet_log();
     static const struct option opts[] = {
         {"force", no_argument, NULL, 'f'},
         {"catalog", required_argument, NULL, 'c'},
@@ -338,7 +348,7 @@ int pc_cmd_model_remove(int argc, char **argv)
         return PC_EXIT_USAGE;
     }
     char models[PATH_MAX], url[320] = "";
-    if (models_dir(models, sizeof(models)) != 0)
+    if (pc_cli_models_dir(models, sizeof(models)) != 0)
         return PC_EXIT_FAIL;
     struct pc_catalog *c = pc_cli_catalog(catalog_file);
     char **loaded = NULL;
@@ -351,7 +361,7 @@ int pc_cmd_model_remove(int argc, char **argv)
     }
     for (int i = optind; i < argc; i++) {
         char id[256];
-        if (store_id(c, argv[i], id, sizeof(id)) != 0) {
+        if (pc_cli_store_id(c, argv[i], id, sizeof(id)) != 0) {
             rc = PC_EXIT_FAIL;
             continue;
         }
@@ -590,7 +600,7 @@ int pc_cmd_model_cache(int argc, char **argv)
     };
     struct cache_opts o = {0};
     int ch;
-    quiet_log();
+    pc_cli_quiet_log();
     optind = 1;
     while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (ch) {
@@ -625,7 +635,7 @@ int pc_cmd_model_cache(int argc, char **argv)
         return PC_EXIT_USAGE;
     }
     char models[PATH_MAX];
-    if (models_dir(models, sizeof(models)) != 0)
+    if (pc_cli_models_dir(models, sizeof(models)) != 0)
         return PC_EXIT_FAIL;
     if (strcmp(what, "list") == 0)
         return o.usage ? cache_usage(models, &o) : cache_list(models, &o);

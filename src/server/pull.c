@@ -116,7 +116,10 @@ static void on_progress(void *user, const struct pc_download_progress *p)
     if (line == NULL)
         return;
     pthread_mutex_lock(&j->lock);
-    queue_line(j, line, p->phase == PC_DL_DOWNLOADING || p->phase == PC_DL_WAITING);
+    /* Counters (bytes arriving, or a stored file being hashed) replace each other. */
+    queue_line(j, line,
+               p->phase == PC_DL_DOWNLOADING || p->phase == PC_DL_WAITING ||
+                   (p->phase == PC_DL_VERIFYING && p->completed < p->total));
     pthread_mutex_unlock(&j->lock);
     free(line);
 }

@@ -32,6 +32,7 @@
 #include "manifest.h"
 #include "partfile.h"
 #include "store.h"
+#include "verify.h"
 
 #define REPORT_EVERY_NS 100000000LL /* 10 progress reports a second at most */
 #define WAIT_POLL_NS 100000000LL
@@ -524,34 +525,43 @@ static void set_digest(struct dl *d, const char *hex)
     snprintf(d->digest, sizeof(d->digest), "sha256:%s", hex);
 }
 
-/* The model is in the store already: is it the one we want? */
+/* Hashing the cached file: a VERIFYING report with its progress, at most 10 a second and
+ * always at the end. */
+static void on_hashed(void *user, uint64_t done, uint64_t total)
+{
+    struct dl *d = user;
+    d->total = total;
+    if (done == total || pc_clock_mono_ns() - d->last_report_ns >= REPORT_EVERY_NS)
+        report(d, PC_DL_VERIFYING, done);
+}
+
+/* The model is in the store already: is it the one we want? Its bytes are read and hashed
+ * again, so that a file corrupted on disk since it came in is downloaded again. */
 static bool have_it(struct dl *d, struct pc_error *err)
 {
     struct stat st;
     if (stat(d->final_path, &st) != 0 || !S_ISREG(st.st_mode))
         return false;
-    struct pc_manifest m;
-    char known[65] = "";
-    if (pc_manifest_load(d->o->models_dir, &m, NULL) == PC_OK) {
-        const struct pc_manifest_entry *e = pc_manifest_find(&m, d->id);
-        if (e != NULL && e->checksum[0] != '\0' && e->size_bytes == (uint64_t)st.st_size)
-            snprintf(known, sizeof(known), "%s", e->checksum + 7);
-        pc_manifest_free(&m);
-    }
-    d->total = (uint64_t)st.st_size;
-    if (known[0] == '\0') {
-        report(d, PC_DL_VERIFYING, d->total);
-        if (pc_file_sha256(d->final_path, known, err) != PC_OK)
-            return false;
-        pc_manifest_record(d->o->models_dir, d->id, known, NULL);
-    }
-    if (d->expected[0] != '\0' && strcmp(known, d->expected) != 0) {
+    struct pc_verify_result v;
+    if (pc_store_verify(d->o->models_dir, d->id, on_hashed, d, &v, err) != PC_OK)
+        return false;
+    if (v.status == PC_VERIFY_MISMATCH) {
         pc_log_warn("store",
-                    "%s in the store has sha256 %s, but the catalog says %s: downloading it again",
-                    d->id, known, d->expected);
+                    "%s in the store is not the file that was downloaded (sha256 %s, "
+                    "recorded %s): downloading it again",
+                    d->id, v.actual, v.recorded);
+        reportf(d, PC_DL_RETRYING, 0,
+                "the file in the store is corrupt (sha256 %s, recorded %s): downloading again",
+                v.actual, v.recorded);
         return false;
     }
-    set_digest(d, known);
+    if (d->expected[0] != '\0' && strcmp(v.actual, d->expected) != 0) {
+        pc_log_warn("store",
+                    "%s in the store has sha256 %s, but the catalog says %s: downloading it again",
+                    d->id, v.actual, d->expected);
+        return false;
+    }
+    set_digest(d, v.actual);
     return true;
 }
 

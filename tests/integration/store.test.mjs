@@ -130,6 +130,58 @@ test('pull downloads, verifies, records, and reports JSON lines off a terminal',
   cleanup(h);
 });
 
+// Flip one byte in the middle: the same size, other contents (a disk's silent corruption).
+function corrupt(path) {
+  const b = readFileSync(path);
+  b[b.length >> 1] ^= 0xff;
+  writeFileSync(path, b);
+}
+
+test('model download reads a cached model again and downloads it anew when it is corrupt; model verify', async () => {
+  const h = home('verify', { sha: '' }); // no checksum in the catalog: the manifest's is the one
+  assert.equal(run(h, ['pull', 'tiny-test']).status, 0);
+  assert.equal(await requests('verify', '/tiny.gguf', 200), 1);
+
+  // Intact: hashed with progress, not fetched.
+  const ok = run(h, ['model', 'download', 'tiny-test', '--json']);
+  assert.equal(ok.status, 0, ok.stderr);
+  const hashing = lines(ok.stdout).filter((l) => l.status === 'verifying sha256 digest');
+  assert.ok(hashing.length >= 2 && hashing.at(-1).completed === modelSize, ok.stdout);
+  assert.equal(await requests('verify', '/tiny.gguf', 200), 1);
+  const v = run(h, ['model', 'verify', 'tiny-test']);
+  assert.equal(v.status, 0, v.stderr);
+  assert.equal(JSON.parse(v.stdout).status, 'ok');
+
+  // Corrupt: verify says so and fails; download fetches it again, on a terminal with a bar.
+  corrupt(model(h));
+  const bad = run(h, ['model', 'verify', '--all']);
+  assert.equal(bad.status, 1);
+  const got = JSON.parse(bad.stdout);
+  assert.equal(got.status, 'mismatch');
+  assert.equal(got.recorded, modelSha);
+  assert.notEqual(got.sha256, modelSha);
+  const tty = spawnSync('script', ['-qec', `${BIN} model download tiny-test`, '/dev/null'], {
+    encoding: 'utf8', env: { ...env(h), COLUMNS: '100' }, timeout: 60000,
+  });
+  assert.equal(tty.status, 0, tty.stdout);
+  assert.match(tty.stdout, /verifying sha256 digest/);
+  assert.match(tty.stdout, /100%/);
+  assert.match(tty.stdout, /the file in the store is corrupt \(sha256 [0-9a-f]{64}, recorded [0-9a-f]{64}\): downloading again/);
+  assert.equal(await requests('verify', '/tiny.gguf', 200, { want: 2 }), 2);
+  assertInstalled(h);
+  const text = spawnSync('script', ['-qec', `${BIN} model verify tiny-test`, '/dev/null'], { encoding: 'utf8', env: env(h) });
+  assert.equal(text.status, 0, text.stdout);
+  assert.match(text.stdout, new RegExp(`tiny-test: ok \\(sha256 ${modelSha}\\)`));
+
+  // Usage and unknown models.
+  assert.equal(run(h, ['model', 'verify']).status, 2);
+  assert.equal(run(h, ['model', 'verify', 'tiny-test', '--all']).status, 2);
+  const none = run(h, ['model', 'verify', 'nope']);
+  assert.equal(none.status, 1);
+  assert.match(none.stderr, /nope/);
+  cleanup(h);
+});
+
 test('a connection cut mid-file resumes with a Range and ends with the right hash', async () => {
   const h = home('cut', { location: '/slow/' });
   const r = start(h, ['pull', 'tiny-test']);

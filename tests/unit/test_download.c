@@ -264,6 +264,55 @@ static void test_present_with_other_checksum_is_replaced(void **state)
     assert_installed(models);
 }
 
+/* Flip one byte in the middle of path: the same size, other contents. */
+static void corrupt(const char *path)
+{
+    FILE *f = fopen(path, "r+b");
+    assert_non_null(f);
+    assert_int_equal(fseek(f, (long)(model_size / 2), SEEK_SET), 0);
+    int c = fgetc(f);
+    assert_int_equal(fseek(f, (long)(model_size / 2), SEEK_SET), 0);
+    fputc(c ^ 0xff, f);
+    assert_int_equal(fclose(f), 0);
+}
+
+/* Seed 002's step 1: a model in the store is read and checked against the manifest before it is
+ * used, with progress, and downloaded again when it differs, whether the catalog knows its
+ * checksum or not. */
+static void test_cached_model_is_verified_and_replaced_when_corrupt(void **state)
+{
+    (void)state;
+    const char *shas[] = {"", NULL};
+    shas[1] = model_sha;
+    for (int k = 0; k < 2; k++) {
+        const char *models = fresh_models();
+        char url[256], path[PATH_MAX];
+        url_of(url, sizeof(url), "/", MODEL);
+        struct pc_download_opts o = opts_for(url, models, shas[k]);
+        struct pc_error err = {0};
+        assert_int_equal(pc_download(&o, &err), PC_OK);
+        assert_installed(models);
+
+        /* Intact: read through with progress, not fetched again. */
+        struct watch w = {0};
+        watch_opts(&o, &w);
+        assert_int_equal(pc_download(&o, &err), PC_OK);
+        assert_true(w.phases[PC_DL_VERIFYING] >= 2);
+        assert_int_equal(w.max_completed, model_size);
+        assert_int_equal(requests("/m.gguf", " 200 ", 1), 1);
+
+        /* Corrupt: found, and downloaded again. */
+        path_in(path, sizeof(path), models, "m.gguf");
+        corrupt(path);
+        memset(&w, 0, sizeof(w));
+        watch_opts(&o, &w);
+        assert_int_equal(pc_download(&o, &err), PC_OK);
+        assert_int_equal(requests("/m.gguf", " 200 ", 2), 2);
+        assert_true(w.phases[PC_DL_VERIFYING] >= 2);
+        assert_installed(models);
+    }
+}
+
 /* ---- resumes ----------------------------------------------------------------------------- */
 
 static void test_connection_cut_resumes(void **state)
@@ -678,6 +727,7 @@ int main(void)
         cmocka_unit_test(test_download_verified),
         cmocka_unit_test(test_unknown_checksum_is_recorded),
         cmocka_unit_test(test_present_with_other_checksum_is_replaced),
+        cmocka_unit_test(test_cached_model_is_verified_and_replaced_when_corrupt),
         cmocka_unit_test(test_connection_cut_resumes),
         cmocka_unit_test(test_stall_is_retried),
         cmocka_unit_test(test_server_down_then_up),
