@@ -48,7 +48,7 @@ asan: $(SETUP_OK)
 	cd build-asan && ctest --output-on-failure -j $(JOBS)
 
 format:
-	clang-format -i $$(git ls-files '*.c' '*.h')
+	clang-format -i $$(git ls-files '*.c' '*.h' '*.cpp')
 
 clean:
 	rm -rf $(BUILD) build-asan

@@ -91,7 +91,8 @@ static char *system_prompt(struct pc_model *m, int n)
 
 static char *render(struct pc_model *m, const char *sys, const char *user)
 {
-    struct pc_chat_msg msgs[] = {{"system", sys}, {"user", user}};
+    struct pc_chat_msg msgs[] = {{.role = "system", .content = sys},
+                                 {.role = "user", .content = user}};
     char *out = NULL;
     struct pc_error err = {0};
     if (pc_model_render_chat(m, msgs, 2, true, &out, &err) != PC_OK) {

@@ -8,6 +8,9 @@
 #   deps/llama/include/   llama.h, ggml*.h, gguf.h   (from the source bundle)
 #   deps/llama/lib/       libllama, libggml*, per-CPU backends (prebuilt)
 #   deps/llama/vocab/     ggml-vocab-*.gguf          (from the source bundle)
+#   deps/llama/include/common/, include/nlohmann/  the common library's C++ headers (chat
+#                         templates, tool calls, JSON schema grammars), for src/engine's shim
+#   deps/llama/templates/ models/templates/*.jinja   (real chat templates, for mkmodel)
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -51,8 +54,13 @@ install_debs() {
 
 stamp_text() { grep -v '^#' "$lock" | sed '/^\s*$/d'; }
 
+# What deps/llama holds beyond the lock's packages; bump it when install_llama copies more, so
+# that an existing checkout installs again.
+layout="layout 2: common headers, templates"
+stamp() { stamp_text; echo "$layout"; }
+
 install_llama() {
-    if [ -f "$dest/.stamp" ] && [ "$(cat "$dest/.stamp")" = "$(stamp_text)" ]; then
+    if [ -f "$dest/.stamp" ] && [ "$(cat "$dest/.stamp")" = "$(stamp)" ]; then
         return 0
     fi
     local tmp
@@ -72,7 +80,7 @@ install_llama() {
     done < <(stamp_text)
 
     rm -rf "$dest.new"
-    mkdir -p "$dest.new"/{include,lib,vocab} "$tmp/src" "$tmp/bin"
+    mkdir -p "$dest.new"/{include/common/jinja,include/nlohmann,lib,vocab,templates} "$tmp/src" "$tmp/bin"
     tar xzf "$tmp/node-llama-cpp-linux-x64-3.22.1.tgz" -C "$tmp/bin" package/bins/linux-x64
     cp -a "$tmp"/bin/package/bins/linux-x64/*.so "$dest.new/lib/"
     # The prebuilt carries versioned sonames; give the linker the plain names too.
@@ -82,11 +90,17 @@ install_llama() {
     tar xzf "$tmp/node-llama-cpp-3.22.1.tgz" -C "$tmp/src" package/llama/gitRelease.bundle package/llama/llama.cpp.info.json
     git clone -q --depth 1 "$tmp/src/package/llama/gitRelease.bundle" "$tmp/src/llama.cpp" 2>/dev/null ||
         git clone -q "$tmp/src/package/llama/gitRelease.bundle" "$tmp/src/llama.cpp"
-    cp "$tmp/src/llama.cpp/include/llama.h" "$dest.new/include/"
+    cp "$tmp"/src/llama.cpp/include/*.h "$dest.new/include/"
     cp "$tmp"/src/llama.cpp/ggml/include/*.h "$dest.new/include/"
     cp "$tmp"/src/llama.cpp/models/ggml-vocab-*.gguf "$dest.new/vocab/"
+    # The common library's headers, of the same commit as the prebuilt libllama-common.so (its
+    # C++ ABI): src/engine's chat shim includes them.
+    cp "$tmp"/src/llama.cpp/common/*.h "$dest.new/include/common/"
+    cp "$tmp"/src/llama.cpp/common/jinja/*.h "$dest.new/include/common/jinja/"
+    cp "$tmp"/src/llama.cpp/vendor/nlohmann/*.hpp "$dest.new/include/nlohmann/"
+    cp "$tmp"/src/llama.cpp/models/templates/*.jinja "$dest.new/templates/"
     cp "$tmp/src/package/llama/llama.cpp.info.json" "$dest.new/"
-    stamp_text >"$dest.new/.stamp"
+    stamp >"$dest.new/.stamp"
     rm -rf "$dest"
     mv "$dest.new" "$dest"
     say "llama.cpp $(grep -o '"v[0-9.]*"' "$dest/llama.cpp.info.json") in deps/llama"

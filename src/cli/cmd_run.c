@@ -118,7 +118,7 @@ static int answer(struct pc_model *m, const char *prompt, const struct pc_sampli
 
 static int one_shot(struct pc_model *m, const char *text, const struct pc_sampling *s, bool verbose)
 {
-    struct pc_chat_msg msg = {"user", text};
+    struct pc_chat_msg msg = {.role = "user", .content = text};
     char *prompt = NULL;
     struct pc_error err = {0};
     if (pc_model_render_chat(m, &msg, 1, true, &prompt, &err) != PC_OK) {
@@ -147,7 +147,7 @@ static bool history_add(struct history *h, const char *role, char *content /* ta
         h->msgs = p;
         h->cap = cap;
     }
-    h->msgs[h->n++] = (struct pc_chat_msg){role, content};
+    h->msgs[h->n++] = (struct pc_chat_msg){.role = role, .content = content};
     return true;
 }
 

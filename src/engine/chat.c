@@ -4,63 +4,37 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Render with one template name or text. Returns the length, or -1 if llama.cpp does not
- * know the template. *out is malloc'd on success. */
-static int32_t apply_template(const char *tmpl, const struct llama_chat_message *chat, size_t n,
-                              bool add_ass, char **out)
+enum pc_err pc_chat_render(const struct pc_model *m, const struct pc_chat_input *in,
+                           struct pc_chat_prompt **out, struct pc_error *err)
 {
-    size_t total = 0;
-    for (size_t i = 0; i < n; i++)
-        total += strlen(chat[i].content) + strlen(chat[i].role);
-    size_t cap = total * 2 + 256;
-    if (cap > INT32_MAX)
-        return -2;
+    return pc_chat_tmpl_render(m->chat, m->vocab, in, out, err);
+}
 
+void pc_model_chat_caps(const struct pc_model *m, struct pc_chat_caps *out)
+{
+    pc_chat_tmpl_caps(m->chat, out);
+}
+
+/* The text of in rendered. *out is malloc'd. */
+static enum pc_err render_text(const struct pc_model *m, const struct pc_chat_input *in, char **out,
+                               struct pc_error *err)
+{
+    struct pc_chat_prompt *p = NULL;
     *out = NULL;
-    for (int pass = 0; pass < 2; pass++) {
-        char *buf = malloc(cap);
-        if (buf == NULL)
-            return -2;
-        int32_t len = llama_chat_apply_template(tmpl, chat, n, add_ass, buf, (int32_t)cap);
-        if (len < 0) {
-            free(buf);
-            return -1;
-        }
-        if ((size_t)len < cap) {
-            buf[len] = '\0';
-            *out = buf;
-            return len;
-        }
-        free(buf);
-        cap = (size_t)len + 1;
-    }
-    return -2;
+    enum pc_err rc = pc_chat_render(m, in, &p, err);
+    if (rc != PC_OK)
+        return rc;
+    *out = strdup(pc_chat_prompt_text(p));
+    pc_chat_prompt_free(p);
+    return *out ? PC_OK : pc_error_set(err, PC_ERR_NOMEM, "chat template: out of memory");
 }
 
 enum pc_err pc_model_render_chat(const struct pc_model *m, const struct pc_chat_msg *msgs,
                                  size_t n_msgs, bool add_assistant, char **out,
                                  struct pc_error *err)
 {
-    *out = NULL;
-    struct llama_chat_message *chat = calloc(n_msgs ? n_msgs : 1, sizeof(*chat));
-    if (chat == NULL)
-        return pc_error_set(err, PC_ERR_NOMEM, "chat template: out of memory");
-    for (size_t i = 0; i < n_msgs; i++) {
-        chat[i].role = msgs[i].role;
-        chat[i].content = msgs[i].content;
-    }
-
-    int32_t len = -1;
-    if (m->chat_template != NULL)
-        len = apply_template(m->chat_template, chat, n_msgs, add_assistant, out);
-    /* No template, or one llama.cpp cannot apply: ChatML, as llama-server falls back to. */
-    if (len == -1)
-        len = apply_template("chatml", chat, n_msgs, add_assistant, out);
-    free(chat);
-    if (len < 0)
-        return pc_error_set(err, len == -2 ? PC_ERR_NOMEM : PC_ERR_TEMPLATE,
-                            "the chat template of \"%s\" could not be applied", m->path);
-    return PC_OK;
+    struct pc_chat_input in = {.msgs = msgs, .n_msgs = n_msgs, .add_assistant = add_assistant};
+    return render_text(m, &in, out, err);
 }
 
 static enum pc_err tokenize(const struct pc_model *m, const char *text, bool add_special,
@@ -99,10 +73,11 @@ enum pc_err pc_model_tokenize_more(const struct pc_model *m, const char *text, i
     return tokenize(m, text, false, out, n_out, err);
 }
 
-enum pc_err pc_model_prefix_tokens(const struct pc_model *m, const struct pc_chat_msg *msgs,
-                                   size_t n_msgs, int32_t **out, size_t *n_out,
-                                   struct pc_error *err)
+enum pc_err pc_model_prefix_tokens(const struct pc_model *m, const struct pc_chat_input *in,
+                                   int32_t **out, size_t *n_out, struct pc_error *err)
 {
+    const struct pc_chat_msg *msgs = in->msgs;
+    size_t n_msgs = in->n_msgs;
     char *alone = NULL, *followed = NULL;
     int32_t *ta = NULL, *tb = NULL;
     size_t na = 0, nb = 0;
@@ -113,10 +88,15 @@ enum pc_err pc_model_prefix_tokens(const struct pc_model *m, const struct pc_cha
     if (more == NULL)
         return pc_error_set(err, PC_ERR_NOMEM, "out of memory");
     memcpy(more, msgs, n_msgs * sizeof(*msgs));
-    more[n_msgs] = (struct pc_chat_msg){"user", "?"};
-    enum pc_err rc = pc_model_render_chat(m, msgs, n_msgs, false, &alone, err);
+    more[n_msgs] = (struct pc_chat_msg){.role = "user", .content = "?"};
+    struct pc_chat_input a = *in, b = *in;
+    a.add_assistant = false;
+    b.msgs = more;
+    b.n_msgs = n_msgs + 1;
+    b.add_assistant = true;
+    enum pc_err rc = render_text(m, &a, &alone, err);
     if (rc == PC_OK)
-        rc = pc_model_render_chat(m, more, n_msgs + 1, true, &followed, err);
+        rc = render_text(m, &b, &followed, err);
     if (rc == PC_OK)
         rc = pc_model_tokenize(m, alone, &ta, &na, err);
     if (rc == PC_OK)

@@ -350,6 +350,8 @@ enum pc_err pc_model_load(const char *path, const struct pc_model_params *params
         rc = pc_error_set(err, PC_ERR_NOMEM, "loading \"%s\": out of memory", path);
         goto fail;
     }
+    if ((rc = pc_chat_tmpl_new(m->model, &m->chat, err)) != PC_OK)
+        goto fail;
     capture = NULL;
     fill_info(m, &cap, file_size);
     m->info.load_ns = pc_clock_mono_ns() - t0;
@@ -373,6 +375,7 @@ void pc_model_free(struct pc_model *m)
     pthread_cond_destroy(&m->released);
     pthread_mutex_destroy(&m->lock);
     pc_seqs_free(m);
+    pc_chat_tmpl_free(m->chat);
     free(m->chat_template);
     free(m->path);
     free(m);

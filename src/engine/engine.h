@@ -19,6 +19,7 @@
 #include <stdint.h>
 
 #include "../base/err.h"
+#include "chatio.h"
 
 /* Load the CPU/GPU backends from backend_dir (NULL: the directory compiled in) and route
  * llama.cpp's log into ours. llama_level is the least severe llama.cpp message that we pass on:
@@ -114,24 +115,28 @@ const char *pc_model_path(const struct pc_model *m);
 /* Memory that the model holds now: weights + KV + compute. */
 uint64_t pc_model_memory(const struct pc_model *m);
 
-struct pc_chat_msg {
-    const char *role; /* "system", "user", "assistant", "tool" */
-    const char *content;
-};
+/* Render a conversation (messages, tools, schema, thinking) through the model's own Jinja chat
+ * template (chatio.h): the prompt, and the grammar and parser of its answer. A model without a
+ * template gets ChatML. *out is freed with pc_chat_prompt_free; NULL on failure. */
+enum pc_err pc_chat_render(const struct pc_model *m, const struct pc_chat_input *in,
+                           struct pc_chat_prompt **out /* OUT */, struct pc_error *err);
 
-/* Render messages through the model's chat template, as the model expects its prompt.
- * add_assistant ends the text with the assistant's turn marker. *out is malloc'd; the caller
- * frees it. A model without a template gets a plain "role: content" rendering. */
+/* What the model's template can do: tools, thinking. */
+void pc_model_chat_caps(const struct pc_model *m, struct pc_chat_caps *out /* OUT */);
+
+/* Render messages alone (no tools, no schema) as the model expects its prompt. add_assistant
+ * ends the text with the assistant's turn marker. *out is malloc'd; the caller frees it. */
 enum pc_err pc_model_render_chat(const struct pc_model *m, const struct pc_chat_msg *msgs,
                                  size_t n_msgs, bool add_assistant, char **out /* OUT */,
                                  struct pc_error *err);
 
-/* The tokens of leading messages as every later request that starts with them will see them:
- * the tokens of the messages followed by a user turn, cut before the first token that the
- * continuation could change (a token that straddles the end of the last message, as "." and
- * "<" merge in TinyLlama's template). What a precharge prefills. *out is malloc'd. */
-enum pc_err pc_model_prefix_tokens(const struct pc_model *m, const struct pc_chat_msg *msgs,
-                                   size_t n_msgs, int32_t **out /* OUT */, size_t *n_out /* OUT */,
+/* The tokens of leading messages (with the tools, thinking switch and schema of in) as every
+ * later request that starts with them will see them: the tokens of the messages followed by a
+ * user turn, cut before the first token that the continuation could change (a token that
+ * straddles the end of the last message, as "." and "<" merge in TinyLlama's template). What a
+ * precharge prefills. in->add_assistant is ignored. *out is malloc'd. */
+enum pc_err pc_model_prefix_tokens(const struct pc_model *m, const struct pc_chat_input *in,
+                                   int32_t **out /* OUT */, size_t *n_out /* OUT */,
                                    struct pc_error *err);
 
 /* Tokenize text as a prompt (BOS added as the model asks, special tokens parsed).
@@ -234,6 +239,9 @@ struct pc_sampling {
     const char *const *stop;
     size_t n_stop;
     bool json; /* constrain the answer to one JSON value (llama.cpp's JSON grammar) */
+    /* A chat's grammar (pc_chat_prompt_grammar: a schema, tool calls), instead of json; its
+     * strings belong to the pc_chat_prompt, which outlives the generation. */
+    struct pc_chat_grammar grammar;
 };
 
 /* Ollama's defaults. */

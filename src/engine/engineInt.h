@@ -6,6 +6,7 @@
 
 #include "llama.h"
 
+#include "chatioInt.h"
 #include "engine.h"
 
 /* Sequences per context. With a unified KV cache a copied prefix shares its cells, so more
@@ -36,7 +37,8 @@ struct pc_model {
     struct llama_context *ctx;
     const struct llama_vocab *vocab;
     char *path;
-    char *chat_template; /* owned copy, or NULL */
+    char *chat_template;       /* owned copy, or NULL */
+    struct pc_chat_tmpl *chat; /* the parsed Jinja templates; owned */
     struct pc_model_info info;
     int32_t n_batch;
 

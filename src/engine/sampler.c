@@ -22,7 +22,14 @@ struct llama_sampler *pc_sampler_make(const struct pc_model *m, const struct pc_
         return NULL;
     /* The grammar goes first: it sees every candidate, so a later cut cannot leave only tokens
      * that break the JSON. */
-    if (s->json) {
+    if (s->grammar.grammar != NULL) {
+        struct llama_sampler *g = pc_chat_grammar_sampler(m->vocab, &s->grammar);
+        if (g == NULL) {
+            llama_sampler_free(chain);
+            return NULL;
+        }
+        llama_sampler_chain_add(chain, g);
+    } else if (s->json) {
         struct llama_sampler *g = llama_sampler_init_grammar(m->vocab, json_grammar, "root");
         if (g == NULL) {
             llama_sampler_free(chain);

@@ -104,7 +104,8 @@ static enum pc_err job_tokens(const struct job *j, struct pc_model *m, int32_t *
         msgs[i].role = json_string_value(json_object_get(msg, "role"));
         msgs[i].content = json_string_value(json_object_get(msg, "content"));
     }
-    enum pc_err rc = pc_model_prefix_tokens(m, msgs, count, toks, n, err);
+    struct pc_chat_input in = {.msgs = msgs, .n_msgs = count};
+    enum pc_err rc = pc_model_prefix_tokens(m, &in, toks, n, err);
     free(msgs);
     return rc;
 }

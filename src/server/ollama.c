@@ -335,8 +335,8 @@ static enum pc_err build_prompt(struct ollama_req *q, struct pc_model *m, char *
     struct pc_chat_msg msgs[2];
     size_t n = 0;
     if (q->system != NULL && q->system[0] != '\0')
-        msgs[n++] = (struct pc_chat_msg){"system", q->system};
-    msgs[n++] = (struct pc_chat_msg){"user", q->prompt};
+        msgs[n++] = (struct pc_chat_msg){.role = "system", .content = q->system};
+    msgs[n++] = (struct pc_chat_msg){.role = "user", .content = q->prompt};
     return pc_model_render_chat(m, msgs, n, true, out, err);
 }
 

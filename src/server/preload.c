@@ -79,7 +79,7 @@ struct pc_preloader {
 static enum pc_err decode_one(struct pc_model *model, const char *prompt, const atomic_bool *cancel,
                               struct pc_error *err)
 {
-    struct pc_chat_msg msg = {"user", prompt[0] ? prompt : "Hi"};
+    struct pc_chat_msg msg = {.role = "user", .content = prompt[0] ? prompt : "Hi"};
     char *text = NULL;
     enum pc_err rc = pc_model_render_chat(model, &msg, 1, true, &text, err);
     if (rc != PC_OK)

@@ -99,7 +99,8 @@ static void test_chat_template_renders_roles(void **state)
 {
     (void)state;
     struct pc_model *m = load();
-    struct pc_chat_msg msgs[] = {{"system", "Be brief."}, {"user", "Hello"}};
+    struct pc_chat_msg msgs[] = {{.role = "system", .content = "Be brief."},
+                                 {.role = "user", .content = "Hello"}};
     char *out = NULL;
     struct pc_error err = {0};
     assert_int_equal(pc_model_render_chat(m, msgs, 2, true, &out, &err), PC_OK);

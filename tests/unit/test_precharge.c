@@ -50,10 +50,12 @@ static struct pc_model *load(void)
 static void conversation(struct pc_model *m, int32_t **pre, size_t *npre, int32_t **full,
                          size_t *nfull)
 {
-    struct pc_chat_msg msgs[] = {{"system", SYSTEM}, {"user", QUESTION}};
+    struct pc_chat_msg msgs[] = {{.role = "system", .content = SYSTEM},
+                                 {.role = "user", .content = QUESTION}};
     struct pc_error err = {0};
     char *text = NULL;
-    assert_int_equal(pc_model_prefix_tokens(m, msgs, 1, pre, npre, &err), PC_OK);
+    struct pc_chat_input in = {.msgs = msgs, .n_msgs = 1};
+    assert_int_equal(pc_model_prefix_tokens(m, &in, pre, npre, &err), PC_OK);
     assert_int_equal(pc_model_render_chat(m, msgs, 2, true, &text, &err), PC_OK);
     assert_int_equal(pc_model_tokenize(m, text, full, nfull, &err), PC_OK);
     free(text);

@@ -25,6 +25,10 @@
 #ifndef MKMODEL_VOCAB_DIR
 #define MKMODEL_VOCAB_DIR "deps/llama/vocab"
 #endif
+#ifndef MKMODEL_TEMPLATE_DIR
+#define MKMODEL_TEMPLATE_DIR "deps/llama/templates"
+#endif
+#define MAX_TEMPLATE_BYTES (1 << 20)
 
 #define MAX_THREADS 256
 #define CHUNK_ELEMS ((int64_t)1 << 20) // floats generated per task (4 MiB of scratch)
@@ -168,6 +172,7 @@ struct options {
     const struct preset *preset;
     struct shape shape;
     const char *vocab;
+    const char *tmpl; // --template: a .jinja file or a name in the template directories
     const char *name;
     const char *out;
     uint64_t seed;
@@ -271,6 +276,10 @@ static void usage(FILE *f)
             "                    the logits tensor is q6_K, as llama-quantize does\n"
             "  --vocab FILE      ggml-vocab-*.gguf to copy tokenizer.* from (default: per arch,\n"
             "                    from $PRECHARGE_VOCAB_DIR, then " MKMODEL_VOCAB_DIR ")\n"
+            "  --template T      chat template: a .jinja file, or the name of one of llama.cpp's\n"
+            "                    models/templates (e.g. Qwen-Qwen3-0.6B, found in\n"
+            "                    $PRECHARGE_TEMPLATE_DIR or " MKMODEL_TEMPLATE_DIR ");\n"
+            "                    default: Qwen 2.5's for ChatML vocabularies, else TinyLlama's\n"
             "  --seed N          RNG seed (default 42)\n"
             "  --name STR        general.name (\" (random weights)\" is appended if missing)\n"
             "  --pooling P       none | mean | cls | last: write <arch>.pooling_type, which makes\n"
@@ -376,6 +385,7 @@ static const struct option LONG_OPTS[] = {
     {"n-ctx", required_argument, NULL, 'C'},
     {"type", required_argument, NULL, 'T'},
     {"vocab", required_argument, NULL, 'V'},
+    {"template", required_argument, NULL, 't'},
     {"seed", required_argument, NULL, 'S'},
     {"name", required_argument, NULL, 'N'},
     {"pooling", required_argument, NULL, 'p'},
@@ -490,6 +500,9 @@ static int parse_args(int argc, char **argv, struct options *o)
             break;
         case 'V':
             o->vocab = optarg;
+            break;
+        case 't':
+            o->tmpl = optarg;
             break;
         case 'N':
             if (strlen(optarg) > 200) {
@@ -671,20 +684,16 @@ static bool readable(const char *path)
     return access(path, R_OK) == 0;
 }
 
-// Resolves the vocab file: --vocab, then $PRECHARGE_VOCAB_DIR/<file>, then MKMODEL_VOCAB_DIR.
-static int find_vocab(const struct options *o, char *path, size_t size)
+// Resolves a data file: given as a path that exists, else file (then file + ext) in
+// $<env_name>, then in dflt_dir. 0 with the path, or -1 after saying what was looked for.
+static int find_file(const char *what, const char *file, const char *ext, const char *env_name,
+                     const char *dflt_dir, char *path, size_t size)
 {
-    const char *file = ARCHS[o->shape.arch].vocab_file;
-    const char *env = getenv("PRECHARGE_VOCAB_DIR");
-    const char *dirs[2] = {env && *env ? env : NULL, MKMODEL_VOCAB_DIR};
+    const char *env = getenv(env_name);
+    const char *dirs[2] = {env && *env ? env : NULL, dflt_dir};
 
-    if (o->vocab) {
-        if (!readable(o->vocab)) {
-            return fail("vocab", "%s: %s", o->vocab, strerror(errno));
-        }
-        if ((size_t)snprintf(path, size, "%s", o->vocab) >= size) {
-            return fail("vocab", "%s: path too long", o->vocab);
-        }
+    if (strchr(file, '/') != NULL && readable(file) &&
+        (size_t)snprintf(path, size, "%s", file) < size) {
         return 0;
     }
     for (int i = 0; i < 2; i++) {
@@ -692,9 +701,48 @@ static int find_vocab(const struct options *o, char *path, size_t size)
             readable(path)) {
             return 0;
         }
+        if (dirs[i] && (size_t)snprintf(path, size, "%s/%s%s", dirs[i], file, ext) < size &&
+            readable(path)) {
+            return 0;
+        }
     }
-    return fail("vocab", "%s not found in $PRECHARGE_VOCAB_DIR (%s) or %s; pass --vocab FILE", file,
-                env && *env ? env : "unset", MKMODEL_VOCAB_DIR);
+    return fail(what, "%s not found (as a path, in $%s (%s) or in %s)", file, env_name,
+                env && *env ? env : "unset", dflt_dir);
+}
+
+// The vocab file: --vocab, else the arch's default, each as find_file looks.
+static int find_vocab(const struct options *o, char *path, size_t size)
+{
+    return find_file("vocab", o->vocab ? o->vocab : ARCHS[o->shape.arch].vocab_file, ".gguf",
+                     "PRECHARGE_VOCAB_DIR", MKMODEL_VOCAB_DIR, path, size);
+}
+
+// --template's text, malloc'd; NULL after saying why.
+static char *read_template(const char *name)
+{
+    char path[4096];
+    if (find_file("template", name, ".jinja", "PRECHARGE_TEMPLATE_DIR", MKMODEL_TEMPLATE_DIR, path,
+                  sizeof(path)) != 0) {
+        return NULL;
+    }
+    FILE *f = fopen(path, "rb");
+    char *buf = malloc(MAX_TEMPLATE_BYTES + 1);
+    size_t n = 0;
+    if (f && buf) {
+        n = fread(buf, 1, MAX_TEMPLATE_BYTES + 1, f);
+    }
+    bool bad = !f || !buf || ferror(f) || n > MAX_TEMPLATE_BYTES;
+    if (f) {
+        fclose(f);
+    }
+    if (bad) {
+        free(buf);
+        fail("template", "%s: %s", path,
+             n > MAX_TEMPLATE_BYTES ? "larger than 1 MiB" : "unreadable");
+        return NULL;
+    }
+    buf[n] = '\0';
+    return buf;
 }
 
 static bool has_token(const struct gguf_context *v, int64_t id, const char *text)
@@ -788,7 +836,8 @@ static void model_name(const struct options *o, char *buf, size_t size)
 }
 
 static int set_metadata(struct gguf_context *g, const struct options *o,
-                        const struct gguf_context *vocab, int64_t n_vocab, bool chatml)
+                        const struct gguf_context *vocab, int64_t n_vocab, bool chatml,
+                        const char *tmpl)
 {
     const struct shape *s = &o->shape;
     const char *arch = ARCHS[s->arch].name;
@@ -831,7 +880,10 @@ static int set_metadata(struct gguf_context *g, const struct options *o,
         gguf_find_key(g, "tokenizer.ggml.add_bos_token") < 0) {
         gguf_set_val_bool(g, "tokenizer.ggml.add_bos_token", true);
     }
-    gguf_set_val_str(g, "tokenizer.chat_template", chatml ? QWEN25_TEMPLATE : TINYLLAMA_TEMPLATE);
+    if (!tmpl) {
+        tmpl = chatml ? QWEN25_TEMPLATE : TINYLLAMA_TEMPLATE;
+    }
+    gguf_set_val_str(g, "tokenizer.chat_template", tmpl);
     return 0;
 }
 
@@ -1085,12 +1137,16 @@ static int generate(const struct options *o)
     struct out w = {0};
     char vocab_path[4096];
     char *tmp = NULL;
+    char *tmpl = NULL;
     int64_t n_vocab = 0;
     bool chatml = false;
     bool created = false;
     int rc = -1;
 
     if (find_vocab(o, vocab_path, sizeof(vocab_path)) != 0) {
+        goto done;
+    }
+    if (o->tmpl && !(tmpl = read_template(o->tmpl))) {
         goto done;
     }
     vocab = load_vocab(vocab_path, &n_vocab, &chatml);
@@ -1102,7 +1158,7 @@ static int generate(const struct options *o)
         fail("gguf", "gguf_init_empty failed");
         goto done;
     }
-    if (set_metadata(g, o, vocab, n_vocab, chatml) != 0 || add_tensor_infos(g, &p) != 0 ||
+    if (set_metadata(g, o, vocab, n_vocab, chatml, tmpl) != 0 || add_tensor_infos(g, &p) != 0 ||
         pool_init(&pl, &p, o->threads) != 0) {
         goto done;
     }
@@ -1139,6 +1195,7 @@ done:
         unlink(tmp);
     }
     free(tmp);
+    free(tmpl);
     pool_free(&pl);
     free(p.t);
     if (g) {
