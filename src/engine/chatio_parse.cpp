@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "chat.h"
+#include "json.h"
 
 struct pc_chat_parser {
     common_chat_parser_params params;
@@ -74,6 +75,12 @@ extern "C" enum pc_err pc_chat_parser_add(struct pc_chat_parser *ps, const char 
     try {
         ps->text.append(text, len);
         msg = common_chat_parse(ps->text, !final, ps->params);
+        /* An answer cut off (at num_predict) inside a call ends with a call that is not one:
+         * arguments that are no JSON, or no name yet. */
+        while (final && !msg.tool_calls.empty() &&
+               (msg.tool_calls.back().name.empty() ||
+                common_json::parse_no_throw(msg.tool_calls.back().arguments).is_discarded()))
+            msg.tool_calls.pop_back();
     } catch (const std::bad_alloc &) {
         return pc_error_set(err, PC_ERR_NOMEM, "chat parser: out of memory");
     } catch (const std::exception &e) {

@@ -151,6 +151,28 @@ static void add_triggers(pc_chat_prompt *p, const common_chat_params &cp,
         p->pattern_ptrs.push_back(s.c_str());
 }
 
+/* tool_choice "required" means the answer is the calls. llama.cpp's tool grammars let free text
+ * come first (root ::= ... until-N? tool-calls: text up to the first call marker), which a
+ * trained model skips but nothing makes it: without that optional element in the root rule the
+ * call starts at once, as OpenAI's required does. The rule names are the converter's own. */
+static void calls_at_once(std::string &grammar)
+{
+    size_t root = grammar.rfind("\nroot ::= ", std::string::npos);
+    root = grammar.compare(0, 9, "root ::= ") == 0 ? 0 : root;
+    if (root == std::string::npos)
+        return;
+    size_t end = grammar.find('\n', root + 1);
+    std::string line = grammar.substr(root, end == std::string::npos ? end : end - root);
+    size_t at = line.find(" until-");
+    if (at == std::string::npos)
+        return;
+    size_t stop = line.find('?', at);
+    if (stop == std::string::npos || line.find(' ', at + 1) < stop)
+        return;
+    line.erase(at, stop + 1 - at);
+    grammar.replace(root, line.size() + (stop + 1 - at), line);
+}
+
 extern "C" enum pc_err pc_chat_tmpl_render(const struct pc_chat_tmpl *t,
                                            const struct llama_vocab *vocab,
                                            const struct pc_chat_input *in,
@@ -176,6 +198,8 @@ extern "C" enum pc_err pc_chat_tmpl_render(const struct pc_chat_tmpl *t,
         common_chat_params cp = common_chat_templates_apply(t->t.get(), inputs);
         p->text = std::move(cp.prompt);
         p->grammar = cp.grammar;
+        if (in->tool_choice == PC_TOOL_CHOICE_REQUIRED && in->n_tools > 0 && !cp.grammar_lazy)
+            calls_at_once(p->grammar);
         p->lazy = cp.grammar_lazy && !cp.grammar.empty();
         p->grammar_prefix = cp.generation_prompt;
         if (p->lazy)

@@ -109,13 +109,7 @@ int pc_genopts_format(json_t *obj, struct pc_genopts *g, struct pc_http_reply *r
         g->sampling.json = true;
         return 0;
     }
-    if (json_is_object(v)) {
-        pc_http_reply_error(reply, 400,
-                            "field \"format\": JSON schemas are not supported; use \"json\" "
-                            "for any JSON object");
-        return -1;
-    }
-    pc_http_reply_error(reply, 400, "field \"format\" must be \"json\"");
+    pc_http_reply_error(reply, 400, "field \"format\" must be \"json\" or a JSON schema object");
     return -1;
 }
 

@@ -56,8 +56,8 @@ int pc_genopts_stops(json_t *obj, const char *prefix, struct pc_genopts *g,
 int pc_genopts_seed(json_t *obj, const char *prefix, struct pc_genopts *g,
                     struct pc_http_reply *reply);
 
-/* Ollama's "format": absent, "" or "json" (a JSON schema object is refused: llama.cpp's C API
- * has no schema-to-grammar converter). */
+/* Ollama's "format" when it is not an object: absent, "" or "json" (a JSON schema object goes
+ * through the chat template: chatreq.h). */
 int pc_genopts_format(json_t *obj, struct pc_genopts *g, struct pc_http_reply *reply);
 
 /* Ollama's "keep_alive": a duration string or a number of seconds; -1 when absent. */

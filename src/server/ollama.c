@@ -10,6 +10,7 @@
 
 #include "../base/clock.h"
 #include "../store/store.h"
+#include "chatreq.h"
 #include "genopts.h"
 #include "infer.h"
 
@@ -26,17 +27,16 @@ struct ollama_req {
     size_t n_context;
     int64_t keep_alive_ns;
     struct pc_genopts opts;
-    struct pc_chat_msg *msgs; /* chat */
-    size_t n_msgs;
-    struct pc_buf full; /* the whole answer, when not streamed */
+    struct pc_chatreq conv; /* messages (chat), tools, format schema, think */
+    struct pc_buf full;     /* the whole answer, when not streamed */
 };
 
 static void ollama_req_free(struct ollama_req *q)
 {
     if (q == NULL)
         return;
+    pc_chatreq_free(&q->conv);
     json_decref(q->json);
-    free(q->msgs);
     free(q->context);
     pc_buf_free(&q->full);
     free(q);
@@ -128,55 +128,59 @@ static int check_template(struct ollama_req *q, struct pc_http_reply *reply)
                "template");
 }
 
-/* "tools" is accepted and not used: no tool calls are parsed out of the answer. */
-static int check_tools(struct ollama_req *q, struct pc_http_reply *reply)
-{
-    json_t *v = json_object_get(q->json, "tools");
-    if (v == NULL || json_is_null(v) || json_is_array(v))
-        return 0;
-    return bad(reply, "field \"%s\" must be an array", "tools");
-}
-
 static int parse_messages(struct ollama_req *q, struct pc_http_reply *reply)
 {
-    static const char *const roles[] = {"system", "user", "assistant", "tool"};
     json_t *arr = json_object_get(q->json, "messages");
     if (arr == NULL || json_is_null(arr))
         return 0;
     if (!json_is_array(arr))
         return bad(reply, "field \"%s\" must be an array of messages", "messages");
-    q->n_msgs = json_array_size(arr);
-    q->msgs = calloc(q->n_msgs ? q->n_msgs : 1, sizeof(*q->msgs));
-    if (q->msgs == NULL) {
+    q->conv.in.parallel_tool_calls = true; /* Ollama gives every call the model makes */
+    /* tool_choice is OpenAI's, taken here too (Ollama has none: the model decides). */
+    return pc_chatreq_messages(&q->conv, arr, false, reply) != 0 ||
+                   pc_chatreq_tools(&q->conv, json_object_get(q->json, "tools"), reply) != 0 ||
+                   pc_chatreq_tool_choice(&q->conv, json_object_get(q->json, "tool_choice"),
+                                          reply) != 0
+               ? -1
+               : 0;
+}
+
+/* "format": "json", or a JSON schema object that the answer must validate against. */
+static int parse_format(struct ollama_req *q, struct pc_http_reply *reply)
+{
+    json_t *v = json_object_get(q->json, "format");
+    if (!json_is_object(v))
+        return pc_genopts_format(q->json, &q->opts, reply);
+    q->conv.in.json_schema = pc_chatreq_own(&q->conv, json_dumps(v, JSON_COMPACT));
+    if (q->conv.in.json_schema == NULL) {
         pc_http_reply_error(reply, 500, "out of memory");
         return -1;
     }
-    for (size_t i = 0; i < q->n_msgs; i++) {
-        json_t *m = json_array_get(arr, i);
-        json_t *role = json_object_get(m, "role"), *content = json_object_get(m, "content");
-        if (!json_is_object(m) || !json_is_string(role)) {
-            pc_http_reply_error(reply, 400, "messages[%zu].role must be a string", i);
-            return -1;
-        }
-        if (content != NULL && !json_is_null(content) && !json_is_string(content)) {
-            pc_http_reply_error(reply, 400, "messages[%zu].content must be a string", i);
-            return -1;
-        }
-        const char *r = json_string_value(role);
-        bool known = false;
-        for (size_t k = 0; k < sizeof(roles) / sizeof(roles[0]); k++)
-            known = known || strcmp(r, roles[k]) == 0;
-        if (!known) {
-            pc_http_reply_error(reply, 400,
-                                "messages[%zu].role \"%s\" is not one of system, user, "
-                                "assistant, tool",
-                                i, r);
-            return -1;
-        }
-        q->msgs[i].role = r;
-        q->msgs[i].content = json_is_string(content) ? json_string_value(content) : "";
-    }
+    if (q->raw)
+        return bad(reply,
+                   "field \"%s\": a JSON schema is applied through the chat template, which raw "
+                   "mode does not use; use \"json\" or leave raw out",
+                   "format");
     return 0;
+}
+
+/* "think": true or false, or a level ("high", "medium", "low"), which thinks too. */
+static int parse_think(struct ollama_req *q, struct pc_http_reply *reply)
+{
+    json_t *v = json_object_get(q->json, "think");
+    if (v == NULL || json_is_null(v))
+        return 0;
+    if (json_is_boolean(v)) {
+        q->conv.in.think = json_is_true(v) ? PC_THINK_ON : PC_THINK_OFF;
+        return 0;
+    }
+    const char *level = json_string_value(v);
+    if (level != NULL &&
+        (strcmp(level, "high") == 0 || strcmp(level, "medium") == 0 || strcmp(level, "low") == 0)) {
+        q->conv.in.think = PC_THINK_ON;
+        return 0;
+    }
+    return bad(reply, "field \"%s\" must be true, false, \"high\", \"medium\" or \"low\"", "think");
 }
 
 static struct ollama_req *parse_request(const struct pc_http_req *req, bool chat,
@@ -199,9 +203,9 @@ static struct ollama_req *parse_request(const struct pc_http_req *req, bool chat
         pc_req_string(q->json, "prompt", &q->prompt, reply) != 0 ||
         pc_req_string(q->json, "system", &q->system, reply) != 0 ||
         pc_genopts_keep_alive(q->json, &q->keep_alive_ns, reply) != 0 ||
-        parse_options(q, reply) != 0 || pc_genopts_format(q->json, &q->opts, reply) != 0 ||
+        parse_options(q, reply) != 0 || parse_format(q, reply) != 0 || parse_think(q, reply) != 0 ||
         (!chat && (parse_context(q, reply) != 0 || check_template(q, reply) != 0)) ||
-        (chat && (parse_messages(q, reply) != 0 || check_tools(q, reply) != 0)))
+        (chat && parse_messages(q, reply) != 0))
         goto fail;
     return q;
 fail:
@@ -211,18 +215,40 @@ fail:
 
 /* ---- replies ------------------------------------------------------------------------------ */
 
-static json_t *chunk_base(const struct ollama_req *q, const char *text, size_t len, bool done)
+/* Calls first .. first + n - 1 of the answer, as Ollama gives them: arguments as an object. */
+static json_t *tool_calls_json(const struct ollama_req *q, size_t first, size_t n)
+{
+    json_t *arr = json_array();
+    for (size_t i = first; arr != NULL && i < first + n; i++) {
+        struct pc_chat_tool_call c = pc_chatreq_call(&q->conv, i);
+        json_t *args = json_loads(c.arguments, JSON_DECODE_ANY, NULL);
+        json_array_append_new(arr, json_pack("{s:s, s:{s:i, s:s, s:o}}", "id", c.id, "function",
+                                             "index", (int)i, "name", c.name, "arguments",
+                                             args ? args : json_string(c.arguments)));
+    }
+    return arr;
+}
+
+/* A chunk (or the whole answer) with what nw brought: text, thinking, tool calls. */
+static json_t *chunk_base(const struct ollama_req *q, const struct pc_chat_news *nw, bool done)
 {
     char ts[40];
+    const char *text = nw->content ? nw->content : "";
     json_t *o =
         json_pack("{s:s, s:s}", "model", q->model, "created_at", pc_now_rfc3339(ts, sizeof(ts)));
     if (o == NULL)
         return NULL;
-    if (q->chat)
-        json_object_set_new(o, "message",
-                            json_pack("{s:s, s:s%}", "role", "assistant", "content", text, len));
-    else
-        json_object_set_new(o, "response", json_stringn(text, len));
+    json_t *msg = o;
+    if (q->chat) {
+        msg = json_pack("{s:s, s:s%}", "role", "assistant", "content", text, nw->content_len);
+        json_object_set_new(o, "message", msg);
+    } else {
+        json_object_set_new(o, "response", json_stringn(text, nw->content_len));
+    }
+    if (msg != NULL && nw->thinking_len > 0)
+        json_object_set_new(msg, "thinking", json_stringn(nw->thinking, nw->thinking_len));
+    if (msg != NULL && nw->n_calls > 0)
+        json_object_set_new(msg, "tool_calls", tool_calls_json(q, nw->first_call, nw->n_calls));
     json_object_set_new(o, "done", json_boolean(done));
     return o;
 }
@@ -263,20 +289,25 @@ static bool append_line(struct pc_buf *out, json_t *o)
     return pc_append_json(out, "", o, "\n");
 }
 
-/* One streamed step: the next chunk with text, or the last one. */
+/* One streamed step: the next chunk with something in it, or the last one. */
 static bool stream_next(void *ctx, struct pc_buf *out)
 {
     struct pc_infer *inf = ctx;
+    struct ollama_req *q = inf->api;
     const char *text;
     size_t len;
-    bool done;
+    bool done = false;
+    struct pc_chat_news nw = {0};
     struct pc_error err = {0};
-    if (pc_infer_next(inf, &text, &len, &done, &err) != PC_OK) {
-        /* The status line went out with the first chunk: report in the stream. */
-        append_line(out, json_pack("{s:s}", "error", err.msg));
-        return false;
+    while (!done && nw.content_len == 0 && nw.thinking_len == 0 && nw.n_calls == 0) {
+        if (pc_infer_next(inf, &text, &len, &done, &err) != PC_OK ||
+            pc_chatreq_feed(&q->conv, text, len, done, &nw, &err) != PC_OK) {
+            /* The status line went out with the first chunk: report in the stream. */
+            append_line(out, json_pack("{s:s}", "error", err.msg));
+            return false;
+        }
     }
-    json_t *o = chunk_base(inf->api, text, len, done);
+    json_t *o = chunk_base(q, &nw, done);
     if (done && o != NULL)
         add_final_fields(o, inf, pc_gen_done_reason(inf->gen));
     append_line(out, o);
@@ -287,11 +318,14 @@ static void reply_whole(struct pc_infer *inf, struct pc_http_reply *reply)
 {
     struct ollama_req *q = inf->api;
     struct pc_error err = {0};
-    if (pc_infer_collect(inf, &q->full, &err) != PC_OK) {
+    struct pc_chat_news nw;
+    if (pc_infer_collect(inf, &q->full, &err) != PC_OK ||
+        pc_chatreq_feed(&q->conv, q->full.data ? q->full.data : "", q->full.len, true, &nw, &err) !=
+            PC_OK) {
         pc_http_reply_pc_error(reply, &err);
         return;
     }
-    json_t *o = chunk_base(q, q->full.data ? q->full.data : "", q->full.len, true);
+    json_t *o = chunk_base(q, &nw, true);
     if (o != NULL)
         add_final_fields(o, inf, pc_gen_done_reason(inf->gen));
     pc_reply_json_value(reply, 200, o);
@@ -313,7 +347,7 @@ static void load_or_unload(struct pc_server *srv, struct ollama_req *q, struct p
         pc_http_reply_pc_error(reply, &err);
         return;
     }
-    json_t *o = chunk_base(q, "", 0, true);
+    json_t *o = chunk_base(q, &(struct pc_chat_news){0}, true);
     if (o != NULL && inf != NULL)
         add_final_fields(o, inf, reason);
     else if (o != NULL)
@@ -322,22 +356,33 @@ static void load_or_unload(struct pc_server *srv, struct ollama_req *q, struct p
     pc_reply_json_value(reply, 200, o);
 }
 
-/* The prompt text the model sees. *out is malloc'd. */
+/* The prompt text the model sees, rendered with the request's tools, schema and thinking. *out
+ * is malloc'd. */
 static enum pc_err build_prompt(struct ollama_req *q, struct pc_model *m, char **out,
                                 struct pc_error *err)
 {
-    if (q->chat)
-        return pc_model_render_chat(m, q->msgs, q->n_msgs, true, out, err);
-    if (q->raw) {
+    struct pc_chat_msg msgs[2];
+    if (!q->chat && q->raw) {
         *out = strdup(q->prompt);
         return *out ? PC_OK : pc_error_set(err, PC_ERR_NOMEM, "out of memory");
     }
-    struct pc_chat_msg msgs[2];
-    size_t n = 0;
-    if (q->system != NULL && q->system[0] != '\0')
-        msgs[n++] = (struct pc_chat_msg){.role = "system", .content = q->system};
-    msgs[n++] = (struct pc_chat_msg){.role = "user", .content = q->prompt};
-    return pc_model_render_chat(m, msgs, n, true, out, err);
+    if (!q->chat) {
+        size_t n = 0;
+        if (q->system != NULL && q->system[0] != '\0')
+            msgs[n++] = (struct pc_chat_msg){.role = "system", .content = q->system};
+        msgs[n++] = (struct pc_chat_msg){.role = "user", .content = q->prompt};
+        q->conv.in.msgs = msgs;
+        q->conv.in.n_msgs = n;
+    }
+    enum pc_err rc = pc_chatreq_render(&q->conv, m, q->model, &q->opts, err);
+    if (!q->chat) {
+        q->conv.in.msgs = NULL; /* msgs is gone when this returns */
+        q->conv.in.n_msgs = 0;
+    }
+    if (rc != PC_OK)
+        return rc;
+    *out = strdup(pc_chatreq_text(&q->conv));
+    return *out ? PC_OK : pc_error_set(err, PC_ERR_NOMEM, "out of memory");
 }
 
 static void handle_inference(const struct pc_http_req *req, struct pc_http_reply *reply, bool chat)
@@ -347,7 +392,7 @@ static void handle_inference(const struct pc_http_req *req, struct pc_http_reply
     struct ollama_req *q = parse_request(req, chat, reply);
     if (q == NULL)
         return;
-    bool empty = chat ? q->n_msgs == 0 : q->prompt == NULL || q->prompt[0] == '\0';
+    bool empty = chat ? q->conv.in.n_msgs == 0 : q->prompt == NULL || q->prompt[0] == '\0';
     if (empty) {
         load_or_unload(req->srv, q, reply);
         ollama_req_free(q);

@@ -10,6 +10,7 @@
 
 #include "../base/clock.h"
 #include "../store/store.h"
+#include "chatreq.h"
 #include "genopts.h"
 #include "infer.h"
 
@@ -20,10 +21,8 @@ struct openai_req {
     bool stream;
     bool include_usage;
     const char *model;
-    const char *prompt;       /* completions */
-    struct pc_chat_msg *msgs; /* chat */
-    char **parts;             /* chat: contents joined from arrays of text parts; owned */
-    size_t n_msgs;
+    const char *prompt;     /* completions */
+    struct pc_chatreq conv; /* chat: messages, tools, tool_choice, response schema */
     struct pc_genopts opts;
     char id[48];
     int64_t created; /* Unix seconds */
@@ -36,10 +35,7 @@ static void openai_req_free(struct openai_req *q)
 {
     if (q == NULL)
         return;
-    for (size_t i = 0; q->parts != NULL && i < q->n_msgs; i++)
-        free(q->parts[i]);
-    free(q->parts);
-    free(q->msgs);
+    pc_chatreq_free(&q->conv);
     json_decref(q->json);
     pc_buf_free(&q->full);
     free(q);
@@ -72,51 +68,8 @@ void pc_openai_error(struct pc_http_reply *reply, const char *param)
 
 /* ---- request parsing ---------------------------------------------------------------------- */
 
-/* OpenAI content: a string, or an array of parts of which only text is supported. */
-static int message_content(struct openai_req *q, size_t i, json_t *content,
-                           struct pc_http_reply *reply)
-{
-    if (content == NULL || json_is_null(content)) {
-        q->msgs[i].content = "";
-        return 0;
-    }
-    if (json_is_string(content)) {
-        q->msgs[i].content = json_string_value(content);
-        return 0;
-    }
-    if (!json_is_array(content)) {
-        pc_http_reply_error(reply, 400, "messages[%zu].content must be a string or an array", i);
-        return -1;
-    }
-    struct pc_buf b = PC_BUF_INIT;
-    for (size_t k = 0; k < json_array_size(content); k++) {
-        json_t *part = json_array_get(content, k);
-        const char *type = json_string_value(json_object_get(part, "type"));
-        const char *text = json_string_value(json_object_get(part, "text"));
-        if (type == NULL || strcmp(type, "text") != 0 || text == NULL) {
-            pc_buf_free(&b);
-            pc_http_reply_error(reply, 400,
-                                "messages[%zu].content[%zu]: only parts of type \"text\" are "
-                                "supported",
-                                i, k);
-            return -1;
-        }
-        if (!pc_buf_appends(&b, text)) {
-            pc_buf_free(&b);
-            pc_http_reply_error(reply, 500, "out of memory");
-            return -1;
-        }
-    }
-    if (!pc_buf_append(&b, "", 1)) { /* NUL-terminate, also when empty */
-        pc_buf_free(&b);
-        pc_http_reply_error(reply, 500, "out of memory");
-        return -1;
-    }
-    q->parts[i] = b.data;
-    q->msgs[i].content = b.data;
-    return 0;
-}
-
+/* "messages", and what goes with them: tools, tool_choice, parallel_tool_calls, and
+ * reasoning_effort ("none" turns thinking off, a level turns it on). */
 static int parse_messages(struct openai_req *q, struct pc_http_reply *reply)
 {
     json_t *arr = json_object_get(q->json, "messages");
@@ -124,35 +77,17 @@ static int parse_messages(struct openai_req *q, struct pc_http_reply *reply)
         pc_http_reply_error(reply, 400, "field \"messages\" must be a non-empty array");
         return -1;
     }
-    q->n_msgs = json_array_size(arr);
-    q->msgs = calloc(q->n_msgs, sizeof(*q->msgs));
-    q->parts = calloc(q->n_msgs, sizeof(*q->parts));
-    if (q->msgs == NULL || q->parts == NULL) {
-        pc_http_reply_error(reply, 500, "out of memory");
+    struct pc_chat_input *in = &q->conv.in;
+    in->parallel_tool_calls = true; /* OpenAI's default */
+    const char *effort = NULL;
+    if (pc_chatreq_messages(&q->conv, arr, true, reply) != 0 ||
+        pc_chatreq_tools(&q->conv, json_object_get(q->json, "tools"), reply) != 0 ||
+        pc_chatreq_tool_choice(&q->conv, json_object_get(q->json, "tool_choice"), reply) != 0 ||
+        pc_req_bool(q->json, "parallel_tool_calls", &in->parallel_tool_calls, reply) != 0 ||
+        pc_req_string(q->json, "reasoning_effort", &effort, reply) != 0)
         return -1;
-    }
-    for (size_t i = 0; i < q->n_msgs; i++) {
-        json_t *m = json_array_get(arr, i);
-        const char *role = json_string_value(json_object_get(m, "role"));
-        if (role == NULL) {
-            pc_http_reply_error(reply, 400, "messages[%zu].role must be a string", i);
-            return -1;
-        }
-        /* "developer" is what newer OpenAI models call the system prompt. */
-        if (strcmp(role, "developer") == 0)
-            role = "system";
-        if (strcmp(role, "system") != 0 && strcmp(role, "user") != 0 &&
-            strcmp(role, "assistant") != 0 && strcmp(role, "tool") != 0) {
-            pc_http_reply_error(reply, 400,
-                                "messages[%zu].role \"%s\" is not one of system, developer, "
-                                "user, assistant, tool",
-                                i, role);
-            return -1;
-        }
-        q->msgs[i].role = role;
-        if (message_content(q, i, json_object_get(m, "content"), reply) != 0)
-            return -1;
-    }
+    if (effort != NULL)
+        in->think = strcmp(effort, "none") == 0 ? PC_THINK_OFF : PC_THINK_ON;
     return 0;
 }
 
@@ -171,7 +106,9 @@ static int parse_prompt(struct openai_req *q, struct pc_http_reply *reply)
     return 0;
 }
 
-/* response_format: {"type": "text"} or {"type": "json_object"}. */
+/* response_format: {"type": "text"}, {"type": "json_object"} or {"type": "json_schema",
+ * "json_schema": {"name", "schema", "strict"}} (the schema constrains the answer whether strict
+ * or not). A schema needs the chat template: /v1/completions takes none. */
 static int parse_response_format(struct openai_req *q, struct pc_http_reply *reply)
 {
     json_t *v = json_object_get(q->json, "response_format");
@@ -184,10 +121,24 @@ static int parse_response_format(struct openai_req *q, struct pc_http_reply *rep
         q->opts.sampling.json = true;
         return 0;
     }
-    pc_http_reply_error(reply, 400,
-                        "response_format.type must be \"text\" or \"json_object\" (JSON schemas "
-                        "are not supported)");
-    return -1;
+    if (type == NULL || strcmp(type, "json_schema") != 0 || !q->chat) {
+        pc_http_reply_error(reply, 400,
+                            q->chat ? "response_format.type must be \"text\", \"json_object\" or "
+                                      "\"json_schema\""
+                                    : "response_format.type must be \"text\" or \"json_object\"");
+        return -1;
+    }
+    json_t *schema = json_object_get(json_object_get(v, "json_schema"), "schema");
+    if (!json_is_object(schema)) {
+        pc_http_reply_error(reply, 400, "response_format.json_schema.schema must be an object");
+        return -1;
+    }
+    q->conv.in.json_schema = pc_chatreq_own(&q->conv, json_dumps(schema, JSON_COMPACT));
+    if (q->conv.in.json_schema == NULL) {
+        pc_http_reply_error(reply, 500, "out of memory");
+        return -1;
+    }
+    return 0;
 }
 
 #define F PC_GENOPT_FIELD
@@ -281,7 +232,24 @@ fail:
 static const char *finish_reason(const struct pc_infer *inf)
 {
     const char *r = pc_gen_done_reason(inf->gen);
+    if (pc_chatreq_n_calls(&((const struct openai_req *)inf->api)->conv) > 0)
+        return "tool_calls";
     return r != NULL && strcmp(r, "length") == 0 ? "length" : "stop";
+}
+
+/* Calls first .. first + n - 1 in OpenAI's shape: arguments as JSON text; index when streamed. */
+static json_t *tool_calls_json(const struct openai_req *q, size_t first, size_t n, bool stream)
+{
+    json_t *arr = json_array();
+    for (size_t i = first; arr != NULL && i < first + n; i++) {
+        struct pc_chat_tool_call c = pc_chatreq_call(&q->conv, i);
+        json_t *o = json_pack("{s:s, s:s, s:{s:s, s:s}}", "id", c.id, "type", "function",
+                              "function", "name", c.name, "arguments", c.arguments);
+        if (o != NULL && stream)
+            json_object_set_new(o, "index", json_integer((json_int_t)i));
+        json_array_append_new(arr, o);
+    }
+    return arr;
 }
 
 static json_t *usage(const struct pc_infer *inf)
@@ -300,9 +268,12 @@ static json_t *envelope(const struct openai_req *q, const char *object)
                      "precharge-" PC_VERSION);
 }
 
-/* One streamed choice: a delta (chat) or text (completions); finish is NULL until the end. */
-static json_t *stream_chunk(struct openai_req *q, const char *text, size_t len, const char *finish)
+/* One streamed choice: a delta (chat: content, reasoning, whole tool calls) or text
+ * (completions); finish is NULL until the end. */
+static json_t *stream_chunk(struct openai_req *q, const struct pc_chat_news *nw, const char *finish)
 {
+    const char *text = nw->content ? nw->content : "";
+    size_t len = nw->content_len;
     json_t *o = envelope(q, q->chat ? "chat.completion.chunk" : "text_completion");
     json_t *choice = json_pack("{s:i, s:s?}", "index", 0, "finish_reason", finish);
     if (o == NULL || choice == NULL) {
@@ -318,6 +289,12 @@ static json_t *stream_chunk(struct openai_req *q, const char *text, size_t len, 
             json_object_set_new(delta, "role", json_string("assistant"));
         if (len > 0 || !q->sent_role)
             json_object_set_new(delta, "content", json_stringn(text, len));
+        if (nw->thinking_len > 0)
+            json_object_set_new(delta, "reasoning_content",
+                                json_stringn(nw->thinking, nw->thinking_len));
+        if (nw->n_calls > 0)
+            json_object_set_new(delta, "tool_calls",
+                                tool_calls_json(q, nw->first_call, nw->n_calls, true));
         q->sent_role = true;
         json_object_set_new(choice, "delta", delta);
     } else {
@@ -336,7 +313,7 @@ static bool append_event(struct pc_buf *out, json_t *o)
 /* After the last token: the chunk with finish_reason, the usage chunk if asked, [DONE]. */
 static bool stream_end(struct pc_infer *inf, struct openai_req *q, struct pc_buf *out)
 {
-    append_event(out, stream_chunk(q, "", 0, finish_reason(inf)));
+    append_event(out, stream_chunk(q, &(struct pc_chat_news){0}, finish_reason(inf)));
     if (q->include_usage) {
         json_t *o = envelope(q, q->chat ? "chat.completion.chunk" : "text_completion");
         if (o != NULL) {
@@ -355,36 +332,61 @@ static bool stream_next(void *ctx, struct pc_buf *out)
     struct openai_req *q = inf->api;
     const char *text;
     size_t len;
-    bool done;
+    bool done = false;
+    struct pc_chat_news nw = {0};
     struct pc_error err = {0};
-    if (pc_infer_next(inf, &text, &len, &done, &err) != PC_OK) {
-        /* The status line is out: the error goes in the stream, as OpenAI's does. */
-        append_event(
-            out, json_pack("{s:{s:s, s:s}}", "error", "message", err.msg, "type", "server_error"));
-        pc_buf_appends(out, "data: [DONE]\n\n");
-        return false;
+    while (!done && nw.content_len == 0 && nw.thinking_len == 0 && nw.n_calls == 0) {
+        if (pc_infer_next(inf, &text, &len, &done, &err) != PC_OK ||
+            pc_chatreq_feed(&q->conv, text, len, done, &nw, &err) != PC_OK) {
+            /* The status line is out: the error goes in the stream, as OpenAI's does. */
+            append_event(out, json_pack("{s:{s:s, s:s}}", "error", "message", err.msg, "type",
+                                        "server_error"));
+            pc_buf_appends(out, "data: [DONE]\n\n");
+            return false;
+        }
     }
-    if (len > 0 && !append_event(out, stream_chunk(q, text, len, NULL)))
+    if ((nw.content_len > 0 || nw.thinking_len > 0 || nw.n_calls > 0) &&
+        !append_event(out, stream_chunk(q, &nw, NULL)))
         return false;
     return done ? stream_end(inf, q, out) : true;
+}
+
+/* The chat's message: content (null when the answer is only calls), reasoning, tool calls. */
+static json_t *message_json(const struct openai_req *q, const struct pc_chat_news *nw)
+{
+    json_t *m = json_pack("{s:s}", "role", "assistant");
+    if (m == NULL)
+        return NULL;
+    json_object_set_new(m, "content",
+                        nw->content_len == 0 && nw->n_calls > 0
+                            ? json_null()
+                            : json_stringn(nw->content ? nw->content : "", nw->content_len));
+    if (nw->thinking_len > 0)
+        json_object_set_new(m, "reasoning_content", json_stringn(nw->thinking, nw->thinking_len));
+    if (nw->n_calls > 0)
+        json_object_set_new(m, "tool_calls", tool_calls_json(q, 0, nw->n_calls, false));
+    return m;
 }
 
 static void reply_whole(struct pc_infer *inf, struct pc_http_reply *reply)
 {
     struct openai_req *q = inf->api;
     struct pc_error err = {0};
-    if (pc_infer_collect(inf, &q->full, &err) != PC_OK) {
+    struct pc_chat_news nw;
+    const char *text = "";
+    if (pc_infer_collect(inf, &q->full, &err) != PC_OK ||
+        (q->chat && pc_chatreq_feed(&q->conv, q->full.data ? q->full.data : "", q->full.len, true,
+                                    &nw, &err) != PC_OK)) {
         pc_http_reply_pc_error(reply, &err);
         pc_openai_error(reply, NULL);
         return;
     }
-    const char *text = q->full.data ? q->full.data : "";
+    text = q->full.data ? q->full.data : "";
     json_t *o = envelope(q, q->chat ? "chat.completion" : "text_completion");
     json_t *choice;
     if (q->chat)
-        choice = json_pack("{s:i, s:{s:s, s:s%}, s:n, s:s}", "index", 0, "message", "role",
-                           "assistant", "content", text, q->full.len, "logprobs", "finish_reason",
-                           finish_reason(inf));
+        choice = json_pack("{s:i, s:o, s:n, s:s}", "index", 0, "message", message_json(q, &nw),
+                           "logprobs", "finish_reason", finish_reason(inf));
     else
         choice = json_pack("{s:i, s:s%, s:n, s:s}", "index", 0, "text", text, q->full.len,
                            "logprobs", "finish_reason", finish_reason(inf));
@@ -413,12 +415,10 @@ static void handle_completion(const struct pc_http_req *req, struct pc_http_repl
     char *prompt = NULL;
     enum pc_err rc = pc_infer_open(req->srv, q->model, -1, &inf, &err);
     /* Completions are plain text completion, as OpenAI's legacy endpoint is: no template. */
-    if (rc == PC_OK)
-        rc = chat ? pc_model_render_chat(pc_infer_model(inf), q->msgs, q->n_msgs, true, &prompt,
-                                         &err)
-                  : ((prompt = strdup(q->prompt))
-                         ? PC_OK
-                         : pc_error_set(&err, PC_ERR_NOMEM, "out of memory"));
+    if (rc == PC_OK && chat)
+        rc = pc_chatreq_render(&q->conv, pc_infer_model(inf), q->model, &q->opts, &err);
+    if (rc == PC_OK && (prompt = strdup(chat ? pc_chatreq_text(&q->conv) : q->prompt)) == NULL)
+        rc = pc_error_set(&err, PC_ERR_NOMEM, "out of memory");
     if (rc == PC_OK)
         rc = pc_infer_start(inf, prompt, &q->opts.sampling, &err);
     free(prompt);

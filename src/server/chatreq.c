@@ -1,0 +1,338 @@
+/* chatreq.c - a chat request's conversation, shared by the Ollama and OpenAI APIs: parsed from
+ * JSON, rendered through the model's template, its answer parsed back. */
+#include "chatreq.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "../base/buf.h"
+
+void pc_chatreq_free(struct pc_chatreq *c)
+{
+    if (c == NULL)
+        return;
+    pc_chat_parser_free(c->parser);
+    pc_chat_prompt_free(c->prompt);
+    for (size_t i = 0; i < c->n_owned; i++)
+        free(c->owned[i]);
+    free(c->owned);
+    for (size_t i = 0; c->msgs != NULL && i < c->in.n_msgs; i++)
+        free((void *)c->msgs[i].tool_calls);
+    free(c->msgs);
+    free(c->tools);
+    memset(c, 0, sizeof(*c));
+}
+
+char *pc_chatreq_own(struct pc_chatreq *c, char *s)
+{
+    if (s == NULL)
+        return NULL;
+    char **more = realloc(c->owned, (c->n_owned + 1) * sizeof(*more));
+    if (more == NULL) {
+        free(s);
+        return NULL;
+    }
+    c->owned = more;
+    c->owned[c->n_owned++] = s;
+    return s;
+}
+
+static int nomem(struct pc_http_reply *reply)
+{
+    pc_http_reply_error(reply, 500, "out of memory");
+    return -1;
+}
+
+/* An optional string field of obj, named path for the 400. */
+static int opt_string(json_t *obj, const char *key, const char **out, const char *path, size_t i,
+                      struct pc_http_reply *reply)
+{
+    json_t *v = json_object_get(obj, key);
+    *out = NULL;
+    if (v == NULL || json_is_null(v))
+        return 0;
+    if (!json_is_string(v)) {
+        pc_http_reply_error(reply, 400, path, i);
+        return -1;
+    }
+    *out = json_string_value(v);
+    return 0;
+}
+
+/* OpenAI content: a string, or an array of text parts (joined). */
+static int content_of(struct pc_chatreq *c, size_t i, json_t *content, bool openai,
+                      struct pc_http_reply *reply)
+{
+    struct pc_chat_msg *m = &c->msgs[i];
+    m->content = "";
+    if (content == NULL || json_is_null(content))
+        return 0;
+    if (json_is_string(content)) {
+        m->content = json_string_value(content);
+        return 0;
+    }
+    if (!openai || !json_is_array(content)) {
+        pc_http_reply_error(reply, 400, "messages[%zu].content must be a string%s", i,
+                            openai ? " or an array" : "");
+        return -1;
+    }
+    struct pc_buf b = PC_BUF_INIT;
+    for (size_t k = 0; k < json_array_size(content); k++) {
+        json_t *part = json_array_get(content, k);
+        const char *type = json_string_value(json_object_get(part, "type"));
+        const char *text = json_string_value(json_object_get(part, "text"));
+        if (type == NULL || strcmp(type, "text") != 0 || text == NULL) {
+            pc_buf_free(&b);
+            pc_http_reply_error(reply, 400,
+                                "messages[%zu].content[%zu]: only parts of type \"text\" are "
+                                "supported",
+                                i, k);
+            return -1;
+        }
+        if (!pc_buf_appends(&b, text)) {
+            pc_buf_free(&b);
+            return nomem(reply);
+        }
+    }
+    if (!pc_buf_append(&b, "", 1)) { /* NUL-terminate, also when empty */
+        pc_buf_free(&b);
+        return nomem(reply);
+    }
+    if (pc_chatreq_own(c, b.data) == NULL)
+        return nomem(reply);
+    m->content = b.data;
+    return 0;
+}
+
+/* An assistant message's "tool_calls": arguments a JSON object (Ollama) or its text (OpenAI). */
+static int tool_calls_of(struct pc_chatreq *c, size_t i, json_t *arr, struct pc_http_reply *reply)
+{
+    if (arr == NULL || json_is_null(arr))
+        return 0;
+    if (!json_is_array(arr)) {
+        pc_http_reply_error(reply, 400, "messages[%zu].tool_calls must be an array", i);
+        return -1;
+    }
+    size_t n = json_array_size(arr);
+    struct pc_chat_tool_call *calls = calloc(n ? n : 1, sizeof(*calls));
+    if (calls == NULL)
+        return nomem(reply);
+    c->msgs[i].tool_calls = calls;
+    c->msgs[i].n_tool_calls = n;
+    for (size_t k = 0; k < n; k++) {
+        json_t *call = json_array_get(arr, k);
+        json_t *fn = json_object_get(call, "function");
+        json_t *name = json_object_get(fn, "name"), *args = json_object_get(fn, "arguments");
+        if (!json_is_object(fn) || !json_is_string(name)) {
+            pc_http_reply_error(
+                reply, 400, "messages[%zu].tool_calls[%zu].function.name must be a string", i, k);
+            return -1;
+        }
+        calls[k].name = json_string_value(name);
+        calls[k].id = json_string_value(json_object_get(call, "id"));
+        if (json_is_string(args)) {
+            calls[k].arguments = json_string_value(args);
+        } else if (json_is_object(args)) {
+            calls[k].arguments = pc_chatreq_own(c, json_dumps(args, JSON_COMPACT));
+            if (calls[k].arguments == NULL)
+                return nomem(reply);
+        } else if (args == NULL || json_is_null(args)) {
+            calls[k].arguments = "{}";
+        } else {
+            pc_http_reply_error(reply, 400,
+                                "messages[%zu].tool_calls[%zu].function.arguments must be an "
+                                "object or its JSON text",
+                                i, k);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+int pc_chatreq_messages(struct pc_chatreq *c, json_t *arr, bool openai, struct pc_http_reply *reply)
+{
+    static const char *const roles[] = {"system", "user", "assistant", "tool"};
+    size_t n = json_array_size(arr);
+    c->msgs = calloc(n ? n : 1, sizeof(*c->msgs));
+    if (c->msgs == NULL)
+        return nomem(reply);
+    c->in.msgs = c->msgs;
+    c->in.n_msgs = n;
+    for (size_t i = 0; i < n; i++) {
+        json_t *m = json_array_get(arr, i);
+        const char *r = json_string_value(json_object_get(m, "role"));
+        if (!json_is_object(m) || r == NULL) {
+            pc_http_reply_error(reply, 400, "messages[%zu].role must be a string", i);
+            return -1;
+        }
+        /* "developer" is what newer OpenAI models call the system prompt. */
+        if (openai && strcmp(r, "developer") == 0)
+            r = "system";
+        bool known = false;
+        for (size_t k = 0; k < sizeof(roles) / sizeof(roles[0]); k++)
+            known = known || strcmp(r, roles[k]) == 0;
+        if (!known) {
+            pc_http_reply_error(
+                reply, 400,
+                "messages[%zu].role \"%s\" is not one of system, %suser, assistant, tool", i, r,
+                openai ? "developer, " : "");
+            return -1;
+        }
+        struct pc_chat_msg *msg = &c->msgs[i];
+        msg->role = r;
+        if (content_of(c, i, json_object_get(m, "content"), openai, reply) != 0 ||
+            tool_calls_of(c, i, json_object_get(m, "tool_calls"), reply) != 0)
+            return -1;
+        if (openai ? opt_string(m, "reasoning_content", &msg->thinking,
+                                "messages[%zu].reasoning_content must be a string", i, reply) ||
+                         opt_string(m, "tool_call_id", &msg->tool_call_id,
+                                    "messages[%zu].tool_call_id must be a string", i, reply) ||
+                         opt_string(m, "name", &msg->tool_name,
+                                    "messages[%zu].name must be a string", i, reply)
+                   : opt_string(m, "thinking", &msg->thinking,
+                                "messages[%zu].thinking must be a string", i, reply) ||
+                         opt_string(m, "tool_name", &msg->tool_name,
+                                    "messages[%zu].tool_name must be a string", i, reply))
+            return -1;
+    }
+    return 0;
+}
+
+int pc_chatreq_tools(struct pc_chatreq *c, json_t *arr, struct pc_http_reply *reply)
+{
+    if (arr == NULL || json_is_null(arr))
+        return 0;
+    if (!json_is_array(arr)) {
+        pc_http_reply_error(reply, 400, "field \"tools\" must be an array");
+        return -1;
+    }
+    size_t n = json_array_size(arr);
+    if (n == 0)
+        return 0;
+    if ((c->tools = calloc(n, sizeof(*c->tools))) == NULL)
+        return nomem(reply);
+    c->in.tools = c->tools;
+    c->in.n_tools = n;
+    for (size_t i = 0; i < n; i++) {
+        json_t *t = json_array_get(arr, i);
+        const char *type = json_string_value(json_object_get(t, "type"));
+        json_t *fn = json_object_get(t, "function");
+        const char *name = json_string_value(json_object_get(fn, "name"));
+        json_t *desc = json_object_get(fn, "description");
+        json_t *params = json_object_get(fn, "parameters");
+        if (!json_is_object(t) || (type != NULL && strcmp(type, "function") != 0)) {
+            pc_http_reply_error(reply, 400, "tools[%zu].type must be \"function\"", i);
+            return -1;
+        }
+        if (!json_is_object(fn) || name == NULL || name[0] == '\0') {
+            pc_http_reply_error(reply, 400, "tools[%zu].function.name must be a non-empty string",
+                                i);
+            return -1;
+        }
+        if (desc != NULL && !json_is_null(desc) && !json_is_string(desc)) {
+            pc_http_reply_error(reply, 400, "tools[%zu].function.description must be a string", i);
+            return -1;
+        }
+        if (params != NULL && !json_is_null(params) && !json_is_object(params)) {
+            pc_http_reply_error(reply, 400,
+                                "tools[%zu].function.parameters must be a JSON schema object", i);
+            return -1;
+        }
+        c->tools[i].name = name;
+        c->tools[i].description = json_string_value(desc);
+        if (json_is_object(params) &&
+            (c->tools[i].parameters = pc_chatreq_own(c, json_dumps(params, JSON_COMPACT))) == NULL)
+            return nomem(reply);
+    }
+    return 0;
+}
+
+int pc_chatreq_tool_choice(struct pc_chatreq *c, json_t *v, struct pc_http_reply *reply)
+{
+    static const char *const names[] = {"auto", "none", "required"};
+    static const enum pc_tool_choice choices[] = {PC_TOOL_CHOICE_AUTO, PC_TOOL_CHOICE_NONE,
+                                                  PC_TOOL_CHOICE_REQUIRED};
+    if (v == NULL || json_is_null(v))
+        return 0;
+    for (size_t k = 0; json_is_string(v) && k < 3; k++)
+        if (strcmp(json_string_value(v), names[k]) == 0) {
+            c->in.tool_choice = choices[k];
+            return 0;
+        }
+    const char *name = json_string_value(json_object_get(json_object_get(v, "function"), "name"));
+    if (!json_is_object(v) || name == NULL) {
+        pc_http_reply_error(reply, 400,
+                            "tool_choice must be \"auto\", \"none\", \"required\" or "
+                            "{\"type\": \"function\", \"function\": {\"name\": ...}}");
+        return -1;
+    }
+    for (size_t i = 0; i < c->in.n_tools; i++)
+        if (strcmp(c->tools[i].name, name) == 0) {
+            /* That function alone, and a call to it. */
+            c->in.tools = &c->tools[i];
+            c->in.n_tools = 1;
+            c->in.tool_choice = PC_TOOL_CHOICE_REQUIRED;
+            return 0;
+        }
+    pc_http_reply_error(reply, 400, "tool_choice names function \"%s\", which is not in tools",
+                        name);
+    return -1;
+}
+
+enum pc_err pc_chatreq_render(struct pc_chatreq *c, struct pc_model *m, const char *model,
+                              struct pc_genopts *opts, struct pc_error *err)
+{
+    struct pc_chat_caps caps;
+    pc_model_chat_caps(m, &caps);
+    if (c->in.n_tools > 0 && !caps.tools)
+        return pc_error_set(err, PC_ERR_INVALID,
+                            "model \"%s\" does not support tools (its chat template has none)",
+                            model);
+    if (c->in.think == PC_THINK_ON && !caps.thinking)
+        return pc_error_set(err, PC_ERR_INVALID,
+                            "model \"%s\" does not support thinking (its chat template has no "
+                            "reasoning switch)",
+                            model);
+    c->in.add_assistant = true;
+    enum pc_err rc = pc_chat_render(m, &c->in, &c->prompt, err);
+    if (rc != PC_OK)
+        return rc;
+    struct pc_sampling *s = &opts->sampling;
+    if (pc_chat_prompt_grammar(c->prompt, &s->grammar))
+        s->json = false;
+    size_t n = 0;
+    const char *const *stops = pc_chat_prompt_stops(c->prompt, &n);
+    for (size_t i = 0; i < n && s->n_stop < PC_GENOPTS_MAX_STOPS; i++)
+        opts->stops[s->n_stop++] = stops[i];
+    s->stop = opts->stops;
+    /* Plain chats pass the text through as it comes; calls and reasoning are parsed out. */
+    bool calls = c->in.n_tools > 0 && c->in.tool_choice != PC_TOOL_CHOICE_NONE;
+    bool thinks = caps.thinking && c->in.think != PC_THINK_OFF;
+    if (calls || thinks)
+        return pc_chat_parser_new(c->prompt, &c->parser, err);
+    return PC_OK;
+}
+
+const char *pc_chatreq_text(const struct pc_chatreq *c)
+{
+    return pc_chat_prompt_text(c->prompt);
+}
+
+enum pc_err pc_chatreq_feed(struct pc_chatreq *c, const char *text, size_t len, bool final,
+                            struct pc_chat_news *news, struct pc_error *err)
+{
+    if (c->parser != NULL)
+        return pc_chat_parser_add(c->parser, text, len, final, news, err);
+    *news = (struct pc_chat_news){.content = text, .content_len = len};
+    return PC_OK;
+}
+
+size_t pc_chatreq_n_calls(const struct pc_chatreq *c)
+{
+    return c->parser ? pc_chat_parser_n_calls(c->parser) : 0;
+}
+
+struct pc_chat_tool_call pc_chatreq_call(const struct pc_chatreq *c, size_t i)
+{
+    return pc_chat_parser_call(c->parser, i);
+}

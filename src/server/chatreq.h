@@ -1,0 +1,67 @@
+/* chatreq.h - what the Ollama and OpenAI chat APIs share about a conversation: messages with
+ * tool calls and tool results, tools, a response schema, thinking; rendered through the model's
+ * template (with the 400s for a model that has no tools or cannot think), and the answer parsed
+ * back into content, thinking and tool calls as it streams. The API files only format. */
+#ifndef PC_CHATREQ_H
+#define PC_CHATREQ_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <jansson.h>
+
+#include "../engine/engine.h"
+#include "genopts.h"
+#include "http.h"
+
+/* One request's conversation. Strings point into the request's JSON, or into owned. */
+struct pc_chatreq {
+    struct pc_chat_input in;
+    struct pc_chat_msg *msgs;
+    struct pc_chat_tool *tools;
+    char **owned; /* strings this request made (JSON dumped as text); freed with it */
+    size_t n_owned;
+    struct pc_chat_prompt *prompt; /* once rendered */
+    struct pc_chat_parser *parser; /* once rendered, when the answer needs parsing */
+};
+
+/* Free what c holds (not c). */
+void pc_chatreq_free(struct pc_chatreq *c);
+
+/* "messages": OpenAI's shape when openai (content parts, "developer", tool_calls' arguments as
+ * a string, tool_call_id, reasoning_content), else Ollama's (tool_calls' arguments as an
+ * object, tool_name, thinking). 0, or -1 with a 400 naming the field. */
+int pc_chatreq_messages(struct pc_chatreq *c, json_t *arr, bool openai,
+                        struct pc_http_reply *reply);
+
+/* "tools": [{"type": "function", "function": {name, description, parameters}}], the same in
+ * both APIs. Absent or null: none. */
+int pc_chatreq_tools(struct pc_chatreq *c, json_t *arr, struct pc_http_reply *reply);
+
+/* OpenAI's "tool_choice": "auto", "none", "required", or {"type": "function", "function":
+ * {"name": ...}} (that function alone, required). */
+int pc_chatreq_tool_choice(struct pc_chatreq *c, json_t *v, struct pc_http_reply *reply);
+
+/* Keep s (malloc'd) until c is freed. Returns s, or NULL (s freed) when out of memory. */
+char *pc_chatreq_own(struct pc_chatreq *c, char *s);
+
+/* Render the conversation for m (model is the name the client used, for the 400s), set the
+ * grammar and the template's stop strings in opts, and get the answer's parser ready. Tools on
+ * a template without tool support, or thinking asked of a model that cannot think, are
+ * PC_ERR_INVALID naming the model. */
+enum pc_err pc_chatreq_render(struct pc_chatreq *c, struct pc_model *m, const char *model,
+                              struct pc_genopts *opts, struct pc_error *err);
+
+/* The rendered prompt's text. */
+const char *pc_chatreq_text(const struct pc_chatreq *c);
+
+/* A piece of the answer in, what it brought out (pc_chat_parser_add). Without a parser (a plain
+ * chat) the piece is content as it is. */
+enum pc_err pc_chatreq_feed(struct pc_chatreq *c, const char *text, size_t len, bool final,
+                            struct pc_chat_news *news /* OUT */, struct pc_error *err);
+
+/* The answer's tool calls so far, and call i. */
+size_t pc_chatreq_n_calls(const struct pc_chatreq *c);
+struct pc_chat_tool_call pc_chatreq_call(const struct pc_chatreq *c, size_t i);
+
+#endif
