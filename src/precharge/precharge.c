@@ -32,6 +32,7 @@ struct job {
     char (*aliases)[PC_PRECHARGE_ID_MAX];
     size_t n_aliases;
     json_t *messages; /* owned, or NULL */
+    json_t *tools;    /* owned, or NULL: the tools the template renders with messages */
     char *prompt;     /* owned, or NULL */
     char *content;    /* messages or prompt as text: what merging compares */
     enum pc_priority priority;
@@ -67,6 +68,7 @@ static void job_free(struct job *j)
     if (j == NULL)
         return;
     json_decref(j->messages);
+    json_decref(j->tools);
     json_decref(j->result);
     free(j->key);
     free(j->aliases);
@@ -95,17 +97,35 @@ static enum pc_err job_tokens(const struct job *j, struct pc_model *m, int32_t *
 {
     if (j->messages == NULL)
         return pc_model_tokenize(m, j->prompt, toks, n, err);
-    size_t count = json_array_size(j->messages);
+    size_t count = json_array_size(j->messages), n_tools = json_array_size(j->tools);
     struct pc_chat_msg *msgs = calloc(count ? count : 1, sizeof(*msgs));
-    if (msgs == NULL)
-        return pc_error_set(err, PC_ERR_NOMEM, "out of memory");
-    for (size_t i = 0; i < count; i++) {
+    struct pc_chat_tool *tools = calloc(n_tools ? n_tools : 1, sizeof(*tools));
+    char **params = calloc(n_tools ? n_tools : 1, sizeof(*params));
+    enum pc_err rc = PC_OK;
+    if (msgs == NULL || tools == NULL || params == NULL)
+        rc = pc_error_set(err, PC_ERR_NOMEM, "out of memory");
+    for (size_t i = 0; rc == PC_OK && i < count; i++) {
         json_t *msg = json_array_get(j->messages, i);
         msgs[i].role = json_string_value(json_object_get(msg, "role"));
         msgs[i].content = json_string_value(json_object_get(msg, "content"));
     }
-    struct pc_chat_input in = {.msgs = msgs, .n_msgs = count};
-    enum pc_err rc = pc_model_prefix_tokens(m, &in, toks, n, err);
+    /* As the chat APIs pass them (chatreq.c): the same text renders the same tokens. */
+    for (size_t i = 0; rc == PC_OK && i < n_tools; i++) {
+        json_t *fn = json_object_get(json_array_get(j->tools, i), "function");
+        json_t *p = json_object_get(fn, "parameters");
+        tools[i].name = json_string_value(json_object_get(fn, "name"));
+        tools[i].description = json_string_value(json_object_get(fn, "description"));
+        if (json_is_object(p) &&
+            (tools[i].parameters = params[i] = json_dumps(p, JSON_COMPACT)) == NULL)
+            rc = pc_error_set(err, PC_ERR_NOMEM, "out of memory");
+    }
+    struct pc_chat_input in = {.msgs = msgs, .n_msgs = count, .tools = tools, .n_tools = n_tools};
+    if (rc == PC_OK)
+        rc = pc_model_prefix_tokens(m, &in, toks, n, err);
+    for (size_t i = 0; params != NULL && i < n_tools; i++)
+        free(params[i]);
+    free(params);
+    free(tools);
     free(msgs);
     return rc;
 }
@@ -538,9 +558,10 @@ static struct job *new_job(const struct pc_precharge_req *req, const char *categ
     j->content = strdup(content);
     j->key = req->key ? strdup(req->key) : NULL;
     j->messages = req->messages ? json_deep_copy(req->messages) : NULL;
+    j->tools = req->messages && req->tools ? json_deep_copy(req->tools) : NULL;
     j->prompt = req->prompt ? strdup(req->prompt) : NULL;
     if (j->content == NULL || (req->key && !j->key) || (req->messages && !j->messages) ||
-        (req->prompt && !j->prompt)) {
+        (req->prompt && !j->prompt) || (req->messages && req->tools && !j->tools)) {
         job_free(j);
         return NULL;
     }
@@ -628,8 +649,14 @@ enum pc_err pc_precharge_submit(struct pc_precharger *pc, const struct pc_precha
         return rc;
     if ((rc = resolve_category(pc, req, &category, &provider, err)) != PC_OK)
         return rc;
-    char *content = req->messages ? json_dumps(req->messages, JSON_COMPACT | JSON_SORT_KEYS)
-                                  : strdup(req->prompt ? req->prompt : "");
+    /* Messages with their tools, when there are some: two precharges merge when both are the
+     * same. */
+    json_t *both =
+        req->messages && req->tools ? json_pack("[O, O]", req->messages, req->tools) : NULL;
+    char *content = req->messages
+                        ? json_dumps(both ? both : req->messages, JSON_COMPACT | JSON_SORT_KEYS)
+                        : strdup(req->prompt ? req->prompt : "");
+    json_decref(both);
     if (content == NULL)
         return pc_error_set(err, PC_ERR_NOMEM, "out of memory");
 

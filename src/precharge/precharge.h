@@ -69,6 +69,7 @@ struct pc_precharge_req {
      * the remote provider's; NULL: where the model is. Results report it as asked. */
     const char *category;
     json_t *messages;   /* [{role, content}], or NULL */
+    json_t *tools;      /* with messages: the chat's tools ([{type, function}]), or NULL */
     const char *prompt; /* raw text, when messages is NULL */
     enum pc_priority priority;
     const char *key;            /* debounce key (a session, a form); NULL: never replaced */

@@ -305,10 +305,11 @@ enum pc_err pc_chatreq_render(struct pc_chatreq *c, struct pc_model *m, const ch
     for (size_t i = 0; i < n && s->n_stop < PC_GENOPTS_MAX_STOPS; i++)
         opts->stops[s->n_stop++] = stops[i];
     s->stop = opts->stops;
-    /* Plain chats pass the text through as it comes; calls and reasoning are parsed out. */
+    /* Plain chats pass the text through as it comes; calls, reasoning and a schema's JSON (which
+     * the grammar lets come fenced in ```json) are parsed out. */
     bool calls = c->in.n_tools > 0 && c->in.tool_choice != PC_TOOL_CHOICE_NONE;
     bool thinks = caps.thinking && c->in.think != PC_THINK_OFF;
-    if (calls || thinks)
+    if (calls || thinks || c->in.json_schema != NULL)
         return pc_chat_parser_new(c->prompt, &c->parser, err);
     return PC_OK;
 }

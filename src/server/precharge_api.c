@@ -8,6 +8,7 @@
 
 #include "../base/clock.h"
 #include "../store/store.h"
+#include "chatreq.h"
 
 #define MAX_WAIT_MS (10 * 60 * 1000)
 
@@ -29,7 +30,8 @@ static int parse_priority(json_t *body, enum pc_priority *out, struct pc_http_re
     return 0;
 }
 
-/* The context: "context" (seed 000) or "messages", each [{role, content}], or "prompt". */
+/* The context: "context" (seed 000) or "messages", each [{role, content}], with "tools", or
+ * "prompt". */
 static int parse_context(json_t *body, struct pc_precharge_req *r, struct pc_http_reply *reply)
 {
     static const char *const roles[] = {"system", "user", "assistant", "tool"};
@@ -74,7 +76,13 @@ static int parse_context(json_t *body, struct pc_precharge_req *r, struct pc_htt
         }
     }
     r->messages = msgs;
-    return 0;
+    /* "tools", as the later chat will send them (checked as the chat APIs check them). */
+    struct pc_chatreq check = {0};
+    int rc = pc_chatreq_tools(&check, json_object_get(body, "tools"), reply);
+    if (check.in.n_tools > 0)
+        r->tools = json_object_get(body, "tools");
+    pc_chatreq_free(&check);
+    return rc;
 }
 
 static void handle_precharge(const struct pc_http_req *req, struct pc_http_reply *reply)

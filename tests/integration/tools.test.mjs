@@ -1,0 +1,206 @@
+// tools.test.mjs - structured output, tool calls and thinking end to end on tiny models with
+// real templates and random weights: the grammar forces the shape, so a required call names a
+// given function with arguments that match its schema, and a schema format gives JSON that
+// validates, through both APIs, streamed and not. Templates without tools and models that
+// cannot think get a 400 naming the model; a precharge with tools leads the later chat.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { join } from 'node:path';
+import { MKMODEL, tempHome, makeModel, startDaemon, post, ndjson, cleanup } from './lib.mjs';
+
+let home, d;
+
+const weather = {
+  type: 'function',
+  function: {
+    name: 'get_weather',
+    description: 'The weather in a city',
+    parameters: {
+      type: 'object',
+      properties: { city: { type: 'string', enum: ['Paris', 'Rome'] }, days: { type: 'integer', minimum: 1, maximum: 7 } },
+      required: ['city', 'days'],
+    },
+  },
+};
+const time = {
+  type: 'function',
+  function: { name: 'get_time', description: 'The time in a city', parameters: { type: 'object', properties: { city: { type: 'string', enum: ['Oslo', 'Lima'] } }, required: ['city'] } },
+};
+const tools = [weather, time];
+const person = {
+  type: 'object',
+  properties: { name: { type: 'string', enum: ['Ada', 'Bob'] }, age: { type: 'integer', minimum: 0, maximum: 120 } },
+  required: ['name', 'age'],
+};
+const question = [{ role: 'user', content: 'Weather in Paris for 3 days?' }];
+
+function model(name, args) {
+  execFileSync(MKMODEL, ['--preset', 'tiny', ...args, '-q', '-o', join(home, 'models', `${name}.gguf`)]);
+}
+
+before(async () => {
+  home = tempHome('tools');
+  makeModel(home, 'tiny'); // TinyLlama's template: no tools, no thinking
+  model('qwen25', ['--arch', 'qwen2', '--template', 'Qwen-Qwen2.5-7B-Instruct']);
+  model('qwen3', ['--arch', 'qwen2', '--template', 'Qwen-Qwen3-0.6B']);
+  d = await startDaemon({ home });
+});
+after(async () => {
+  assert.equal(await d.stop(), 0);
+  cleanup(home);
+});
+
+// A call as the schema of the function it names allows.
+function checkCall(name, args) {
+  const t = tools.find((x) => x.function.name === name);
+  assert.ok(t, `the call names a given function: ${name}`);
+  const a = typeof args === 'string' ? JSON.parse(args) : args;
+  assert.equal(typeof a, 'object');
+  const props = t.function.parameters.properties;
+  for (const k of t.function.parameters.required) assert.ok(k in a, `${name} has ${k}: ${JSON.stringify(a)}`);
+  for (const [k, v] of Object.entries(a)) {
+    assert.ok(k in props, `${k} is a parameter of ${name}`);
+    if (props[k].enum) assert.ok(props[k].enum.includes(v), `${k} = ${v}`);
+    if (props[k].type === 'integer') assert.ok(Number.isInteger(v) && v >= props[k].minimum && v <= props[k].maximum, `${k} = ${v}`);
+  }
+}
+
+// The chunks of an OpenAI stream (data: lines), without [DONE].
+const sse = (text) => text.split('\n\n').filter((f) => f.startsWith('data: ') && f !== 'data: [DONE]').map((f) => JSON.parse(f.slice(6)));
+
+function checkPerson(text) {
+  const p = JSON.parse(text);
+  assert.deepEqual(Object.keys(p).sort(), ['age', 'name']);
+  assert.ok(['Ada', 'Bob'].includes(p.name));
+  assert.ok(Number.isInteger(p.age) && p.age >= 0 && p.age <= 120);
+}
+
+const oaiBody = (extra) => ({ model: 'qwen25', messages: question, tools, tool_choice: 'required', max_tokens: 300, temperature: 0, ...extra });
+
+test('OpenAI: tool_choice required gives tool_calls that match their schema', async () => {
+  const r = await post(d.url, '/v1/chat/completions', oaiBody({}));
+  assert.equal(r.status, 200, r.text);
+  const choice = JSON.parse(r.text).choices[0];
+  assert.equal(choice.finish_reason, 'tool_calls');
+  assert.equal(choice.message.content, null);
+  assert.ok(choice.message.tool_calls.length >= 1);
+  for (const c of choice.message.tool_calls) {
+    assert.equal(c.type, 'function');
+    assert.match(c.id, /^call_[A-Za-z0-9]{24}$/);
+    checkCall(c.function.name, c.function.arguments);
+  }
+});
+
+test('OpenAI streamed: delta.tool_calls with index, id, name and arguments', async () => {
+  const r = await post(d.url, '/v1/chat/completions', oaiBody({ stream: true }));
+  assert.equal(r.status, 200);
+  const chunks = sse(r.text);
+  const calls = chunks.flatMap((c) => c.choices[0]?.delta?.tool_calls ?? []);
+  assert.ok(calls.length >= 1, r.text);
+  calls.forEach((c, i) => {
+    assert.equal(c.index, i);
+    checkCall(c.function.name, c.function.arguments);
+  });
+  assert.equal(chunks.at(-1).choices[0].finish_reason, 'tool_calls');
+});
+
+test('OpenAI: a named tool_choice calls that function', async () => {
+  const r = JSON.parse((await post(d.url, '/v1/chat/completions', oaiBody({ tool_choice: { type: 'function', function: { name: 'get_time' } } }))).text);
+  assert.ok(r.choices[0].message.tool_calls.length >= 1);
+  for (const c of r.choices[0].message.tool_calls) {
+    assert.equal(c.function.name, 'get_time');
+    checkCall(c.function.name, c.function.arguments);
+  }
+});
+
+test('Ollama: tools with tool_choice required, streamed and not: message.tool_calls', async () => {
+  const body = { model: 'qwen25', messages: question, tools, tool_choice: 'required', options: { num_predict: 300, temperature: 0 } };
+  const whole = JSON.parse((await post(d.url, '/api/chat', { ...body, stream: false })).text);
+  assert.ok(whole.message.tool_calls.length >= 1, JSON.stringify(whole));
+  for (const c of whole.message.tool_calls) checkCall(c.function.name, c.function.arguments);
+  const lines = ndjson((await post(d.url, '/api/chat', body)).text);
+  const calls = lines.flatMap((l) => l.message?.tool_calls ?? []);
+  assert.ok(calls.length >= 1);
+  for (const c of calls) checkCall(c.function.name, c.function.arguments);
+  assert.equal(lines.at(-1).done, true);
+});
+
+test('a JSON schema format gives JSON that validates, through both APIs, streamed and not', async () => {
+  const ollama = { model: 'qwen25', messages: [{ role: 'user', content: 'Who?' }], format: person, options: { num_predict: 400, temperature: 0 } };
+  checkPerson(JSON.parse((await post(d.url, '/api/chat', { ...ollama, stream: false })).text).message.content);
+  checkPerson(ndjson((await post(d.url, '/api/chat', ollama)).text).map((l) => l.message.content).join(''));
+  const gen = JSON.parse((await post(d.url, '/api/generate', { model: 'qwen25', prompt: 'Who?', format: person, stream: false, options: { num_predict: 400, temperature: 0 } })).text);
+  checkPerson(gen.response);
+  const oai = { model: 'qwen25', messages: [{ role: 'user', content: 'Who?' }], max_tokens: 400, temperature: 0, response_format: { type: 'json_schema', json_schema: { name: 'person', schema: person, strict: true } } };
+  const r = JSON.parse((await post(d.url, '/v1/chat/completions', oai)).text);
+  assert.equal(r.choices[0].finish_reason, 'stop');
+  checkPerson(r.choices[0].message.content);
+  checkPerson(sse((await post(d.url, '/v1/chat/completions', { ...oai, stream: true })).text).map((c) => c.choices[0]?.delta?.content ?? '').join(''));
+});
+
+test('thinking: think true on a model that can, false renders it off; 400 on one that cannot', async () => {
+  const on = await post(d.url, '/api/chat', { model: 'qwen3', think: true, stream: false, messages: question, options: { num_predict: 4 } });
+  assert.equal(on.status, 200, on.text);
+  const off = await post(d.url, '/api/chat', { model: 'qwen3', think: false, stream: false, messages: question, options: { num_predict: 4 } });
+  assert.equal(off.status, 200);
+  // Off renders an empty thinking block into the prompt: more prompt tokens than on.
+  assert.ok(JSON.parse(off.text).prompt_eval_count > JSON.parse(on.text).prompt_eval_count);
+  const no = await post(d.url, '/api/chat', { model: 'qwen25', think: true, messages: question });
+  assert.equal(no.status, 400);
+  assert.match(JSON.parse(no.text).error, /"qwen25" does not support thinking/);
+  const effort = await post(d.url, '/v1/chat/completions', { model: 'tiny', reasoning_effort: 'high', messages: question });
+  assert.equal(effort.status, 400);
+  assert.match(JSON.parse(effort.text).error.message, /"tiny" does not support thinking/);
+  const bad = await post(d.url, '/api/chat', { model: 'qwen3', think: 'very', messages: question });
+  assert.equal(bad.status, 400);
+  assert.match(JSON.parse(bad.text).error, /think/);
+});
+
+test('tools on a template without tool support: 400 naming the model, both APIs', async () => {
+  const o = await post(d.url, '/api/chat', { model: 'tiny', messages: question, tools });
+  assert.equal(o.status, 400);
+  assert.match(JSON.parse(o.text).error, /model "tiny" does not support tools/);
+  const a = await post(d.url, '/v1/chat/completions', { model: 'tiny', messages: question, tools });
+  assert.equal(a.status, 400);
+  assert.match(JSON.parse(a.text).error.message, /model "tiny" does not support tools/);
+  const badTools = await post(d.url, '/v1/chat/completions', { model: 'qwen25', messages: question, tools: [{ type: 'function', function: {} }] });
+  assert.equal(badTools.status, 400);
+  assert.match(JSON.parse(badTools.text).error.message, /tools\[0\]\.function\.name/);
+  const badChoice = await post(d.url, '/v1/chat/completions', { model: 'qwen25', messages: question, tools, tool_choice: { type: 'function', function: { name: 'nope' } } });
+  assert.equal(badChoice.status, 400);
+  assert.match(JSON.parse(badChoice.text).error.message, /"nope"/);
+  const badSchema = await post(d.url, '/v1/chat/completions', { model: 'qwen25', messages: question, response_format: { type: 'json_schema', json_schema: { name: 'x' } } });
+  assert.equal(badSchema.status, 400);
+  assert.match(JSON.parse(badSchema.text).error.message, /json_schema\.schema/);
+});
+
+test('a history with tool calls and tool results renders and answers', async () => {
+  const messages = [
+    ...question,
+    { role: 'assistant', content: '', tool_calls: [{ id: 'call_1', type: 'function', function: { name: 'get_weather', arguments: '{"city":"Paris","days":3}' } }] },
+    { role: 'tool', tool_call_id: 'call_1', content: '{"sky":"clear"}' },
+  ];
+  const r = await post(d.url, '/v1/chat/completions', { model: 'qwen25', messages, tools, max_tokens: 3 });
+  assert.equal(r.status, 200, r.text);
+  const ollama = [...question, { role: 'assistant', content: '', tool_calls: [{ function: { name: 'get_weather', arguments: { city: 'Paris', days: 3 } } }] }, { role: 'tool', tool_name: 'get_weather', content: 'clear' }];
+  const o = await post(d.url, '/api/chat', { model: 'qwen25', messages: ollama, tools, stream: false, options: { num_predict: 3 } });
+  assert.equal(o.status, 200, o.text);
+  assert.ok(JSON.parse(o.text).prompt_eval_count > 100, 'the tools and the call are in the prompt');
+});
+
+test('a precharge with tools leads the later chat with the same tools (token prefix)', async () => {
+  const system = { role: 'system', content: 'You answer weather questions with the tools.' };
+  const pre = await post(d.url, '/api/precharge', { model: 'qwen25', context: [system], tools, wait: true });
+  assert.equal(pre.status, 200, pre.text);
+  const p = JSON.parse(pre.text);
+  assert.equal(p.status, 'ready');
+  const chat = JSON.parse((await post(d.url, '/api/chat', { model: 'qwen25', stream: false, tools, messages: [system, ...question], options: { num_predict: 2 } })).text);
+  assert.ok(chat.prompt_eval_count > p.context_tokens);
+  assert.equal(chat.prompt_cached_count, p.context_tokens, 'the precharged tokens lead the chat');
+  // Without the tools the rendering differs: the precharge must not claim that chat's tokens.
+  const bare = JSON.parse((await post(d.url, '/api/precharge', { model: 'qwen25', context: [system], wait: true })).text);
+  assert.ok(bare.context_tokens < p.context_tokens);
+  const bad = await post(d.url, '/api/precharge', { model: 'qwen25', context: [system], tools: [{ function: { name: '' } }] });
+  assert.equal(bad.status, 400);
+});
