@@ -13,6 +13,8 @@ if (!existsSync(join(here, 'node_modules', 'ollama')) || !existsSync(join(here, 
   throw new Error('the npm clients are missing: run scripts/setup.sh (npm ci --prefix tests/integration)');
 const { Ollama } = await import('ollama');
 const { default: OpenAI } = await import('openai');
+const { zodResponseFormat } = await import('openai/helpers/zod');
+const { z } = await import('zod');
 
 let home, d, ollama, openai;
 const options = { num_predict: 5, temperature: 0 };
@@ -22,6 +24,9 @@ before(async () => {
   makeModel(home, 'tiny');
   // An embedding model: the tiny shape with a pooling type in its GGUF (mean pooling).
   execFileSync(MKMODEL, ['--preset', 'tiny', '--pooling', 'mean', '-q', '-o', join(home, 'models', 'tiny-embed.gguf')]);
+  // Qwen 2.5's own template (tools, tool calls) on the tiny shape: the grammar forces the shape
+  // of schema answers and tool calls whatever the random weights say.
+  execFileSync(MKMODEL, ['--preset', 'tiny', '--arch', 'qwen2', '--template', 'Qwen-Qwen2.5-7B-Instruct', '-q', '-o', join(home, 'models', 'qwen25.gguf')]);
   d = await startDaemon({ home });
   ollama = new Ollama({ host: d.url });
   openai = new OpenAI({ baseURL: `${d.url}/v1`, apiKey: 'unused', maxRetries: 0 });
@@ -65,10 +70,12 @@ test('ollama.generate with format json answers JSON', async () => {
   if (r.done_reason === 'stop') JSON.parse(r.response);
 });
 
-test('ollama.chat, streamed and not; tools are accepted', async () => {
+test('ollama.chat, streamed and not; tools on a template without them are refused', async () => {
   const messages = [{ role: 'user', content: 'Say hi' }];
   const tools = [{ type: 'function', function: { name: 'f', description: 'd', parameters: { type: 'object', properties: {} } } }];
-  const r = await ollama.chat({ model: 'tiny', messages, tools, options });
+  await assert.rejects(ollama.chat({ model: 'tiny', messages, tools, options }),
+    (e) => e.status_code === 400 && /model "tiny" does not support tools/.test(e.message));
+  const r = await ollama.chat({ model: 'tiny', messages, options });
   assert.equal(r.message.role, 'assistant');
   assert.equal(typeof r.message.content, 'string');
   assert.equal(r.done, true);
@@ -268,4 +275,47 @@ test('openai errors: unknown model is NotFoundError, bad input is BadRequestErro
     openai.completions.create({ model: 'tiny', prompt: 'x', temperature: 5 }),
     (e) => e instanceof OpenAI.BadRequestError && /temperature/.test(e.message),
   );
+});
+
+// ---- structured output and tools ------------------------------------------------------------
+
+const person = {
+  type: 'object',
+  properties: { name: { type: 'string', enum: ['Ada', 'Bob'] }, age: { type: 'integer', minimum: 0, maximum: 120 } },
+  required: ['name', 'age'],
+};
+
+test('ollama.chat({format: schema}): the content validates against the schema', async () => {
+  const r = await ollama.chat({ model: 'qwen25', messages: [{ role: 'user', content: 'Who?' }], format: person, options: { num_predict: 400, temperature: 0 } });
+  const p = JSON.parse(r.message.content);
+  assert.ok(['Ada', 'Bob'].includes(p.name));
+  assert.ok(Number.isInteger(p.age) && p.age >= 0 && p.age <= 120);
+});
+
+test('openai.chat.completions.create({tools, tool_choice: "required"}): tool_calls', async () => {
+  const tools = [{
+    type: 'function',
+    function: { name: 'get_weather', description: 'The weather in a city', parameters: { type: 'object', properties: { city: { type: 'string', enum: ['Paris', 'Rome'] } }, required: ['city'] } },
+  }];
+  const r = await openai.chat.completions.create({
+    model: 'qwen25', messages: [{ role: 'user', content: 'Weather in Paris?' }], tools, tool_choice: 'required', max_tokens: 300, temperature: 0,
+  });
+  assert.equal(r.choices[0].finish_reason, 'tool_calls');
+  const calls = r.choices[0].message.tool_calls;
+  assert.ok(calls.length >= 1);
+  for (const c of calls) {
+    assert.equal(c.function.name, 'get_weather');
+    assert.ok(['Paris', 'Rome'].includes(JSON.parse(c.function.arguments).city));
+  }
+});
+
+test('openai.chat.completions.parse with a zod schema (zodResponseFormat): message.parsed', async () => {
+  const Person = z.object({ name: z.enum(['Ada', 'Bob']), age: z.number().int().min(0).max(120) });
+  const r = await openai.chat.completions.parse({
+    model: 'qwen25', messages: [{ role: 'user', content: 'Who?' }], max_tokens: 400, temperature: 0,
+    response_format: zodResponseFormat(Person, 'person'),
+  });
+  const parsed = r.choices[0].message.parsed;
+  assert.ok(parsed, r.choices[0].message.content);
+  assert.deepEqual(Person.parse(parsed), parsed);
 });
