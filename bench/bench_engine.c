@@ -43,11 +43,9 @@ static struct pc_gen_stats run(struct pc_model *m, const char *prompt, int n_gen
     req.sampling.temperature = 0;
     req.sampling.num_predict = n_gen;
     struct pc_gen *g = NULL;
-    struct pc_slot *slot = NULL;
     struct pc_error err = {0};
     int64_t t0 = pc_clock_mono_ns();
-    pc_slot_acquire(m, PC_PRIO_USER, &slot);
-    if (pc_gen_start(slot, &req, &g, &err) != PC_OK) {
+    if (pc_gen_start(m, &req, &g, &err) != PC_OK) {
         fprintf(stderr, "bench_engine: %s\n", err.msg);
         exit(1);
     }
@@ -68,7 +66,6 @@ static struct pc_gen_stats run(struct pc_model *m, const char *prompt, int n_gen
     }
     struct pc_gen_stats st = *pc_gen_stats(g);
     pc_gen_free(g);
-    pc_slot_release(slot);
     return st;
 }
 

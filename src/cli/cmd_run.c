@@ -61,7 +61,6 @@ static int answer(struct pc_model *m, const char *prompt, const struct pc_sampli
                   struct pc_buf *answer_out)
 {
     struct pc_gen *g = NULL;
-    struct pc_slot *slot = NULL;
     struct pc_error err = {0};
     int32_t *toks = NULL;
     size_t n = 0;
@@ -73,9 +72,7 @@ static int answer(struct pc_model *m, const char *prompt, const struct pc_sampli
     }
     struct pc_gen_request req = {
         .tokens = toks, .n_tokens = n, .sampling = *s, .cancel = &interrupted};
-    pc_slot_acquire(m, PC_PRIO_USER, &slot);
-    if (pc_gen_start(slot, &req, &g, &err) != PC_OK) {
-        pc_slot_release(slot);
+    if (pc_gen_start(m, &req, &g, &err) != PC_OK) {
         free(toks);
         pc_cli_error("%s", err.msg);
         return -1;
@@ -111,7 +108,6 @@ static int answer(struct pc_model *m, const char *prompt, const struct pc_sampli
                 st->eval_ns ? st->eval_tokens * 1e9 / (double)st->eval_ns : 0.0);
     }
     pc_gen_free(g);
-    pc_slot_release(slot);
     free(toks);
     return rc;
 }

@@ -39,7 +39,9 @@ static void capture_sizes(struct load_capture *c, const char *text)
         return;
     double mib = strtod(eq + strlen(" buffer size = "), NULL);
     /* "load_tensors:   CPU_Mapped model buffer size =   636.18 MiB" */
-    bool on_host = strstr(text, "CPU") != NULL;
+    /* Host buffer types: CPU, CPU_Mapped, CPU_REPACK, and AMX (the repacked weights of CPUs
+     * with Advanced Matrix Extensions). */
+    bool on_host = strstr(text, "CPU") != NULL || strstr(text, "AMX") != NULL;
     if (strstr(text, " model buffer size") != NULL)
         c->weights_mib += mib;
     else if (strstr(text, " KV buffer size") != NULL)
@@ -115,6 +117,7 @@ struct pc_model_params pc_model_default_params(void)
 {
     struct pc_model_params p = {
         .n_ctx = 4096,
+        .n_parallel = 4,
         .n_batch = 512,
         .n_threads = 0,
         .n_gpu_layers = -1,
@@ -149,8 +152,6 @@ static enum ggml_type ggml_kv_type(enum pc_kv_type t)
                              : GGML_TYPE_F16;
 }
 
-static int32_t default_threads(void);
-
 /* One place turns our parameters into llama.cpp's, for real loads and dry runs alike. */
 static struct llama_model_params model_params(const struct pc_model_params *p)
 {
@@ -161,21 +162,35 @@ static struct llama_model_params model_params(const struct pc_model_params *p)
     return mp;
 }
 
+/* The window of one sequence: what was asked, capped at what the model was trained for. */
+static uint32_t seq_window(const struct llama_model *model, const struct pc_model_params *p)
+{
+    uint32_t n_ctx_train = (uint32_t)llama_model_n_ctx_train(model);
+    return p->n_ctx == 0 || p->n_ctx > n_ctx_train ? n_ctx_train : p->n_ctx;
+}
+
+static int32_t parallel_of(const struct pc_model_params *p)
+{
+    return p->n_parallel > 0 ? p->n_parallel : 1;
+}
+
 static struct llama_context_params context_params(const struct llama_model *model,
                                                   const struct pc_model_params *p)
 {
     struct llama_context_params cp = llama_context_default_params();
-    uint32_t n_ctx_train = (uint32_t)llama_model_n_ctx_train(model);
-    cp.n_ctx = p->n_ctx == 0 || p->n_ctx > n_ctx_train ? n_ctx_train : p->n_ctx;
+    /* As Ollama's OLLAMA_NUM_PARALLEL: the cache holds a full window for each task that may be
+     * active, so that n_parallel long conversations fit at once. */
+    cp.n_ctx = seq_window(model, p) * (uint32_t)parallel_of(p);
     /* llama.cpp asserts n_seq_max <= n_batch <= n_ctx at the first decode (a --ctx 3 aborted). */
-    if (cp.n_ctx < PC_MAX_SEQS)
-        cp.n_ctx = PC_MAX_SEQS;
+    if (cp.n_ctx < (uint32_t)(parallel_of(p) + PC_SPARE_SEQS))
+        cp.n_ctx = (uint32_t)(parallel_of(p) + PC_SPARE_SEQS);
     cp.n_batch = p->n_batch;
     cp.n_ubatch = p->n_batch;
-    /* Sequences are snapshots that share cells: one unified cache for them all. */
-    cp.n_seq_max = PC_MAX_SEQS;
+    /* Sequences are snapshots that share cells: one unified cache for them all. A task works
+     * in its own sequence; the spare ones hold precharged prefixes to copy from. */
+    cp.n_seq_max = (uint32_t)(parallel_of(p) + PC_SPARE_SEQS);
     cp.kv_unified = true;
-    cp.n_threads = p->n_threads > 0 ? p->n_threads : default_threads();
+    cp.n_threads = p->n_threads > 0 ? p->n_threads : pc_threads_available();
     cp.n_threads_batch = cp.n_threads;
     cp.type_k = ggml_kv_type(p->kv_type);
     cp.type_v = ggml_kv_type(p->kv_type);
@@ -258,7 +273,8 @@ enum pc_err pc_model_check(const char *path, struct pc_error *err)
     return check_gguf(path, &size, err);
 }
 
-static void fill_info(struct pc_model *m, const struct load_capture *c, uint64_t file_size)
+static void fill_info(struct pc_model *m, const struct pc_model_params *params,
+                      const struct load_capture *c, uint64_t file_size)
 {
     struct pc_model_info *info = &m->info;
     char ftype[64];
@@ -271,7 +287,7 @@ static void fill_info(struct pc_model *m, const struct load_capture *c, uint64_t
     snprintf(info->quantization, sizeof(info->quantization), "%.31s", q);
     info->n_params = llama_model_n_params(m->model);
     pc_fmt_params(info->n_params, info->parameter_size, sizeof(info->parameter_size));
-    info->n_ctx = llama_n_ctx(m->ctx);
+    info->n_ctx = seq_window(m->model, params);
     info->n_ctx_train = (uint32_t)llama_model_n_ctx_train(m->model);
     info->file_size = file_size;
     info->has_chat_template = m->chat_template != NULL;
@@ -293,16 +309,10 @@ static void fill_info(struct pc_model *m, const struct load_capture *c, uint64_t
                              (uint64_t)llama_model_n_head(m->model) *
                              (uint64_t)llama_model_n_head_kv(m->model);
         info->kv_bytes =
-            2ull * 2ull * n_embd_kv * info->n_ctx * (uint64_t)llama_model_n_layer(m->model);
+            2ull * 2ull * n_embd_kv * llama_n_ctx(m->ctx) * (uint64_t)llama_model_n_layer(m->model);
     }
     info->compute_bytes = (uint64_t)(c->compute_mib * mib);
     info->device_bytes = (uint64_t)(c->device_mib * mib);
-}
-
-static int32_t default_threads(void)
-{
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    return n > 0 ? (int32_t)n : 1;
 }
 
 enum pc_err pc_model_load(const char *path, const struct pc_model_params *params,
@@ -323,7 +333,9 @@ enum pc_err pc_model_load(const char *path, const struct pc_model_params *params
         return pc_error_set(err, PC_ERR_NOMEM, "loading \"%s\": out of memory", path);
     }
     pthread_mutex_init(&m->lock, NULL);
-    pthread_cond_init(&m->released, NULL);
+    pthread_cond_init(&m->cond, NULL);
+    m->n_parallel = parallel_of(params);
+    m->n_threads = params->n_threads > 0 ? params->n_threads : 0;
 
     int64_t t0 = pc_clock_mono_ns();
     capture = &cap;
@@ -344,6 +356,10 @@ enum pc_err pc_model_load(const char *path, const struct pc_model_params *params
         goto fail;
     }
     m->n_batch = (int32_t)llama_n_batch(m->ctx);
+    if (!pc_seqs_init(m, (int)llama_n_seq_max(m->ctx))) {
+        rc = pc_error_set(err, PC_ERR_NOMEM, "loading \"%s\": out of memory", path);
+        goto fail;
+    }
 
     const char *tmpl = llama_model_chat_template(m->model, NULL);
     if (tmpl != NULL && (m->chat_template = strdup(tmpl)) == NULL) {
@@ -353,8 +369,11 @@ enum pc_err pc_model_load(const char *path, const struct pc_model_params *params
     if ((rc = pc_chat_tmpl_new(m->model, &m->chat, err)) != PC_OK)
         goto fail;
     capture = NULL;
-    fill_info(m, &cap, file_size);
+    fill_info(m, params, &cap, file_size);
     m->info.load_ns = pc_clock_mono_ns() - t0;
+    rc = pc_loop_start(m, err);
+    if (rc != PC_OK)
+        goto fail;
     *out = m;
     return PC_OK;
 
@@ -368,11 +387,12 @@ void pc_model_free(struct pc_model *m)
 {
     if (m == NULL)
         return;
+    pc_loop_stop(m);
     if (m->ctx)
         llama_free(m->ctx);
     if (m->model)
         llama_model_free(m->model);
-    pthread_cond_destroy(&m->released);
+    pthread_cond_destroy(&m->cond);
     pthread_mutex_destroy(&m->lock);
     pc_seqs_free(m);
     pc_chat_tmpl_free(m->chat);

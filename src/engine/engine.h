@@ -6,10 +6,13 @@
  * conversation so far): a live snapshot. A request copies the longest matching sequence
  * (llama_memory_seq_cp shares the cells, it copies no data) and prefills only the rest.
  *
- * Threads: a struct pc_model may be shared. Its context is a slot that one caller owns at a
- * time, taken by priority (a user's request before any precharge; high, normal, low). Every
- * function that touches sequences takes the slot. Nothing else in the model changes after
- * load. */
+ * Threads: a struct pc_model may be shared. Its context belongs to one decode loop, a thread
+ * of its own: requests and precharges are tasks handed to it (pc_gen_start), and each step it
+ * decodes one batch holding a prompt chunk or the next token of every active task (continuous
+ * batching). Answers come back through a bounded buffer per task; nobody else waits on the
+ * context. Maintenance work that needs the context to itself (embeddings, dropping every
+ * sequence) takes it between two steps with pc_slot_acquire. Nothing else in the model changes
+ * after load. */
 #ifndef PC_ENGINE_H
 #define PC_ENGINE_H
 
@@ -33,9 +36,11 @@ const char *pc_engine_version(void);
 enum pc_kv_type { PC_KV_F16, PC_KV_Q8_0, PC_KV_Q4_0, PC_KV_F32 };
 
 struct pc_model_params {
-    uint32_t n_ctx;       /* context window in tokens; 0 = the model's training context */
+    uint32_t n_ctx;       /* context window per sequence in tokens; 0 = the model's training
+                           * context. The KV cache holds n_parallel of them. */
+    int32_t n_parallel;   /* tasks decoded together; more wait in priority order */
     uint32_t n_batch;     /* tokens per decode call during prefill */
-    int32_t n_threads;    /* threads for generation; 0 = all online CPUs */
+    int32_t n_threads;    /* threads per decode; 0 = the CPUs that other processes leave idle */
     int32_t n_gpu_layers; /* layers to offload; -1 = all that the devices hold */
     enum pc_kv_type kv_type;
     bool use_mmap;
@@ -150,20 +155,22 @@ enum pc_err pc_model_tokenize_more(const struct pc_model *m, const char *text,
                                    int32_t **out /* OUT */, size_t *n_out /* OUT */,
                                    struct pc_error *err);
 
-/* ---- the slot: exclusive use of a model's context ---------------------------------------- */
+/* ---- the slot: the context to oneself, between two steps of the decode loop ------------ */
 
 enum pc_priority { PC_PRIO_USER, PC_PRIO_HIGH, PC_PRIO_NORMAL, PC_PRIO_LOW };
 
 struct pc_slot;
 
-/* Wait for the model's context; higher priorities go first. Never fails: *out is the slot,
- * released with pc_slot_release. */
+/* Take the model's context from its decode loop once the current step ends: every task pauses
+ * (keeping its sequence) until pc_slot_release. For short maintenance work only (embeddings,
+ * dropping every sequence, tests); requests and precharges go through pc_gen_start. Never
+ * fails: *out is the slot. Must not be called from the loop's thread (an evict hook). */
 void pc_slot_acquire(struct pc_model *m, enum pc_priority prio, struct pc_slot **out /* OUT */);
 void pc_slot_release(struct pc_slot *s);
 struct pc_model *pc_slot_model(const struct pc_slot *s);
 
-/* Called, with the slot held, before a live sequence is dropped to make room: the precharge
- * layer may save it (pc_slot_export) to a lower tier. */
+/* Called on the loop's thread (or with the slot held) before an idle live sequence is dropped
+ * to make room: the precharge layer may save it (pc_slot_export) to a lower tier. */
 typedef void (*pc_seq_evict_fn)(void *user, struct pc_slot *s, int seq, const int32_t *tokens,
                                 size_t n, bool precharged);
 void pc_model_set_evict_hook(struct pc_model *m, pc_seq_evict_fn fn, void *user);
@@ -182,8 +189,9 @@ enum pc_err pc_slot_export(struct pc_slot *s, int seq, uint8_t **blob /* OUT */,
                            size_t *size /* OUT */, struct pc_error *err);
 
 /* Restore a serialized state as a new live sequence holding toks (a free one, or the least
- * recently used, evicted through the hook). On failure (another model's state, a recurrent
- * model) PC_ERR_DECODE with the reason, and nothing changes: the caller prefills instead. */
+ * recently used idle one, evicted through the hook). On failure (another model's state, a
+ * recurrent model) PC_ERR_DECODE with the reason, and nothing changes: the caller prefills
+ * instead. */
 enum pc_err pc_slot_import(struct pc_slot *s, const uint8_t *blob, size_t size, const int32_t *toks,
                            size_t n, bool precharged, int *seq /* OUT */, struct pc_error *err);
 
@@ -193,16 +201,12 @@ struct pc_prefill_stats {
     int64_t prefill_ns;
 };
 
-/* Make toks a live, precharged sequence: copy the longest live prefix, prefill the rest.
- * *seq (may be NULL) is that sequence. */
+/* With the slot held: make toks a live, precharged sequence (copy the longest live prefix,
+ * prefill the rest, alone). *seq (may be NULL) is that sequence. The daemon's precharges are
+ * tasks of the loop instead (pc_gen_request.prefill_only), batched with the rest. */
 enum pc_err pc_slot_prefill(struct pc_slot *s, const int32_t *toks, size_t n,
                             const atomic_bool *cancel, int *seq /* OUT */,
                             struct pc_prefill_stats *st /* OUT */, struct pc_error *err);
-
-/* The logits after the last token decoded with logits (a request's prompt), n_vocab of them;
- * valid until the next decode. For checks that a restored state computes what a fresh one
- * does. */
-const float *pc_slot_logits(const struct pc_slot *s, int32_t *n_vocab /* OUT */);
 
 /* The pooled, L2-normalized embedding of text: n_embd_pooled floats written to out. The text is
  * decoded alone in a scratch sequence (no prefix is shared: pooling runs over every token) that
@@ -247,12 +251,38 @@ struct pc_sampling {
 /* Ollama's defaults. */
 struct pc_sampling pc_sampling_default(void);
 
+/* A snapshot from a lower tier (RAM, disk) that the prefix planner may restore for a task,
+ * when it gives more of the prompt than any live sequence. The caller keeps blob and toks alive
+ * until the task's prompt is done (pc_gen_wait_prompt). */
+struct pc_restore_offer {
+    const uint8_t *blob; /* NULL: no offer */
+    size_t size;
+    const int32_t *toks; /* the tokens the snapshot holds */
+    size_t n;
+    bool precharged;
+};
+
+/* What the planner did with the offer. */
+struct pc_restore_result {
+    bool used;                     /* restored: the prefix came from the offer */
+    bool failed;                   /* tried, and failed: the prompt was prefilled instead */
+    size_t tokens;                 /* prompt tokens the chosen prefix gave (live or restored) */
+    int64_t restore_ns;            /* spent restoring */
+    char reason[PC_ERROR_MSG_MAX]; /* why it failed */
+};
+
 struct pc_gen_request {
     const int32_t *tokens; /* the prompt (pc_model_tokenize) */
     size_t n_tokens;
     const char *prompt; /* or its text, when tokens is NULL */
     struct pc_sampling sampling;
-    const atomic_bool *cancel; /* optional: set it from any thread to stop at the next token */
+    const atomic_bool *cancel; /* optional: set it from any thread to stop at the next step */
+    enum pc_priority priority; /* PC_PRIO_USER (0) unless set */
+    /* A precharge: make the prompt a live, precharged sequence and end; no answer. */
+    bool prefill_only;
+    bool want_blob;   /* keep the sequence's serialized state at the end (pc_gen_take_blob) */
+    bool want_logits; /* keep the logits of the prompt's last token (pc_gen_logits) */
+    const struct pc_restore_offer *offer; /* optional; copied */
 };
 
 struct pc_gen_stats {
@@ -265,33 +295,76 @@ struct pc_gen_stats {
 
 struct pc_gen;
 
-/* With the slot held: continue from the longest live prefix of the prompt and prefill the
- * rest. On success *out streams the answer through pc_gen_next and is ended with pc_gen_free,
- * before the slot is released; the sequence then stays live (prompt and answer) for the next
- * request. On failure *out is NULL. */
-enum pc_err pc_gen_start(struct pc_slot *s, const struct pc_gen_request *req,
+/* Hand a request to the model's decode loop. Checks what can be checked at once (an empty
+ * prompt, one longer than the context window: PC_ERR_INVALID, PC_ERR_CTX_OVERFLOW) and returns
+ * without waiting; the loop admits it in priority order (a user's request before any
+ * precharge; high, normal, low), at most n_parallel at a time. On success *out is the task,
+ * ended with pc_gen_free; on failure *out is NULL. */
+enum pc_err pc_gen_start(struct pc_model *m, const struct pc_gen_request *req,
                          struct pc_gen **out /* OUT */, struct pc_error *err);
 
-/* Produce the next piece of text. *text points into g and stays valid until the next call;
- * it may be empty while a character or a possible stop string is held back. *done becomes true
- * on the last call, whose text is the final piece. Errors end the generation. */
+/* Wait until the prompt is in the context (restored, copied, prefilled), or the task failed:
+ * its error. For a precharge this is its end. */
+enum pc_err pc_gen_wait_prompt(struct pc_gen *g, struct pc_error *err);
+
+/* Wait for the next piece of text. *text points into g and stays valid until the next call;
+ * it holds everything made since the last call (maybe several tokens' worth). *done becomes
+ * true on the last call, whose text is the final piece. An error ends the generation. */
 enum pc_err pc_gen_next(struct pc_gen *g, const char **text /* OUT */, size_t *len /* OUT */,
                         bool *done /* OUT */, struct pc_error *err);
 
-/* "stop" (end of turn or a stop string), "length" (num_predict or the context ran out) or
- * "cancel"; NULL while the generation goes on. */
+/* As pc_gen_next, without waiting: *len 0 and !*done when nothing is ready yet. */
+enum pc_err pc_gen_poll(struct pc_gen *g, const char **text /* OUT */, size_t *len /* OUT */,
+                        bool *done /* OUT */, struct pc_error *err);
+
+/* wake(arg) is called from the loop's thread, without blocking, whenever pc_gen_poll may have
+ * more (text, the end). Set it once, before the first poll; it is called at once when something
+ * is already waiting. */
+void pc_gen_watch(struct pc_gen *g, void (*wake)(void *arg), void *arg);
+
+/* "stop" (end of turn or a stop string), "length" (num_predict or the context ran out),
+ * "cancel", "error" or, for a precharge, "prefilled"; NULL while the generation goes on. As of
+ * the consumer's last call. */
 const char *pc_gen_done_reason(const struct pc_gen *g);
 
+/* As of the consumer's last call (pc_gen_wait_prompt, _next, _poll). */
 const struct pc_gen_stats *pc_gen_stats(const struct pc_gen *g);
 
-/* The tokens of the prompt and of the answer so far, in order: what a later request can send
- * back as its context. *out is malloc'd; the caller frees it. */
+/* Where the prompt's prefix came from; valid once pc_gen_wait_prompt has returned. */
+const struct pc_restore_result *pc_gen_restore(const struct pc_gen *g);
+
+/* The tokens of the prompt and of the answer, in order: what a later request can send back as
+ * its context. Once done. *out is malloc'd; the caller frees it. */
 enum pc_err pc_gen_tokens(const struct pc_gen *g, int32_t **out /* OUT */, size_t *n /* OUT */,
                           struct pc_error *err);
 
-/* End the generation (at any point: this is how a caller cancels). The sequence keeps the
- * prompt and what was generated, for the next request to reuse. pc_gen_free(NULL) does
- * nothing. */
+/* The prompt's last logits (want_logits), n_vocab of them, once the prompt is done; NULL if
+ * none were kept. */
+const float *pc_gen_logits(const struct pc_gen *g, int32_t *n_vocab /* OUT */);
+
+/* The sequence's serialized state (want_blob), once done: the caller takes *blob and frees it.
+ * NULL when none was made (the task failed, or the prefix was already live whole). */
+void pc_gen_take_blob(struct pc_gen *g, uint8_t **blob /* OUT */, size_t *size /* OUT */);
+
+/* Let go of the task at any point (this is how a caller cancels: the loop stops it at its next
+ * step). The sequence keeps the prompt and what was generated, for the next request to reuse.
+ * pc_gen_free(NULL) does nothing. */
 void pc_gen_free(struct pc_gen *g);
+
+/* What the decode loop has done, for metrics. */
+struct pc_loop_stats {
+    uint64_t steps;        /* llama_decode calls */
+    uint64_t batch_tokens; /* tokens decoded in them */
+    uint64_t multi_steps;  /* steps that decoded more than one task */
+    uint64_t preempted;    /* precharges paused for a user's request */
+    uint64_t paused_steps; /* task-steps skipped because the client was not reading */
+    uint64_t yielded;      /* places given up by stalled tasks to tasks that could run */
+    uint64_t cancelled;    /* tasks that ended "cancel" */
+    int32_t active;        /* tasks in the batch now */
+    int32_t waiting;       /* tasks waiting for room */
+    int32_t threads;       /* threads of the last decode */
+};
+
+void pc_model_loop_stats(struct pc_model *m, struct pc_loop_stats *out /* OUT */);
 
 #endif

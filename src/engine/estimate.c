@@ -191,7 +191,9 @@ enum pc_err pc_model_estimate(const char *path, const struct pc_model_params *pa
                          : params->n_ctx;
     estimate_weights(g, meta, kv_u32(g, arch, "block_count", 0), params->n_gpu_layers,
                      params->repack, out);
-    estimate_kv(g, arch, n_ctx, params->n_gpu_layers, params->kv_type, out);
+    /* The cache holds a window for each task that may be active (engine.c: context_params). */
+    uint32_t n_par = params->n_parallel > 0 ? (uint32_t)params->n_parallel : 1;
+    estimate_kv(g, arch, n_ctx * n_par, params->n_gpu_layers, params->kv_type, out);
     gguf_free(g);
     ggml_free(meta);
 

@@ -1,5 +1,6 @@
-/* seq.c - the model's slot (its context, taken by priority) and its live sequences: prefix
- * matching, copy-on-write from precharged prefixes, eviction, export and import of KV state. */
+/* seq.c - a model's live sequences: prefix matching, the prefix planner, copy-on-write from
+ * precharged prefixes, eviction, export and import of KV state. Run by the decode loop's
+ * thread, or by a slot holder while the loop is parked. */
 #include "engineInt.h"
 
 #include <stdlib.h>
@@ -7,55 +8,26 @@
 
 #include "../base/clock.h"
 
-/* ---- the slot -------------------------------------------------------------------------- */
-
-static bool outranked(const struct pc_model *m, enum pc_priority prio)
-{
-    for (int p = PC_PRIO_USER; p < (int)prio; p++)
-        if (m->waiting[p] > 0)
-            return true;
-    return false;
-}
-
-void pc_slot_acquire(struct pc_model *m, enum pc_priority prio, struct pc_slot **out)
-{
-    pthread_mutex_lock(&m->lock);
-    m->waiting[prio]++;
-    while (m->owned || outranked(m, prio))
-        pthread_cond_wait(&m->released, &m->lock);
-    m->waiting[prio]--;
-    m->owned = true;
-    pthread_mutex_unlock(&m->lock);
-    m->slot.m = m;
-    *out = &m->slot;
-}
-
-void pc_slot_release(struct pc_slot *s)
-{
-    if (s == NULL)
-        return;
-    struct pc_model *m = s->m;
-    pthread_mutex_lock(&m->lock);
-    m->owned = false;
-    pthread_cond_broadcast(&m->released);
-    pthread_mutex_unlock(&m->lock);
-}
-
-struct pc_model *pc_slot_model(const struct pc_slot *s)
-{
-    return s->m;
-}
-
 void pc_model_set_evict_hook(struct pc_model *m, pc_seq_evict_fn fn, void *user)
 {
     m->evict_hook = fn;
     m->evict_user = user;
 }
 
+bool pc_seqs_init(struct pc_model *m, int n_seq)
+{
+    m->seqs = calloc((size_t)n_seq, sizeof(*m->seqs));
+    m->n_seqs = m->seqs ? n_seq : 0;
+    return m->seqs != NULL;
+}
+
 void pc_seqs_free(struct pc_model *m)
 {
-    for (int i = 0; i < PC_MAX_SEQS; i++)
+    for (int i = 0; i < m->n_seqs; i++)
         free(m->seqs[i].toks);
+    free(m->seqs);
+    m->seqs = NULL;
+    m->n_seqs = 0;
 }
 
 /* ---- sequences ------------------------------------------------------------------------- */
@@ -68,8 +40,9 @@ static size_t common_prefix(const llama_token *a, size_t na, const llama_token *
     return n;
 }
 
-static bool seq_push(struct pc_seq *q, const llama_token *toks, size_t n)
+bool pc_seq_push(struct pc_model *m, int seq, const llama_token *toks, size_t n)
 {
+    struct pc_seq *q = &m->seqs[seq];
     if (q->n + n > q->cap) {
         size_t cap = q->cap ? q->cap : 256;
         while (cap < q->n + n)
@@ -85,7 +58,7 @@ static bool seq_push(struct pc_seq *q, const llama_token *toks, size_t n)
     return true;
 }
 
-static void seq_clear(struct pc_model *m, int seq)
+void pc_seq_clear(struct pc_model *m, int seq)
 {
     llama_memory_seq_rm(llama_get_memory(m->ctx), seq, -1, -1);
     m->seqs[seq].n = 0;
@@ -93,22 +66,20 @@ static void seq_clear(struct pc_model *m, int seq)
     m->seqs[seq].precharged = false;
 }
 
-/* Drop a live sequence, offering it to the evict hook first. */
-static void seq_evict(struct pc_model *m, int seq)
+void pc_seq_evict(struct pc_model *m, int seq)
 {
     struct pc_seq *q = &m->seqs[seq];
     if (m->evict_hook != NULL && q->n > 0)
         m->evict_hook(m->evict_user, &m->slot, seq, q->toks, q->n, q->precharged);
-    seq_clear(m, seq);
+    pc_seq_clear(m, seq);
 }
 
-/* The least recently used sequence other than keep (-1 for none); -1 when there is none. */
-static int lru_seq(const struct pc_model *m, int keep, int keep2)
+int pc_seq_lru_idle(const struct pc_model *m, int keep)
 {
     int best = -1;
-    for (int i = 0; i < PC_MAX_SEQS; i++) {
+    for (int i = 0; i < m->n_seqs; i++) {
         const struct pc_seq *q = &m->seqs[i];
-        if (!q->used || i == keep || i == keep2)
+        if (!q->used || q->owner != NULL || i == keep)
             continue;
         if (best < 0 || q->last_used_ns < m->seqs[best].last_used_ns)
             best = i;
@@ -118,12 +89,12 @@ static int lru_seq(const struct pc_model *m, int keep, int keep2)
 
 int pc_seq_alloc(struct pc_model *m, int keep)
 {
-    for (int i = 0; i < PC_MAX_SEQS; i++)
-        if (!m->seqs[i].used)
+    for (int i = 0; i < m->n_seqs; i++)
+        if (!m->seqs[i].used && m->seqs[i].owner == NULL)
             return i;
-    int victim = lru_seq(m, keep, -1);
+    int victim = pc_seq_lru_idle(m, keep);
     if (victim >= 0)
-        seq_evict(m, victim);
+        pc_seq_evict(m, victim);
     return victim;
 }
 
@@ -132,7 +103,7 @@ int pc_slot_best_live(const struct pc_slot *s, const int32_t *toks, size_t n, si
     const struct pc_model *m = s->m;
     int best = -1;
     size_t best_n = 0;
-    for (int i = 0; i < PC_MAX_SEQS; i++) {
+    for (int i = 0; i < m->n_seqs; i++) {
         const struct pc_seq *q = &m->seqs[i];
         if (!q->used)
             continue;
@@ -154,24 +125,19 @@ const int32_t *pc_slot_seq_tokens(const struct pc_slot *s, int seq, size_t *n)
     return q->toks;
 }
 
-const float *pc_slot_logits(const struct pc_slot *s, int32_t *n_vocab)
-{
-    *n_vocab = llama_vocab_n_tokens(s->m->vocab);
-    return llama_get_logits_ith(s->m->ctx, -1);
-}
-
 void pc_slot_drop_all(struct pc_slot *s)
 {
-    for (int i = 0; i < PC_MAX_SEQS; i++)
-        if (s->m->seqs[i].used)
-            seq_evict(s->m, i);
+    for (int i = 0; i < s->m->n_seqs; i++)
+        if (s->m->seqs[i].used && s->m->seqs[i].owner == NULL)
+            pc_seq_evict(s->m, i);
 }
 
 size_t pc_slot_list(const struct pc_slot *s, struct pc_seq_info *out, size_t max)
 {
+    const struct pc_model *m = s->m;
     size_t n = 0;
-    for (int i = 0; i < PC_MAX_SEQS; i++) {
-        const struct pc_seq *q = &s->m->seqs[i];
+    for (int i = 0; i < m->n_seqs; i++) {
+        const struct pc_seq *q = &m->seqs[i];
         if (!q->used)
             continue;
         if (n < max)
@@ -182,30 +148,31 @@ size_t pc_slot_list(const struct pc_slot *s, struct pc_seq_info *out, size_t max
 }
 
 /* Every decoded token attends over the cache up to its highest used cell, whoever owns the
- * cells. Sequences unrelated to the prompt would slow each token of it (on a CPU, several times
- * over for a few thousand cells), so they go down to RAM first, where a restore is a memcpy.
- * When that leaves holes below the prompt's prefix, the prefix is moved to the start of the
- * cache by a serialize-and-restore, so that the cells in use are the cells attended to. */
+ * cells. Idle sequences unrelated to the prompt would slow each token of it (on a CPU, several
+ * times over for a few thousand cells), so they go down to RAM first, where a restore is a
+ * memcpy. When that leaves holes below the prompt's prefix, the prefix is moved to the start of
+ * the cache by a serialize-and-restore, so that the cells in use are the cells attended to.
+ * Only when no other task is working: their cells must stay where they are. */
 static void focus(struct pc_model *m, const llama_token *toks, size_t n)
 {
     size_t freed = 0;
-    for (int i = 0; i < PC_MAX_SEQS; i++) {
+    for (int i = 0; i < m->n_seqs; i++) {
         struct pc_seq *q = &m->seqs[i];
-        if (!q->used)
+        if (!q->used || q->owner != NULL)
             continue;
         size_t c = common_prefix(q->toks, q->n, toks, n);
         if (c * 2 < q->n) {
             freed += q->n - c;
-            seq_evict(m, i);
+            pc_seq_evict(m, i);
         }
     }
     if (freed < 256)
         return;
     size_t match = 0;
     int keep = pc_slot_best_live(&m->slot, toks, n, &match);
-    for (int i = 0; i < PC_MAX_SEQS; i++)
+    for (int i = 0; i < m->n_seqs; i++)
         if (m->seqs[i].used && i != keep)
-            seq_evict(m, i);
+            pc_seq_evict(m, i);
     if (keep < 0) {
         /* Nothing is left: start the cache over, so that new cells are placed from the
          * bottom again rather than above the freed ones. */
@@ -224,29 +191,76 @@ static void focus(struct pc_model *m, const llama_token *toks, size_t n)
     free(blob);
 }
 
-enum pc_err pc_seq_for_prompt(struct pc_model *m, const llama_token *toks, size_t n,
-                              bool for_precharge, int *seq, size_t *kept, struct pc_error *err)
+/* Restore the offer when it gives more of the prompt than live sequences do (match) and its
+ * cells fit beside the prompt's window. Returns the sequence it went into, or -1. */
+static int try_offer(struct pc_model *m, const llama_token *toks, size_t n,
+                     const struct pc_restore_offer *offer, size_t match,
+                     struct pc_restore_result *r)
+{
+    if (offer == NULL || offer->blob == NULL)
+        return -1;
+    size_t c = common_prefix(offer->toks, offer->n, toks, n);
+    /* Not worth it, or it cannot fit: a restore is never attempted then. */
+    if (c <= match || offer->n >= m->info.n_ctx)
+        return -1;
+    int64_t t0 = pc_clock_mono_ns();
+    struct pc_error err = {0};
+    int seq = -1;
+    enum pc_err rc = pc_seq_import(m, offer->blob, offer->size, offer->toks, offer->n,
+                                   offer->precharged, &seq, &err);
+    r->restore_ns = pc_clock_mono_ns() - t0;
+    if (rc != PC_OK) {
+        r->failed = true;
+        snprintf(r->reason, sizeof(r->reason), "%s", err.msg);
+        return -1;
+    }
+    r->used = true;
+    return seq;
+}
+
+enum pc_err pc_seq_plan(struct pc_model *m, const llama_token *toks, size_t n, bool for_precharge,
+                        const struct pc_restore_offer *offer, bool alone, int *seq, size_t *kept,
+                        struct pc_restore_result *r, struct pc_error *err)
 {
     llama_memory_t mem = llama_get_memory(m->ctx);
     size_t match = 0;
-    focus(m, toks, n);
+    memset(r, 0, sizeof(*r));
+    if (alone)
+        focus(m, toks, n);
     int src = pc_slot_best_live(&m->slot, toks, n, &match);
+    int restored = try_offer(m, toks, n, offer, match, r);
+    if (restored >= 0) {
+        src = restored;
+        match = common_prefix(m->seqs[src].toks, m->seqs[src].n, toks, n);
+    }
+    /* A precharge of a prefix that is live whole: nothing to do. */
+    if (for_precharge && src >= 0 && match == n && m->seqs[src].n == n &&
+        m->seqs[src].owner == NULL) {
+        m->seqs[src].precharged = true;
+        m->seqs[src].last_used_ns = pc_clock_mono_ns();
+        r->tokens = n;
+        *seq = src;
+        *kept = n;
+        return PC_OK;
+    }
     /* Leave at least the last token to decode: a request needs its logits. */
-    if (match == n && n > 0 && !for_precharge)
+    if (match == n && n > 0)
         match = n - 1;
 
     int dst;
-    if (src >= 0 && match > 0 && !m->seqs[src].precharged && !for_precharge) {
+    if (src >= 0 && match > 0 && !m->seqs[src].precharged && m->seqs[src].owner == NULL &&
+        !for_precharge) {
         dst = src; /* a conversation goes on in place */
     } else {
         dst = pc_seq_alloc(m, src);
         if (dst < 0)
-            return pc_error_set(err, PC_ERR_CONTEXT, "no sequence is free in the context");
+            return pc_error_set(err, PC_ERR_CONTEXT,
+                                "no sequence is free in the context (%d, all working)", m->n_seqs);
+        pc_seq_clear(m, dst);
         if (src >= 0 && match > 0) {
             /* Shares the cells of the prefix: no KV data moves. */
             llama_memory_seq_cp(mem, src, dst, 0, (llama_pos)match);
-            m->seqs[dst].n = 0;
-            if (!seq_push(&m->seqs[dst], m->seqs[src].toks, match))
+            if (!pc_seq_push(m, dst, m->seqs[src].toks, match))
                 return pc_error_set(err, PC_ERR_NOMEM, "out of memory");
             m->seqs[src].last_used_ns = pc_clock_mono_ns();
         }
@@ -263,6 +277,7 @@ enum pc_err pc_seq_for_prompt(struct pc_model *m, const llama_token *toks, size_
     }
     q->precharged = for_precharge;
     q->last_used_ns = pc_clock_mono_ns();
+    r->tokens = match;
     *seq = dst;
     *kept = match;
     return PC_OK;
@@ -288,20 +303,20 @@ static enum pc_err decode_batch(struct pc_model *m, int seq, const llama_token *
             break;
         if (rc == 1) {
             /* No room in the cache: drop the least recently used other sequence, try again. */
-            int victim = lru_seq(m, seq, -1);
+            int victim = pc_seq_lru_idle(m, seq);
             if (victim >= 0) {
-                seq_evict(m, victim);
+                pc_seq_evict(m, victim);
                 continue;
             }
             return pc_error_set(err, PC_ERR_CTX_OVERFLOW, "the context window (%u tokens) is full",
                                 m->info.n_ctx);
         }
-        seq_clear(m, seq); /* what it holds after a failed decode is not known */
+        pc_seq_clear(m, seq); /* what it holds after a failed decode is not known */
         if (cancel != NULL && atomic_load(cancel))
             return pc_error_set(err, PC_ERR_CANCELLED, "the request was cancelled");
         return pc_error_set(err, PC_ERR_DECODE, "llama_decode() failed with %d", rc);
     }
-    if (!seq_push(q, toks, (size_t)n))
+    if (!pc_seq_push(m, seq, toks, (size_t)n))
         return pc_error_set(err, PC_ERR_NOMEM, "decode: out of memory");
     return PC_OK;
 }
@@ -335,19 +350,10 @@ enum pc_err pc_slot_prefill(struct pc_slot *s, const int32_t *toks, size_t n,
         return pc_error_set(err, PC_ERR_CTX_OVERFLOW,
                             "the context is %zu tokens, and the context window is %u tokens", n,
                             m->info.n_ctx);
-    size_t match = 0;
-    int seq = pc_slot_best_live(s, toks, n, &match);
-    if (seq >= 0 && match == n && m->seqs[seq].n == n) {
-        /* Already live: a precharge of it again, or a conversation that is exactly this. */
-        m->seqs[seq].precharged = true;
-        m->seqs[seq].last_used_ns = pc_clock_mono_ns();
-        st->cached_tokens = (int32_t)n;
-        if (seq_out != NULL)
-            *seq_out = seq;
-        return PC_OK;
-    }
+    int seq;
     size_t kept;
-    enum pc_err rc = pc_seq_for_prompt(m, toks, n, true, &seq, &kept, err);
+    struct pc_restore_result r;
+    enum pc_err rc = pc_seq_plan(m, toks, n, true, NULL, true, &seq, &kept, &r, err);
     if (rc != PC_OK)
         return rc;
     st->cached_tokens = (int32_t)kept;
@@ -355,7 +361,7 @@ enum pc_err pc_slot_prefill(struct pc_slot *s, const int32_t *toks, size_t n,
     rc = pc_seq_decode(m, seq, toks + kept, n - kept, false, cancel, err);
     st->prefill_ns = pc_clock_mono_ns() - t0;
     if (rc != PC_OK) {
-        seq_clear(m, seq);
+        pc_seq_clear(m, seq);
         return rc;
     }
     if (seq_out != NULL)
@@ -363,10 +369,9 @@ enum pc_err pc_slot_prefill(struct pc_slot *s, const int32_t *toks, size_t n,
     return PC_OK;
 }
 
-enum pc_err pc_slot_export(struct pc_slot *s, int seq, uint8_t **blob, size_t *size,
-                           struct pc_error *err)
+enum pc_err pc_seq_export(struct pc_model *m, int seq, uint8_t **blob, size_t *size,
+                          struct pc_error *err)
 {
-    struct pc_model *m = s->m;
     *blob = NULL;
     *size = 0;
     size_t need = llama_state_seq_get_size(m->ctx, seq);
@@ -383,10 +388,15 @@ enum pc_err pc_slot_export(struct pc_slot *s, int seq, uint8_t **blob, size_t *s
     return PC_OK;
 }
 
-enum pc_err pc_slot_import(struct pc_slot *s, const uint8_t *blob, size_t size, const int32_t *toks,
-                           size_t n, bool precharged, int *seq_out, struct pc_error *err)
+enum pc_err pc_slot_export(struct pc_slot *s, int seq, uint8_t **blob, size_t *size,
+                           struct pc_error *err)
 {
-    struct pc_model *m = s->m;
+    return pc_seq_export(s->m, seq, blob, size, err);
+}
+
+enum pc_err pc_seq_import(struct pc_model *m, const uint8_t *blob, size_t size, const int32_t *toks,
+                          size_t n, bool precharged, int *seq_out, struct pc_error *err)
+{
     if (llama_model_is_recurrent(m->model) || llama_model_is_hybrid(m->model))
         return pc_error_set(err, PC_ERR_DECODE,
                             "snapshots of recurrent or hybrid models are not restored");
@@ -398,15 +408,15 @@ enum pc_err pc_slot_import(struct pc_slot *s, const uint8_t *blob, size_t size, 
     /* Trust it only when the cells it brought back are the tokens it claims. */
     llama_pos max = llama_memory_seq_pos_max(llama_get_memory(m->ctx), seq);
     if (got == 0 || max + 1 != (llama_pos)n) {
-        seq_clear(m, seq);
+        pc_seq_clear(m, seq);
         return pc_error_set(err, PC_ERR_DECODE,
                             "the snapshot does not fit this model's context (a different model "
                             "file, or no room)");
     }
     struct pc_seq *q = &m->seqs[seq];
     q->n = 0;
-    if (!seq_push(q, toks, n)) {
-        seq_clear(m, seq);
+    if (!pc_seq_push(m, seq, toks, n)) {
+        pc_seq_clear(m, seq);
         return pc_error_set(err, PC_ERR_NOMEM, "out of memory");
     }
     q->used = true;
@@ -415,4 +425,10 @@ enum pc_err pc_slot_import(struct pc_slot *s, const uint8_t *blob, size_t size, 
     if (seq_out != NULL)
         *seq_out = seq;
     return PC_OK;
+}
+
+enum pc_err pc_slot_import(struct pc_slot *s, const uint8_t *blob, size_t size, const int32_t *toks,
+                           size_t n, bool precharged, int *seq_out, struct pc_error *err)
+{
+    return pc_seq_import(s->m, blob, size, toks, n, precharged, seq_out, err);
 }

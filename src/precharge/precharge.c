@@ -158,33 +158,54 @@ static void store_snapshot(struct pc_precharger *pc, const struct job *j, const 
     pc_log_warn("precharge", "%s: %s", j->id, o->snapshot_err.msg);
 }
 
-/* Prefill toks into the model under the job's priority, and save the snapshot through. */
+/* Prefill toks as a task of the model's decode loop, at the job's priority (batched with the
+ * requests, which outrank it), and save the snapshot through. */
 static void prefill(struct pc_precharger *pc, const struct job *j, struct pc_model *m,
                     const char *key, const int32_t *toks, size_t n, struct outcome *o)
 {
-    struct pc_slot *slot = NULL;
-    struct pc_prefill_stats st = {0};
-    int seq = -1;
+    struct pc_gen_request req = {
+        .tokens = toks,
+        .n_tokens = n,
+        .sampling = pc_sampling_default(),
+        .priority = j->priority,
+        .prefill_only = true,
+        .want_blob = true,
+    };
+    struct pc_snap_offer offer;
+    struct pc_gen *g = NULL;
     uint8_t *blob = NULL;
     size_t size = 0;
 
-    pc_slot_acquire(m, j->priority, &slot);
-    pc_snapstore_restore_best(pc->cfg.snapshots, slot, key, toks, n, &o->restore);
-    enum pc_err rc = pc_slot_prefill(slot, toks, n, NULL, &seq, &st, &o->err);
-    /* Serialized under the slot, written to disk after it. */
-    if (rc == PC_OK && st.cached_tokens < (int32_t)n)
-        rc = pc_slot_export(slot, seq, &blob, &size, &o->err);
-    pc_slot_release(slot);
+    pc_snapstore_offer(pc->cfg.snapshots, key, toks, n, &offer);
+    req.offer = &offer.offer;
+    enum pc_err rc = pc_gen_start(m, &req, &g, &o->err);
+    if (rc == PC_OK)
+        rc = pc_gen_wait_prompt(g, &o->err);
+    pc_snapstore_offer_done(pc->cfg.snapshots, &offer, g != NULL ? pc_gen_restore(g) : NULL,
+                            &o->restore);
     if (rc != PC_OK) {
+        pc_gen_free(g);
         o->status = "failed";
         return;
     }
+    /* The end of a precharge comes right after its prompt: wait for it, and its state. */
+    const char *text;
+    size_t len;
+    bool done = false;
+    while (rc == PC_OK && !done)
+        rc = pc_gen_next(g, &text, &len, &done, &o->err);
+    const struct pc_gen_stats *st = pc_gen_stats(g);
+    pc_gen_take_blob(g, &blob, &size);
     o->context_tokens = (int32_t)n;
-    o->prefill_ns = st.prefill_ns;
-    o->status = st.cached_tokens == (int32_t)n ? "already_warm" : "ready";
-    if (blob != NULL)
+    o->prefill_ns = st->prompt_ns;
+    o->status = rc != PC_OK ? "failed" : st->cached_tokens == (int32_t)n ? "already_warm" : "ready";
+    pc_gen_free(g);
+    if (blob != NULL && rc == PC_OK)
         store_snapshot(pc, j, key, toks, n, blob, size, o);
-    o->snapshot_tier = pc_tier_name(pc_snapstore_tier(pc->cfg.snapshots, key, toks, n));
+    else
+        free(blob);
+    if (rc == PC_OK)
+        o->snapshot_tier = pc_tier_name(pc_snapstore_tier(pc->cfg.snapshots, key, toks, n));
 }
 
 /* The remote provider's job: it prefills there, and says how it went. */

@@ -529,18 +529,13 @@ static size_t common_prefix(const int32_t *a, size_t na, const int32_t *b, size_
     return n;
 }
 
-void pc_snapstore_restore_best(struct pc_snapstore *st, struct pc_slot *slot, const char *key,
-                               const int32_t *toks, size_t n, struct pc_restore *out)
+void pc_snapstore_offer(struct pc_snapstore *st, const char *key, const int32_t *toks, size_t n,
+                        struct pc_snap_offer *out)
 {
     memset(out, 0, sizeof(*out));
-    size_t live = 0;
-    pc_slot_best_live(slot, toks, n, &live);
-    out->tier = PC_TIER_LIVE;
-    out->tokens = live;
-
     pthread_mutex_lock(&st->lock);
     struct snap *best = NULL;
-    size_t best_n = live;
+    size_t best_n = 0;
     for (struct snap *s = st->list; s; s = s->next) {
         if (strcmp(s->key, key) != 0)
             continue;
@@ -556,50 +551,80 @@ void pc_snapstore_restore_best(struct pc_snapstore *st, struct pc_slot *slot, co
     }
     best->refs++;
     best->last_used_ns = pc_clock_mono_ns();
-    uint8_t *file = NULL;
     const uint8_t *blob = best->blob;
     size_t size = best->size;
     char *path = best->path ? strdup(best->path) : NULL;
-    enum pc_tier tier = blob ? PC_TIER_RAM : PC_TIER_DISK;
+    out->tier = blob ? PC_TIER_RAM : PC_TIER_DISK;
     pthread_mutex_unlock(&st->lock);
 
-    int64_t t0 = pc_clock_mono_ns();
+    /* A disk read happens here, on the request's thread: never in the decode loop. */
     struct pc_error err = {0};
+    int64_t t0 = pc_clock_mono_ns();
     enum pc_err rc = PC_OK;
     if (blob == NULL)
-        rc = path ? read_file(path, &file, &blob, &size, &err)
+        rc = path ? read_file(path, &out->file, &blob, &size, &err)
                   : pc_error_set(&err, PC_ERR_IO, "the snapshot left every tier");
-    if (rc == PC_OK)
-        rc = pc_slot_import(slot, blob, size, best->toks, best->n, best->precharged, NULL, &err);
-    out->restore_ns = pc_clock_mono_ns() - t0;
+    out->read_ns = pc_clock_mono_ns() - t0;
+    free(path);
+    out->snap = best;
+    if (rc != PC_OK) {
+        out->read_failed = true;
+        snprintf(out->reason, sizeof(out->reason), "%s", err.msg);
+        return;
+    }
+    out->offer = (struct pc_restore_offer){.blob = blob,
+                                           .size = size,
+                                           .toks = best->toks,
+                                           .n = best->n,
+                                           .precharged = best->precharged};
+}
 
+void pc_snapstore_offer_done(struct pc_snapstore *st, struct pc_snap_offer *o,
+                             const struct pc_restore_result *r, struct pc_restore *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->tier = PC_TIER_LIVE;
+    out->tokens = r ? r->tokens : 0;
+    struct snap *best = o->snap;
+    if (best == NULL)
+        return;
+    bool failed = o->read_failed || (r != NULL && r->failed);
+    const char *reason = o->read_failed ? o->reason : r != NULL ? r->reason : "";
     pthread_mutex_lock(&st->lock);
-    if (rc == PC_OK) {
-        out->tier = tier;
-        out->tokens = best_n;
+    if (r != NULL && r->used) {
+        out->tier = o->tier;
+        out->restore_ns = r->restore_ns + o->read_ns;
         /* A snapshot read from disk is kept in RAM: it is in use again. */
-        if (tier == PC_TIER_DISK && best->blob == NULL && file != NULL) {
-            uint8_t *copy = malloc(size);
+        if (o->tier == PC_TIER_DISK && best->blob == NULL && o->file != NULL) {
+            uint8_t *copy = malloc(o->offer.size);
             if (copy != NULL) {
-                memcpy(copy, blob, size);
+                memcpy(copy, o->offer.blob, o->offer.size);
                 best->blob = copy;
-                best->size = size;
-                st->ram_bytes += size;
+                best->size = o->offer.size;
+                st->ram_bytes += o->offer.size;
             }
         }
-    } else {
+    } else if (failed) {
         out->failed = true;
-        snprintf(out->reason, sizeof(out->reason), "%s", err.msg);
+        snprintf(out->reason, sizeof(out->reason), "%s", reason);
         pc_log_warn("snapshot", "restore from %s failed, prefilling instead: %s",
-                    pc_tier_name(tier), err.msg);
-        if (rc == PC_ERR_IO && best->path != NULL && !best->dead)
-            drop_file(st, best); /* a corrupt file is not offered again */
+                    pc_tier_name(o->tier), reason);
+        /* It would fail the same way for every request that matches it: out of every tier
+         * (its blob goes with its last user, who may still be reading it). */
+        if (!best->dead) {
+            if (best->path != NULL)
+                drop_file(st, best);
+            if (!best->dead) {
+                st->ram_bytes -= best->size;
+                detach(st, best);
+            }
+        }
     }
     unref(best);
     enforce(st);
     pthread_mutex_unlock(&st->lock);
-    free(file);
-    free(path);
+    free(o->file);
+    memset(o, 0, sizeof(*o));
 }
 
 /* Lock held: take s out of every tier now (its file too); its last user frees it. */

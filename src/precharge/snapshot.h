@@ -55,17 +55,36 @@ enum pc_tier pc_snapstore_tier(struct pc_snapstore *st, const char *key, const i
 
 struct pc_restore {
     enum pc_tier tier;             /* where the prefix came from: LIVE when nothing was restored */
-    size_t tokens;                 /* tokens the chosen snapshot gave */
-    int64_t restore_ns;            /* time spent restoring */
-    bool failed;                   /* a restore was tried and failed: the caller prefills */
+    size_t tokens;                 /* prompt tokens the chosen prefix gave */
+    int64_t restore_ns;            /* time spent restoring (reading and importing) */
+    bool failed;                   /* a restore was tried and failed: the prompt was prefilled */
     char reason[PC_ERROR_MSG_MAX]; /* why it failed */
 };
 
-/* Before a prefill: when a RAM or disk snapshot shares a longer prefix with toks than any live
- * sequence, restore it into the context. Never fails the request: a failed restore is
- * reported in *out and the caller prefills as if there were none. With the slot held. */
-void pc_snapstore_restore_best(struct pc_snapstore *st, struct pc_slot *s, const char *key,
-                               const int32_t *toks, size_t n, struct pc_restore *out /* OUT */);
+/* The stored snapshot that shares the longest prefix with a prompt, offered to the model's
+ * prefix planner (engine.h: pc_restore_offer), which restores it only when it gives more than
+ * the live sequences do. */
+struct pc_snap_offer {
+    struct pc_restore_offer offer; /* .blob NULL: nothing to offer */
+    enum pc_tier tier;
+    void *snap;    /* the store's entry, referenced until pc_snapstore_offer_done */
+    uint8_t *file; /* the bytes read from disk, or NULL */
+    int64_t read_ns;
+    bool read_failed;
+    char reason[PC_ERROR_MSG_MAX];
+};
+
+/* Before a request or precharge: the best snapshot of the model (key) for toks, its blob read
+ * from disk here when it is not in RAM (never on the decode loop's thread). Never fails; an
+ * offer with no blob offers nothing. End it with pc_snapstore_offer_done. */
+void pc_snapstore_offer(struct pc_snapstore *st, const char *key, const int32_t *toks, size_t n,
+                        struct pc_snap_offer *out /* OUT */);
+
+/* Once the task's prompt is done: what the planner did with the offer (r: pc_gen_restore, or
+ * NULL when the task never got that far) becomes *out. A snapshot read from disk and used stays
+ * in RAM; one that failed to restore leaves every tier (it would fail again). */
+void pc_snapstore_offer_done(struct pc_snapstore *st, struct pc_snap_offer *o,
+                             const struct pc_restore_result *r, struct pc_restore *out /* OUT */);
 
 struct pc_snapshot_info {
     char key[17];

@@ -175,8 +175,11 @@ enum pc_err pc_infer_start(struct pc_infer *inf, const char *prompt,
     enum pc_err rc = prompt_tokens(inf, prompt, &toks, &n, err);
     if (rc != PC_OK)
         return rc;
-    struct pc_gen_request req = {
-        .tokens = toks, .n_tokens = n, .sampling = *sampling, .cancel = &inf->cancel};
+    struct pc_gen_request req = {.tokens = toks,
+                                 .n_tokens = n,
+                                 .sampling = *sampling,
+                                 .cancel = &inf->cancel,
+                                 .priority = PC_PRIO_USER};
     /* A smaller num_ctx than the loaded context bounds prompt + answer, as that window would. */
     char why[96];
     uint32_t n_ctx = pc_model_info(m)->n_ctx;
@@ -194,11 +197,18 @@ enum pc_err pc_infer_start(struct pc_infer *inf, const char *prompt,
     }
     pc_events_publish(inf->srv->events, PC_EV_LLM_REQUESTED, inf->norm, inf->id,
                       json_pack("{s:I}", "prompt_tokens", (json_int_t)n));
-    pc_slot_acquire(m, PC_PRIO_USER, &inf->slot);
-    leave_queue(inf);
-    pc_snapstore_restore_best(inf->srv->snapshots, inf->slot, inf->key, toks, n, &inf->restore);
-    rc = pc_gen_start(inf->slot, &req, &inf->gen, err);
+    /* The snapshot tiers offer their best prefix; the model's decode loop decides whether it
+     * beats the live sequences, and batches the rest of the prompt with the other tasks. */
+    struct pc_snap_offer offer;
+    pc_snapstore_offer(inf->srv->snapshots, inf->key, toks, n, &offer);
+    req.offer = &offer.offer;
+    rc = pc_gen_start(m, &req, &inf->gen, err);
     free(toks);
+    if (rc == PC_OK)
+        rc = pc_gen_wait_prompt(inf->gen, err);
+    pc_snapstore_offer_done(inf->srv->snapshots, &offer,
+                            inf->gen != NULL ? pc_gen_restore(inf->gen) : NULL, &inf->restore);
+    leave_queue(inf);
     if (rc == PC_OK)
         pc_server_metrics_started(&inf->srv->metrics, inf);
     return rc;
@@ -229,18 +239,33 @@ enum pc_err pc_infer_embed(struct pc_infer *inf, const char *const *texts, size_
     return PC_OK;
 }
 
+static void first_token(struct pc_infer *inf, size_t len, bool done)
+{
+    if ((len > 0 || done) && !inf->first_token) {
+        inf->first_token = true;
+        pc_server_metrics_first_token(&inf->srv->metrics, inf);
+    }
+}
+
 enum pc_err pc_infer_next(struct pc_infer *inf, const char **text, size_t *len, bool *done,
                           struct pc_error *err)
 {
     for (;;) {
         enum pc_err rc = pc_gen_next(inf->gen, text, len, done, err);
-        if (rc == PC_OK && (*len > 0 || *done) && !inf->first_token) {
-            inf->first_token = true;
-            pc_server_metrics_first_token(&inf->srv->metrics, inf);
-        }
+        if (rc == PC_OK)
+            first_token(inf, *len, *done);
         if (rc != PC_OK || *len > 0 || *done)
             return rc;
     }
+}
+
+enum pc_err pc_infer_poll(struct pc_infer *inf, const char **text, size_t *len, bool *done,
+                          struct pc_error *err)
+{
+    enum pc_err rc = pc_gen_poll(inf->gen, text, len, done, err);
+    if (rc == PC_OK)
+        first_token(inf, *len, *done);
+    return rc;
 }
 
 enum pc_err pc_infer_collect(struct pc_infer *inf, struct pc_buf *out, struct pc_error *err)
@@ -296,11 +321,13 @@ void pc_infer_close(struct pc_infer *inf)
         json_object_set_new(data, "eval_tokens", json_integer(st->eval_tokens));
         json_object_set_new(data, "done_reason", json_string(reason ? reason : "cancel"));
     }
-    /* The context first (its sequence stays live), then the model. */
+    /* The task first (the loop ends it at its next step; its sequence stays live), then the
+     * model. */
+    bool served = inf->gen != NULL || inf->slot != NULL;
     pc_gen_free(inf->gen);
     pc_slot_release(inf->slot);
     pc_pool_release(inf->srv->pool, inf->entry);
-    if (inf->slot != NULL) {
+    if (served) {
         pc_events_publish(inf->srv->events, PC_EV_LLM_COMPLETED, inf->norm, inf->id, data);
         /* A use, for the manifest's last_used and use_count (and so for pruning). Written
          * after the answer is out, so that its fsync never delays a first token. A model that

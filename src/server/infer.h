@@ -54,11 +54,12 @@ enum pc_err pc_infer_open_with(struct pc_server *srv, const char *name,
 
 struct pc_model *pc_infer_model(const struct pc_infer *inf);
 
-/* Tokenize prompt (after inf->context when set), take the model's context at user priority
- * (before any precharge), restore the longest snapshot, prefill the rest, and get ready to
- * generate. PC_ERR_INVALID for a context token the model does not have, PC_ERR_CTX_OVERFLOW
- * (the count and the limit named) for a prompt over the limit: the context it uses (the
- * model's, or a smaller num_ctx) less one token for the answer, or max_prompt_tokens. */
+/* Tokenize prompt (after inf->context when set), hand it to the model's decode loop at user
+ * priority (before any precharge) with the snapshot tiers' best offer, and wait until the
+ * prompt is in the context (restored, copied or prefilled, batched with the other tasks).
+ * PC_ERR_INVALID for a context token the model does not have, PC_ERR_CTX_OVERFLOW (the count and
+ * the limit named) for a prompt over the limit: the context it uses (the model's, or a smaller
+ * num_ctx) less one token for the answer, or max_prompt_tokens. */
 enum pc_err pc_infer_start(struct pc_infer *inf, const char *prompt,
                            const struct pc_sampling *sampling, struct pc_error *err);
 
@@ -71,6 +72,11 @@ enum pc_err pc_infer_embed(struct pc_infer *inf, const char *const *texts, size_
 /* The next piece of the answer that has text, or the last one (*done). text is valid until the
  * next call. */
 enum pc_err pc_infer_next(struct pc_infer *inf, const char **text /* OUT */, size_t *len /* OUT */,
+                          bool *done /* OUT */, struct pc_error *err);
+
+/* As pc_infer_next, without waiting: *len 0 and !*done when nothing is ready yet; the gen's
+ * watcher (pc_gen_watch on inf->gen) is told when there is. */
+enum pc_err pc_infer_poll(struct pc_infer *inf, const char **text /* OUT */, size_t *len /* OUT */,
                           bool *done /* OUT */, struct pc_error *err);
 
 /* Generate the whole answer, appending it to out. */

@@ -84,21 +84,20 @@ static enum pc_err decode_one(struct pc_model *model, const char *prompt, const 
     enum pc_err rc = pc_model_render_chat(model, &msg, 1, true, &text, err);
     if (rc != PC_OK)
         return rc;
-    struct pc_slot *slot = NULL;
     struct pc_gen *gen = NULL;
-    struct pc_gen_request req = {
-        .prompt = text, .sampling = pc_sampling_default(), .cancel = cancel};
+    struct pc_gen_request req = {.prompt = text,
+                                 .sampling = pc_sampling_default(),
+                                 .cancel = cancel,
+                                 .priority = PC_PRIO_LOW};
     req.sampling.num_predict = 1;
     req.sampling.temperature = 0;
-    pc_slot_acquire(model, PC_PRIO_LOW, &slot);
-    rc = pc_gen_start(slot, &req, &gen, err);
+    rc = pc_gen_start(model, &req, &gen, err);
     for (bool done = false; rc == PC_OK && !done;) {
         const char *piece;
         size_t len;
         rc = pc_gen_next(gen, &piece, &len, &done, err);
     }
     pc_gen_free(gen);
-    pc_slot_release(slot);
     free(text);
     return rc;
 }

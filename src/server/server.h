@@ -21,6 +21,7 @@ enum pc_budget_mode {
 
 #define PC_SERVER_MAX_MODEL_DIRS 16
 #define PC_SERVER_MAX_QUEUE 1000000 /* the largest max_queue */
+#define PC_SERVER_MAX_PARALLEL 64   /* the largest parallel: sequences decoded together */
 #define PC_SERVER_MAX_CORS_ORIGINS 16
 #define PC_SERVER_MAX_API_KEY 256
 

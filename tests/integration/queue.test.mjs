@@ -17,7 +17,13 @@ before(async () => {
   home = tempHome('queue');
   execFileSync(MKMODEL, ['--preset', 'tiny', '--n-ctx', String(CTX), '-q', '-o', join(home, 'models', 'tiny.gguf')]);
   makeModel(home, 'other');
-  d = await startDaemon({ home, args: ['--max-queue', '1'], env: { PRECHARGE_CONTEXT_LENGTH: String(CTX) } });
+  // One request decoded at a time, so that a second one waits for its place in the model's
+  // decode loop: the queue that max_queue bounds.
+  d = await startDaemon({
+    home,
+    args: ['--max-queue', '1', '--parallel', '1'],
+    env: { PRECHARGE_CONTEXT_LENGTH: String(CTX) },
+  });
 });
 after(async () => {
   await d.stop();

@@ -167,8 +167,8 @@ const long = 'the quick brown fox jumps over the lazy dog '.repeat(40);
 
 test('a prompt over the context is a 400 naming its count and the limit, on all four routes', async () => {
   const d = await daemon({ args: ['--ctx', '128'] });
-  // llama.cpp rounds the context up to a multiple of 256.
-  const limit = /the prompt is \d+ tokens; the limit is 255 \(context length 256, less one token for the answer\)/;
+  // The window of each sequence is what was asked (the cache holds --parallel of them).
+  const limit = /the prompt is \d+ tokens; the limit is 127 \(context length 128, less one token for the answer\)/;
   const gen = await post(d.url, '/api/generate', { model: 'tiny', prompt: long, stream: false });
   assert.equal(gen.status, 400);
   assert.match(JSON.parse(gen.text).error, limit);

@@ -134,9 +134,7 @@ static char *generate(struct pc_model *m, const char *prompt, int n, const char 
     req.sampling.n_stop = n_stops;
     struct pc_gen *g = NULL;
     struct pc_error err = {0};
-    struct pc_slot *slot = NULL;
-    pc_slot_acquire(m, PC_PRIO_USER, &slot);
-    assert_int_equal(pc_gen_start(slot, &req, &g, &err), PC_OK);
+    assert_int_equal(pc_gen_start(m, &req, &g, &err), PC_OK);
     struct pc_buf text = PC_BUF_INIT;
     for (;;) {
         const char *t;
@@ -152,7 +150,6 @@ static char *generate(struct pc_model *m, const char *prompt, int n, const char 
     if (reason)
         snprintf(reason, rsize, "%s", pc_gen_done_reason(g));
     pc_gen_free(g);
-    pc_slot_release(slot);
     return pc_buf_steal(&text);
 }
 
@@ -256,10 +253,8 @@ static void test_gen_tokens_continue_a_conversation(void **state)
         .tokens = prompt, .n_tokens = n_prompt, .sampling = pc_sampling_default()};
     req.sampling.temperature = 0;
     req.sampling.num_predict = 5;
-    struct pc_slot *slot = NULL;
     struct pc_gen *g = NULL;
-    pc_slot_acquire(m, PC_PRIO_USER, &slot);
-    assert_int_equal(pc_gen_start(slot, &req, &g, &err), PC_OK);
+    assert_int_equal(pc_gen_start(m, &req, &g, &err), PC_OK);
     bool done = false;
     while (!done) {
         const char *t;
@@ -277,10 +272,10 @@ static void test_gen_tokens_continue_a_conversation(void **state)
     memcpy(next + n_ctx, more, n_more * sizeof(*next));
     req.tokens = next;
     req.n_tokens = n_ctx + n_more;
-    assert_int_equal(pc_gen_start(slot, &req, &g, &err), PC_OK);
+    assert_int_equal(pc_gen_start(m, &req, &g, &err), PC_OK);
+    assert_int_equal(pc_gen_wait_prompt(g, &err), PC_OK);
     assert_true(pc_gen_stats(g)->cached_tokens >= (int32_t)n_ctx - 1);
     pc_gen_free(g);
-    pc_slot_release(slot);
     free(next);
     free(prompt);
     free(more);
@@ -298,21 +293,20 @@ static void test_cancel_stops_at_next_token(void **state)
         .prompt = "Hello", .sampling = pc_sampling_default(), .cancel = &cancel};
     struct pc_gen *g = NULL;
     struct pc_error err = {0};
-    struct pc_slot *slot = NULL;
-    pc_slot_acquire(m, PC_PRIO_USER, &slot);
-    assert_int_equal(pc_gen_start(slot, &req, &g, &err), PC_OK);
+    assert_int_equal(pc_gen_start(m, &req, &g, &err), PC_OK);
     const char *t;
     size_t len;
     bool done;
     assert_int_equal(pc_gen_next(g, &t, &len, &done, &err), PC_OK);
     atomic_store(&cancel, true);
-    assert_int_equal(pc_gen_next(g, &t, &len, &done, &err), PC_OK);
-    assert_true(done);
+    /* What was made before the cancel may still come out; then the end. */
+    do
+        assert_int_equal(pc_gen_next(g, &t, &len, &done, &err), PC_OK);
+    while (!done);
     assert_string_equal(pc_gen_done_reason(g), "cancel");
     pc_gen_free(g);
-    pc_slot_release(slot);
 
-    /* The slot is free again for the next request. */
+    /* The model serves the next request. */
     char *t2 = generate(m, "Hello", 2, NULL, 0, NULL, NULL, 0);
     free(t2);
     pc_model_free(m);
@@ -328,10 +322,7 @@ static void test_prompt_longer_than_context_is_refused(void **state)
     struct pc_gen_request req = {.prompt = long_prompt.data, .sampling = pc_sampling_default()};
     struct pc_gen *g = NULL;
     struct pc_error err = {0};
-    struct pc_slot *slot = NULL;
-    pc_slot_acquire(m, PC_PRIO_USER, &slot);
-    assert_int_equal(pc_gen_start(slot, &req, &g, &err), PC_ERR_CTX_OVERFLOW);
-    pc_slot_release(slot);
+    assert_int_equal(pc_gen_start(m, &req, &g, &err), PC_ERR_CTX_OVERFLOW);
     assert_null(g);
     assert_non_null(strstr(err.msg, "context window is 512 tokens"));
     pc_buf_free(&long_prompt);

@@ -64,17 +64,28 @@ static void conversation(struct pc_model *m, int32_t **pre, size_t *npre, int32_
     assert_memory_equal(*pre, *full, *npre * sizeof(int32_t));
 }
 
-/* Start a generation for toks and copy the prompt's last logits into out. */
-static void logits_for(struct pc_slot *slot, const int32_t *toks, size_t n, float *out,
-                       int32_t *n_vocab, int32_t *cached)
+/* Hand toks to the model's decode loop (with offer, may be NULL) and copy the prompt's last
+ * logits into out. No token is generated: the sequence holds the prompt only. */
+static void logits_for(struct pc_model *m, const int32_t *toks, size_t n,
+                       const struct pc_restore_offer *offer, float *out, int32_t *n_vocab,
+                       int32_t *cached, struct pc_restore_result *restore)
 {
-    struct pc_gen_request req = {.tokens = toks, .n_tokens = n, .sampling = pc_sampling_default()};
+    struct pc_gen_request req = {.tokens = toks,
+                                 .n_tokens = n,
+                                 .sampling = pc_sampling_default(),
+                                 .want_logits = true,
+                                 .offer = offer};
+    req.sampling.num_predict = 0;
     struct pc_gen *g = NULL;
     struct pc_error err = {0};
-    assert_int_equal(pc_gen_start(slot, &req, &g, &err), PC_OK);
-    const float *l = pc_slot_logits(slot, n_vocab);
+    assert_int_equal(pc_gen_start(m, &req, &g, &err), PC_OK);
+    assert_int_equal(pc_gen_wait_prompt(g, &err), PC_OK);
+    const float *l = pc_gen_logits(g, n_vocab);
+    assert_non_null(l);
     memcpy(out, l, (size_t)*n_vocab * sizeof(float));
     *cached = pc_gen_stats(g)->cached_tokens;
+    if (restore != NULL)
+        *restore = *pc_gen_restore(g);
     pc_gen_free(g);
 }
 
@@ -102,34 +113,46 @@ static void test_tiers_give_the_same_logits(void **state)
     float *base = malloc(32000 * sizeof(float)), *got = malloc(32000 * sizeof(float));
 
     /* Recompute: prefix, then the rest, on a fresh context. */
-    pc_slot_acquire(fresh, PC_PRIO_USER, &slot);
-    logits_for(slot, pre, npre, got, &n_vocab, &cached); /* decodes the prefix */
-    logits_for(slot, full, nfull, base, &n_vocab, &cached);
+    logits_for(fresh, pre, npre, NULL, got, &n_vocab, &cached, NULL); /* decodes the prefix */
+    logits_for(fresh, full, nfull, NULL, base, &n_vocab, &cached, NULL);
     assert_int_equal(cached, (int32_t)npre);
-    pc_slot_release(slot);
 
     /* Live: a precharged sequence, copied into the request's. */
     struct pc_model *m = load();
     struct pc_prefill_stats st;
     int seq = -1;
+    uint8_t *blob = NULL;
+    size_t size = 0;
     pc_slot_acquire(m, PC_PRIO_USER, &slot);
     assert_int_equal(pc_slot_prefill(slot, pre, npre, NULL, &seq, &st, &err), PC_OK);
-    logits_for(slot, full, nfull, got, &n_vocab, &cached);
+    assert_int_equal(pc_slot_export(slot, seq, &blob, &size, &err), PC_OK);
+    pc_slot_release(slot);
+    logits_for(m, full, nfull, NULL, got, &n_vocab, &cached, NULL);
     assert_int_equal(cached, (int32_t)npre);
     assert_true(max_diff(base, got, n_vocab) == 0.0f);
 
     /* RAM: the precharged sequence serialized, restored into another context. */
-    uint8_t *blob = NULL;
-    size_t size = 0;
-    assert_int_equal(pc_slot_export(slot, seq, &blob, &size, &err), PC_OK);
-    pc_slot_release(slot);
     struct pc_model *m2 = load();
     pc_slot_acquire(m2, PC_PRIO_USER, &slot);
     assert_int_equal(pc_slot_import(slot, blob, size, pre, npre, true, &seq, &err), PC_OK);
-    logits_for(slot, full, nfull, got, &n_vocab, &cached);
+    pc_slot_release(slot);
+    logits_for(m2, full, nfull, NULL, got, &n_vocab, &cached, NULL);
     assert_int_equal(cached, (int32_t)npre);
     assert_true(max_diff(base, got, n_vocab) == 0.0f);
-    pc_slot_release(slot);
+
+    /* The same, offered to the prefix planner of a fresh model: it restores it. */
+    struct pc_model *m6 = load();
+    struct pc_restore_offer offer = {blob, size, pre, npre, true};
+    struct pc_restore_result rr;
+    logits_for(m6, full, nfull, &offer, got, &n_vocab, &cached, &rr);
+    assert_true(rr.used);
+    assert_int_equal(cached, (int32_t)npre);
+    assert_true(max_diff(base, got, n_vocab) == 0.0f);
+    /* Asked again, the live sequence gives as much: the offer is not restored twice. */
+    logits_for(m6, full, nfull, &offer, got, &n_vocab, &cached, &rr);
+    assert_false(rr.used);
+    assert_int_equal(cached, (int32_t)nfull - 1);
+    pc_model_free(m6);
 
     /* Disk: saved by one store, indexed and restored by another, as after a restart. */
     char snapdir[PATH_MAX + 16], key[17];
@@ -152,15 +175,17 @@ static void test_tiers_give_the_same_logits(void **state)
     free(list);
     struct pc_model *m3 = load();
     struct pc_restore r;
-    pc_slot_acquire(m3, PC_PRIO_USER, &slot);
-    pc_snapstore_restore_best(st2, slot, key, full, nfull, &r);
+    struct pc_snap_offer so;
+    struct pc_restore_result rr3;
+    pc_snapstore_offer(st2, key, full, nfull, &so);
+    assert_non_null(so.offer.blob);
+    logits_for(m3, full, nfull, &so.offer, got, &n_vocab, &cached, &rr3);
+    pc_snapstore_offer_done(st2, &so, &rr3, &r);
     assert_int_equal(r.tier, PC_TIER_DISK);
     assert_false(r.failed);
     assert_int_equal(r.tokens, npre);
-    logits_for(slot, full, nfull, got, &n_vocab, &cached);
     assert_int_equal(cached, (int32_t)npre);
     assert_true(max_diff(base, got, n_vocab) == 0.0f);
-    pc_slot_release(slot);
 
     /* Compacted: an unrelated sequence below the prefix is sent away and the prefix moved to
      * the start of the cache before the question is decoded; the logits do not change. */
@@ -176,10 +201,12 @@ static void test_tiers_give_the_same_logits(void **state)
     assert_int_equal(pc_slot_prefill(slot, otoks, no, NULL, NULL, &st, &err), PC_OK);
     /* Restored above the unrelated cells: the request must move it down. */
     assert_int_equal(pc_slot_import(slot, blob, size, pre, npre, true, &seq, &err), PC_OK);
-    logits_for(slot, full, nfull, got, &n_vocab, &cached);
+    pc_slot_release(slot);
+    logits_for(m5, full, nfull, NULL, got, &n_vocab, &cached, NULL);
     assert_int_equal(cached, (int32_t)npre);
     assert_true(max_diff(base, got, n_vocab) == 0.0f);
     struct pc_seq_info infos[8];
+    pc_slot_acquire(m5, PC_PRIO_USER, &slot);
     assert_int_equal(pc_slot_list(slot, infos, 8), 2); /* the prefix and the request, no more */
     pc_slot_release(slot);
     pc_model_free(m5);
