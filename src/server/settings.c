@@ -99,7 +99,7 @@ const struct pc_setting pc_settings[] = {
      .arg = "N",
      INT(pool.model_params.n_parallel, 1, PC_SERVER_MAX_PARALLEL),
      .dflt = "4",
-     .help = "requests decoded together per model; more wait (the KV cache holds N windows)"},
+     .help = "requests decoded together per model; more wait (KV cache: N windows)"},
     {.key = "threads",
      .env = "PRECHARGE_THREADS",
      .flag = "threads",
