@@ -161,13 +161,17 @@ static enum pc_err check_eps(struct hp_ctx *c, struct pc_error *err)
 }
 
 /* llama-context.cpp: GGML_ASSERT(n_outputs_max <= cparams.n_outputs_max), where the first is at
- * least n_seq_max and the second at most n_ctx: a context smaller than its sequences. */
+ * least n_seq_max and the second at most n_ctx: a context smaller than its sequences. engine.c's
+ * context_params never asks for fewer cells than sequences, but a trained context this small
+ * holds no prompt and answer: refused as the damage it is. */
+#define MIN_CONTEXT 8
+
 static enum pc_err check_context(struct hp_ctx *c, struct pc_error *err)
 {
     uint32_t n_ctx;
-    if (hp_u32(c, "context_length", &n_ctx) && n_ctx < PC_MAX_SEQS) {
+    if (hp_u32(c, "context_length", &n_ctx) && n_ctx < MIN_CONTEXT) {
         char rule[64];
-        snprintf(rule, sizeof(rule), "at least %d (one cell per sequence)", PC_MAX_SEQS);
+        snprintf(rule, sizeof(rule), "at least %d (one cell per sequence)", MIN_CONTEXT);
         return hp_refuse_u32(c, err, n_ctx, rule);
     }
     return PC_OK;
