@@ -288,8 +288,15 @@ static void stream_free(void *ctx)
     pc_infer_close(ctx);
 }
 
+static void stream_watch(void *ctx, void (*wake)(void *arg), void *arg)
+{
+    struct pc_infer *inf = ctx;
+    pc_gen_watch(inf->gen, wake, arg);
+}
+
 void pc_infer_reply(struct pc_infer *inf, void *api, void (*api_free)(void *api), bool stream,
-                    const char *content_type, bool (*next)(void *inf, struct pc_buf *out),
+                    const char *content_type,
+                    enum pc_stream_state (*poll)(void *inf, struct pc_buf *out),
                     void (*whole)(struct pc_infer *inf, struct pc_http_reply *reply),
                     struct pc_http_reply *reply)
 {
@@ -302,7 +309,10 @@ void pc_infer_reply(struct pc_infer *inf, void *api, void (*api_free)(void *api)
     }
     reply->status = 200;
     reply->content_type = content_type;
-    reply->stream = (struct pc_http_stream){.ctx = inf, .next = next, .free = stream_free};
+    /* Polled from the HTTP layer's thread: a stream waiting for its next token holds no thread,
+     * and the model's decode loop wakes it (pc_gen_watch). */
+    reply->stream = (struct pc_http_stream){
+        .ctx = inf, .poll = poll, .watch = stream_watch, .free = stream_free};
 }
 
 void pc_infer_close(struct pc_infer *inf)

@@ -290,7 +290,7 @@ static bool append_line(struct pc_buf *out, json_t *o)
 }
 
 /* One streamed step: the next chunk with something in it, or the last one. */
-static bool stream_next(void *ctx, struct pc_buf *out)
+static enum pc_stream_state stream_poll(void *ctx, struct pc_buf *out)
 {
     struct pc_infer *inf = ctx;
     struct ollama_req *q = inf->api;
@@ -300,18 +300,20 @@ static bool stream_next(void *ctx, struct pc_buf *out)
     struct pc_chat_news nw = {0};
     struct pc_error err = {0};
     while (!done && nw.content_len == 0 && nw.thinking_len == 0 && nw.n_calls == 0) {
-        if (pc_infer_next(inf, &text, &len, &done, &err) != PC_OK ||
+        if (pc_infer_poll(inf, &text, &len, &done, &err) == PC_OK && len == 0 && !done)
+            return PC_STREAM_WAIT; /* the loop wakes the stream when there is more */
+        if (err.code != PC_OK ||
             pc_chatreq_feed(&q->conv, text, len, done, &nw, &err) != PC_OK) {
             /* The status line went out with the first chunk: report in the stream. */
             append_line(out, json_pack("{s:s}", "error", err.msg));
-            return false;
+            return PC_STREAM_END;
         }
     }
     json_t *o = chunk_base(q, &nw, done);
     if (done && o != NULL)
         add_final_fields(o, inf, pc_gen_done_reason(inf->gen));
     append_line(out, o);
-    return !done;
+    return done ? PC_STREAM_END : PC_STREAM_MORE;
 }
 
 static void reply_whole(struct pc_infer *inf, struct pc_http_reply *reply)
@@ -416,7 +418,7 @@ static void handle_inference(const struct pc_http_req *req, struct pc_http_reply
         return;
     }
     free(prompt);
-    pc_infer_reply(inf, q, api_free, q->stream, "application/x-ndjson", stream_next, reply_whole,
+    pc_infer_reply(inf, q, api_free, q->stream, "application/x-ndjson", stream_poll, reply_whole,
                    reply);
 }
 

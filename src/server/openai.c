@@ -311,7 +311,8 @@ static bool append_event(struct pc_buf *out, json_t *o)
 }
 
 /* After the last token: the chunk with finish_reason, the usage chunk if asked, [DONE]. */
-static bool stream_end(struct pc_infer *inf, struct openai_req *q, struct pc_buf *out)
+static enum pc_stream_state stream_end(struct pc_infer *inf, struct openai_req *q,
+                                       struct pc_buf *out)
 {
     append_event(out, stream_chunk(q, &(struct pc_chat_news){0}, finish_reason(inf)));
     if (q->include_usage) {
@@ -323,10 +324,10 @@ static bool stream_end(struct pc_infer *inf, struct openai_req *q, struct pc_buf
         append_event(out, o);
     }
     pc_buf_appends(out, "data: [DONE]\n\n");
-    return false;
+    return PC_STREAM_END;
 }
 
-static bool stream_next(void *ctx, struct pc_buf *out)
+static enum pc_stream_state stream_poll(void *ctx, struct pc_buf *out)
 {
     struct pc_infer *inf = ctx;
     struct openai_req *q = inf->api;
@@ -336,19 +337,21 @@ static bool stream_next(void *ctx, struct pc_buf *out)
     struct pc_chat_news nw = {0};
     struct pc_error err = {0};
     while (!done && nw.content_len == 0 && nw.thinking_len == 0 && nw.n_calls == 0) {
-        if (pc_infer_next(inf, &text, &len, &done, &err) != PC_OK ||
+        if (pc_infer_poll(inf, &text, &len, &done, &err) == PC_OK && len == 0 && !done)
+            return PC_STREAM_WAIT; /* the loop wakes the stream when there is more */
+        if (err.code != PC_OK ||
             pc_chatreq_feed(&q->conv, text, len, done, &nw, &err) != PC_OK) {
             /* The status line is out: the error goes in the stream, as OpenAI's does. */
             append_event(out, json_pack("{s:{s:s, s:s}}", "error", "message", err.msg, "type",
                                         "server_error"));
             pc_buf_appends(out, "data: [DONE]\n\n");
-            return false;
+            return PC_STREAM_END;
         }
     }
     if ((nw.content_len > 0 || nw.thinking_len > 0 || nw.n_calls > 0) &&
         !append_event(out, stream_chunk(q, &nw, NULL)))
-        return false;
-    return done ? stream_end(inf, q, out) : true;
+        return PC_STREAM_END;
+    return done ? stream_end(inf, q, out) : PC_STREAM_MORE;
 }
 
 /* The chat's message: content (null when the answer is only calls), reasoning, tool calls. */
@@ -431,7 +434,7 @@ static void handle_completion(const struct pc_http_req *req, struct pc_http_repl
         openai_req_free(q);
         return;
     }
-    pc_infer_reply(inf, q, api_free, q->stream, "text/event-stream", stream_next, reply_whole,
+    pc_infer_reply(inf, q, api_free, q->stream, "text/event-stream", stream_poll, reply_whole,
                    reply);
 }
 
