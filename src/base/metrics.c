@@ -291,6 +291,11 @@ void pc_metric_set(struct pc_metric *m, const char *const *values, double value)
     update(m, KIND_GAUGE, values, value, true);
 }
 
+void pc_metric_set_total(struct pc_metric *m, const char *const *values, double value)
+{
+    update(m, KIND_COUNTER, values, value, true);
+}
+
 void pc_metric_observe(struct pc_metric *m, const char *const *values, double value)
 {
     update(m, KIND_HISTOGRAM, values, value, false);

@@ -50,6 +50,10 @@ struct pc_metric *pc_metrics_histogram(struct pc_metrics *r, const char *name, c
 void pc_metric_add(struct pc_metric *m, const char *const *values, double delta);
 /* Set a gauge. */
 void pc_metric_set(struct pc_metric *m, const char *const *values, double value);
+
+/* A counter's value, read from a source that counts by itself (a model's decode loop): for
+ * collectors that copy a total at scrape time. The source's restart is a counter reset. */
+void pc_metric_set_total(struct pc_metric *m, const char *const *values, double value);
 /* Count one observation in a histogram. */
 void pc_metric_observe(struct pc_metric *m, const char *const *values, double value);
 /* Forget every series of a family: for gauges that are set afresh from their source at each

@@ -22,7 +22,7 @@ struct gguf_context;
 enum pc_err pc_hparams_check(const struct gguf_context *g, const char *path, struct pc_error *err);
 
 /* Text a request's buffer holds before its sequence pauses: the client is not reading. */
-#define PC_GEN_BUF_MAX 4096
+#define PC_GEN_BUF_MAX 1024
 
 /* A live sequence: the tokens its KV cells hold, in order. Owned by the decode loop. */
 struct pc_seq {

@@ -518,6 +518,7 @@ enum pc_err pc_loop_start(struct pc_model *m, struct pc_error *err)
     m->batch = llama_batch_init(m->n_batch, 0, 1);
     m->threads = m->n_threads == 0 ? pc_threads_new() : NULL;
     m->slot.m = m;
+    m->lwork.threads = (int32_t)llama_n_threads(m->ctx);
     if (m->active == NULL || (m->n_threads == 0 && m->threads == NULL))
         return pc_error_set(err, PC_ERR_NOMEM, "decode loop: out of memory");
     if (pthread_create(&m->thread, NULL, loop_main, m) != 0)

@@ -708,6 +708,7 @@ size_t pc_pool_list(struct pc_pool *p, struct pc_pool_status **out)
         snprintf(s->name, sizeof(s->name), "%s", e->name);
         snprintf(s->path, sizeof(s->path), "%s", e->path);
         s->info = *pc_model_info(e->model);
+        pc_model_loop_stats(e->model, &s->loop);
         s->refs = e->refs;
         s->memory_bytes = entry_bytes(e);
         s->charged_bytes = e->charged_bytes;

@@ -135,8 +135,9 @@ struct pc_pool_status {
     uint64_t memory_bytes;  /* what the model costs now: pc_model_memory + charged */
     uint64_t charged_bytes; /* of that, pc_pool_charge's */
     bool pinned;
-    uint64_t uses;          /* acquires that counted as a use */
-    int64_t loaded_wall_ns; /* when it finished loading */
+    uint64_t uses;             /* acquires that counted as a use */
+    int64_t loaded_wall_ns;    /* when it finished loading */
+    struct pc_loop_stats loop; /* what its decode loop has done */
 };
 
 /* Copy out the resident models, most recently used first. *out is malloc'd; the caller

@@ -83,10 +83,10 @@ enum pc_err pc_infer_poll(struct pc_infer *inf, const char **text /* OUT */, siz
 /* Generate the whole answer, appending it to out. */
 enum pc_err pc_infer_collect(struct pc_infer *inf, struct pc_buf *out, struct pc_error *err);
 
-
 /* Hand the answer to reply; inf takes api, freed with api_free when inf closes. Streamed:
  * reply becomes a 200 stream of content_type that poll(inf, out) writes without blocking
- * (PC_STREAM_WAIT until the decode loop makes more), and it closes inf when the reply is done. Not streamed: whole(inf, reply) fills reply, and inf is closed. */
+ * (PC_STREAM_WAIT until the decode loop makes more), and it closes inf when the reply is done. Not
+ * streamed: whole(inf, reply) fills reply, and inf is closed. */
 void pc_infer_reply(struct pc_infer *inf, void *api, void (*api_free)(void *api), bool stream,
                     const char *content_type,
                     enum pc_stream_state (*poll)(void *inf, struct pc_buf *out),

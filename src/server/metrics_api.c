@@ -66,6 +66,24 @@ static const struct family {
      "The budget of a snapshot tier (ram, disk)."},
     {AT(event_streams), GAUGE, "precharge_event_streams", "",
      "Open /api/events streams (their cap is max_event_streams)."},
+    {AT(decode_steps), COUNTER, "precharge_decode_steps_total", "model",
+     "Batches that a resident model's decode loop decoded (llama_decode calls)."},
+    {AT(decode_tokens), COUNTER, "precharge_decode_tokens_total", "model",
+     "Tokens in those batches: prompt chunks and one token per generating task."},
+    {AT(decode_batched), COUNTER, "precharge_decode_batched_steps_total", "model",
+     "Batches that held the work of more than one task (continuous batching at work)."},
+    {AT(decode_preempted), COUNTER, "precharge_decode_preempted_total", "model",
+     "Precharges that gave their place in the batch to a user's request."},
+    {AT(decode_yielded), COUNTER, "precharge_decode_yielded_total", "model",
+     "Places given up by tasks whose client stopped reading, to tasks that could run."},
+    {AT(decode_cancelled), COUNTER, "precharge_decode_cancelled_total", "model",
+     "Tasks ended because their client went away or cancelled."},
+    {AT(decode_active), GAUGE, "precharge_decode_active", "model",
+     "Tasks in a model's batch now (at most parallel)."},
+    {AT(decode_waiting), GAUGE, "precharge_decode_waiting", "model",
+     "Tasks waiting for a place in a model's batch, stalled clients' included."},
+    {AT(decode_threads), GAUGE, "precharge_decode_threads", "model",
+     "Threads of a model's last decode."},
 #undef AT
 };
 
@@ -150,12 +168,32 @@ void pc_server_metrics_unloaded(struct pc_server_metrics *m, const char *name, c
 
 /* ---- the scrape -------------------------------------------------------------------------- */
 
+/* Scrape lock held: a resident model's decode loop, as its counters and gauges. */
+static void set_loop(struct pc_server_metrics *m, const char *const *model,
+                     const struct pc_loop_stats *l)
+{
+    pc_metric_set_total(m->decode_steps, model, (double)l->steps);
+    pc_metric_set_total(m->decode_tokens, model, (double)l->batch_tokens);
+    pc_metric_set_total(m->decode_batched, model, (double)l->multi_steps);
+    pc_metric_set_total(m->decode_preempted, model, (double)l->preempted);
+    pc_metric_set_total(m->decode_yielded, model, (double)l->yielded);
+    pc_metric_set_total(m->decode_cancelled, model, (double)l->cancelled);
+    pc_metric_set(m->decode_active, model, (double)l->active);
+    pc_metric_set(m->decode_waiting, model, (double)l->waiting);
+    pc_metric_set(m->decode_threads, model, (double)l->threads);
+}
+
 /* Scrape lock held: every gauge from its source. */
 static void set_gauges(struct pc_server *s)
 {
     struct pc_server_metrics *m = &s->metrics;
     pc_metric_clear(m->queue_waiting);
     pc_metric_clear(m->model_memory);
+    struct pc_metric *per_model[] = {m->decode_steps,     m->decode_tokens,  m->decode_batched,
+                                     m->decode_preempted, m->decode_yielded, m->decode_cancelled,
+                                     m->decode_active,    m->decode_waiting, m->decode_threads};
+    for (size_t i = 0; i < sizeof(per_model) / sizeof(per_model[0]); i++)
+        pc_metric_clear(per_model[i]);
 
     struct pc_pool_status *st = NULL;
     size_t n = pc_pool_list(s->pool, &st);
@@ -163,6 +201,7 @@ static void set_gauges(struct pc_server *s)
         const char *model[] = {st[i].name};
         pc_metric_set(m->model_memory, model, (double)st[i].memory_bytes);
         pc_metric_set(m->queue_waiting, model, 0); /* a resident model shows its queue at 0 */
+        set_loop(m, model, &st[i].loop);
     }
     free(st);
     struct pc_queue_count *q = NULL;

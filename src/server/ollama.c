@@ -302,8 +302,7 @@ static enum pc_stream_state stream_poll(void *ctx, struct pc_buf *out)
     while (!done && nw.content_len == 0 && nw.thinking_len == 0 && nw.n_calls == 0) {
         if (pc_infer_poll(inf, &text, &len, &done, &err) == PC_OK && len == 0 && !done)
             return PC_STREAM_WAIT; /* the loop wakes the stream when there is more */
-        if (err.code != PC_OK ||
-            pc_chatreq_feed(&q->conv, text, len, done, &nw, &err) != PC_OK) {
+        if (err.code != PC_OK || pc_chatreq_feed(&q->conv, text, len, done, &nw, &err) != PC_OK) {
             /* The status line went out with the first chunk: report in the stream. */
             append_line(out, json_pack("{s:s}", "error", err.msg));
             return PC_STREAM_END;

@@ -69,8 +69,8 @@ struct pc_server_config {
     bool insecure;                           /* listen beyond loopback without an API key */
     uint32_t max_prompt_tokens;              /* 0: the context the request uses */
     unsigned connection_timeout_s;           /* idle connections close; 0: never */
-    uint32_t max_connections_per_ip; /* connections at once from one address; 0: no limit */
-    uint32_t max_event_streams;      /* /api/events subscribers at once; more get 503 */
+    uint32_t max_connections_per_ip;         /* connections at once from one address; 0: no limit */
+    uint32_t max_event_streams;              /* /api/events subscribers at once; more get 503 */
     char cors_origins[PC_SERVER_MAX_CORS_ORIGINS][256]; /* origins allowed by CORS; "*": all */
     size_t n_cors_origins;
     unsigned char source[PC_SETTINGS_MAX]; /* enum pc_setting_source, by setting */
