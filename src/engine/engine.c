@@ -411,6 +411,16 @@ const char *pc_model_path(const struct pc_model *m)
     return m->path;
 }
 
+void pc_model_set_identity(struct pc_model *m, const char *id)
+{
+    snprintf(m->identity, sizeof(m->identity), "%s", id);
+}
+
+const char *pc_model_identity(const struct pc_model *m)
+{
+    return m->identity;
+}
+
 uint64_t pc_model_memory(const struct pc_model *m)
 {
     return m->info.weights_bytes + m->info.kv_bytes + m->info.compute_bytes;

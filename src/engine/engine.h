@@ -117,6 +117,11 @@ const struct pc_model_info *pc_model_info(const struct pc_model *m);
 /* The file the model was loaded from. */
 const char *pc_model_path(const struct pc_model *m);
 
+/* The model file's identity (the snapshot layer's key: path, size, modification time), set
+ * once when the model is loaded, so that nobody recomputes it per request. "" until set. */
+void pc_model_set_identity(struct pc_model *m, const char *id);
+const char *pc_model_identity(const struct pc_model *m);
+
 /* Memory that the model holds now: weights + KV + compute. */
 uint64_t pc_model_memory(const struct pc_model *m);
 

@@ -106,6 +106,7 @@ struct pc_model {
     struct llama_context *ctx;
     const struct llama_vocab *vocab;
     char *path;
+    char identity[17];         /* pc_model_set_identity's, set before the model is shared */
     char *chat_template;       /* owned copy, or NULL */
     struct pc_chat_tmpl *chat; /* the parsed Jinja templates; owned */
     struct pc_model_info info;

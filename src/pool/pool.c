@@ -442,6 +442,10 @@ static enum pc_err admit_and_load(struct pc_pool *p, struct pc_pool_entry *e, bo
     pc_log_info("pool", "loading %s from %s (estimate %.1f MiB)", e->name, e->path,
                 (double)need / MIB);
     rc = pc_model_load(e->path, &p->cfg.model_params, &m, err);
+    /* Before anyone can see the model (it is not READY yet), and without the lock: what follows
+     * every load, whoever asked for it, happens here once. */
+    if (rc == PC_OK && p->cfg.on_load != NULL)
+        p->cfg.on_load(p->cfg.on_load_user, e->name, m);
 
     pthread_mutex_lock(&p->lock);
     if (rc != PC_OK)
@@ -586,8 +590,6 @@ enum pc_err pc_pool_acquire_with(struct pc_pool *p, const char *name, const char
     apply(p, e, &pr);
     pthread_cond_broadcast(&p->changed);
     pthread_mutex_unlock(&p->lock);
-    if (p->cfg.on_load != NULL)
-        p->cfg.on_load(p->cfg.on_load_user, e->name, e->model);
     if (loaded)
         *loaded = true;
     *out = e;

@@ -37,8 +37,9 @@ struct pc_pool_config {
      * "unloaded" (asked for), "stopped" (the pool is freed). */
     void (*on_unload)(void *user, const char *name, struct pc_model *m, const char *why);
     void *on_unload_user;
-    /* Optional: called once a model has loaded (for whoever counts loads), with no pool lock
-     * held, before the caller that loaded it gets it. */
+    /* Optional: called once a model has loaded, with no pool lock held, before anyone can
+     * use it (the one place for what follows every load: identity, snapshots, events,
+     * metrics). */
     void (*on_load)(void *user, const char *name, struct pc_model *m);
     void *on_load_user;
 };

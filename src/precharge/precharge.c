@@ -223,7 +223,7 @@ static void run_remote(struct pc_precharger *pc, const struct job *j, struct out
 
 static void run_job(struct pc_precharger *pc, const struct job *j, struct outcome *o)
 {
-    char path[PATH_MAX], key[17];
+    char path[PATH_MAX];
     struct pc_pool_entry *entry = NULL;
     int32_t *toks = NULL;
     size_t n = 0;
@@ -251,14 +251,10 @@ static void run_job(struct pc_precharger *pc, const struct job *j, struct outcom
         return;
     }
     struct pc_model *m = pc_pool_entry_model(entry);
-    if (loaded) {
+    if (loaded)
         o->load_ns = pc_clock_mono_ns() - t0;
-        pc_snapstore_attach(pc->cfg.snapshots, m);
-        pc_events_publish(pc->cfg.events, PC_EV_MODEL_LOADED, j->model, j->id,
-                          json_pack("{s:I}", "load_time_ms", (json_int_t)(o->load_ns / 1000000)));
-    }
-    if (pc_model_key(path, key, &o->err) == PC_OK && job_tokens(j, m, &toks, &n, &o->err) == PC_OK)
-        prefill(pc, j, m, key, toks, n, o);
+    if (job_tokens(j, m, &toks, &n, &o->err) == PC_OK)
+        prefill(pc, j, m, pc_model_identity(m), toks, n, o);
     free(toks);
     pc_pool_release(pc->cfg.pool, entry);
 }

@@ -509,16 +509,22 @@ static void on_evict(void *user, struct pc_slot *slot, int seq, const int32_t *t
     struct pc_error err = {0};
     uint8_t *blob = NULL;
     size_t size = 0;
-    if (pc_model_key(pc_model_path(pc_slot_model(slot)), key, &err) != PC_OK ||
-        pc_slot_export(slot, seq, &blob, &size, &err) != PC_OK ||
+    snprintf(key, sizeof(key), "%s", pc_model_identity(pc_slot_model(slot)));
+    if (pc_slot_export(slot, seq, &blob, &size, &err) != PC_OK ||
         pc_snapstore_save(st, key, NULL, toks, n, blob, size, false, &err) != PC_OK)
         pc_log_warn("snapshot", "a %s sequence was dropped unsaved: %s",
                     precharged ? "precharged" : "conversation", err.msg);
 }
 
-void pc_snapstore_attach(struct pc_snapstore *st, struct pc_model *m)
+enum pc_err pc_snapstore_attach(struct pc_snapstore *st, struct pc_model *m, struct pc_error *err)
 {
+    char key[17];
+    enum pc_err rc = pc_model_key(pc_model_path(m), key, err);
+    if (rc != PC_OK)
+        return rc;
+    pc_model_set_identity(m, key);
     pc_model_set_evict_hook(m, on_evict, st);
+    return PC_OK;
 }
 
 static size_t common_prefix(const int32_t *a, size_t na, const int32_t *b, size_t nb)

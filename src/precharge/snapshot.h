@@ -31,8 +31,10 @@ void pc_snapstore_close(struct pc_snapstore *st);
  * A changed file gets a new key, so its old snapshots are never offered for it. */
 enum pc_err pc_model_key(const char *path, char key[17] /* OUT */, struct pc_error *err);
 
-/* Route the model's context evictions into this store (as RAM snapshots). */
-void pc_snapstore_attach(struct pc_snapstore *st, struct pc_model *m);
+/* Once, when the model is loaded and before it is shared: give it its identity (pc_model_key of
+ * its file, pc_model_identity) and route its context's evictions into this store (as RAM
+ * snapshots). Fails only when the file cannot be read (stat). */
+enum pc_err pc_snapstore_attach(struct pc_snapstore *st, struct pc_model *m, struct pc_error *err);
 
 /* Who a snapshot is for, as /api/precharged shows it. */
 struct pc_snapshot_meta {

@@ -71,8 +71,6 @@ enum pc_err pc_infer_open_with(struct pc_server *srv, const char *name,
         rc = PC_OK;
     else if (rc != PC_OK && store_err.code != PC_OK && err)
         *err = store_err;
-    if (in_store)
-        rc = pc_model_key(path, inf->key, err);
     if (rc != PC_OK) {
         free(inf);
         return rc;
@@ -87,9 +85,6 @@ enum pc_err pc_infer_open_with(struct pc_server *srv, const char *name,
     bool loaded = false;
     rc = pc_pool_acquire_with(srv->pool, inf->norm, in_store && !resident_only ? path : NULL,
                               params, &inf->entry, &loaded, err);
-    if (rc == PC_OK && !in_store &&
-        (rc = pc_model_key(pc_model_path(pc_infer_model(inf)), inf->key, err)) != PC_OK)
-        pc_pool_release(srv->pool, inf->entry);
     if ((!in_store || resident_only) && rc == PC_ERR_NOT_FOUND) {
         if (err && !in_store)
             *err = store_err;
@@ -102,12 +97,9 @@ enum pc_err pc_infer_open_with(struct pc_server *srv, const char *name,
         free(inf);
         return rc;
     }
-    if (loaded) {
+    /* What follows the load (identity, snapshots, ModelLoaded) happened in the pool's hook. */
+    if (loaded)
         inf->load_ns = pc_clock_mono_ns() - t0;
-        pc_snapstore_attach(srv->snapshots, pc_infer_model(inf));
-        pc_events_publish(srv->events, PC_EV_MODEL_LOADED, inf->norm, inf->id,
-                          json_pack("{s:I}", "load_time_ms", (json_int_t)(inf->load_ns / 1000000)));
-    }
     *out = inf;
     return PC_OK;
 }
@@ -200,7 +192,7 @@ enum pc_err pc_infer_start(struct pc_infer *inf, const char *prompt,
     /* The snapshot tiers offer their best prefix; the model's decode loop decides whether it
      * beats the live sequences, and batches the rest of the prompt with the other tasks. */
     struct pc_snap_offer offer;
-    pc_snapstore_offer(inf->srv->snapshots, inf->key, toks, n, &offer);
+    pc_snapstore_offer(inf->srv->snapshots, pc_model_identity(m), toks, n, &offer);
     req.offer = &offer.offer;
     rc = pc_gen_start(m, &req, &inf->gen, err);
     free(toks);

@@ -20,7 +20,6 @@ struct pc_infer {
     struct pc_server *srv;
     char model[256]; /* the name the client used */
     char norm[256];  /* the store's name for it */
-    char key[17];    /* the model file's identity, for snapshots */
     char id[37];     /* correlation id of LlmRequested / LlmCompleted */
     struct pc_pool_entry *entry;
     struct pc_slot *slot;

@@ -185,18 +185,6 @@ static const char *remote_keep_alive(const struct body *b, char buf[32])
     return b->keep_alive_ns < 0 ? NULL : pc_server_keep_alive_text(b->keep_alive_ns, buf);
 }
 
-/* What every load does beside the pool, as pc_infer_open does it: route the model's context
- * evictions into the snapshot store, and say so on the event stream. */
-static void announce_load(struct pc_server *srv, const char *name, struct pc_model *m,
-                          int64_t took_ns)
-{
-    char id[37];
-    pc_uuid(id);
-    pc_snapstore_attach(srv->snapshots, m);
-    pc_events_publish(srv->events, PC_EV_MODEL_LOADED, name, id,
-                      json_pack("{s:I}", "load_time_ms", (json_int_t)(took_ns / 1000000)));
-}
-
 /* Load (a use) or preload (not a use) the model {id}, and reply once it is resident. */
 static void load(const struct pc_http_req *req, struct pc_http_reply *reply, bool preload)
 {
@@ -227,8 +215,6 @@ static void load(const struct pc_http_req *req, struct pc_http_reply *reply, boo
     int64_t took = pc_clock_mono_ns() - t0;
     struct pc_model *m = pc_pool_entry_model(e);
     uint64_t bytes = pc_model_memory(m);
-    if (loaded)
-        announce_load(req->srv, name, m, took);
     pc_pool_release(req->srv->pool, e);
     json_t *extra =
         json_pack("{s:b, s:b, s:I, s:I}", "loaded", loaded, "preload", preload, "load_duration",
@@ -337,15 +323,12 @@ static void handle_pin(const struct pc_http_req *req, struct pc_http_reply *repl
     pr.preload = true;
     pr.pin = 1;
     struct pc_pool_entry *e = NULL;
-    int64_t t0 = pc_clock_mono_ns();
     if (pc_pool_api_resolve(req->srv, req->params[0], b.path, name, sizeof(name), path,
                             sizeof(path), &err) != PC_OK ||
         pc_pool_acquire_with(req->srv->pool, name, path, &pr, &e, &loaded, &err) != PC_OK) {
         pc_http_reply_pc_error(reply, &err);
         goto done;
     }
-    if (loaded)
-        announce_load(req->srv, name, pc_pool_entry_model(e), pc_clock_mono_ns() - t0);
     pc_pool_release(req->srv->pool, e);
     reply_ok(reply, name, json_pack("{s:b, s:b}", "pinned", 1, "loaded", loaded), "pinned %s%s",
              name, loaded ? " (loaded it first)" : "");

@@ -114,7 +114,6 @@ static void on_model_unload(void *user, const char *name, struct pc_model *m, co
     struct pc_server *s = user;
     struct pc_slot *slot = NULL;
     pc_server_metrics_unloaded(&s->metrics, name, why);
-    pc_snapstore_attach(s->snapshots, m);
     pc_slot_acquire(m, PC_PRIO_LOW, &slot);
     pc_slot_drop_all(slot);
     pc_slot_release(slot);
@@ -123,10 +122,21 @@ static void on_model_unload(void *user, const char *name, struct pc_model *m, co
     pc_events_publish(s->events, PC_EV_MODEL_EVICTED, name, id, json_pack("{s:s}", "reason", why));
 }
 
+/* What follows every load, whoever asked for it (a request, a preload, a precharge, the
+ * lifecycle API), before the model is shared: its identity and its evictions go to the snapshot
+ * store, its load to the metrics, and ModelLoaded to the event stream. */
 static void on_model_load(void *user, const char *name, struct pc_model *m)
 {
     struct pc_server *s = user;
+    struct pc_error err = {0};
+    if (pc_snapstore_attach(s->snapshots, m, &err) != PC_OK)
+        pc_log_warn("serve", "%s: its snapshots are not kept: %s", name, err.msg);
     pc_server_metrics_loaded(&s->metrics, name, m);
+    char id[37];
+    pc_uuid(id);
+    pc_events_publish(
+        s->events, PC_EV_MODEL_LOADED, name, id,
+        json_pack("{s:I}", "load_time_ms", (json_int_t)(pc_model_info(m)->load_ns / 1000000)));
 }
 
 enum pc_err pc_server_start(const struct pc_server_config *cfg, struct pc_server **out,

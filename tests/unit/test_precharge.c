@@ -242,19 +242,30 @@ struct rig {
     struct pc_precharger *pc;
 };
 
+/* The pool's load hook, as the server's: the model's identity and evictions go to the store. */
+static void rig_on_load(void *user, const char *name, struct pc_model *m)
+{
+    struct rig *r = user;
+    struct pc_error err = {0};
+    (void)name;
+    assert_int_equal(pc_snapstore_attach(r->snaps, m, &err), PC_OK);
+}
+
 static void rig_start(struct rig *r, int64_t debounce_ns)
 {
     struct pc_error err = {0};
+    char snapdir[PATH_MAX + 16];
+    snprintf(snapdir, sizeof(snapdir), "%s/rig-snapshots", dir);
+    assert_int_equal(pc_snapstore_open(snapdir, 1 << 30, 1 << 30, &r->snaps, &err), PC_OK);
     struct pc_pool_config pcfg = {.max_models = 2,
                                   .default_keep_alive_ns = PC_DURATION_FOREVER,
-                                  .model_params = pc_model_default_params()};
+                                  .model_params = pc_model_default_params(),
+                                  .on_load = rig_on_load,
+                                  .on_load_user = r};
     pcfg.model_params.n_ctx = 256;
     pcfg.model_params.n_threads = 1;
     r->pool = pc_pool_new(&pcfg);
     r->events = pc_events_new(256);
-    char snapdir[PATH_MAX + 16];
-    snprintf(snapdir, sizeof(snapdir), "%s/rig-snapshots", dir);
-    assert_int_equal(pc_snapstore_open(snapdir, 1 << 30, 1 << 30, &r->snaps, &err), PC_OK);
     struct pc_precharger_config cfg = {.models_dir = models,
                                        .pool = r->pool,
                                        .snapshots = r->snaps,
