@@ -120,8 +120,8 @@ static void ollama_embed(const struct pc_http_req *req, struct pc_http_reply *re
         for (size_t i = 0; all != NULL && i < j.n; i++)
             json_array_append_new(all, vector(j.out + i * j.dim, j.dim));
         o = json_pack("{s:s, s:o, s:I, s:I, s:I}", "model", j.model, "embeddings", all,
-                      "total_duration", (json_int_t)(pc_clock_mono_ns() - j.inf->start_ns),
-                      "load_duration", (json_int_t)j.inf->load_ns, "prompt_eval_count",
+                      "total_duration", (json_int_t)pc_infer_elapsed_ns(j.inf), "load_duration",
+                      (json_int_t)pc_infer_load_ns(j.inf), "prompt_eval_count",
                       (json_int_t)j.n_tokens);
     }
     pc_reply_json_value(reply, 200, o);

@@ -1,6 +1,6 @@
 /* infer.c - one inference request: store lookup, pool reference, snapshot match, generation,
  * release, events. */
-#include "infer.h"
+#include "inferInt.h"
 
 #include <limits.h>
 #include <stdio.h>
@@ -351,4 +351,50 @@ enum pc_err pc_infer_unload(struct pc_server *srv, const char *name, struct pc_e
         return rc;
     rc = pc_pool_unload(srv->pool, norm, err);
     return rc == PC_ERR_NOT_FOUND ? PC_OK : rc;
+}
+
+void *pc_infer_api(const struct pc_infer *inf)
+{
+    return inf->api;
+}
+
+void pc_infer_set_context(struct pc_infer *inf, const int32_t *toks, size_t n)
+{
+    inf->context = toks;
+    inf->n_context = n;
+}
+
+void pc_infer_set_num_ctx(struct pc_infer *inf, uint32_t num_ctx)
+{
+    inf->num_ctx = num_ctx;
+}
+
+const struct pc_gen_stats *pc_infer_stats(const struct pc_infer *inf)
+{
+    return inf->gen != NULL ? pc_gen_stats(inf->gen) : NULL;
+}
+
+const char *pc_infer_done_reason(const struct pc_infer *inf)
+{
+    return inf->gen != NULL ? pc_gen_done_reason(inf->gen) : NULL;
+}
+
+enum pc_err pc_infer_tokens(const struct pc_infer *inf, int32_t **out, size_t *n,
+                            struct pc_error *err)
+{
+    *out = NULL;
+    *n = 0;
+    if (inf->gen == NULL)
+        return pc_error_set(err, PC_ERR_INVALID, "no generation");
+    return pc_gen_tokens(inf->gen, out, n, err);
+}
+
+int64_t pc_infer_elapsed_ns(const struct pc_infer *inf)
+{
+    return pc_clock_mono_ns() - inf->start_ns;
+}
+
+int64_t pc_infer_load_ns(const struct pc_infer *inf)
+{
+    return inf->load_ns;
 }

@@ -4,7 +4,6 @@
 #ifndef PC_INFER_H
 #define PC_INFER_H
 
-#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -16,28 +15,8 @@
 
 struct pc_server;
 
-struct pc_infer {
-    struct pc_server *srv;
-    char model[256]; /* the name the client used */
-    char norm[256];  /* the store's name for it */
-    char id[37];     /* correlation id of LlmRequested / LlmCompleted */
-    struct pc_pool_entry *entry;
-    struct pc_slot *slot;
-    struct pc_gen *gen;
-    struct pc_restore restore;
-    int64_t keep_alive_ns; /* -1: the pool's default */
-    int64_t start_ns;      /* monotonic, when the request arrived */
-    int64_t load_ns;       /* spent loading the model for this request */
-    atomic_bool cancel;
-    bool queued;      /* counted in the server's queue: waiting for the model or its context */
-    bool first_token; /* the first piece of answer is out (time to first token measured) */
-    void *api;        /* the API's own per-request state */
-    void (*api_free)(void *api); /* frees api when inf closes; may be NULL */
-    /* Set before pc_infer_start, optional: */
-    const int32_t *context; /* tokens of the conversation so far; the prompt continues them */
-    size_t n_context;
-    uint32_t num_ctx; /* a smaller context than the loaded one: caps prompt + answer */
-};
+/* One request, opaque to the API files: they reach it through the functions below. */
+struct pc_infer;
 
 /* Resolve name in the store and take the model from the pool, loading it if needed. The
  * request counts as waiting for the model (the server's queue, its metric) until
@@ -95,6 +74,28 @@ void pc_infer_reply(struct pc_infer *inf, void *api, void (*api_free)(void *api)
 /* Stop generating, free the context, give the model back with its keep-alive, publish
  * LlmCompleted, free inf->api. NULL does nothing. */
 void pc_infer_close(struct pc_infer *inf);
+
+/* The API's own state, as pc_infer_reply was given it. */
+void *pc_infer_api(const struct pc_infer *inf);
+
+/* Set before pc_infer_start, both optional: the tokens of the conversation so far (the prompt
+ * continues them; toks stays the caller's until pc_infer_start returns), and a smaller context
+ * than the loaded one (it caps prompt and answer). */
+void pc_infer_set_context(struct pc_infer *inf, const int32_t *toks, size_t n);
+void pc_infer_set_num_ctx(struct pc_infer *inf, uint32_t num_ctx);
+
+/* The generation's figures and end, as of the last piece read; NULL before pc_infer_start has
+ * started one (an embedding, a failed start). */
+const struct pc_gen_stats *pc_infer_stats(const struct pc_infer *inf);
+const char *pc_infer_done_reason(const struct pc_infer *inf);
+
+/* The prompt's and the answer's tokens, once done (pc_gen_tokens). */
+enum pc_err pc_infer_tokens(const struct pc_infer *inf, int32_t **out /* OUT */,
+                            size_t *n /* OUT */, struct pc_error *err);
+
+/* Since the request arrived, and of that, loading the model for it; nanoseconds. */
+int64_t pc_infer_elapsed_ns(const struct pc_infer *inf);
+int64_t pc_infer_load_ns(const struct pc_infer *inf);
 
 /* Unload a model now (keep_alive 0 with nothing to do). PC_OK if it was not loaded. */
 enum pc_err pc_infer_unload(struct pc_server *srv, const char *name, struct pc_error *err);

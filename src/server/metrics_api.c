@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "../base/clock.h"
-#include "infer.h"
+#include "inferInt.h"
 #include "serverInt.h"
 
 enum kind { COUNTER, GAUGE, HISTOGRAM };

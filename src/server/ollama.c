@@ -258,7 +258,7 @@ static void add_context(json_t *o, const struct pc_infer *inf)
 {
     int32_t *toks = NULL;
     size_t n = 0;
-    if (inf->gen == NULL || pc_gen_tokens(inf->gen, &toks, &n, NULL) != PC_OK)
+    if (pc_infer_tokens(inf, &toks, &n, NULL) != PC_OK)
         return;
     json_t *arr = json_array();
     for (size_t i = 0; i < n; i++)
@@ -270,17 +270,17 @@ static void add_context(json_t *o, const struct pc_infer *inf)
 static void add_final_fields(json_t *o, const struct pc_infer *inf, const char *reason)
 {
     json_object_set_new(o, "done_reason", json_string(reason));
-    json_object_set_new(o, "total_duration", json_integer(pc_clock_mono_ns() - inf->start_ns));
-    json_object_set_new(o, "load_duration", json_integer(inf->load_ns));
-    if (inf->gen == NULL)
+    json_object_set_new(o, "total_duration", json_integer(pc_infer_elapsed_ns(inf)));
+    json_object_set_new(o, "load_duration", json_integer(pc_infer_load_ns(inf)));
+    const struct pc_gen_stats *st = pc_infer_stats(inf);
+    if (st == NULL)
         return;
-    const struct pc_gen_stats *st = pc_gen_stats(inf->gen);
     json_object_set_new(o, "prompt_eval_count", json_integer(st->prompt_tokens));
     json_object_set_new(o, "prompt_eval_duration", json_integer(st->prompt_ns));
     json_object_set_new(o, "prompt_cached_count", json_integer(st->cached_tokens));
     json_object_set_new(o, "eval_count", json_integer(st->eval_tokens));
     json_object_set_new(o, "eval_duration", json_integer(st->eval_ns));
-    if (!((const struct ollama_req *)inf->api)->chat)
+    if (!((const struct ollama_req *)pc_infer_api(inf))->chat)
         add_context(o, inf);
 }
 
@@ -293,7 +293,7 @@ static bool append_line(struct pc_buf *out, json_t *o)
 static enum pc_stream_state stream_poll(void *ctx, struct pc_buf *out)
 {
     struct pc_infer *inf = ctx;
-    struct ollama_req *q = inf->api;
+    struct ollama_req *q = pc_infer_api(inf);
     const char *text;
     size_t len;
     bool done = false;
@@ -310,14 +310,14 @@ static enum pc_stream_state stream_poll(void *ctx, struct pc_buf *out)
     }
     json_t *o = chunk_base(q, &nw, done);
     if (done && o != NULL)
-        add_final_fields(o, inf, pc_gen_done_reason(inf->gen));
+        add_final_fields(o, inf, pc_infer_done_reason(inf));
     append_line(out, o);
     return done ? PC_STREAM_END : PC_STREAM_MORE;
 }
 
 static void reply_whole(struct pc_infer *inf, struct pc_http_reply *reply)
 {
-    struct ollama_req *q = inf->api;
+    struct ollama_req *q = pc_infer_api(inf);
     struct pc_error err = {0};
     struct pc_chat_news nw;
     if (pc_infer_collect(inf, &q->full, &err) != PC_OK ||
@@ -328,7 +328,7 @@ static void reply_whole(struct pc_infer *inf, struct pc_http_reply *reply)
     }
     json_t *o = chunk_base(q, &nw, true);
     if (o != NULL)
-        add_final_fields(o, inf, pc_gen_done_reason(inf->gen));
+        add_final_fields(o, inf, pc_infer_done_reason(inf));
     pc_reply_json_value(reply, 200, o);
 }
 
@@ -404,9 +404,8 @@ static void handle_inference(const struct pc_http_req *req, struct pc_http_reply
     struct pc_infer *inf = NULL;
     char *prompt = NULL;
     if (pc_infer_open(req->srv, q->model, q->keep_alive_ns, &inf, &err) == PC_OK) {
-        inf->context = q->context;
-        inf->n_context = q->n_context;
-        inf->num_ctx = q->opts.num_ctx;
+        pc_infer_set_context(inf, q->context, q->n_context);
+        pc_infer_set_num_ctx(inf, q->opts.num_ctx);
     }
     if (inf == NULL || build_prompt(q, pc_infer_model(inf), &prompt, &err) != PC_OK ||
         pc_infer_start(inf, prompt, &q->opts.sampling, &err) != PC_OK) {

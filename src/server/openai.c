@@ -231,8 +231,8 @@ fail:
 
 static const char *finish_reason(const struct pc_infer *inf)
 {
-    const char *r = pc_gen_done_reason(inf->gen);
-    if (pc_chatreq_n_calls(&((const struct openai_req *)inf->api)->conv) > 0)
+    const char *r = pc_infer_done_reason(inf);
+    if (pc_chatreq_n_calls(&((const struct openai_req *)pc_infer_api(inf))->conv) > 0)
         return "tool_calls";
     return r != NULL && strcmp(r, "length") == 0 ? "length" : "stop";
 }
@@ -254,7 +254,7 @@ static json_t *tool_calls_json(const struct openai_req *q, size_t first, size_t 
 
 static json_t *usage(const struct pc_infer *inf)
 {
-    const struct pc_gen_stats *st = pc_gen_stats(inf->gen);
+    const struct pc_gen_stats *st = pc_infer_stats(inf);
     return json_pack("{s:i, s:i, s:i, s:{s:i}}", "prompt_tokens", st->prompt_tokens,
                      "completion_tokens", st->eval_tokens, "total_tokens",
                      st->prompt_tokens + st->eval_tokens, "prompt_tokens_details", "cached_tokens",
@@ -330,7 +330,7 @@ static enum pc_stream_state stream_end(struct pc_infer *inf, struct openai_req *
 static enum pc_stream_state stream_poll(void *ctx, struct pc_buf *out)
 {
     struct pc_infer *inf = ctx;
-    struct openai_req *q = inf->api;
+    struct openai_req *q = pc_infer_api(inf);
     const char *text;
     size_t len;
     bool done = false;
@@ -372,7 +372,7 @@ static json_t *message_json(const struct openai_req *q, const struct pc_chat_new
 
 static void reply_whole(struct pc_infer *inf, struct pc_http_reply *reply)
 {
-    struct openai_req *q = inf->api;
+    struct openai_req *q = pc_infer_api(inf);
     struct pc_error err = {0};
     struct pc_chat_news nw;
     const char *text = "";
