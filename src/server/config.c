@@ -83,10 +83,12 @@ enum pc_err pc_server_set_home(struct pc_server_config *cfg, const char *home, s
         snprintf(expanded, sizeof(expanded), "%.1000s/%.90s", user && *user ? user : ".", home + 2);
         home = expanded;
     }
-    if (strlen(home) + 16 >= sizeof(cfg->home))
+    size_t n = strlen(home);
+    if (n + 16 >= sizeof(cfg->home))
         return pc_error_set(err, PC_ERR_INVALID, "\"%.64s...\" is too long", home);
-    snprintf(cfg->home, sizeof(cfg->home), "%s", home);
-    snprintf(cfg->models_dir, sizeof(cfg->models_dir), "%s/models", home);
+    memcpy(cfg->home, home, n + 1);
+    memcpy(cfg->models_dir, home, n);
+    memcpy(cfg->models_dir + n, "/models", sizeof("/models"));
     return PC_OK;
 }
 
