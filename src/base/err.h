@@ -27,7 +27,8 @@
     X(PC_ERR_CHECKSUM, "checksum mismatch")                                                        \
     X(PC_ERR_NO_MEMORY, "insufficient memory")                                                     \
     X(PC_ERR_TIMEOUT, "timed out")                                                                 \
-    X(PC_ERR_CONFLICT, "conflicts with one that exists")
+    X(PC_ERR_CONFLICT, "conflicts with one that exists")                                           \
+    X(PC_ERR_CACHE_FULL, "cache size limit reached")
 
 enum pc_err {
 #define PC_ERR_ENUM(name, msg) name,

@@ -229,6 +229,29 @@ void pc_cli_quiet_log(void)
     pc_log_threshold = l >= 0 ? (enum pc_log_level)l : PC_LOG_WARN;
 }
 
+static bool listed(char **names, size_t n, const char *id)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(names[i], id) == 0)
+            return true;
+    return false;
+}
+
+struct bulk {
+    char **loaded;
+    size_t n_loaded;
+    bool json;
+};
+
+static bool keep_loaded(void *user, const char *id)
+{
+    struct bulk *b = user;
+    bool keep = listed(b->loaded, b->n_loaded, id);
+    if (keep && !b->json)
+        printf("kept %s: the daemon has it loaded\n", id);
+    return keep;
+}
+
 int pc_cmd_pull(int argc, char **argv)
 {
     pc_cli_quiet_log();
@@ -279,8 +302,17 @@ int pc_cmd_pull(int argc, char **argv)
     o.progress = show_progress;
     o.user = &ui;
     o.cancel = &interrupted;
+    /* PRECHARGE_CACHE_MAX spares what the running daemon has loaded (none when it is down). */
+    struct bulk b = {.json = true};
+    struct pc_cache_hooks hooks = {keep_loaded, NULL, &b};
+    if (o.cache_max > 0 && pc_cli_daemon_loaded(&b.loaded, &b.n_loaded, NULL, 0) < 0) {
+        pc_cli_error("PRECHARGE_CACHE_MAX: cannot tell which models the daemon has loaded");
+        goto out;
+    }
+    o.cache_hooks = &hooks;
     catch_signals();
     enum pc_err code = pc_download(&o, &err);
+    pc_cli_names_free(b.loaded, b.n_loaded);
     pc_bar_end(&ui.bar);
     if (code == PC_OK) {
         rc = PC_EXIT_OK;
@@ -303,14 +335,6 @@ int pc_cmd_model_download(int argc, char **argv)
 }
 
 /* ---- remove ------------------------------------------------------------------------------ */
-
-static bool listed(char **names, size_t n, const char *id)
-{
-    for (size_t i = 0; i < n; i++)
-        if (strcmp(names[i], id) == 0)
-            return true;
-    return false;
-}
 
 int pc_cli_store_id(struct pc_catalog *c, const char *name, char *out, size_t size)
 {
@@ -495,21 +519,6 @@ static int cache_usage(const char *models, const struct cache_opts *o)
     if (u.models > 0)
         printf("%-20s %s\n%-20s %s\n", "least recent use", a, "most recent use", b);
     return PC_EXIT_OK;
-}
-
-struct bulk {
-    char **loaded;
-    size_t n_loaded;
-    bool json;
-};
-
-static bool keep_loaded(void *user, const char *id)
-{
-    struct bulk *b = user;
-    bool keep = listed(b->loaded, b->n_loaded, id);
-    if (keep && !b->json)
-        printf("kept %s: the daemon has it loaded\n", id);
-    return keep;
 }
 
 static void said_removed(void *user, const struct pc_cache_model *m)

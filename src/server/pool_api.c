@@ -13,6 +13,7 @@
 #include "../base/clock.h"
 #include "../base/log.h"
 #include "../catalog/catalog.h"
+#include "../store/manifest.h"
 #include "../store/store.h"
 #include "genopts.h"
 #include "serverInt.h"
@@ -216,6 +217,10 @@ static void load(const struct pc_http_req *req, struct pc_http_reply *reply, boo
     struct pc_model *m = pc_pool_entry_model(e);
     uint64_t bytes = pc_model_memory(m);
     pc_pool_release(req->srv->pool, e);
+    /* A load is a use (a preload is not): the manifest's last_used and use_count, which the
+     * cache's LRU pruning goes by. A model loaded by path has no entry to touch. */
+    if (!preload)
+        pc_manifest_touch(req->srv->cfg.models_dir, name, NULL);
     json_t *extra =
         json_pack("{s:b, s:b, s:I, s:I}", "loaded", loaded, "preload", preload, "load_duration",
                   (json_int_t)(loaded ? took : 0), "size", (json_int_t)bytes);

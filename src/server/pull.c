@@ -29,7 +29,8 @@ struct pull_job {
     char id[256];
     char sha256[65];
     struct pc_download_opts opts;
-    atomic_bool cancel; /* set when the client goes away */
+    struct pc_cache_hooks cache_hooks; /* PRECHARGE_CACHE_MAX spares the resident models */
+    atomic_bool cancel;                /* set when the client goes away */
     pthread_t thread;
 
     pthread_mutex_t lock; /* guards the fields below */
@@ -42,6 +43,19 @@ struct pull_job {
     enum pc_err rc;
     struct pc_error err;
 };
+
+/* A model that the pool holds (pinned ones included) is in use: pruning spares it. */
+static bool keep_resident(void *user, const char *id)
+{
+    struct pc_server *srv = user;
+    struct pc_pool_status *st = NULL;
+    size_t n = pc_pool_list(srv->pool, &st);
+    bool found = false;
+    for (size_t i = 0; i < n && !found; i++)
+        found = strcmp(st[i].name, id) == 0;
+    free(st);
+    return found;
+}
 
 static void catalog_warn(void *user, const char *msg)
 {
@@ -275,6 +289,8 @@ static void handle_pull(const struct pc_http_req *req, struct pc_http_reply *rep
     j->opts.id = j->id;
     j->opts.sha256 = j->sha256;
     j->opts.cancel = &j->cancel;
+    j->cache_hooks = (struct pc_cache_hooks){.keep = keep_resident, .user = req->srv};
+    j->opts.cache_hooks = &j->cache_hooks;
 
     if (present || !stream) {
         enum pc_err rc = present ? PC_OK : pc_download(&j->opts, &err);

@@ -37,6 +37,8 @@ int pc_http_status_of(enum pc_err code)
         return 503;
     case PC_ERR_TIMEOUT:
         return 504;
+    case PC_ERR_CACHE_FULL: /* the models in use hold the store's room */
+        return 507;
     case PC_ERR__COUNT:
         break;
     }

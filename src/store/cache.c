@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "../base/file.h"
+#include "../base/fmt.h"
 #include "../base/lock.h"
 #include "../base/log.h"
 #include "download.h"
@@ -250,6 +251,73 @@ enum pc_err pc_cache_prune(const char *models_dir, uint64_t max_bytes,
     if (freed != NULL)
         memset(freed, 0, sizeof(*freed));
     return remove_where(models_dir, select_over, &max_bytes, hooks, freed, err);
+}
+
+/* The hooks of make_room: the caller's, and id is kept too. */
+struct room {
+    const char *id;
+    const struct pc_cache_hooks *hooks;
+};
+
+static bool room_keeps(void *user, const char *id)
+{
+    const struct room *r = user;
+    return strcmp(id, r->id) == 0 ||
+           (r->hooks != NULL && r->hooks->keep != NULL && r->hooks->keep(r->hooks->user, id));
+}
+
+static void room_removed(void *user, const struct pc_cache_model *m)
+{
+    const struct room *r = user;
+    pc_log_info("store", "removed %s (least recently used) to make room for %s", m->id, r->id);
+    if (r->hooks != NULL && r->hooks->removed != NULL)
+        r->hooks->removed(r->hooks->user, m);
+}
+
+/* "a (74 MB), b (1.9 GB)": the models that room keeps, but id. */
+static void held_by(const char *models_dir, const struct room *r, char *out, size_t size)
+{
+    struct pc_cache_model *list = NULL;
+    size_t n = 0, len = 0;
+    out[0] = '\0';
+    if (pc_cache_list(models_dir, &list, &n, NULL) != PC_OK)
+        return;
+    for (size_t i = 0; i < n && len < size; i++) {
+        if (strcmp(list[i].id, r->id) == 0 || !room_keeps((void *)r, list[i].id))
+            continue;
+        char b[32];
+        int w = snprintf(out + len, size - len, "%s%s (%s)", len ? ", " : "", list[i].id,
+                         pc_fmt_bytes(list[i].size_bytes, b, sizeof(b)));
+        len += w > 0 ? (size_t)w : 0;
+    }
+    free(list);
+}
+
+enum pc_err pc_cache_make_room(const char *models_dir, const char *id, uint64_t need,
+                               uint64_t max_bytes, const struct pc_cache_hooks *hooks,
+                               struct pc_error *err)
+{
+    char a[32], b[32], held[PC_ERROR_MSG_MAX / 2];
+    struct room r = {.id = id, .hooks = hooks};
+    if (need > max_bytes)
+        return pc_error_set(err, PC_ERR_CACHE_FULL,
+                            "cache full: need %s for %s, limit %s (PRECHARGE_CACHE_MAX): the "
+                            "model alone is larger",
+                            pc_fmt_bytes(need, a, sizeof(a)), id,
+                            pc_fmt_bytes(max_bytes, b, sizeof(b)));
+    /* id's older copy, if any, is replaced: its bytes are not counted against the new file. */
+    struct pc_cache_model old;
+    uint64_t old_bytes = pc_cache_get(models_dir, id, &old, NULL) == PC_OK ? old.size_bytes : 0;
+    uint64_t target = max_bytes - need + old_bytes;
+    struct pc_cache_hooks mine = {.keep = room_keeps, .removed = room_removed, .user = &r};
+    struct pc_cache_freed freed;
+    enum pc_err rc = pc_cache_prune(models_dir, target, &mine, &freed, err);
+    if (rc != PC_OK || freed.remaining_bytes <= target)
+        return rc;
+    held_by(models_dir, &r, held, sizeof(held));
+    return pc_error_set(err, PC_ERR_CACHE_FULL, "cache full: need %s for %s, limit %s, held by %s",
+                        pc_fmt_bytes(need, a, sizeof(a)), id, pc_fmt_bytes(max_bytes, b, sizeof(b)),
+                        held[0] ? held : "models being downloaded");
 }
 
 enum pc_err pc_cache_clean(const char *models_dir, int64_t older_than_s,

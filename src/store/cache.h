@@ -62,6 +62,14 @@ enum pc_err pc_cache_prune(const char *models_dir, uint64_t max_bytes,
                            const struct pc_cache_hooks *hooks,
                            struct pc_cache_freed *freed /* OUT */, struct pc_error *err);
 
+/* Make room for id, whose new file takes need bytes, in a store limited to max_bytes: remove
+ * the least recently used models (never id, nor those the hooks keep) until the other models
+ * and the new file fit. PC_ERR_CACHE_FULL ("cache full: need X for id, limit Y, held by Z")
+ * when the kept models leave no room, or the file alone is larger than the limit. */
+enum pc_err pc_cache_make_room(const char *models_dir, const char *id, uint64_t need,
+                               uint64_t max_bytes, const struct pc_cache_hooks *hooks,
+                               struct pc_error *err);
+
 /* Remove partial downloads older than a day, and, when older_than_s > 0, the models not used
  * for that long. */
 enum pc_err pc_cache_clean(const char *models_dir, int64_t older_than_s,

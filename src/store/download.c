@@ -29,6 +29,8 @@
 #include "../base/file.h"
 #include "../base/lock.h"
 #include "../base/log.h"
+#include "../base/fmt.h"
+#include "cache.h"
 #include "manifest.h"
 #include "partfile.h"
 #include "store.h"
@@ -136,6 +138,13 @@ enum pc_err pc_download_opts_init(struct pc_download_opts *o, struct pc_error *e
     enum pc_err rc = env_duration("PRECHARGE_DOWNLOAD_STALL_TIMEOUT", &env.stall_ns, err);
     if (rc == PC_OK)
         rc = env_duration("PRECHARGE_DOWNLOAD_BACKOFF", &env.backoff_ns, err);
+    v = getenv("PRECHARGE_CACHE_MAX");
+    if (rc == PC_OK && v != NULL && *v != '\0' && strcmp(v, "none") != 0 &&
+        pc_parse_bytes(v, &env.cache_max) != 0)
+        rc = pc_error_set(err, PC_ERR_INVALID,
+                          "PRECHARGE_CACHE_MAX: \"%s\" is not a size such as 20G or 500M (or "
+                          "none)",
+                          v);
     if (rc == PC_OK)
         *o = env;
     return rc;
@@ -625,6 +634,9 @@ static enum pc_err fetch(struct dl *d, struct pc_error *err)
         if (d->expected[0] == '\0' || strcmp(hex, d->expected) == 0) {
             set_digest(d, hex);
             rc = pc_partfile_sync(d->pf, err);
+            if (rc == PC_OK && d->o->cache_max > 0)
+                rc = pc_cache_make_room(d->o->models_dir, d->id, pc_partfile_size(d->pf),
+                                        d->o->cache_max, d->o->cache_hooks, err);
             return rc == PC_OK ? install(d, hex, err) : rc;
         }
         if (second_chance_used) {

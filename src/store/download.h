@@ -11,6 +11,8 @@
 
 #include "../base/err.h"
 
+struct pc_cache_hooks;
+
 /* Partial downloads and their locks: <models_dir>/.downloading/<id>.gguf.part and .lock. */
 #define PC_DOWNLOAD_DIR ".downloading"
 
@@ -48,10 +50,16 @@ struct pc_download_opts {
     void *user;
     atomic_bool
         *cancel; /* set it to stop soon with PC_ERR_CANCELLED; the part stays. May be NULL */
+    /* The store's size limit (PRECHARGE_CACHE_MAX); 0: none. Before the new file goes in, the
+     * least recently used models are removed until it fits, but those that cache_hooks keeps
+     * (models in use; may be NULL). */
+    uint64_t cache_max;
+    const struct pc_cache_hooks *cache_hooks;
 };
 
 /* The defaults above, then PRECHARGE_DOWNLOAD_ATTEMPTS, PRECHARGE_DOWNLOAD_STALL_TIMEOUT and
- * PRECHARGE_DOWNLOAD_BACKOFF (durations: "30s", "500ms"; a bare number is seconds). Fails with
+ * PRECHARGE_DOWNLOAD_BACKOFF (durations: "30s", "500ms"; a bare number is seconds), and
+ * PRECHARGE_CACHE_MAX (a size: "20G", "500M"; "0" or "none": no limit). Fails with
  * PC_ERR_INVALID naming the variable when one is malformed; *o then holds the defaults. */
 enum pc_err pc_download_opts_init(struct pc_download_opts *o /* OUT */, struct pc_error *err);
 
@@ -62,7 +70,9 @@ enum pc_err pc_download_opts_init(struct pc_download_opts *o /* OUT */, struct p
  * not downloaded again. Returns PC_OK; PC_ERR_BAD_PATH or PC_ERR_INVALID for an unsafe id or a
  * bad option; PC_ERR_NOT_FOUND (404, 410) or PC_ERR_NETWORK (401, 403, other 4xx, or the
  * attempts ran out) with the URL in the detail; PC_ERR_CHECKSUM with both hashes after a second
- * full download also mismatched; PC_ERR_CANCELLED; PC_ERR_IO. */
+ * full download also mismatched; PC_ERR_CACHE_FULL when the models in use leave no room under
+ * cache_max (the verified part stays, and a later call installs it without a download);
+ * PC_ERR_CANCELLED; PC_ERR_IO. */
 enum pc_err pc_download(const struct pc_download_opts *o, struct pc_error *err);
 
 /* Remove the partial downloads (.downloading/<id>.gguf.part) that were not written to for

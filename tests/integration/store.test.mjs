@@ -396,6 +396,49 @@ test('the daemon pulls with streamed progress and deletes', async (t) => {
   }
 });
 
+test('PRECHARGE_CACHE_MAX: a pull prunes the least recently used model, spares loaded ones, or fails with cache full; a load is a use', async () => {
+  const h = home('cachemax', { extra: [{ id: 'other-test', path: '/other.gguf', sha256: modelSha }] });
+  const limit = Math.floor(modelSize * 1.5); // one model fits, not two
+  assert.equal(run(h, ['pull', 'tiny-test']).status, 0);
+  const d = await startDaemon({ home: h, env: { NO_PROXY: '127.0.0.1', PRECHARGE_CACHE_MAX: String(limit) } });
+  try {
+    // A load through /v1/models/{id}/load is a use; a preload is not.
+    assert.equal((await post(d.url, '/v1/models/tiny-test/load', {})).status, 200);
+    const used = manifest(h).models.find((e) => e.id === 'tiny-test');
+    assert.equal(used.use_count, 1);
+    assert.ok(Date.parse(used.last_used) > 0, JSON.stringify(used));
+    assert.equal((await post(d.url, '/v1/models/tiny-test/preload', {})).status, 200);
+    assert.equal(manifest(h).models.find((e) => e.id === 'tiny-test').use_count, 1);
+
+    // Loaded: it holds the room, and the pull says so.
+    const full = await post(d.url, '/api/pull', { model: 'other-test', stream: false });
+    assert.equal(full.status, 507, full.text);
+    assert.match(JSON.parse(full.text).error, /^cache full: need \S+ MB for other-test, limit \S+ MB, held by tiny-test \(\S+ MB\)$/);
+    assert.equal(existsSync(join(h, 'models', 'other-test.gguf')), false);
+    assert.ok(existsSync(model(h)));
+
+    // Unloaded: the least recently used model goes, and the verified part goes in unfetched.
+    assert.equal((await del(d.url, '/v1/models/tiny-test')).status, 200);
+    assert.ok(await eventually(async () => JSON.parse((await get(d.url, '/api/ps')).text).models.length === 0));
+    const ok = await post(d.url, '/api/pull', { model: 'other-test', stream: false });
+    assert.equal(ok.status, 200, ok.text);
+    assert.ok(existsSync(join(h, 'models', 'other-test.gguf')));
+    assert.equal(existsSync(model(h)), false);
+    assert.equal(await requests('cachemax', '/other.gguf', 200), 1);
+  } finally {
+    await d.stop();
+  }
+  // The CLI prunes the same way (no daemon answers at PRECHARGE_HOST here).
+  const r = run(h, ['pull', 'tiny-test'], { PRECHARGE_CACHE_MAX: String(limit) });
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(existsSync(join(h, 'models', 'other-test.gguf')), false);
+  assertInstalled(h);
+  const bad = run(h, ['pull', 'tiny-test'], { PRECHARGE_CACHE_MAX: 'lots' });
+  assert.equal(bad.status, 2);
+  assert.match(bad.stderr, /PRECHARGE_CACHE_MAX: "lots" is not a size/);
+  cleanup(h);
+});
+
 test('two API pulls of one model share one download', async (t) => {
   const h = home('api-shared', { location: '/medium/' });
   const d = await startDaemon({ home: h, env: { NO_PROXY: '127.0.0.1' } });

@@ -19,6 +19,7 @@
 
 #include "base/file.h"
 #include "base/lock.h"
+#include "store/cache.h"
 #include "store/download.h"
 #include "store/manifest.h"
 #include "nginx.h"
@@ -311,6 +312,87 @@ static void test_cached_model_is_verified_and_replaced_when_corrupt(void **state
         assert_true(w.phases[PC_DL_VERIFYING] >= 2);
         assert_installed(models);
     }
+}
+
+/* Set a model's last use in the manifest (Unix seconds), so that the LRU order is the test's. */
+struct used_at {
+    const char *id;
+    int64_t when;
+};
+
+static enum pc_err set_used(struct pc_manifest *m, void *user, struct pc_error *err)
+{
+    (void)err;
+    const struct used_at *u = user;
+    struct pc_manifest_entry *e = pc_manifest_find(m, u->id);
+    assert_non_null(e);
+    e->last_used = u->when;
+    return PC_OK;
+}
+
+static bool keep_listed(void *user, const char *id)
+{
+    for (const char *const *k = user; *k; k++)
+        if (strcmp(*k, id) == 0)
+            return true;
+    return false;
+}
+
+static void download_as(const char *models, const char *id, uint64_t cache_max,
+                        const struct pc_cache_hooks *hooks, enum pc_err want, struct pc_error *err)
+{
+    char url[256];
+    url_of(url, sizeof(url), "/", MODEL);
+    struct pc_download_opts o = opts_for(url, models, model_sha);
+    o.id = id;
+    o.cache_max = cache_max;
+    o.cache_hooks = hooks;
+    assert_int_equal(pc_download(&o, err), want);
+}
+
+/* PRECHARGE_CACHE_MAX (seed 002's cache policy): after each download the least recently used
+ * models go until the store fits; models in use stay, and when they leave no room the download
+ * fails with PC_ERR_CACHE_FULL naming what it needs, the limit and who holds the space. */
+static void test_cache_limit_prunes_lru_or_fails_when_held(void **state)
+{
+    (void)state;
+    const char *models = fresh_models();
+    struct pc_error err = {0};
+    uint64_t limit = model_size * 2 + model_size / 2; /* two models fit, not three */
+    char path[PATH_MAX];
+    download_as(models, "a", limit, NULL, PC_OK, &err);
+    download_as(models, "b", limit, NULL, PC_OK, &err);
+    struct used_at ua = {"a", 2000000000}, ub = {"b", 1000000000};
+    assert_int_equal(pc_manifest_update(models, set_used, &ua, &err), PC_OK);
+    assert_int_equal(pc_manifest_update(models, set_used, &ub, &err), PC_OK);
+
+    /* b was used longest ago: it goes for c. */
+    download_as(models, "c", limit, NULL, PC_OK, &err);
+    path_in(path, sizeof(path), models, "a.gguf");
+    assert_true(exists(path));
+    path_in(path, sizeof(path), models, "b.gguf");
+    assert_false(exists(path));
+    path_in(path, sizeof(path), models, "c.gguf");
+    assert_true(exists(path));
+
+    /* a and c in use: d cannot come in, and the error says why. */
+    const char *held[] = {"a", "c", NULL};
+    struct pc_cache_hooks hooks = {.keep = keep_listed, .user = held};
+    download_as(models, "d", limit, &hooks, PC_ERR_CACHE_FULL, &err);
+    assert_non_null(strstr(err.msg, "cache full: need"));
+    assert_non_null(strstr(err.msg, "limit"));
+    assert_non_null(strstr(err.msg, "held by a ("));
+    assert_non_null(strstr(err.msg, "c ("));
+    path_in(path, sizeof(path), models, "d.gguf");
+    assert_false(exists(path));
+    path_in(path, sizeof(path), models, "a.gguf");
+    assert_true(exists(path));
+
+    /* A model larger than the limit never fits. */
+    download_as(models, "e", model_size / 2, NULL, PC_ERR_CACHE_FULL, &err);
+    assert_non_null(strstr(err.msg, "cache full"));
+    /* Without a limit, anything goes. */
+    download_as(models, "d", 0, &hooks, PC_OK, &err);
 }
 
 /* ---- resumes ----------------------------------------------------------------------------- */
@@ -728,6 +810,7 @@ int main(void)
         cmocka_unit_test(test_unknown_checksum_is_recorded),
         cmocka_unit_test(test_present_with_other_checksum_is_replaced),
         cmocka_unit_test(test_cached_model_is_verified_and_replaced_when_corrupt),
+        cmocka_unit_test(test_cache_limit_prunes_lru_or_fails_when_held),
         cmocka_unit_test(test_connection_cut_resumes),
         cmocka_unit_test(test_stall_is_retried),
         cmocka_unit_test(test_server_down_then_up),
