@@ -7,7 +7,22 @@
 enum pc_err pc_chat_render(const struct pc_model *m, const struct pc_chat_input *in,
                            struct pc_chat_prompt **out, struct pc_error *err)
 {
-    return pc_chat_tmpl_render(m->chat, m->vocab, in, out, err);
+    enum pc_err rc = pc_chat_tmpl_render(m->chat, m->vocab, in, out, err);
+    struct pc_chat_grammar g;
+    if (rc != PC_OK || !pc_chat_prompt_grammar(*out, &g))
+        return rc;
+    /* Made here once, so that a grammar the sampler cannot start is this request's error with
+     * its reason, before any generation. */
+    struct llama_sampler *s = pc_chat_grammar_sampler(m->vocab, &g);
+    if (s != NULL) {
+        llama_sampler_free(s);
+        return PC_OK;
+    }
+    pc_chat_prompt_free(*out);
+    *out = NULL;
+    return pc_error_set(err, PC_ERR_TEMPLATE,
+                        "the grammar of this chat (its schema or tools) does not parse, or does "
+                        "not take the end of the model's own prompt");
 }
 
 void pc_model_chat_caps(const struct pc_model *m, struct pc_chat_caps *out)

@@ -74,8 +74,9 @@ struct pc_chat_input {
 struct pc_chat_grammar {
     const char *grammar; /* GBNF, rule "root"; NULL: none */
     /* The part of the grammar that the prompt already holds (the assistant's turn marker, an
-     * opened thinking block): its tokens are fed to the grammar before the answer. NULL: none. */
-    const char *prefix;
+     * opened thinking block), as tokens that spell it: fed to the grammar before the answer. */
+    const int32_t *prefix;
+    size_t n_prefix;
     /* Lazy: the answer is free until the text matches one of the patterns (regular expressions,
      * as llama_sampler_init_grammar_lazy_patterns takes them) or one of the tokens is sampled;
      * the grammar holds from there. */

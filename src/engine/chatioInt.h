@@ -49,7 +49,7 @@ struct llama_sampler *pc_chat_grammar_sampler(const struct llama_vocab *vocab,
 struct pc_chat_prompt {
     std::string text;
     std::string grammar;
-    std::string grammar_prefix;
+    std::vector<int32_t> prefix_tokens; /* pc_chat_grammar.prefix */
     bool lazy = false;
     std::vector<std::string> patterns;
     std::vector<const char *> pattern_ptrs;

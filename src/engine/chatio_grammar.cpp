@@ -2,12 +2,8 @@
  * advanced past the part of it that the prompt already holds, as common_sampler_init does. */
 #include "chatioInt.h"
 
-#include <cctype>
 #include <exception>
-#include <string>
 #include <vector>
-
-#include "common.h"
 
 extern "C" {
 #include "../base/log.h"
@@ -25,19 +21,10 @@ extern "C" struct llama_sampler *pc_chat_grammar_sampler(const struct llama_voca
                 toks.size());
         }
         s = llama_sampler_init_grammar(vocab, g->grammar, "root");
-        if (s == nullptr || g->prefix == nullptr || g->prefix[0] == '\0')
-            return s;
         /* The grammar begins where the assistant's turn does, and the prompt holds that
-         * beginning: feed it its tokens. A tokenizer may put a space before the first special
-         * token; that one is not the grammar's. */
-        std::vector<llama_token> toks = common_tokenize(vocab, g->prefix, false, true);
-        for (size_t i = 0; i < toks.size(); i++) {
-            std::string piece = common_token_to_piece(vocab, toks[i], true);
-            if (i == 0 && !piece.empty() && std::isspace((unsigned char)piece[0]) &&
-                !std::isspace((unsigned char)g->prefix[0]))
-                continue;
-            llama_sampler_accept(s, toks[i]);
-        }
+         * beginning: feed it its tokens. */
+        for (size_t i = 0; s != nullptr && i < g->n_prefix; i++)
+            llama_sampler_accept(s, g->prefix[i]);
         return s;
     } catch (const std::exception &e) {
         pc_log_warn("engine", "the grammar sampler could not start: %s", e.what());

@@ -3,6 +3,7 @@
  * grammar and its triggers. */
 #include "chatioInt.h"
 
+#include <cctype>
 #include <exception>
 #include <map>
 #include <string>
@@ -151,6 +152,36 @@ static void add_triggers(pc_chat_prompt *p, const common_chat_params &cp,
         p->pattern_ptrs.push_back(s.c_str());
 }
 
+/* Tokens that spell prefix, the end of prompt that the grammar begins with. The prompt's own
+ * tail, when its tokens end exactly there: tokenized alone, a SentencePiece vocabulary would put
+ * a space before it that the grammar refuses (TinyLlama's "<|assistant|>"). Else the prefix
+ * alone, less a leading space token, as common_sampler_init feeds it. */
+static std::vector<llama_token> prefix_tokens(const struct llama_vocab *vocab,
+                                              const std::string &prompt, const std::string &prefix)
+{
+    if (prefix.empty())
+        return {};
+    if (prompt.size() >= prefix.size() &&
+        prompt.compare(prompt.size() - prefix.size(), prefix.size(), prefix) == 0) {
+        std::vector<llama_token> toks = common_tokenize(vocab, prompt, false, true);
+        std::string tail;
+        size_t i = toks.size();
+        while (i > 0 && tail.size() < prefix.size())
+            tail.insert(0, common_token_to_piece(vocab, toks[--i], true));
+        if (tail == prefix)
+            return std::vector<llama_token>(toks.begin() + (long)i, toks.end());
+    }
+    std::vector<llama_token> toks = common_tokenize(vocab, prefix, false, true), out;
+    for (size_t i = 0; i < toks.size(); i++) {
+        std::string piece = common_token_to_piece(vocab, toks[i], true);
+        if (i == 0 && !piece.empty() && std::isspace((unsigned char)piece[0]) &&
+            !std::isspace((unsigned char)prefix[0]))
+            continue;
+        out.push_back(toks[i]);
+    }
+    return out;
+}
+
 /* tool_choice "required" means the answer is the calls. llama.cpp's tool grammars let free text
  * come first (root ::= ... until-N? tool-calls: text up to the first call marker), which a
  * trained model skips but nothing makes it: without that optional element in the root rule the
@@ -201,7 +232,8 @@ extern "C" enum pc_err pc_chat_tmpl_render(const struct pc_chat_tmpl *t,
         if (in->tool_choice == PC_TOOL_CHOICE_REQUIRED && in->n_tools > 0 && !cp.grammar_lazy)
             calls_at_once(p->grammar);
         p->lazy = cp.grammar_lazy && !cp.grammar.empty();
-        p->grammar_prefix = cp.generation_prompt;
+        if (!p->lazy && !p->grammar.empty())
+            p->prefix_tokens = prefix_tokens(vocab, p->text, cp.generation_prompt);
         if (p->lazy)
             add_triggers(p, cp, vocab);
         p->stops = cp.additional_stops;
@@ -234,7 +266,8 @@ extern "C" bool pc_chat_prompt_grammar(const struct pc_chat_prompt *p, struct pc
     if (p->grammar.empty())
         return false;
     out->grammar = p->grammar.c_str();
-    out->prefix = p->lazy ? nullptr : p->grammar_prefix.c_str();
+    out->prefix = p->prefix_tokens.data();
+    out->n_prefix = p->prefix_tokens.size();
     out->lazy = p->lazy;
     out->patterns = p->pattern_ptrs.data();
     out->n_patterns = p->pattern_ptrs.size();

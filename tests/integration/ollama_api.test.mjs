@@ -219,7 +219,8 @@ test('generate: context continues the conversation; template, format and context
 
   const cases = [
     [{ template: '{{ .Prompt }}' }, 400, /template.*not supported.*raw/],
-    [{ format: { type: 'object' } }, 400, /JSON schemas are not supported/],
+    [{ format: { type: 'object' }, raw: true }, 400, /JSON schema is applied through the chat template/],
+    [{ format: { type: 'object', properties: { n: { type: 'nonsense' } } } }, 400, /JSON schema gives no grammar/],
     [{ format: 'yaml' }, 400, /format/],
     [{ context: [1, 'x'] }, 400, /context\[1\]/],
     [{ context: [99999999] }, 400, /context\[0\] = 99999999 is not a token/],
