@@ -194,6 +194,10 @@ int pc_chatreq_messages(struct pc_chatreq *c, json_t *arr, bool openai, struct p
                          opt_string(m, "tool_name", &msg->tool_name,
                                     "messages[%zu].tool_name must be a string", i, reply))
             return -1;
+        /* OpenAI's "name" is also a participant's name on user and system messages: only a
+         * tool message's names the function. */
+        if (strcmp(r, "tool") != 0)
+            msg->tool_name = NULL;
     }
     return 0;
 }

@@ -15,11 +15,13 @@ mode=$1 src=$2 build=$3
 
 if [ "$mode" = build ]; then
     cc=$(command -v clang || command -v clang-14 || true)
-    if [ -z "$cc" ]; then
+    cxx=$(command -v clang++ || command -v clang++-14 || true)
+    if [ -z "$cc" ] || [ -z "$cxx" ]; then
         echo "run.sh: clang is missing: run scripts/setup.sh" >&2
         exit 1
     fi
-    cmake -S "$src" -B "$build" -DCMAKE_C_COMPILER="$cc" -DPC_FUZZ=ON \
+    # clang++ too: the chat shim (src/engine/chatio_*.cpp) is instrumented with the rest.
+    cmake -S "$src" -B "$build" -DCMAKE_C_COMPILER="$cc" -DCMAKE_CXX_COMPILER="$cxx" -DPC_FUZZ=ON \
         -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPC_LLAMA_DIR="$4" >/dev/null
     exec cmake --build "$build" -j "$(nproc)"
 fi
