@@ -620,6 +620,15 @@ void pc_pool_release(struct pc_pool *p, struct pc_pool_entry *e)
     pthread_mutex_unlock(&p->lock);
 }
 
+void pc_pool_release_look(struct pc_pool *p, struct pc_pool_entry *e)
+{
+    pthread_mutex_lock(&p->lock);
+    e->refs--;
+    pthread_cond_broadcast(&p->changed);
+    pthread_cond_signal(&p->timer); /* an expiry that passed meanwhile is due now */
+    pthread_mutex_unlock(&p->lock);
+}
+
 enum pc_err pc_pool_preload(struct pc_pool *p, const char *name, const char *path,
                             int64_t keep_alive_ns, int pin, bool *loaded, struct pc_error *err)
 {

@@ -108,6 +108,11 @@ struct pc_model *pc_pool_entry_model(const struct pc_pool_entry *e);
 /* Give a reference back; the model's keep-alive runs from now. */
 void pc_pool_release(struct pc_pool *p, struct pc_pool_entry *e);
 
+/* Give back a reference that only looked at a resident model (a health check, acquired as a
+ * preload with no path): its keep-alive expiry stays where the last use put it, and a model
+ * whose expiry passed meanwhile is unloaded now, so that checks never keep a model loaded. */
+void pc_pool_release_look(struct pc_pool *p, struct pc_pool_entry *e);
+
 /* Add delta_bytes (negative to give back) to what the resident model e costs: memory that the
  * caller keeps for this model outside llama.cpp (KV snapshots in RAM). It counts in the budget,
  * in the model's memory and in the stats, and goes away when the model is unloaded (see

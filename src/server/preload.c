@@ -4,6 +4,7 @@
  * cannot interrupt still ends the attempt at its timeout. */
 #include "preload.h"
 
+#include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -18,6 +19,7 @@
 #include "../store/store.h"
 #include "infer.h"
 #include "serverInt.h"
+#include "settings.h"
 
 #define NS_PER_MS 1000000ll
 
@@ -56,17 +58,20 @@ struct pl_model {
     int warmups;                              /* warm-ups that succeeded */
     int checks_failed;
     char error[PC_ERROR_MSG_MAX];
+    bool poked; /* the pool unloaded it: the thread looks at once */
 };
 
 struct pc_preloader {
     struct pc_server *srv;
-    int64_t timeout_ms, health_ms;
-    /* lock guards every model's status fields, stopping and notified; cond signals stop and
-     * finished attempts. */
+    int64_t timeout_ms, health_ms, retry_max_ms;
+    size_t max_parallel;
+    /* lock guards every model's status fields, stopping, notified and loading; cond signals
+     * stop, finished attempts, a free place to load, and the pool's loads and unloads. */
     pthread_mutex_t lock;
     pthread_cond_t cond;
     bool stopping;
-    bool notified; /* READY=1 went out */
+    bool notified;  /* READY=1 went out */
+    size_t loading; /* warm-ups under way, at most max_parallel */
     atomic_bool cancel;
     size_t n;
     struct pl_model models[];
@@ -154,6 +159,48 @@ static void remote_work(struct attempt *a, const char *model)
                    prompt, m->pl->timeout_ms, &a->err);
 }
 
+/* A model in neither the local store nor the remote server's list while a server that the
+ * configuration names (not the default URL, which may have no server at all) does not answer:
+ * that server is where it may be, so say that, not "pull it". */
+static bool remote_unavailable(struct attempt *a)
+{
+    struct pl_model *m = a->m;
+    struct pc_server *srv = m->pl->srv;
+    struct pc_ollama *r = srv->remote;
+    char path[PATH_MAX];
+    if (r == NULL || pc_ollama_available(r) ||
+        pc_settings_source(&srv->cfg, "ollama_url") == PC_SOURCE_DEFAULT ||
+        pc_store_path(m->pl->srv->cfg.models_dir, m->spec.model, path, sizeof(path), NULL) !=
+            PC_ERR_NOT_FOUND)
+        return false;
+    a->remote = true;
+    pc_error_set(&a->err, PC_ERR_UNAVAILABLE,
+                 "the ollama provider at %s is unavailable, and \"%s\" is not in the local store "
+                 "(it may be on that server)",
+                 pc_ollama_url(r), m->spec.model);
+    return true;
+}
+
+/* A health check looks at the model where it is resident, and never loads it; its reference
+ * is given back as a look, so that it does not push back the keep-alive expiry. */
+static void check_work(struct attempt *a)
+{
+    struct pl_model *m = a->m;
+    struct pc_pool *pool = m->pl->srv->pool;
+    struct pc_pool_acquire_params params = pc_pool_acquire_default_params();
+    params.preload = true;
+    struct pc_pool_entry *e = NULL;
+    enum pc_err rc = pc_pool_acquire_with(pool, m->norm, NULL, &params, &e, NULL, &a->err);
+    if (rc == PC_ERR_NOT_FOUND) {
+        a->gone = true;
+        return;
+    }
+    if (rc == PC_OK) {
+        decode_one(pc_pool_entry_model(e), m->spec.warmup, &m->pl->cancel, &a->err);
+        pc_pool_release_look(pool, e);
+    }
+}
+
 static void attempt_work(struct attempt *a)
 {
     struct pl_model *m = a->m;
@@ -163,19 +210,21 @@ static void attempt_work(struct attempt *a)
         remote_work(a, canon);
         return;
     }
+    if (a->check) {
+        check_work(a);
+        return;
+    }
+    if (remote_unavailable(a))
+        return;
     struct pc_pool_acquire_params params = pc_pool_acquire_default_params();
     params.preload = true; /* a warm-up is not a use: it leaves the LRU/LFU order alone */
     params.pin = a->pin ? 1 : -1;
     struct pc_infer *inf = NULL;
-    enum pc_err rc = pc_infer_open_with(pl->srv, m->spec.model, &params, a->check, &inf, &a->err);
-    if (rc == PC_ERR_NOT_FOUND && a->check) {
-        a->gone = true;
-        return;
-    }
+    enum pc_err rc = pc_infer_open_with(pl->srv, m->spec.model, &params, false, &inf, &a->err);
     if (rc == PC_OK)
         rc = decode_one(pc_infer_model(inf), m->spec.warmup, &pl->cancel, &a->err);
     pc_infer_close(inf);
-    if (rc == PC_OK && !a->check && m->spec.context[0] != '\0')
+    if (rc == PC_OK && m->spec.context[0] != '\0')
         precharge_context(pl, &m->spec, &a->err);
 }
 
@@ -200,13 +249,17 @@ static void deadline_after(struct timespec *ts, int64_t ms)
     ts->tv_nsec = (long)(ns % 1000000000);
 }
 
-/* Lock held: wait until the deadline or a stop. Returns false once stopping. */
-static bool sleep_locked(struct pc_preloader *pl, int64_t ms)
+/* Lock held: wait until the deadline, a stop, or (poked not NULL) until *poked is set, which it
+ * clears. Returns false once stopping. */
+static bool sleep_locked(struct pc_preloader *pl, int64_t ms, bool *poked)
 {
     struct timespec ts;
     deadline_after(&ts, ms);
-    while (!pl->stopping && pthread_cond_timedwait(&pl->cond, &pl->lock, &ts) == 0)
+    while (!pl->stopping && !(poked && *poked) &&
+           pthread_cond_timedwait(&pl->cond, &pl->lock, &ts) == 0)
         ;
+    if (poked)
+        *poked = false;
     return !pl->stopping;
 }
 
@@ -259,17 +312,31 @@ static enum pc_err run_attempt(struct pl_model *m, bool check, bool pin, bool *g
     return err->code;
 }
 
-static int minute_now(void)
+/* The second of the local day, and the milliseconds into it. */
+static int second_now(int *ms)
 {
-    time_t t = time(NULL);
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
     struct tm tm;
-    localtime_r(&t, &tm);
-    return tm.tm_hour * 60 + tm.tm_min;
+    localtime_r(&ts.tv_sec, &tm);
+    if (ms)
+        *ms = (int)(ts.tv_nsec / 1000000);
+    return tm.tm_hour * 3600 + tm.tm_min * 60 + tm.tm_sec;
 }
 
 static bool keep_warm_now(const struct pl_model *m)
 {
-    return pc_keep_warm_active(&m->spec.keep_warm, minute_now());
+    return pc_keep_warm_active(&m->spec.keep_warm, second_now(NULL));
+}
+
+/* Milliseconds until the model's schedule next opens or closes (-1: it never changes), so that
+ * the thread wakes at the edge itself rather than at its next check. */
+static int64_t ms_to_schedule_edge(const struct pl_model *m)
+{
+    int ms;
+    int s = second_now(&ms);
+    int64_t secs = pc_keep_warm_next_edge(&m->spec.keep_warm, s);
+    return secs < 0 ? -1 : secs * 1000 - ms;
 }
 
 /* Lock held: tell systemd and the log once every required model is warm. */
@@ -310,19 +377,46 @@ static bool remote_down(const struct pl_model *m)
     return m->remote && r != NULL && !pc_ollama_available(r);
 }
 
-/* Warm the model by its retry policy. Lock held on entry and exit. */
+/* Lock held: wait for a place among the warm-ups that may load at once. False once stopping. */
+static bool take_place_locked(struct pc_preloader *pl)
+{
+    while (!pl->stopping && pl->loading >= pl->max_parallel)
+        pthread_cond_wait(&pl->cond, &pl->lock);
+    if (pl->stopping)
+        return false;
+    pl->loading++;
+    return true;
+}
+
+static void give_place_locked(struct pc_preloader *pl)
+{
+    pl->loading--;
+    pthread_cond_broadcast(&pl->cond);
+}
+
+/* Warm the model by its retry policy: maxRetries quick retries, the delay doubling up to the
+ * cap; then an optional model is failed, and a required one is failed (so /ready says so) and
+ * retried at the capped backoff until it is warm. Lock held on entry and exit. */
 static void warm(struct pl_model *m)
 {
     struct pc_preloader *pl = m->pl;
-    int64_t delay = m->spec.retry_delay_ms;
-    for (int attempt = 1; attempt <= m->spec.max_retries + 1 && !pl->stopping; attempt++) {
+    int64_t delay =
+        m->spec.retry_delay_ms < pl->retry_max_ms ? m->spec.retry_delay_ms : pl->retry_max_ms;
+    int quick = m->spec.max_retries + 1;
+    for (int attempt = 1; !pl->stopping; attempt++) {
+        bool late = attempt > quick; /* past the quick retries: failed, still retried */
+        if (!take_place_locked(pl))
+            return;
         m->attempts = attempt;
-        m->status = attempt == 1 ? PL_LOADING : PL_RETRYING;
+        m->status = attempt == 1 ? PL_LOADING : late ? PL_FAILED : PL_RETRYING;
+        if (pl->max_parallel < pl->n) /* the order in which they take turns */
+            pc_log_info("preload", "%s: attempt %d starts", m->spec.model, attempt);
         publish(m, PC_EV_MODEL_LOADING, json_pack("{s:b, s:i}", "preload", 1, "attempt", attempt));
         struct pc_error err = {0};
         bool gone, pin = keep_warm_now(m);
         int64_t t0 = pc_clock_mono_ns();
         enum pc_err rc = run_attempt(m, false, pin, &gone, &err);
+        give_place_locked(pl);
         if (pl->stopping)
             return;
         if (rc == PC_OK) {
@@ -341,22 +435,30 @@ static void warm(struct pl_model *m)
             return;
         }
         snprintf(m->error, sizeof(m->error), "%s", err.msg);
-        bool last = attempt > m->spec.max_retries;
+        bool give_up = attempt >= quick && !m->spec.required;
         publish(m, PC_EV_MODEL_FAILED,
                 json_pack("{s:s, s:b, s:i, s:I}", "error", err.msg, "preload", 1, "attempt",
-                          attempt, "retry_in_ms", (json_int_t)(last ? -1 : delay)));
-        if (last) {
+                          attempt, "retry_in_ms", (json_int_t)(give_up ? -1 : delay)));
+        enum pc_log_level level = remote_down(m) ? PC_LOG_DEBUG : PC_LOG_WARN;
+        if (give_up) {
             pc_log_error("preload", "%s: attempt %d of %d failed: %s; giving up", m->spec.model,
-                         attempt, m->spec.max_retries + 1, err.msg);
+                         attempt, quick, err.msg);
             break;
         }
-        pc_log(remote_down(m) ? PC_LOG_DEBUG : PC_LOG_WARN, "preload",
-               "%s: attempt %d of %d failed: %s; retrying in %lld ms", m->spec.model, attempt,
-               m->spec.max_retries + 1, err.msg, (long long)delay);
-        m->status = PL_RETRYING;
-        if (!sleep_locked(pl, delay))
+        if (late)
+            pc_log(level, "preload", "%s: attempt %d failed: %s; retrying in %lld ms",
+                   m->spec.model, attempt, err.msg, (long long)delay);
+        else if (attempt == quick)
+            pc_log(remote_down(m) ? PC_LOG_WARN : PC_LOG_ERROR, "preload",
+                   "%s: attempt %d of %d failed: %s; required: retrying in %lld ms until warm",
+                   m->spec.model, attempt, quick, err.msg, (long long)delay);
+        else
+            pc_log(level, "preload", "%s: attempt %d of %d failed: %s; retrying in %lld ms",
+                   m->spec.model, attempt, quick, err.msg, (long long)delay);
+        m->status = attempt >= quick ? PL_FAILED : PL_RETRYING;
+        if (!sleep_locked(pl, delay, NULL))
             return;
-        delay = delay > INT64_MAX / 2 ? delay : delay * 2;
+        delay = delay > pl->retry_max_ms / 2 ? pl->retry_max_ms : delay * 2;
     }
     if (!pl->stopping)
         m->status = PL_FAILED;
@@ -417,6 +519,21 @@ static void follow_schedule(struct pl_model *m, bool active)
     }
 }
 
+/* How long the model's thread may sleep: until the next health check or the schedule's next
+ * edge, whichever comes first, and an hour at most (a clock that jumps is seen within it). */
+static int64_t sleep_ms(const struct pl_model *m, int64_t next_check)
+{
+    int64_t wait = 3600 * 1000;
+    if (m->pl->health_ms > 0) {
+        int64_t to_check = (next_check - pc_clock_mono_ns()) / NS_PER_MS;
+        wait = to_check < wait ? to_check : wait;
+    }
+    int64_t edge = ms_to_schedule_edge(m);
+    if (edge >= 0 && edge < wait)
+        wait = edge;
+    return wait;
+}
+
 static void *model_main(void *arg)
 {
     struct pl_model *m = arg;
@@ -425,11 +542,9 @@ static void *model_main(void *arg)
     warm(m);
     int64_t next_check = pc_clock_mono_ns() + pl->health_ms * NS_PER_MS;
     while (!pl->stopping) {
-        /* Wake for the next check, and at least each minute to follow a window. */
-        int64_t wait_ms = pl->health_ms > 0 ? (next_check - pc_clock_mono_ns()) / NS_PER_MS : 60000;
-        if (wait_ms > 60000)
-            wait_ms = 60000;
-        if (wait_ms > 0 && !sleep_locked(pl, wait_ms))
+        /* Wakes early for a stop and for the pool's unloads (pc_preloader_on_unload). */
+        int64_t wait_ms = sleep_ms(m, next_check);
+        if (wait_ms > 0 && !sleep_locked(pl, wait_ms, &m->poked))
             break;
         bool active = keep_warm_now(m);
         follow_schedule(m, active);
@@ -439,9 +554,9 @@ static void *model_main(void *arg)
             if (m->status == PL_READY)
                 health_check(m);
         }
-        /* Gone (expired, evicted, failed) and meant to be warm: warm it again. */
-        bool gone = m->status == PL_UNLOADED || m->status == PL_FAILED;
-        if (active && gone && (due || m->spec.keep_warm.kind == PC_KEEP_WARM_WINDOW)) {
+        /* Gone (expired, evicted, unloaded) and meant to be warm: warm it again now; failed (a
+         * health check), at the next check, so that a broken model is not hammered. */
+        if (active && (m->status == PL_UNLOADED || (m->status == PL_FAILED && due))) {
             pc_log_info("preload", "%s: warming again (keep-warm %s)", m->spec.model,
                         m->spec.keep_warm.kind == PC_KEEP_WARM_ALWAYS ? "always" : "window");
             warm(m);
@@ -465,6 +580,8 @@ enum pc_err pc_preloader_new(struct pc_server *srv, const struct pc_preloader_co
     pl->srv = srv;
     pl->timeout_ms = cfg->timeout_ms > 0 ? cfg->timeout_ms : 30000;
     pl->health_ms = cfg->health_interval_ms;
+    pl->retry_max_ms = cfg->retry_max_ms > 0 ? cfg->retry_max_ms : 300000;
+    pl->max_parallel = cfg->max_parallel > 0 ? cfg->max_parallel : 1;
     pl->n = cfg->n_specs;
     atomic_init(&pl->cancel, false);
     pthread_condattr_t ca;
@@ -519,9 +636,54 @@ void pc_preloader_stop(struct pc_preloader *pl)
     for (size_t i = 0; i < pl->n; i++)
         if (pl->models[i].started)
             pthread_join(pl->models[i].thread, NULL);
+    for (size_t i = 0; i < pl->n; i++)
+        pl->models[i].started = false;
+}
+
+void pc_preloader_free(struct pc_preloader *pl)
+{
+    if (pl == NULL)
+        return;
+    pc_preloader_stop(pl);
     pthread_cond_destroy(&pl->cond);
     pthread_mutex_destroy(&pl->lock);
     free(pl);
+}
+
+/* The preloaded models called name (the pool's name), under the lock. */
+#define FOR_MODELS_NAMED(pl, name, m)                                                              \
+    for (struct pl_model *m = (pl)->models; m < (pl)->models + (pl)->n; m++)                       \
+        if (strcmp(m->norm, (name)) == 0)
+
+void pc_preloader_on_unload(struct pc_preloader *pl, const char *name, const char *why)
+{
+    if (pl == NULL || strcmp(why, "stopped") == 0)
+        return;
+    pthread_mutex_lock(&pl->lock);
+    FOR_MODELS_NAMED(pl, name, m)
+    {
+        if (m->status != PL_READY || pl->stopping)
+            continue;
+        m->status = PL_UNLOADED;
+        m->pinned = false;
+        m->poked = true;
+        pc_log_info("preload", "%s is no longer loaded (%s)", m->spec.model, why);
+    }
+    pthread_cond_broadcast(&pl->cond);
+    pthread_mutex_unlock(&pl->lock);
+}
+
+void pc_preloader_on_load(struct pc_preloader *pl, const char *name)
+{
+    if (pl == NULL)
+        return;
+    pthread_mutex_lock(&pl->lock);
+    FOR_MODELS_NAMED(pl, name, m)
+    {
+        if (m->status == PL_UNLOADED)
+            m->status = PL_READY;
+    }
+    pthread_mutex_unlock(&pl->lock);
 }
 
 static json_t *time_or_null(int64_t wall_ns)
@@ -538,7 +700,7 @@ json_t *pc_preloader_status(struct pc_preloader *pl)
     pthread_mutex_lock(&pl->lock);
     for (size_t i = 0; i < pl->n; i++) {
         const struct pl_model *m = &pl->models[i];
-        char kw[16];
+        char kw[24];
         json_object_set_new(
             o, m->spec.model,
             json_pack(

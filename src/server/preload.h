@@ -23,18 +23,23 @@ enum pc_keep_warm_kind {
 
 struct pc_keep_warm {
     enum pc_keep_warm_kind kind;
-    int start_min, end_min; /* minutes after local midnight; end < start wraps past midnight */
+    int start_s, end_s; /* seconds after local midnight; end < start wraps past midnight */
 };
 
-/* "" or "none", "always", or "HH:MM-HH:MM" ("08:00-18:00"; an en dash works too). */
+/* "" or "none", "always", or "HH:MM-HH:MM" ("08:00-18:00"; an en dash works too; either end
+ * may give seconds, "08:00:30"). */
 enum pc_err pc_keep_warm_parse(const char *s, struct pc_keep_warm *out /* OUT */,
                                struct pc_error *err);
 
-/* The schedule as pc_keep_warm_parse reads it. buf needs 16 bytes. */
+/* The schedule as pc_keep_warm_parse reads it. buf needs 24 bytes. */
 const char *pc_keep_warm_format(const struct pc_keep_warm *kw, char *buf, size_t size);
 
-/* Whether the model must be warm at this minute of the local day (0..1439). */
-bool pc_keep_warm_active(const struct pc_keep_warm *kw, int minute_of_day);
+/* Whether the model must be warm at this second of the local day (0..86399). */
+bool pc_keep_warm_active(const struct pc_keep_warm *kw, int second_of_day);
+
+/* Seconds from second_of_day to the schedule's next edge (the window opens or closes), 1 to
+ * 86400; -1 for a schedule that never changes. */
+int pc_keep_warm_next_edge(const struct pc_keep_warm *kw, int second_of_day);
 
 /* One model to preload (seed 001's PreloadConfig, with seed 003's warm-up prompt). */
 struct pc_preload_spec {
@@ -68,6 +73,8 @@ struct pc_preloader_config {
     size_t n_specs;
     int64_t timeout_ms;         /* per attempt and per health check */
     int64_t health_interval_ms; /* between health checks; <= 0: none */
+    int64_t retry_max_ms;       /* the longest wait between two attempts */
+    size_t max_parallel;        /* warm-ups that load at once */
 };
 
 /* Make the preloader: every model "loading", nothing started, so that the status and /ready
@@ -79,9 +86,18 @@ enum pc_err pc_preloader_new(struct pc_server *srv, const struct pc_preloader_co
  * model, readiness (and sd_notify READY=1) comes at once. Call once. */
 enum pc_err pc_preloader_run(struct pc_preloader *pl, struct pc_error *err);
 
-/* Stop retrying and checking, wait for attempts in flight, free. NULL does nothing. Also frees
- * a preloader that never ran. */
+/* Stop retrying and checking, and wait for attempts in flight. The preloader stays, so that the
+ * pool's hooks may still call it while the pool is freed. NULL does nothing. */
 void pc_preloader_stop(struct pc_preloader *pl);
+
+/* Stop if not stopped, and free (also one that never ran). NULL does nothing. */
+void pc_preloader_free(struct pc_preloader *pl);
+
+/* The pool's hooks: a model that the pool unloaded (why as pc_pool_config.on_unload says; not
+ * "stopped") is "unloaded" at once, and its thread looks at once whether its schedule wants it
+ * warm again; a model that a request loads again is "ready" again. */
+void pc_preloader_on_unload(struct pc_preloader *pl, const char *name, const char *why);
+void pc_preloader_on_load(struct pc_preloader *pl, const char *name);
 
 /* {model: {status, displayName, preloadedAt, lastChecked, attempts, error, ...}} as seed 001's
  * /api/models/status. The caller decrefs. */

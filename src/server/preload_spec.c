@@ -4,13 +4,17 @@
 #include <stdio.h>
 #include <string.h>
 
-static int parse_hhmm(const char *s, int *minutes, const char **end)
+/* "HH:MM" or "HH:MM:SS" as seconds of the day (24:00 is the day's end). */
+static int parse_hhmm(const char *s, int *seconds, const char **end)
 {
-    int h = 0, m = 0, n = 0;
-    if (sscanf(s, "%2d:%2d%n", &h, &m, &n) != 2 || h < 0 || h > 24 || m < 0 || m > 59 ||
-        (h == 24 && m != 0))
+    int h = 0, m = 0, sec = 0, n = 0, n2 = 0;
+    if (sscanf(s, "%2d:%2d%n", &h, &m, &n) != 2 || s[0] < '0' || s[0] > '9')
         return -1;
-    *minutes = h * 60 + m;
+    if (s[n] == ':' && sscanf(s + n, ":%2d%n", &sec, &n2) == 1)
+        n += n2;
+    if (h < 0 || h > 24 || m < 0 || m > 59 || sec < 0 || sec > 59 || (h == 24 && (m || sec)))
+        return -1;
+    *seconds = h * 3600 + m * 60 + sec;
     *end = s + n;
     return 0;
 }
@@ -25,7 +29,7 @@ enum pc_err pc_keep_warm_parse(const char *s, struct pc_keep_warm *out, struct p
         return PC_OK;
     }
     const char *p;
-    if (parse_hhmm(s, &out->start_min, &p) != 0)
+    if (parse_hhmm(s, &out->start_s, &p) != 0)
         goto bad;
     if (*p == '-')
         p++;
@@ -33,7 +37,7 @@ enum pc_err pc_keep_warm_parse(const char *s, struct pc_keep_warm *out, struct p
         p += 3;
     else
         goto bad;
-    if (parse_hhmm(p, &out->end_min, &p) != 0 || *p != '\0' || out->start_min == out->end_min)
+    if (parse_hhmm(p, &out->end_s, &p) != 0 || *p != '\0' || out->start_s == out->end_s)
         goto bad;
     out->kind = PC_KEEP_WARM_WINDOW;
     return PC_OK;
@@ -45,31 +49,53 @@ bad:
                         s);
 }
 
+static int format_hhmm(int s, char *buf, size_t size)
+{
+    if (s % 60 == 0)
+        return snprintf(buf, size, "%02d:%02d", s / 3600, s / 60 % 60);
+    return snprintf(buf, size, "%02d:%02d:%02d", s / 3600, s / 60 % 60, s % 60);
+}
+
 const char *pc_keep_warm_format(const struct pc_keep_warm *kw, char *buf, size_t size)
 {
-    if (kw->kind == PC_KEEP_WARM_ALWAYS)
+    if (kw->kind == PC_KEEP_WARM_ALWAYS) {
         snprintf(buf, size, "always");
-    else if (kw->kind == PC_KEEP_WARM_WINDOW)
-        snprintf(buf, size, "%02d:%02d-%02d:%02d", kw->start_min / 60, kw->start_min % 60,
-                 kw->end_min / 60, kw->end_min % 60);
-    else
+    } else if (kw->kind == PC_KEEP_WARM_WINDOW) {
+        int n = format_hhmm(kw->start_s, buf, size);
+        if (n > 0 && (size_t)n + 1 < size) {
+            buf[n] = '-';
+            format_hhmm(kw->end_s, buf + n + 1, size - (size_t)n - 1);
+        }
+    } else {
         snprintf(buf, size, "none");
+    }
     return buf;
 }
 
-bool pc_keep_warm_active(const struct pc_keep_warm *kw, int minute_of_day)
+bool pc_keep_warm_active(const struct pc_keep_warm *kw, int second_of_day)
 {
     switch (kw->kind) {
     case PC_KEEP_WARM_ALWAYS:
         return true;
     case PC_KEEP_WARM_WINDOW:
-        if (kw->start_min < kw->end_min)
-            return minute_of_day >= kw->start_min && minute_of_day < kw->end_min;
-        return minute_of_day >= kw->start_min || minute_of_day < kw->end_min;
+        if (kw->start_s < kw->end_s)
+            return second_of_day >= kw->start_s && second_of_day < kw->end_s;
+        return second_of_day >= kw->start_s || second_of_day < kw->end_s;
     case PC_KEEP_WARM_NONE:
         break;
     }
     return false;
+}
+
+int pc_keep_warm_next_edge(const struct pc_keep_warm *kw, int second_of_day)
+{
+    if (kw->kind != PC_KEEP_WARM_WINDOW)
+        return -1;
+    int to_start = ((kw->start_s - second_of_day) % 86400 + 86400) % 86400;
+    int to_end = ((kw->end_s - second_of_day) % 86400 + 86400) % 86400;
+    to_start = to_start ? to_start : 86400;
+    to_end = to_end ? to_end : 86400;
+    return to_start < to_end ? to_start : to_end;
 }
 
 void pc_preload_spec_default(struct pc_preload_spec *spec, const char *model)
@@ -166,7 +192,7 @@ enum pc_err pc_preload_spec_from_json(json_t *o, struct pc_preload_spec *spec, s
 
 json_t *pc_preload_spec_to_json(const struct pc_preload_spec *spec)
 {
-    char kw[16];
+    char kw[24];
     return json_pack(
         "{s:s, s:s, s:i, s:I, s:s, s:s, s:s, s:b}", "model", spec->model, "displayName",
         spec->display_name[0] ? spec->display_name : spec->model, "maxRetries", spec->max_retries,

@@ -114,6 +114,7 @@ static void on_model_unload(void *user, const char *name, struct pc_model *m, co
     struct pc_server *s = user;
     struct pc_slot *slot = NULL;
     pc_server_metrics_unloaded(&s->metrics, name, why);
+    pc_preloader_on_unload(s->preloader, name, why); /* its status first: then the event */
     pc_slot_acquire(m, PC_PRIO_LOW, &slot);
     pc_slot_drop_all(slot);
     pc_slot_release(slot);
@@ -132,6 +133,7 @@ static void on_model_load(void *user, const char *name, struct pc_model *m)
     if (pc_snapstore_attach(s->snapshots, m, &err) != PC_OK)
         pc_log_warn("serve", "%s: its snapshots are not kept: %s", name, err.msg);
     pc_server_metrics_loaded(&s->metrics, name, m);
+    pc_preloader_on_load(s->preloader, name);
     char id[37];
     pc_uuid(id);
     pc_events_publish(
@@ -208,10 +210,12 @@ enum pc_err pc_server_start(const struct pc_server_config *cfg, struct pc_server
     if (rc != PC_OK)
         goto fail;
     struct pc_preloader_config plcfg = {
-        .specs = cfg->preload,
-        .n_specs = cfg->n_preload,
+        .specs = s->cfg.preload, /* with the defaults that pc_settings_finish gave them */
+        .n_specs = s->cfg.n_preload,
         .timeout_ms = cfg->preload_timeout_ms,
         .health_interval_ms = cfg->health_interval_ms,
+        .retry_max_ms = s->cfg.preload_retry_max_ms,
+        .max_parallel = s->cfg.max_parallel_preloads,
     };
     rc = pc_preloader_new(s, &plcfg, &s->preloader, err);
     if (rc != PC_OK)
@@ -234,7 +238,8 @@ fail:
     pc_storewatch_stop(s->storewatch);
     pc_ollama_free(s->remote);
     pc_precharger_stop(s->precharger);
-    pc_pool_free(s->pool);
+    pc_pool_free(s->pool); /* its hooks may still call the preloader */
+    pc_preloader_free(s->preloader);
     pc_snapstore_close(s->snapshots);
     pc_events_free(s->events);
     pc_queue_free(s->queue);
@@ -263,7 +268,8 @@ void pc_server_stop(struct pc_server *s)
     pc_storewatch_stop(s->storewatch);
     pc_ollama_free(s->remote);
     pc_precharger_stop(s->precharger);
-    pc_pool_free(s->pool);
+    pc_pool_free(s->pool); /* its hooks may still call the preloader */
+    pc_preloader_free(s->preloader);
     pc_snapstore_close(s->snapshots);
     pc_events_free(s->events);
     pc_queue_free(s->queue);

@@ -289,6 +289,12 @@ const struct pc_setting *pc_setting_find(const char *key)
     return NULL;
 }
 
+enum pc_setting_source pc_settings_source(const struct pc_server_config *cfg, const char *key)
+{
+    const struct pc_setting *s = pc_setting_find(key);
+    return s ? (enum pc_setting_source)cfg->source[s - pc_settings] : PC_SOURCE_DEFAULT;
+}
+
 /* ---- values by kind ----------------------------------------------------------------------- */
 
 static void *field(struct pc_server_config *cfg, const struct pc_setting *s)

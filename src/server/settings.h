@@ -63,6 +63,9 @@ extern const size_t pc_settings_count;
 /* The setting with this file key, or NULL. */
 const struct pc_setting *pc_setting_find(const char *key);
 
+/* Where the setting with this file key got its value in cfg. */
+enum pc_setting_source pc_settings_source(const struct pc_server_config *cfg, const char *key);
+
 /* cfg with every setting at its default (sources PC_SOURCE_DEFAULT). */
 void pc_settings_defaults(struct pc_server_config *cfg /* OUT */);
 

@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, execFileSync } from 'node:child_process';
-import { renameSync, writeFileSync } from 'node:fs';
+import { copyFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { BIN, tempHome, makeModel, startDaemon, post, get, eventually, cleanup } from './lib.mjs';
 
@@ -96,7 +96,7 @@ test('an attempt that outlives MODEL_PRELOAD_TIMEOUT fails with the timeout', as
     const s = (await status(d)).tiny;
     assert.equal(s.attempts, 1);
     assert.match(s.error, /Preload timeout after 1 ms/);
-    assert.match(d.log(), /tiny: attempt 1 of 1 failed: Preload timeout after 1 ms; giving up/);
+    assert.match(d.log(), /tiny: attempt 1 of 1 failed: Preload timeout after 1 ms; required: retrying in \d+ ms until warm/);
     const ready = await get(d.url, '/ready');
     assert.equal(ready.status, 503);
     // Nothing is left warming: /ready says the preload failed, and which.
@@ -132,7 +132,9 @@ test('parallel preloads under the pool limit: what does not fit fails by its pol
     const s = await status(d);
     const failed = s.a.status === 'failed' ? s.a : s.b;
     assert.match(failed.error, /insufficient memory/);
-    assert.equal(failed.attempts, 2);
+    // Past its quick retries an optional model gives up; a required one keeps trying.
+    if (failed === s.b) assert.equal(failed.attempts, 2);
+    else assert.ok(failed.attempts >= 2);
     assert.equal(s.a.displayName, 'Model A');
     const ready = await get(d.url, '/ready');
     assert.equal(ready.status, s.a.status === 'ready' ? 200 : 503); // b is optional
@@ -204,7 +206,8 @@ test('a keep-warm model is warmed again after a forced unload, and health checks
     // Forced unload: keep_alive 0 wins over the pin.
     const r = await post(d.url, '/api/generate', { model: 'tiny', keep_alive: 0 });
     assert.equal(r.status, 200);
-    assert.ok(await eventually(() => sub.events.some((e) => e.type === 'ModelHealthChecked' && e.data.loaded === false)));
+    // The pool's unload, not the next health check, tells the preloader: it warms it again.
+    assert.ok(await eventually(() => sub.events.some((e) => e.type === 'ModelEvicted' && e.data.reason === 'unloaded')));
     assert.ok(await eventually(async () => (await status(d)).tiny.warmups >= 2));
     assert.ok(sub.events.some((e) => e.type === 'ModelPreloaded' && e.data.model_id === 'tiny'));
     assert.ok(await eventually(async () => JSON.parse((await get(d.url, '/api/ps')).text).models.length === 1));
@@ -287,4 +290,178 @@ test('precharge config: every setting with where it came from; serve --help list
   assert.match(bad(['--max-models', '65'], {}), /--max-models: "65" is not a whole number from 1 to 64/);
   assert.match(bad([], { PRECHARGE_MAX_LOADED_MODELS: '65' }), /PRECHARGE_MAX_LOADED_MODELS: "65" is not a whole number from 1 to 64/);
   cleanup(home);
+});
+
+test('a required preload that gave up keeps retrying, its backoff capped, until the model comes; /ready and READY=1 follow', async () => {
+  const home = tempHome('preload-recover');
+  const sock = notifySocket(join(home, 'notify.sock'));
+  assert.ok(await sock.bound());
+  const d = await startDaemon({
+    home,
+    env: {
+      PRECHARGE_PRELOAD: 'late',
+      PRECHARGE_PRELOAD_RETRIES: '1',
+      PRECHARGE_PRELOAD_RETRY_DELAY: '50',
+      PRECHARGE_PRELOAD_RETRY_MAX: '200',
+      NOTIFY_SOCKET: join(home, 'notify.sock'),
+    },
+  });
+  try {
+    // The quick retries are spent: failed, and /ready says so.
+    assert.ok(await eventually(async () => (await status(d)).late.status === 'failed'));
+    let r = await get(d.url, '/ready');
+    assert.equal(r.status, 503);
+    assert.deepEqual(JSON.parse(r.text), { status: 'failed', pending: ['late'], failed: ['late'] });
+    // ... and it goes on trying, each wait doubled up to the cap.
+    assert.ok(await eventually(async () => (await status(d)).late.attempts >= 5));
+    assert.equal((await status(d)).late.status, 'failed');
+    assert.match(d.log(), /late: attempt 2 of 2 failed: .*required: retrying in 100 ms until warm/);
+    assert.match(d.log(), /late: attempt 3 failed: .*retrying in 200 ms/);
+    assert.match(d.log(), /late: attempt 4 failed: .*retrying in 200 ms/); // capped
+    assert.ok(!sock.lines().some((l) => l.includes('READY=1')));
+
+    makeModel(home, 'late-tmp');
+    renameSync(join(home, 'models', 'late-tmp.gguf'), join(home, 'models', 'late.gguf'));
+    assert.ok(await eventually(async () => (await get(d.url, '/ready')).status === 200));
+    const late = (await status(d)).late;
+    assert.equal(late.status, 'ready');
+    assert.equal(late.error, null);
+    assert.ok(await eventually(() => sock.lines().some((l) => l.startsWith('READY=1'))));
+  } finally {
+    sock.stop();
+    await d.stop();
+    cleanup(home);
+  }
+});
+
+test('Ollama down at start: the provider is unavailable at its URL, not a local model to pull; it recovers', async () => {
+  const rhome = tempHome('preload-remote-down');
+  const lhome = tempHome('preload-local');
+  makeModel(rhome, 'rmodel');
+  let r = await startDaemon({ home: rhome, env: { OLLAMA_URL: 'off' } });
+  const port = new URL(r.url).port;
+  await r.stop(); // the server is down when the local daemon starts
+  const l = await startDaemon({
+    home: lhome,
+    env: {
+      OLLAMA_URL: r.url,
+      PRECHARGE_OLLAMA_POLL: '100',
+      PRECHARGE_PRELOAD: 'rmodel',
+      PRECHARGE_PRELOAD_RETRIES: '0',
+      PRECHARGE_PRELOAD_RETRY_DELAY: '50',
+      PRECHARGE_PRELOAD_RETRY_MAX: '200',
+    },
+  });
+  try {
+    assert.ok(await eventually(async () => (await status(l)).rmodel.status === 'failed'));
+    const s = (await status(l)).rmodel;
+    assert.equal(s.provider, 'ollama');
+    assert.match(s.error, /unavailable/);
+    assert.ok(s.error.includes(r.url), s.error);
+    assert.doesNotMatch(s.error, /pull/);
+    // The server comes up on its address, with the model: the preload finds it there.
+    r = await startDaemon({ home: rhome, args: ['--host', `127.0.0.1:${port}`], env: { OLLAMA_URL: 'off' } });
+    assert.ok(await eventually(async () => (await get(l.url, '/ready')).status === 200));
+    const ok = (await status(l)).rmodel;
+    assert.equal(ok.status, 'ready');
+    assert.equal(ok.provider, 'ollama');
+    assert.ok(await eventually(async () => JSON.parse((await get(r.url, '/api/ps')).text).models.length === 1));
+  } finally {
+    await l.stop();
+    await r.stop();
+    cleanup(lhome);
+    cleanup(rhome);
+  }
+});
+
+test('/api/models/status follows the pool: an expired or unloaded model is unloaded at once, a reload makes it ready', async () => {
+  const home = tempHome('preload-events');
+  makeModel(home, 'tiny');
+  // Checks far apart: only the pool's events can change the status.
+  const d = await startDaemon({ home, env: { PRECHARGE_PRELOAD: 'tiny', PRECHARGE_KEEP_ALIVE: '1s' } });
+  try {
+    const sub = await subscribe(d.url);
+    assert.ok(await eventually(() => sub.events.some((e) => e.type === 'ModelEvicted' && e.data.reason === 'expired')));
+    assert.equal((await status(d)).tiny.status, 'unloaded');
+    assert.equal((await get(d.url, '/ready')).status, 200); // it expired by its own keep-alive
+    // A request loads it again: ready.
+    const g = await post(d.url, '/api/generate', { model: 'tiny', keep_alive: '1m' });
+    assert.equal(g.status, 200);
+    assert.equal((await status(d)).tiny.status, 'ready');
+    const u = await fetch(`${d.url}/v1/models/tiny`, { method: 'DELETE' });
+    assert.equal(u.status, 200);
+    assert.ok(await eventually(() => sub.events.some((e) => e.type === 'ModelEvicted' && e.data.reason === 'unloaded')));
+    assert.equal((await status(d)).tiny.status, 'unloaded');
+    sub.stop();
+  } finally {
+    await d.stop();
+    cleanup(home);
+  }
+});
+
+test('health checks are not a use: a model checked more often than its keep-alive still expires', async () => {
+  const home = tempHome('preload-checks');
+  makeModel(home, 'tiny');
+  const d = await startDaemon({
+    home,
+    env: { PRECHARGE_PRELOAD: 'tiny', PRECHARGE_KEEP_ALIVE: '2s', HEALTH_CHECK_INTERVAL: '200' },
+  });
+  try {
+    const sub = await subscribe(d.url);
+    assert.ok(await eventually(() => sub.events.filter((e) => e.type === 'ModelHealthChecked' && e.data.ok).length >= 2));
+    assert.ok(await eventually(() => sub.events.some((e) => e.type === 'ModelEvicted' && e.data.reason === 'expired')));
+    assert.equal(JSON.parse((await get(d.url, '/api/ps')).text).models.length, 0);
+    assert.equal((await status(d)).tiny.status, 'unloaded');
+    sub.stop();
+  } finally {
+    await d.stop();
+    cleanup(home);
+  }
+});
+
+// HH:MM:SS in UTC, seconds from now.
+const utcClock = (s) => new Date(Date.now() + s * 1000).toISOString().slice(11, 19);
+
+test('a keep-warm window opens and closes when it says, not at the next check', async () => {
+  const home = tempHome('preload-window');
+  makeModel(home, 'tiny');
+  // Opens 4 s from now, closes 4 s later; health checks and the minute tick are far away.
+  const window = `${utcClock(4)}-${utcClock(8)}`;
+  writeFileSync(join(home, 'config.json'), JSON.stringify({ preload: [{ model: 'tiny', keepWarm: window }] }));
+  const d = await startDaemon({ home, env: { TZ: 'UTC' } });
+  try {
+    assert.ok(await eventually(async () => (await status(d)).tiny.status === 'ready'));
+    assert.equal((await status(d)).tiny.keepWarm, window);
+    assert.equal((await status(d)).tiny.pinned, false);
+    assert.ok(await eventually(async () => (await status(d)).tiny.pinned === true, { tries: 100 }));
+    assert.match(d.log(), /tiny: keep-warm window opens: pinned/);
+    assert.ok(await eventually(async () => (await status(d)).tiny.pinned === false, { tries: 100 }));
+    assert.match(d.log(), /tiny: keep-warm window closes/);
+  } finally {
+    await d.stop();
+    cleanup(home);
+  }
+});
+
+test('max_parallel_preloads: one at a time loads the models one after another', async () => {
+  const home = tempHome('preload-parallel');
+  makeModel(home, 'a');
+  copyFileSync(join(home, 'models', 'a.gguf'), join(home, 'models', 'b.gguf'));
+  copyFileSync(join(home, 'models', 'a.gguf'), join(home, 'models', 'c.gguf'));
+  const d = await startDaemon({ home, args: ['--max-parallel-preloads', '1'], env: { PRECHARGE_PRELOAD: 'a,b,c' } });
+  try {
+    assert.ok(await eventually(async () => (await get(d.url, '/ready')).status === 200));
+    // Each attempt starts after the one before has ended.
+    const turns = () => d.log().split('\n').filter((l) => /( is warm|: attempt 1 starts)/.test(l));
+    assert.ok(await eventually(() => turns().length === 6), d.log()); // the log comes through a pipe
+    const lines = turns();
+    for (let i = 0; i < 6; i += 2) {
+      const m = lines[i].match(/(\w+): attempt 1 starts/);
+      assert.ok(m, lines[i]);
+      assert.match(lines[i + 1], new RegExp(`${m[1]} is warm`));
+    }
+  } finally {
+    await d.stop();
+    cleanup(home);
+  }
 });

@@ -421,6 +421,46 @@ static void test_preload_is_not_a_use(void **state)
     pc_pool_free(p);
 }
 
+/* A look (a health check) is not a use: the expiry stays, and checks more often than the
+ * keep-alive do not keep the model. */
+static void test_a_look_keeps_the_expiry(void **state)
+{
+    (void)state;
+    struct pc_pool *p = new_pool(2, PC_DURATION_FOREVER);
+    struct pc_pool_entry *e;
+    struct pc_error err = {0};
+    assert_int_equal(pc_pool_acquire(p, "a", paths[0], 60ll * 1000000000, &e, NULL, &err), PC_OK);
+    pc_pool_release(p, e);
+    struct pc_pool_status *st = NULL;
+    assert_int_equal(pc_pool_list(p, &st), 1);
+    int64_t expires = st[0].expires_wall_ns;
+    free(st);
+    struct pc_pool_acquire_params look = pc_pool_acquire_default_params();
+    look.preload = true;
+    pause_ms(20);
+    assert_int_equal(pc_pool_acquire_with(p, "a", NULL, &look, &e, NULL, &err), PC_OK);
+    pc_pool_release_look(p, e);
+    assert_int_equal(pc_pool_list(p, &st), 1);
+    /* The wall clock of the expiry is worked out from the monotonic one: allow a little. */
+    assert_true(st[0].expires_wall_ns - expires < 10 * 1000 * 1000);
+    assert_int_equal(st[0].uses, 1);
+    free(st);
+
+    /* 100 ms of keep-alive, looked at every 10 ms: it still goes. */
+    assert_int_equal(pc_pool_acquire(p, "b", paths[1], 100 * 1000 * 1000, &e, NULL, &err), PC_OK);
+    pc_pool_release(p, e);
+    bool gone = false;
+    for (int i = 0; i < 3000 && !gone; i++) {
+        if (pc_pool_acquire_with(p, "b", NULL, &look, &e, NULL, &err) == PC_OK)
+            pc_pool_release_look(p, e);
+        else
+            gone = true;
+        pause_ms(10);
+    }
+    assert_true(gone);
+    pc_pool_free(p);
+}
+
 static void test_pinned_models_are_never_evicted(void **state)
 {
     (void)state;
@@ -768,6 +808,7 @@ int main(void)
         cmocka_unit_test(test_unload_waits_for_the_last_user),
         cmocka_unit_test(test_full_pool_evicts_idle_and_waits_for_busy),
         cmocka_unit_test(test_eviction_order_of_each_policy),
+        cmocka_unit_test(test_a_look_keeps_the_expiry),
         cmocka_unit_test(test_preload_is_not_a_use),
         cmocka_unit_test(test_pinned_models_are_never_evicted),
         cmocka_unit_test(test_budget_admission_and_insufficient_memory),

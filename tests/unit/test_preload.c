@@ -22,7 +22,7 @@ static void test_keep_warm_parse(void **state)
     (void)state;
     struct pc_keep_warm kw;
     struct pc_error err = {0};
-    char buf[16];
+    char buf[24];
     assert_int_equal(pc_keep_warm_parse("always", &kw, &err), PC_OK);
     assert_int_equal(kw.kind, PC_KEEP_WARM_ALWAYS);
     assert_int_equal(pc_keep_warm_parse(NULL, &kw, &err), PC_OK);
@@ -31,16 +31,23 @@ static void test_keep_warm_parse(void **state)
     assert_string_equal(pc_keep_warm_format(&kw, buf, sizeof(buf)), "none");
     assert_int_equal(pc_keep_warm_parse("08:00-18:30", &kw, &err), PC_OK);
     assert_int_equal(kw.kind, PC_KEEP_WARM_WINDOW);
-    assert_int_equal(kw.start_min, 480);
-    assert_int_equal(kw.end_min, 1110);
+    assert_int_equal(kw.start_s, 480 * 60);
+    assert_int_equal(kw.end_s, 1110 * 60);
     assert_string_equal(pc_keep_warm_format(&kw, buf, sizeof(buf)), "08:00-18:30");
     assert_int_equal(pc_keep_warm_parse("08:00\xe2\x80\x93"
                                         "18:00",
                                         &kw, &err),
                      PC_OK); /* the en dash */
-    assert_int_equal(kw.end_min, 1080);
-    const char *bad[] = {"sometimes",    "8-18",        "25:00-26:00", "08:00-08:00",
-                         "08:00-18:00x", "08:60-09:00", "08:00"};
+    assert_int_equal(kw.end_s, 1080 * 60);
+    /* Seconds, for a window that opens at a precise moment. */
+    assert_int_equal(pc_keep_warm_parse("08:00:30-23:59:59", &kw, &err), PC_OK);
+    assert_int_equal(kw.start_s, 8 * 3600 + 30);
+    assert_int_equal(kw.end_s, 86399);
+    assert_string_equal(pc_keep_warm_format(&kw, buf, sizeof(buf)), "08:00:30-23:59:59");
+    assert_int_equal(pc_keep_warm_parse("00:00-24:00", &kw, &err), PC_OK);
+    const char *bad[] = {"sometimes",    "8-18",          "25:00-26:00", "08:00-08:00",
+                         "08:00-18:00x", "08:60-09:00",   "08:00",       "08:00:60-09:00",
+                         "08:00:-09:00", "24:00:01-08:00"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         assert_int_equal(pc_keep_warm_parse(bad[i], &kw, &err), PC_ERR_INVALID);
         assert_non_null(strstr(err.msg, bad[i]));
@@ -53,21 +60,39 @@ static void test_keep_warm_active(void **state)
     (void)state;
     struct pc_keep_warm kw;
     assert_int_equal(pc_keep_warm_parse("08:00-18:00", &kw, NULL), PC_OK);
-    assert_false(pc_keep_warm_active(&kw, 7 * 60 + 59));
-    assert_true(pc_keep_warm_active(&kw, 8 * 60));
-    assert_true(pc_keep_warm_active(&kw, 17 * 60 + 59));
-    assert_false(pc_keep_warm_active(&kw, 18 * 60));
+    assert_false(pc_keep_warm_active(&kw, (7 * 60 + 59) * 60));
+    assert_true(pc_keep_warm_active(&kw, (8 * 60) * 60));
+    assert_true(pc_keep_warm_active(&kw, (17 * 60 + 59) * 60));
+    assert_false(pc_keep_warm_active(&kw, (18 * 60) * 60));
     /* A night window wraps past midnight. */
     assert_int_equal(pc_keep_warm_parse("22:00-06:00", &kw, NULL), PC_OK);
-    assert_true(pc_keep_warm_active(&kw, 23 * 60));
-    assert_true(pc_keep_warm_active(&kw, 0));
-    assert_true(pc_keep_warm_active(&kw, 5 * 60 + 59));
-    assert_false(pc_keep_warm_active(&kw, 6 * 60));
-    assert_false(pc_keep_warm_active(&kw, 12 * 60));
+    assert_true(pc_keep_warm_active(&kw, (23 * 60) * 60));
+    assert_true(pc_keep_warm_active(&kw, (0) * 60));
+    assert_true(pc_keep_warm_active(&kw, (5 * 60 + 59) * 60));
+    assert_false(pc_keep_warm_active(&kw, (6 * 60) * 60));
+    assert_false(pc_keep_warm_active(&kw, (12 * 60) * 60));
     assert_int_equal(pc_keep_warm_parse("always", &kw, NULL), PC_OK);
-    assert_true(pc_keep_warm_active(&kw, 12 * 60));
+    assert_true(pc_keep_warm_active(&kw, (12 * 60) * 60));
     assert_int_equal(pc_keep_warm_parse("none", &kw, NULL), PC_OK);
-    assert_false(pc_keep_warm_active(&kw, 12 * 60));
+    assert_false(pc_keep_warm_active(&kw, (12 * 60) * 60));
+}
+
+/* The thread sleeps until the schedule's next edge: it opens and closes on time. */
+static void test_keep_warm_next_edge(void **state)
+{
+    (void)state;
+    struct pc_keep_warm kw;
+    assert_int_equal(pc_keep_warm_parse("08:00-18:00", &kw, NULL), PC_OK);
+    assert_int_equal(pc_keep_warm_next_edge(&kw, 8 * 3600 - 1), 1);
+    assert_int_equal(pc_keep_warm_next_edge(&kw, 8 * 3600), 10 * 3600);
+    assert_int_equal(pc_keep_warm_next_edge(&kw, 18 * 3600), 14 * 3600);
+    assert_int_equal(pc_keep_warm_next_edge(&kw, 23 * 3600), 9 * 3600); /* past midnight */
+    assert_int_equal(pc_keep_warm_parse("22:00-06:00:05", &kw, NULL), PC_OK);
+    assert_int_equal(pc_keep_warm_next_edge(&kw, 6 * 3600), 5);
+    assert_int_equal(pc_keep_warm_parse("always", &kw, NULL), PC_OK);
+    assert_int_equal(pc_keep_warm_next_edge(&kw, 0), -1);
+    assert_int_equal(pc_keep_warm_parse("none", &kw, NULL), PC_OK);
+    assert_int_equal(pc_keep_warm_next_edge(&kw, 0), -1);
 }
 
 static void test_spec_json(void **state)
@@ -220,9 +245,9 @@ static void test_sd_notify(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_keep_warm_parse), cmocka_unit_test(test_keep_warm_active),
-        cmocka_unit_test(test_spec_json),       cmocka_unit_test(test_config_file),
-        cmocka_unit_test(test_sd_notify),
+        cmocka_unit_test(test_keep_warm_parse),     cmocka_unit_test(test_keep_warm_active),
+        cmocka_unit_test(test_keep_warm_next_edge), cmocka_unit_test(test_spec_json),
+        cmocka_unit_test(test_config_file),         cmocka_unit_test(test_sd_notify),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
