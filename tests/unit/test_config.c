@@ -16,6 +16,7 @@
 #include "base/err.h"
 #include "server/server.h"
 #include "server/settings.h"
+#include "scratch.h"
 
 #define NS_PER_S 1000000000ll
 
@@ -468,9 +469,7 @@ static void test_settings_sources(void **state)
 {
     (void)state;
     char dir[4096], path[4200];
-    snprintf(dir, sizeof(dir), "%s/test_config_sources",
-             getenv("PC_TEST_TMP") ? getenv("PC_TEST_TMP") : "/tmp");
-    mkdir(dir, 0700);
+    snprintf(dir, sizeof(dir), "%s", make_tmpdir("config"));
     snprintf(path, sizeof(path), "%s/config.json", dir);
     FILE *f = fopen(path, "w");
     assert_non_null(f);
@@ -512,8 +511,7 @@ static void test_settings_sources(void **state)
                      want[i].source);
     }
     json_decref(o);
-    unlink(path);
-    rmdir(dir);
+    rm_rf(dir);
 }
 
 /* A range is declared once: the environment, the file and the flag give the same one. */
