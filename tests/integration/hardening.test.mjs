@@ -35,12 +35,12 @@ test('a header that llama.cpp would abort on is refused by key and value; the da
     const status = async () => JSON.parse((await get(d.url, '/api/models/status')).text).layers513;
     assert.ok(await eventually(async () => (await status()).status === 'failed'));
     const s = await status();
-    assert.equal(s.attempts, 3);
+    assert.ok(s.attempts >= 3); // a required preload goes on retrying past its quick retries
     assert.match(s.error, /header key llama\.block_count is 513; llama\.cpp needs 1 to 512/);
-    // Retries keep to the backoff: 20 ms, then 40 ms, then it gives up.
+    // Retries keep to the backoff: 20 ms, then 40 ms, then it is failed and retried until warm.
     assert.match(d.log(), /layers513: attempt 1 of 3 failed: .*retrying in 20 ms/);
     assert.match(d.log(), /layers513: attempt 2 of 3 failed: .*retrying in 40 ms/);
-    assert.match(d.log(), /layers513: attempt 3 of 3 failed: .*giving up/);
+    assert.match(d.log(), /layers513: attempt 3 of 3 failed: .*required: retrying in 80 ms until warm/);
 
     const gen = await post(d.url, '/api/generate', { model: 'layers0', prompt: 'hi', stream: false });
     assert.equal(gen.status, 500);
