@@ -50,8 +50,10 @@ const char *pc_http_header(const struct pc_http_req *req, const char *name);
  * (a wake between a WAIT and the connection's suspension resumes it).
  *
  * free runs exactly once: when the reply is done or the client went away (a client that hangs
- * up while its stream waits is noticed at once, so the producer can cancel). Once free
- * returns, wake must not be called again: free waits out a wake in progress.
+ * up while its stream waits is noticed at once, so the producer can cancel). After an END it
+ * runs on the HTTP layer's own thread, so it must be quick; after a cut it runs on a worker,
+ * and may wait (to cancel a thread and join it). Once free returns, wake must not be called
+ * again: free waits out a wake in progress.
  *
  * next is for producers that block (the inference streams, until they move to poll): set it
  * instead of poll and watch, and it runs on a worker thread of its own, which it holds while

@@ -219,6 +219,16 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *out, size_t max)
     }
 }
 
+/* The stream's end, after libmicrohttpd is done with it. */
+static void release_stream(void *arg)
+{
+    struct stream_state *st = arg;
+    if (st->s.free)
+        st->s.free(st->s.ctx);
+    pc_buf_free(&st->buf);
+    free(st);
+}
+
 static void stream_free(void *cls)
 {
     struct stream_state *st = cls;
@@ -226,10 +236,11 @@ static void stream_free(void *cls)
     if (st->suspended) /* never expected: the daemon resumes every stream before it stops */
         unlink_locked(st);
     pthread_mutex_unlock(&st->h->lock);
-    if (st->s.free)
-        st->s.free(st->s.ctx);
-    pc_buf_free(&st->buf);
-    free(st);
+    /* A stream that ended is freed here, so that what its free records comes right after its
+     * last bytes; one cut short (the client went away) may have to cancel work and wait for
+     * it, which the loop that serves every connection must not do. */
+    if (st->ended || !pc_workers_submit(st->h->workers, release_stream, st))
+        release_stream(st);
 }
 
 /* ---- blocking producers ------------------------------------------------------------------- */

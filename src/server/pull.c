@@ -8,7 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "../base/log.h"
 #include "../catalog/catalog.h"
@@ -21,8 +20,8 @@
  * replaces the one before it. */
 #define MAX_PENDING (64u << 10)
 
-/* One streamed pull: the download runs on a thread of its own, and the connection's thread
- * sends what it reports. */
+/* One streamed pull: the download runs on a thread of its own and queues what it reports; the
+ * HTTP layer polls the queue, woken when a line comes, and holds no thread between lines. */
 struct pull_job {
     char url[2048];
     char models_dir[1100];
@@ -33,15 +32,15 @@ struct pull_job {
     atomic_bool cancel;                /* set when the client goes away */
     pthread_t thread;
 
-    pthread_mutex_t lock; /* guards the fields below */
-    pthread_cond_t cv;
+    pthread_mutex_t lock;  /* guards the fields below */
     struct pc_buf pending; /* NDJSON not sent yet */
-    char last[1024];       /* the last line queued, sent again while nothing new comes */
     size_t last_start;     /* where the last line in pending starts */
     bool last_is_counts;   /* it only moves the counters: the next such line replaces it */
     bool done;
     enum pc_err rc;
     struct pc_error err;
+    void (*wake)(void *arg); /* the HTTP layer's waker, until the stream is freed */
+    void *wake_arg;
 };
 
 /* A model that the pool holds (pinned ones included) is in use: pruning spares it. */
@@ -98,7 +97,6 @@ static const char *model_field(json_t *body, struct pc_http_reply *reply)
 
 static void job_free(struct pull_job *j)
 {
-    pthread_cond_destroy(&j->cv);
     pthread_mutex_destroy(&j->lock);
     pc_buf_free(&j->pending);
     free(j);
@@ -117,8 +115,8 @@ static void queue_line(struct pull_job *j, const char *line, bool counts)
     j->last_start = j->pending.len;
     if (pc_buf_appends(&j->pending, line) && pc_buf_append(&j->pending, "\n", 1))
         j->last_is_counts = counts;
-    snprintf(j->last, sizeof(j->last), "%s\n", line);
-    pthread_cond_broadcast(&j->cv);
+    if (j->wake != NULL)
+        j->wake(j->wake_arg);
 }
 
 static void on_progress(void *user, const struct pc_download_progress *p)
@@ -151,37 +149,23 @@ static void *pull_main(void *arg)
     j->rc = rc;
     j->err = err;
     j->done = true;
-    pthread_cond_broadcast(&j->cv);
+    if (j->wake != NULL)
+        j->wake(j->wake_arg);
     pthread_mutex_unlock(&j->lock);
     return NULL;
 }
 
-/* Wait for news, at most a second: then the last line goes out again. A quiet stream (a backoff,
- * another download to wait for) still writes, so that a client that left is noticed, and the
- * download cancelled, within a second or two; so is a daemon that stops. */
-static void wait_news(struct pull_job *j)
-{
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += 1;
-    while (j->pending.len == 0 && !j->done)
-        if (pthread_cond_timedwait(&j->cv, &j->lock, &until) != 0)
-            break;
-    if (j->pending.len == 0 && !j->done)
-        pc_buf_appends(&j->pending, j->last);
-}
-
-static bool pull_next(void *ctx, struct pc_buf *out)
+static enum pc_stream_state pull_poll(void *ctx, struct pc_buf *out)
 {
     struct pull_job *j = ctx;
+    enum pc_stream_state st = PC_STREAM_WAIT;
     pthread_mutex_lock(&j->lock);
-    wait_news(j);
-    bool more = true;
     if (j->pending.len > 0) {
         pc_buf_append(out, j->pending.data, j->pending.len);
         pc_buf_reset(&j->pending);
         j->last_is_counts = false;
-    } else {
+        st = PC_STREAM_MORE;
+    } else if (j->done) {
         json_t *o = j->rc == PC_OK ? json_pack("{s:s}", "status", "success")
                                    : json_pack("{s:s}", "error", j->err.msg);
         char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
@@ -191,15 +175,29 @@ static bool pull_next(void *ctx, struct pc_buf *out)
             pc_buf_append(out, "\n", 1);
         }
         free(s);
-        more = false;
+        st = PC_STREAM_END;
     }
     pthread_mutex_unlock(&j->lock);
-    return more;
+    return st;
+}
+
+static void pull_watch(void *ctx, void (*wake)(void *arg), void *arg)
+{
+    struct pull_job *j = ctx;
+    pthread_mutex_lock(&j->lock);
+    j->wake = wake;
+    j->wake_arg = arg;
+    if (j->pending.len > 0 || j->done)
+        wake(arg);
+    pthread_mutex_unlock(&j->lock);
 }
 
 static void pull_stream_free(void *ctx)
 {
     struct pull_job *j = ctx;
+    pthread_mutex_lock(&j->lock);
+    j->wake = NULL;
+    pthread_mutex_unlock(&j->lock);
     atomic_store(&j->cancel, true); /* the client went away, or it is over anyway */
     pthread_join(j->thread, NULL);
     job_free(j);
@@ -270,7 +268,6 @@ static void handle_pull(const struct pc_http_req *req, struct pc_http_reply *rep
         return;
     }
     pthread_mutex_init(&j->lock, NULL);
-    pthread_cond_init(&j->cv, NULL);
     atomic_init(&j->cancel, false);
     bool present;
     struct pc_error err = {0};
@@ -311,7 +308,8 @@ static void handle_pull(const struct pc_http_req *req, struct pc_http_reply *rep
     }
     reply->status = 200;
     reply->content_type = "application/x-ndjson";
-    reply->stream = (struct pc_http_stream){.ctx = j, .next = pull_next, .free = pull_stream_free};
+    reply->stream = (struct pc_http_stream){
+        .ctx = j, .poll = pull_poll, .watch = pull_watch, .free = pull_stream_free};
 }
 
 /* The store name that a request's name means: an alias names the catalog's id, which is the

@@ -5,6 +5,7 @@
 #define PC_FUZZ_HARNESS_H
 
 #include <ftw.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -105,20 +106,61 @@ static void harness_fail(const struct pc_http_route *rt, const struct pc_http_re
     abort();
 }
 
+/* A stream's waker, for a reader that blocks. */
+struct harness_waiter {
+    pthread_mutex_t lock; /* guards woken */
+    pthread_cond_t cv;
+    bool woken;
+};
+
+static void harness_wake(void *arg)
+{
+    struct harness_waiter *w = arg;
+    pthread_mutex_lock(&w->lock);
+    w->woken = true;
+    pthread_cond_signal(&w->cv);
+    pthread_mutex_unlock(&w->lock);
+}
+
+/* Read a stream to its end, as the HTTP layer would (poll, and wait for a wake on WAIT), then
+ * free it. A stream that never ends hangs here, and libFuzzer reports the timeout. */
+static void harness_drain(struct pc_http_stream *s)
+{
+    struct pc_buf out = PC_BUF_INIT;
+    if (s->next != NULL) {
+        while (s->next(s->ctx, &out))
+            pc_buf_reset(&out);
+    } else {
+        struct harness_waiter w = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false};
+        s->watch(s->ctx, harness_wake, &w);
+        for (;;) {
+            pthread_mutex_lock(&w.lock);
+            w.woken = false;
+            pthread_mutex_unlock(&w.lock);
+            pc_buf_reset(&out);
+            enum pc_stream_state st = s->poll(s->ctx, &out);
+            if (st == PC_STREAM_END)
+                break;
+            pthread_mutex_lock(&w.lock);
+            while (st == PC_STREAM_WAIT && !w.woken)
+                pthread_cond_wait(&w.cv, &w.lock);
+            pthread_mutex_unlock(&w.lock);
+        }
+    }
+    if (s->free)
+        s->free(s->ctx);
+    pc_buf_free(&out);
+}
+
 /* A streamed reply is a 200 that ends; anything else is a status, and an error's body says what
  * went wrong in JSON ({"error": "..."}, or OpenAI's {"error": {"message": "..."}}), and never
  * "out of memory" (nothing runs out here). */
 static void harness_check_and_free(const struct pc_http_route *rt, struct pc_http_reply *r)
 {
-    if (r->stream.next != NULL) {
+    if (pc_http_reply_streams(r)) {
         if (r->status != 200)
             harness_fail(rt, r, "a stream that is not a 200");
-        struct pc_buf out = PC_BUF_INIT;
-        while (r->stream.next(r->stream.ctx, &out))
-            pc_buf_reset(&out);
-        if (r->stream.free)
-            r->stream.free(r->stream.ctx);
-        pc_buf_free(&out);
+        harness_drain(&r->stream);
         return;
     }
     if (r->status < 200 || r->status > 599)
