@@ -377,7 +377,10 @@ enum pc_err pc_cache_usage(const char *models_dir, struct pc_cache_usage *out, s
         int64_t t = pc_cache_last_touch(&list[i]);
         out->models++;
         out->model_bytes += list[i].size_bytes;
-        out->total_uses += list[i].use_count;
+        /* Saturated as each count is (JSON's integers stop at 2^63 - 1). */
+        out->total_uses = list[i].use_count > INT64_MAX - out->total_uses
+                              ? INT64_MAX
+                              : out->total_uses + list[i].use_count;
         if (out->oldest_touch == 0 || t < out->oldest_touch)
             out->oldest_touch = t;
         if (t > out->newest_touch)

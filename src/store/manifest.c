@@ -434,7 +434,9 @@ static enum pc_err do_touch(struct pc_manifest *m, void *user, struct pc_error *
     if (e == NULL)
         return pc_error_set(err, PC_ERR_NOT_FOUND, "model \"%s\" is not in the store", id);
     e->last_used = (int64_t)time(NULL);
-    e->use_count++;
+    /* JSON integers stop at 2^63 - 1: the count stays there rather than wrap negative. */
+    if (e->use_count < INT64_MAX)
+        e->use_count++;
     return PC_OK;
 }
 

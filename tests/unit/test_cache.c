@@ -289,6 +289,26 @@ static void test_usage(void **state)
     assert_true(u.oldest_touch <= (int64_t)time(NULL) - 39 * DAY);
 }
 
+static enum pc_err max_counts(struct pc_manifest *m, void *user, struct pc_error *err)
+{
+    (void)user;
+    (void)err;
+    for (size_t i = 0; i < m->n; i++)
+        m->models[i].use_count = INT64_MAX;
+    return PC_OK;
+}
+
+/* Counts at the top of JSON's integers add up to that top, not to a wrapped number. */
+static void test_usage_saturates(void **state)
+{
+    (void)state;
+    const char *dir = four_models();
+    assert_int_equal(pc_manifest_update(dir, max_counts, NULL, NULL), PC_OK);
+    struct pc_cache_usage u;
+    assert_int_equal(pc_cache_usage(dir, &u, NULL), PC_OK);
+    assert_true(u.total_uses == INT64_MAX);
+}
+
 static void test_parse_age(void **state)
 {
     (void)state;
@@ -314,6 +334,7 @@ int main(void)
         cmocka_unit_test(test_clean_by_age),
         cmocka_unit_test(test_clear),
         cmocka_unit_test(test_usage),
+        cmocka_unit_test(test_usage_saturates),
         cmocka_unit_test(test_parse_age),
     };
     return cmocka_run_group_tests(tests, NULL, remove_base);

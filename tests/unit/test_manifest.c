@@ -194,6 +194,26 @@ static void test_unknown_fields_survive(void **state)
     json_decref(doc);
 }
 
+/* A count at the top of JSON's integers stays there: it wrapped to a negative number. */
+static void test_use_count_saturates(void **state)
+{
+    (void)state;
+    const char *dir = models_with("a.gguf", 10, NULL);
+    write_text(dir, PC_MANIFEST_FILE,
+               "{\"version\":\"1.0\",\"models\":[{\"id\":\"a\",\"path\":\"a.gguf\","
+               "\"size_bytes\":10,\"use_count\":9223372036854775806}]}");
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(pc_manifest_touch(dir, "a", NULL), PC_OK);
+    json_t *doc = read_json(dir);
+    json_t *e = json_array_get(json_object_get(doc, "models"), 0);
+    assert_int_equal(json_integer_value(json_object_get(e, "use_count")), INT64_MAX);
+    json_decref(doc);
+    struct pc_manifest m;
+    assert_int_equal(pc_manifest_load(dir, &m, NULL), PC_OK);
+    assert_int_equal(pc_manifest_find(&m, "a")->use_count, INT64_MAX);
+    pc_manifest_free(&m);
+}
+
 static void test_corrupt_manifest_is_rebuilt(void **state)
 {
     (void)state;
@@ -309,6 +329,7 @@ int main(void)
         cmocka_unit_test(test_record_and_touch),
         cmocka_unit_test(test_touch_errors),
         cmocka_unit_test(test_unknown_fields_survive),
+        cmocka_unit_test(test_use_count_saturates),
         cmocka_unit_test(test_corrupt_manifest_is_rebuilt),
         cmocka_unit_test(test_missing_manifest_is_rebuilt),
         cmocka_unit_test(test_entries_follow_the_files),
