@@ -39,7 +39,8 @@ struct job {
     uint64_t order;        /* submission order, for FIFO within a priority */
     int64_t not_before_ns; /* monotonic: the debounce window */
     enum job_state state;
-    json_t *result; /* once DONE */
+    json_t *result;   /* once DONE */
+    enum pc_err fail; /* once DONE: why it failed, or PC_OK */
 };
 
 /* A context that a remote precharge made ready. */
@@ -221,6 +222,29 @@ static void run_remote(struct pc_precharger *pc, const struct job *j, struct out
     o->prefill_ns = st.prefill_ns;
 }
 
+/* A context must leave a cell for the answer, and keep to max_prompt_tokens, as a request's
+ * prompt must: the same limit, named the same way (infer.c's prompt_limit). */
+static bool within_limit(const struct pc_precharger *pc, uint32_t n_ctx, size_t n,
+                         struct pc_error *err)
+{
+    size_t limit = n_ctx > 0 ? n_ctx - 1 : 0;
+    uint32_t max = pc->cfg.max_prompt_tokens;
+    if (max > 0 && max < limit) {
+        if (n <= max)
+            return true;
+        pc_error_set(err, PC_ERR_CTX_OVERFLOW,
+                     "the context is %zu tokens; the limit is %u (max_prompt_tokens)", n, max);
+        return false;
+    }
+    if (n <= limit)
+        return true;
+    pc_error_set(err, PC_ERR_CTX_OVERFLOW,
+                 "the context is %zu tokens; the limit is %zu (context length %u, less one token "
+                 "for the answer)",
+                 n, limit, n_ctx);
+    return false;
+}
+
 static void run_job(struct pc_precharger *pc, const struct job *j, struct outcome *o)
 {
     char path[PATH_MAX];
@@ -253,7 +277,8 @@ static void run_job(struct pc_precharger *pc, const struct job *j, struct outcom
     struct pc_model *m = pc_pool_entry_model(entry);
     if (loaded)
         o->load_ns = pc_clock_mono_ns() - t0;
-    if (job_tokens(j, m, &toks, &n, &o->err) == PC_OK)
+    if (job_tokens(j, m, &toks, &n, &o->err) == PC_OK &&
+        within_limit(pc, pc_model_info(m)->n_ctx, n, &o->err))
         prefill(pc, j, m, pc_model_identity(m), toks, n, o);
     free(toks);
     pc_pool_release(pc->cfg.pool, entry);
@@ -432,6 +457,7 @@ static void *worker_main(void *arg)
             remember_remote(pc, j, o.context_tokens);
         publish_completed(pc, j, r);
         j->result = r;
+        j->fail = strcmp(o.status, "failed") == 0 ? o.err.code : PC_OK;
         j->state = JOB_DONE;
         trim(pc);
         pthread_cond_broadcast(&pc->changed);
@@ -757,6 +783,15 @@ void pc_precharge_counts(struct pc_precharger *pc, size_t *queued, size_t *runni
             (*running)++;
     }
     pthread_mutex_unlock(&pc->lock);
+}
+
+enum pc_err pc_precharge_failure(struct pc_precharger *pc, const char *id)
+{
+    pthread_mutex_lock(&pc->lock);
+    struct job *j = find_job(pc, id);
+    enum pc_err rc = j != NULL && j->state == JOB_DONE ? j->fail : PC_OK;
+    pthread_mutex_unlock(&pc->lock);
+    return rc;
 }
 
 json_t *pc_precharge_get(struct pc_precharger *pc, const char *id, int timeout_ms)

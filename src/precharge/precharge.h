@@ -55,7 +55,9 @@ struct pc_precharger_config {
                           * key may replace it */
     int workers;         /* threads; at least 1 */
     const struct pc_precharge_provider
-        *remote; /* may be NULL; borrowed for the precharger's life */
+        *remote;                /* may be NULL; borrowed for the precharger's life */
+    uint32_t max_prompt_tokens; /* a context longer than this (or than the model's context less
+                                 * one token for the answer) fails; 0: the context alone */
 };
 
 enum pc_err pc_precharger_start(const struct pc_precharger_config *cfg,
@@ -96,6 +98,11 @@ enum pc_err pc_precharge_submit(struct pc_precharger *pc, const struct pc_precha
  * NULL for an unknown id. timeout_ms > 0 waits that long for a result first. The caller
  * decrefs. */
 json_t *pc_precharge_get(struct pc_precharger *pc, const char *id, int timeout_ms);
+
+/* Why the finished precharge id failed: its error's code (PC_ERR_CTX_OVERFLOW for a context over
+ * the limit, ...), so that a caller who waited can answer with its status. PC_OK when it did not
+ * fail, has not finished, or is not known. */
+enum pc_err pc_precharge_failure(struct pc_precharger *pc, const char *id);
 
 /* A context that a remote provider's precharge left in its server's cache. */
 struct pc_precharge_remote_ctx {

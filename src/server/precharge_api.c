@@ -133,7 +133,9 @@ static void handle_precharge(const struct pc_http_req *req, struct pc_http_reply
         pc_reply_json_value(reply, 504, result);
         goto out;
     }
-    pc_reply_json_value(reply, 200, result);
+    /* A context over the limit is the caller's to fix, as a prompt over it is: a 4xx. */
+    int code = pc_http_status_of(pc_precharge_failure(req->srv->precharger, id));
+    pc_reply_json_value(reply, code >= 400 && code < 500 ? code : 200, result);
 out:
     json_decref(body);
 }

@@ -196,6 +196,7 @@ enum pc_err pc_server_start(const struct pc_server_config *cfg, struct pc_server
         .debounce_ns = cfg->debounce_ns,
         .workers = 2,
         .remote = &s->remote_precharge,
+        .max_prompt_tokens = cfg->max_prompt_tokens,
     };
     pc_server_remote_precharge(s, &s->remote_precharge);
     rc = pc_precharger_start(&pcfg, &s->precharger, err);

@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { MKMODEL, tempHome, makeModel, startDaemon, post, get, eventually, cleanup } from './lib.mjs';
 
@@ -100,6 +100,94 @@ test('a start removes the temp files of writes that a kill cut short, and no oth
     assert.ok(!readdirSync(join(home, 'snapshots')).some((f) => f.includes('.tmp.')));
   } finally {
     assert.equal(await d.stop(), 0);
+    cleanup(home);
+  }
+});
+
+// FNV-1a 64, as snapshot.c checks a file.
+function fnv1a(buf) {
+  let h = 14695981039346656037n;
+  for (const b of buf) h = BigInt.asUintN(64, (h ^ BigInt(b)) * 1099511628211n);
+  return h;
+}
+
+test('a snapshot with a good checksum that does not restore is dropped, not retried', async () => {
+  const home = tempHome('hard-restore');
+  makeModel(home, 'tiny');
+  const system = { role: 'system', content: 'You fill in tax forms. Ask for the year first.' };
+  let d = await startDaemon({ home });
+  const pre = JSON.parse((await post(d.url, '/api/precharge', { model: 'tiny', context: [system], wait: true })).text);
+  assert.equal(pre.snapshot_tier, 'disk', JSON.stringify(pre));
+  assert.equal(await d.stop(), 0);
+
+  // Cut its state in half and mend the checksum: the file reads back whole, the state does not
+  // fit the context (as a snapshot of another model file with the same key would not).
+  const dir = join(home, 'snapshots');
+  const name = readdirSync(dir).find((f) => f.endsWith('.snap'));
+  const file = readFileSync(join(dir, name));
+  const nTokens = file.readUInt32LE(24);
+  const blobSize = Number(file.readBigUInt64LE(32));
+  const start = 128 + 4 * nTokens;
+  const cut = Buffer.from(file.subarray(0, start + Math.floor(blobSize / 2)));
+  cut.writeBigUInt64LE(BigInt(Math.floor(blobSize / 2)), 32);
+  const sum = Buffer.alloc(8);
+  sum.writeBigUInt64LE(fnv1a(cut));
+  writeFileSync(join(dir, name), Buffer.concat([cut, sum]));
+
+  d = await startDaemon({ home });
+  try {
+    const ask = async () => {
+      const r = await post(d.url, '/api/chat', {
+        model: 'tiny', stream: false, options: { num_predict: 1 },
+        messages: [system, { role: 'user', content: 'Which year?' }],
+      });
+      assert.equal(r.status, 200, r.text);
+      return JSON.parse(r.text);
+    };
+    await ask();
+    const failures = () => d.log().match(/restore from disk failed/g)?.length ?? 0;
+    assert.equal(failures(), 1, d.log());
+    assert.deepEqual(readdirSync(dir).filter((f) => f.endsWith('.snap')), []);
+    assert.deepEqual(JSON.parse((await get(d.url, '/api/precharged')).text).precharged, []);
+    await ask(); // served from the live sequence, or prefilled: never the dropped file again
+    assert.equal(failures(), 1);
+  } finally {
+    assert.equal(await d.stop(), 0);
+    cleanup(home);
+  }
+});
+
+test('a 5 MB precharge context is a 400 that names the limit; max_prompt_tokens holds too', async () => {
+  const home = tempHome('hard-big');
+  makeModel(home, 'tiny');
+  const d = await startDaemon({ home, env: { PRECHARGE_CONTEXT_LENGTH: '512' } });
+  const d2 = await startDaemon({ home, env: { PRECHARGE_MAX_PROMPT_TOKENS: '16' } });
+  try {
+    const big = 'word '.repeat(1 << 20); // 5 MiB, under the 8 MiB body limit
+    const r = await post(d.url, '/api/precharge', { model: 'tiny', prompt: big, wait: true });
+    assert.equal(r.status, 400);
+    assert.match(JSON.parse(r.text).error,
+      /^the context is \d+ tokens; the limit is 511 \(context length 512, less one token for the answer\)$/);
+    // Without waiting it is accepted, and fails with the same words.
+    const q = JSON.parse((await post(d.url, '/api/precharge', { model: 'tiny', prompt: 'word '.repeat(2000) })).text);
+    let s;
+    assert.ok(await eventually(async () => {
+      s = JSON.parse((await get(d.url, `/api/precharge/${q.correlation_id}`)).text);
+      return s.status === 'failed';
+    }));
+    assert.match(s.error, /the limit is 511/);
+    const m = await post(d2.url, '/api/precharge', {
+      model: 'tiny', wait: true, context: [{ role: 'system', content: 'A form with twenty fields: '.repeat(4) }],
+    });
+    assert.equal(m.status, 400);
+    assert.match(JSON.parse(m.text).error, /^the context is \d+ tokens; the limit is 16 \(max_prompt_tokens\)$/);
+    // Within it, a precharge is as before.
+    const ok = await post(d.url, '/api/precharge', { model: 'tiny', prompt: 'A short form.', wait: true });
+    assert.equal(ok.status, 200);
+    assert.equal(JSON.parse(ok.text).status, 'ready');
+  } finally {
+    assert.equal(await d.stop(), 0);
+    assert.equal(await d2.stop(), 0);
     cleanup(home);
   }
 });

@@ -555,13 +555,16 @@ static void test_events_and_failures(void **state)
     assert_int_equal(pc_precharge_submit(r.pc, &bad, id, &err), PC_ERR_NOT_FOUND);
     assert_non_null(strstr(err.msg, "nope"));
 
-    /* Longer than the context window: a result that says so. */
+    /* Longer than the context window: a result that names the limit, and an error code that
+     * the HTTP side answers 400 with. */
     struct pc_buf big = PC_BUF_INIT;
     for (int i = 0; i < 400; i++)
         pc_buf_appends(&big, "word ");
     submit(&r, big.data, PC_PRIO_NORMAL, NULL, id);
     assert_string_equal(status_of(&r, id, 30000, &j), "failed");
-    assert_non_null(strstr(json_string_value(json_object_get(j, "error")), "context window"));
+    assert_non_null(strstr(json_string_value(json_object_get(j, "error")),
+                           "the limit is 255 (context length 256, less one token for the answer)"));
+    assert_int_equal(pc_precharge_failure(r.pc, id), PC_ERR_CTX_OVERFLOW);
     json_decref(j);
     pc_buf_free(&big);
 
