@@ -140,6 +140,14 @@ fail:
     return err ? err->code : PC_ERR_IO;
 }
 
+bool pc_file_is_inside(const char *real, const char *dir)
+{
+    size_t n = strlen(dir);
+    if (n == 1 && dir[0] == '/')
+        return real[0] == '/';
+    return strncmp(real, dir, n) == 0 && (real[n] == '/' || real[n] == '\0');
+}
+
 enum pc_err pc_file_read(const char *path, size_t max, char **out, size_t *out_len,
                          struct pc_error *err)
 {

@@ -29,6 +29,9 @@ enum pc_err pc_file_mkdirs(const char *path, struct pc_error *err);
  * 200 bytes, no '/', no NUL, not "." or "..", not starting with '.', no control characters. */
 bool pc_file_name_is_safe(const char *name);
 
+/* Whether real (a path from realpath) is dir (a real directory) or lies below it. */
+bool pc_file_is_inside(const char *real, const char *dir);
+
 /* Hex SHA-256 of a file's contents into hex[65]. */
 enum pc_err pc_file_sha256(const char *path, char hex[65] /* OUT */, struct pc_error *err);
 

@@ -48,8 +48,15 @@ static int resolve_model(const char *arg, char *path, size_t size)
         return 0;
     }
     struct pc_server_config cfg;
-    if (pc_server_config_from_env(&cfg, &err) != PC_OK ||
-        pc_store_path(cfg.models_dir, arg, path, size, &err) != PC_OK) {
+    if (pc_server_config_from_env(&cfg, &err) != PC_OK) {
+        pc_cli_error("%s", err.msg);
+        return -1;
+    }
+    const char *dirs[PC_SERVER_MAX_MODEL_DIRS];
+    for (size_t i = 0; i < cfg.n_model_dirs; i++)
+        dirs[i] = cfg.model_dirs[i];
+    pc_store_allow_dirs(dirs, cfg.n_model_dirs); /* as the daemon judges store entries */
+    if (pc_store_path(cfg.models_dir, arg, path, size, &err) != PC_OK) {
         pc_cli_error("%s", err.msg);
         return -1;
     }

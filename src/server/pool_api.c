@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 
 #include "../base/clock.h"
+#include "../base/file.h"
 #include "../base/log.h"
 #include "../catalog/catalog.h"
 #include "../store/manifest.h"
@@ -56,10 +57,7 @@ static enum pc_err resolve_path(struct pc_server *srv, const char *req_path, cha
     struct stat st;
     if (realpath(req_path, real) != NULL && stat(real, &st) == 0 && S_ISREG(st.st_mode)) {
         for (size_t i = 0; i < cfg->n_model_dirs; i++) {
-            const char *dir = cfg->model_dirs[i];
-            size_t n = strlen(dir);
-            bool root = n == 1 && dir[0] == '/';
-            if (root || (strncmp(real, dir, n) == 0 && real[n] == '/')) {
+            if (pc_file_is_inside(real, cfg->model_dirs[i])) {
                 if ((size_t)snprintf(path, path_size, "%s", real) >= path_size)
                     break;
                 return PC_OK;

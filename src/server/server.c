@@ -163,6 +163,10 @@ enum pc_err pc_server_start(const struct pc_server_config *cfg, struct pc_server
     pc_manifest_sweep(cfg->models_dir);
     if ((rc = resolve_model_dirs(&s->cfg, err)) != PC_OK)
         goto fail;
+    const char *dirs[PC_SERVER_MAX_MODEL_DIRS];
+    for (size_t i = 0; i < s->cfg.n_model_dirs; i++)
+        dirs[i] = s->cfg.model_dirs[i];
+    pc_store_allow_dirs(dirs, s->cfg.n_model_dirs); /* store entries may link into them */
     resolve_budget(&s->cfg);
     /* The snapshots' RAM tier lives in the same memory: when the pool's budget is worked out
      * from the machine, the tier's budget comes out of it. A configured budget is the models'. */

@@ -3,6 +3,8 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +35,62 @@ enum pc_err pc_store_name(const char *name, char *out, size_t size, struct pc_er
     return PC_OK;
 }
 
+/* The directories besides the store where an entry's links may lead: the daemon's --model-dir
+ * list, real paths. allow_lock guards both. */
+static pthread_mutex_t allow_lock = PTHREAD_MUTEX_INITIALIZER;
+static char allowed[PC_STORE_MAX_ALLOWED][PATH_MAX];
+static size_t n_allowed;
+
+void pc_store_allow_dirs(const char *const *dirs, size_t n)
+{
+    pthread_mutex_lock(&allow_lock);
+    n_allowed = 0;
+    for (size_t i = 0; i < n && n_allowed < PC_STORE_MAX_ALLOWED; i++)
+        if (realpath(dirs[i], allowed[n_allowed]) != NULL)
+            n_allowed++;
+    pthread_mutex_unlock(&allow_lock);
+}
+
+static bool in_allowed_dir(const char *real)
+{
+    pthread_mutex_lock(&allow_lock);
+    bool in = false;
+    for (size_t i = 0; i < n_allowed && !in; i++)
+        in = pc_file_is_inside(real, allowed[i]);
+    pthread_mutex_unlock(&allow_lock);
+    return in;
+}
+
+/* One rule for every use of an entry (show, load, copy, list): path, through whatever links,
+ * is a regular file inside the store or inside an allowed model directory. The error names
+ * what it is instead; never where an outside link leads. */
+static enum pc_err check_entry(const char *models_dir, const char *name, const char *path,
+                               struct pc_error *err)
+{
+    struct stat st;
+    char real[PATH_MAX], store[PATH_MAX];
+    if (lstat(path, &st) != 0)
+        return pc_error_set(err, PC_ERR_NOT_FOUND, "model \"%s\" not found, try pulling it first",
+                            name);
+    if (realpath(path, real) == NULL || stat(real, &st) != 0)
+        return pc_error_set(err, PC_ERR_NOT_FOUND,
+                            "model \"%s\": \"%s\" is a symbolic link to a file that is not there",
+                            name, path);
+    if (S_ISDIR(st.st_mode))
+        return pc_error_set(err, PC_ERR_MODEL_FORMAT,
+                            "model \"%s\": \"%s\" is a directory, not a model file", name, path);
+    if (!S_ISREG(st.st_mode))
+        return pc_error_set(err, PC_ERR_MODEL_FORMAT, "model \"%s\": \"%s\" is not a regular file",
+                            name, path);
+    if ((realpath(models_dir, store) == NULL || !pc_file_is_inside(real, store)) &&
+        !in_allowed_dir(real))
+        return pc_error_set(err, PC_ERR_BAD_PATH,
+                            "model \"%s\": \"%s\" is a symbolic link that leads outside the store "
+                            "and the allowed model directories (--model-dir)",
+                            name, path);
+    return PC_OK;
+}
+
 enum pc_err pc_store_path(const char *models_dir, const char *name, char *out, size_t size,
                           struct pc_error *err)
 {
@@ -42,11 +100,7 @@ enum pc_err pc_store_path(const char *models_dir, const char *name, char *out, s
         return rc;
     if ((size_t)snprintf(out, size, "%s/%s.gguf", models_dir, norm) >= size)
         return pc_error_set(err, PC_ERR_INVALID, "model path too long");
-    struct stat st;
-    if (stat(out, &st) != 0 || !S_ISREG(st.st_mode))
-        return pc_error_set(err, PC_ERR_NOT_FOUND, "model \"%s\" not found, try pulling it first",
-                            name);
-    return PC_OK;
+    return check_entry(models_dir, name, out, err);
 }
 
 static int by_name(const void *a, const void *b)
@@ -92,7 +146,7 @@ enum pc_err pc_store_list(const char *models_dir, struct pc_store_entry **out, s
             continue;
         snprintf(e->path, sizeof(e->path), "%s/%s", models_dir, de->d_name);
         struct stat st;
-        if (stat(e->path, &st) != 0 || !S_ISREG(st.st_mode))
+        if (check_entry(models_dir, e->name, e->path, NULL) != PC_OK || stat(e->path, &st) != 0)
             continue;
         e->size = (uint64_t)st.st_size;
         e->mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
@@ -154,11 +208,16 @@ enum pc_err pc_store_copy(const char *models_dir, const char *src, const char *d
         return rc;
     if (strcmp(from, to) == 0)
         return PC_OK;
+    /* The file itself, not a link to it: a hard link to a symbolic link is a second link, and
+     * a relative one may lead elsewhere from its new name. */
+    char real[PATH_MAX];
+    if (realpath(from, real) == NULL)
+        return pc_error_set(err, PC_ERR_IO, "realpath() \"%s\" failed: %s", from, strerror(errno));
     /* Not ".gguf" at the end: a listing never shows a half-made copy. */
     static atomic_uint seq;
     snprintf(tmp, sizeof(tmp), "%s.%ld-%u.copy.tmp", to, (long)getpid(), atomic_fetch_add(&seq, 1));
     unlink(tmp);
-    if (link(from, tmp) != 0 && (rc = copy_file(from, tmp, err)) != PC_OK) {
+    if (link(real, tmp) != 0 && (rc = copy_file(real, tmp, err)) != PC_OK) {
         unlink(tmp);
         return rc;
     }

@@ -12,7 +12,10 @@
  * that could lead outside the store ("..", "/", control characters). */
 enum pc_err pc_store_name(const char *name, char *out /* OUT */, size_t size, struct pc_error *err);
 
-/* The file of a model in the store: <models_dir>/<name>.gguf. PC_ERR_NOT_FOUND when absent. */
+/* The file of a model in the store: <models_dir>/<name>.gguf. PC_ERR_NOT_FOUND when absent (or
+ * a link to nothing), PC_ERR_MODEL_FORMAT when it is a directory or not a regular file, and
+ * PC_ERR_BAD_PATH when it is a link that leads outside the store and the directories of
+ * pc_store_allow_dirs. */
 enum pc_err pc_store_path(const char *models_dir, const char *name, char *out /* OUT */,
                           size_t size, struct pc_error *err);
 
@@ -23,7 +26,15 @@ struct pc_store_entry {
     int64_t mtime_ns; /* wall clock */
 };
 
-/* The models in the store, sorted by name. *out is malloc'd; the caller frees it. */
+#define PC_STORE_MAX_ALLOWED 16
+
+/* The directories (besides the store) where the links of store entries may lead: the daemon's
+ * model directories (--model-dir), as the "path" of a load may. Replaces the previous list;
+ * directories that do not resolve are left out. At most PC_STORE_MAX_ALLOWED. */
+void pc_store_allow_dirs(const char *const *dirs, size_t n);
+
+/* The models in the store (entries that pc_store_path would give), sorted by name. *out is
+ * malloc'd; the caller frees it. */
 enum pc_err pc_store_list(const char *models_dir, struct pc_store_entry **out /* OUT */,
                           size_t *n /* OUT */, struct pc_error *err);
 

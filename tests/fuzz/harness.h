@@ -51,8 +51,9 @@ static void harness_no_network(void)
     setenv("PRECHARGE_DOWNLOAD_ATTEMPTS", "1", 1);
 }
 
-/* Start the server on a fresh home under $TMPDIR. model: a GGUF to serve as "tiny" (linked into
- * the store), or NULL for an empty store. n_ctx: the context models load with (0: default). */
+/* Start the server on a fresh home under $TMPDIR. model: a GGUF to serve as "tiny" (hard-linked
+ * into the store: on the same file system as $TMPDIR), or NULL for an empty store. n_ctx: the
+ * context models load with (0: default). */
 static void harness_start(const char *model, uint32_t n_ctx)
 {
     harness_no_network();
@@ -73,10 +74,11 @@ static void harness_start(const char *model, uint32_t n_ctx)
         fprintf(stderr, "fuzz: %s\n", err.msg);
         abort();
     }
-    char link[sizeof(cfg.models_dir) + 16];
-    snprintf(link, sizeof(link), "%s/tiny.gguf", cfg.models_dir);
-    if (model != NULL && symlink(model, link) != 0) {
-        perror("symlink");
+    char entry[sizeof(cfg.models_dir) + 16];
+    snprintf(entry, sizeof(entry), "%s/tiny.gguf", cfg.models_dir);
+    /* A hard link: a symbolic one to a file outside the store is refused as a store entry. */
+    if (model != NULL && link(model, entry) != 0) {
+        perror("link");
         abort();
     }
     snprintf(cfg.host, sizeof(cfg.host), "127.0.0.1");

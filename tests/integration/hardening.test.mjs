@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { MKMODEL, tempHome, makeModel, startDaemon, post, get, eventually, cleanup } from './lib.mjs';
 
@@ -189,5 +189,60 @@ test('a 5 MB precharge context is a 400 that names the limit; max_prompt_tokens 
     assert.equal(await d.stop(), 0);
     assert.equal(await d2.stop(), 0);
     cleanup(home);
+  }
+});
+
+test('store entries: one rule for links (inside the store or an allowed model directory), and a directory says what it is', async () => {
+  const home = tempHome('hard-links');
+  const outside = tempHome('hard-links-outside'); // a directory that is not allowed
+  const allowed = tempHome('hard-links-allowed');
+  makeModel(home, 'tiny');
+  const elsewhere = makeModel(outside, 'secret');
+  const shared = makeModel(allowed, 'shared');
+  const models = join(home, 'models');
+  mkdirSync(join(models, 'dir.gguf'));
+  symlinkSync(elsewhere, join(models, 'shadow.gguf'));
+  symlinkSync('/etc/hostname', join(models, 'etc.gguf'));
+  symlinkSync(shared, join(models, 'ok.gguf'));
+  symlinkSync('tiny.gguf', join(models, 'alias.gguf'));
+  symlinkSync(join(models, 'gone.bin'), join(models, 'dangling.gguf'));
+  const d = await startDaemon({ home, env: { PRECHARGE_MODEL_DIRS: allowed } });
+  const gen = (model) => post(d.url, '/api/generate', { model, prompt: 'hi', stream: false, options: { num_predict: 1 } });
+  try {
+    for (const model of ['shadow', 'etc']) {
+      for (const r of [await post(d.url, '/api/show', { model }), await gen(model)]) {
+        assert.equal(r.status, 400, `${model}: ${r.text}`);
+        assert.match(JSON.parse(r.text).error, /is a symbolic link that leads outside the store and the allowed model directories/);
+        assert.doesNotMatch(r.text, /secret|hostname/); // where it leads is not told
+      }
+      const c = await post(d.url, '/api/copy', { source: model, destination: `${model}-copy` });
+      assert.equal(c.status, 400);
+      assert.ok(!existsSync(join(models, `${model}-copy.gguf`)));
+    }
+    for (const r of [await post(d.url, '/api/show', { model: 'dir' }), await gen('dir')]) {
+      assert.equal(r.status, 500, r.text);
+      assert.match(JSON.parse(r.text).error, /dir\.gguf" is a directory, not a model file/);
+    }
+    const dangling = await post(d.url, '/api/show', { model: 'dangling' });
+    assert.equal(dangling.status, 404);
+    assert.match(JSON.parse(dangling.text).error, /is a symbolic link to a file that is not there/);
+
+    // Inside the store, or inside an allowed directory: as any entry.
+    for (const model of ['ok', 'alias']) {
+      assert.equal((await post(d.url, '/api/show', { model })).status, 200, model);
+      assert.equal((await gen(model)).status, 200, model);
+      const c = await post(d.url, '/api/copy', { source: model, destination: `${model}-copy` });
+      assert.equal(c.status, 200, c.text);
+      // The copy is the file, not a second link (a link to a link, or a relative one, would
+      // lead elsewhere from its new name).
+      assert.ok(lstatSync(join(models, `${model}-copy.gguf`)).isFile(), model);
+    }
+    const tags = JSON.parse((await get(d.url, '/api/tags')).text).models.map((m) => m.name).sort();
+    assert.deepEqual(tags, ['alias-copy:latest', 'alias:latest', 'ok-copy:latest', 'ok:latest', 'tiny:latest']);
+  } finally {
+    assert.equal(await d.stop(), 0);
+    cleanup(home);
+    cleanup(outside);
+    cleanup(allowed);
   }
 });

@@ -140,19 +140,65 @@ static void test_path_missing(void **state)
     assert_int_equal(e.code, PC_ERR_NOT_FOUND);
     assert_non_null(strstr(e.msg, "ghost:7b"));
 
-    /* A directory with the model's file name is not a model. */
+    /* A directory with the model's file name is not a model, and the error says what it is. */
     char sub[4200];
     snprintf(sub, sizeof(sub), "%s/dir.gguf", dir);
     assert_int_equal(mkdir(sub, 0755), 0);
     pc_error_clear(&e);
-    assert_int_equal(pc_store_path(dir, "dir", out, sizeof(out), &e), PC_ERR_NOT_FOUND);
-    assert_non_null(strstr(e.msg, "dir"));
+    assert_int_equal(pc_store_path(dir, "dir", out, sizeof(out), &e), PC_ERR_MODEL_FORMAT);
+    assert_non_null(strstr(e.msg, "dir.gguf\" is a directory, not a model file"));
 
     /* The models directory itself missing. */
     char gone[4200];
     snprintf(gone, sizeof(gone), "%s/nope", dir);
     assert_int_equal(pc_store_path(gone, "tiny", out, sizeof(out), NULL), PC_ERR_NOT_FOUND);
     rm_rf(dir);
+}
+
+/* One rule for links: an entry resolves inside the store or inside an allowed directory. */
+static void test_path_links(void **state)
+{
+    (void)state;
+    char dir[4096], other[4096]; /* make_tmpdir's buffer is its own */
+    snprintf(dir, sizeof(dir), "%s", make_tmpdir("store_links"));
+    snprintf(other, sizeof(other), "%s", make_tmpdir("store_links_other"));
+    write_file(dir, "tiny.gguf", 10);
+    write_file(other, "far.gguf", 10);
+    char link_in[4200], link_out[4200], target[4200], dangling[4200], out[4200];
+    snprintf(link_in, sizeof(link_in), "%s/alias.gguf", dir);
+    snprintf(link_out, sizeof(link_out), "%s/far.gguf", dir);
+    snprintf(target, sizeof(target), "%s/far.gguf", other);
+    snprintf(dangling, sizeof(dangling), "%s/gone.gguf", dir);
+    assert_int_equal(symlink("tiny.gguf", link_in), 0);
+    assert_int_equal(symlink(target, link_out), 0);
+    assert_int_equal(symlink("nothing-here", dangling), 0);
+    struct pc_error e;
+
+    assert_int_equal(pc_store_path(dir, "alias", out, sizeof(out), NULL), PC_OK);
+    pc_error_clear(&e);
+    assert_int_equal(pc_store_path(dir, "far", out, sizeof(out), &e), PC_ERR_BAD_PATH);
+    assert_non_null(strstr(e.msg, "leads outside the store"));
+    assert_null(strstr(e.msg, other)); /* where it leads is not told */
+    pc_error_clear(&e);
+    assert_int_equal(pc_store_path(dir, "gone", out, sizeof(out), &e), PC_ERR_NOT_FOUND);
+    assert_non_null(strstr(e.msg, "a file that is not there"));
+
+    struct pc_store_entry *list = NULL;
+    size_t n = 0;
+    assert_int_equal(pc_store_list(dir, &list, &n, NULL), PC_OK);
+    assert_int_equal(n, 2); /* alias and tiny */
+    free(list);
+
+    const char *allow[] = {other};
+    pc_store_allow_dirs(allow, 1);
+    assert_int_equal(pc_store_path(dir, "far", out, sizeof(out), NULL), PC_OK);
+    assert_int_equal(pc_store_list(dir, &list, &n, NULL), PC_OK);
+    assert_int_equal(n, 3);
+    free(list);
+    pc_store_allow_dirs(NULL, 0);
+    assert_int_equal(pc_store_path(dir, "far", out, sizeof(out), NULL), PC_ERR_BAD_PATH);
+    rm_rf(dir);
+    rm_rf(other);
 }
 
 static void test_path_refuses_bad_name(void **state)
@@ -350,6 +396,7 @@ int main(void)
         cmocka_unit_test(test_name_too_long_for_out),
         cmocka_unit_test(test_path_found),
         cmocka_unit_test(test_path_missing),
+        cmocka_unit_test(test_path_links),
         cmocka_unit_test(test_path_refuses_bad_name),
         cmocka_unit_test(test_path_too_long_for_out),
         cmocka_unit_test(test_list_sorted_gguf_only),
