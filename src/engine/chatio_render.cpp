@@ -188,20 +188,27 @@ static std::vector<llama_token> prefix_tokens(const struct llama_vocab *vocab,
  * call starts at once, as OpenAI's required does. The rule names are the converter's own. */
 static void calls_at_once(std::string &grammar)
 {
-    size_t root = grammar.rfind("\nroot ::= ", std::string::npos);
-    root = grammar.compare(0, 9, "root ::= ") == 0 ? 0 : root;
+    size_t root = grammar.compare(0, 9, "root ::= ") == 0 ? 0 : grammar.find("\nroot ::= ");
     if (root == std::string::npos)
         return;
     size_t end = grammar.find('\n', root + 1);
-    std::string line = grammar.substr(root, end == std::string::npos ? end : end - root);
-    size_t at = line.find(" until-");
-    if (at == std::string::npos)
-        return;
-    size_t stop = line.find('?', at);
-    if (stop == std::string::npos || line.find(' ', at + 1) < stop)
-        return;
-    line.erase(at, stop + 1 - at);
-    grammar.replace(root, line.size() + (stop + 1 - at), line);
+    if (end == std::string::npos)
+        end = grammar.size();
+    /* The last " until-<digits>?" of the rule: the text before the calls (a thinking block's
+     * own until-N, which is not optional, stays). */
+    size_t cut = std::string::npos, cut_len = 0;
+    for (size_t at = grammar.find(" until-", root); at < end;
+         at = grammar.find(" until-", at + 1)) {
+        size_t k = at + 7;
+        while (k < end && std::isdigit((unsigned char)grammar[k]))
+            k++;
+        if (k > at + 7 && k < end && grammar[k] == '?') {
+            cut = at;
+            cut_len = k + 1 - at;
+        }
+    }
+    if (cut != std::string::npos)
+        grammar.erase(cut, cut_len);
 }
 
 extern "C" enum pc_err pc_chat_tmpl_render(const struct pc_chat_tmpl *t,

@@ -124,6 +124,16 @@ static void test_prompt_with_tools(void **state)
     assert_non_null(strstr(g.grammar, "root ::= \"<|im_start|>assistant\\n\" space tool-calls\n"));
     pc_chat_prompt_free(p);
 
+    /* Qwen 3: an optional thinking block may come first, but no free text. */
+    p = render(qwen3, &in);
+    assert_true(pc_chat_prompt_grammar(p, &g));
+    const char *root = strstr(g.grammar, "root ::= ");
+    assert_non_null(root);
+    const char *eol = strchr(root, '\n');
+    assert_true(eol - root > 13 && strncmp(eol - 13, ")? tool-calls", 13) == 0);
+    assert_non_null(strstr(root, "\"<think>\""));
+    pc_chat_prompt_free(p);
+
     /* none: described, never called; no grammar. */
     in = with_tools(PC_TOOL_CHOICE_NONE);
     p = render(qwen25, &in);
