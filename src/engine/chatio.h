@@ -137,6 +137,10 @@ struct pc_chat_news {
 enum pc_err pc_chat_parser_add(struct pc_chat_parser *ps, const char *text, size_t len, bool final,
                                struct pc_chat_news *news /* OUT */, struct pc_error *err);
 
+/* Whether the answer is complete before the text ends: parallel_tool_calls was off and a second
+ * call began (dropped; the first is whole). The caller may stop generating. */
+bool pc_chat_parser_settled(const struct pc_chat_parser *ps);
+
 /* The whole message as parsed so far; strings valid until the next pc_chat_parser_add. */
 const char *pc_chat_parser_content(const struct pc_chat_parser *ps);
 const char *pc_chat_parser_thinking(const struct pc_chat_parser *ps);

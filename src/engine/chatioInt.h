@@ -61,6 +61,7 @@ struct pc_chat_prompt {
     std::string parser;     /* the PEG parser, serialized (common_peg_arena::save) */
     std::string gen_prompt; /* common_chat_params.generation_prompt */
     bool parse_tool_calls = false;
+    bool one_call = false; /* parallel_tool_calls off: the first call is the answer */
 };
 #endif
 

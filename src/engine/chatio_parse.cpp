@@ -17,6 +17,8 @@ struct pc_chat_parser {
     common_chat_msg msg;
     std::vector<std::string> ids; /* call i's id, fixed once given */
     size_t sent_content = 0, sent_thinking = 0, sent_calls = 0;
+    bool one_call; /* parallel_tool_calls off */
+    bool settled;  /* one_call, and a second call began: the first is whole, the answer done */
 };
 
 extern "C" enum pc_err pc_chat_parser_new(const struct pc_chat_prompt *p,
@@ -31,6 +33,7 @@ extern "C" enum pc_err pc_chat_parser_new(const struct pc_chat_prompt *p,
         ps->params.reasoning_format = COMMON_REASONING_FORMAT_DEEPSEEK;
         ps->params.generation_prompt = p->gen_prompt;
         ps->params.parse_tool_calls = p->parse_tool_calls;
+        ps->one_call = p->one_call;
         if (!p->parser.empty())
             ps->params.parser.load(p->parser);
     } catch (const std::exception &e) {
@@ -95,6 +98,12 @@ extern "C" enum pc_err pc_chat_parser_add(struct pc_chat_parser *ps, const char 
                                       ps->sent_thinking) != 0 ||
         msg.tool_calls.size() < ps->sent_calls)
         return PC_OK;
+    /* Without parallel calls the template's format may still hold several (llama.cpp's grammars
+     * allow them): the first is the answer, and once a second begins the first is whole. */
+    if (ps->one_call && msg.tool_calls.size() > 1) {
+        msg.tool_calls.resize(1);
+        ps->settled = true;
+    }
     for (size_t i = 0; i < msg.tool_calls.size(); i++) {
         if (i == ps->ids.size())
             ps->ids.push_back(msg.tool_calls[i].id.empty() ? new_call_id() : msg.tool_calls[i].id);
@@ -105,13 +114,18 @@ extern "C" enum pc_err pc_chat_parser_add(struct pc_chat_parser *ps, const char 
     news_of(ps->msg.reasoning_content, &ps->sent_thinking, &news->thinking, &news->thinking_len);
     /* A call is whole once the next one begins, or the answer ends. */
     size_t n = ps->msg.tool_calls.size();
-    size_t whole = final ? n : (n > 0 ? n - 1 : 0);
+    size_t whole = final || ps->settled ? n : (n > 0 ? n - 1 : 0);
     news->first_call = ps->sent_calls;
     if (whole > ps->sent_calls) {
         news->n_calls = whole - ps->sent_calls;
         ps->sent_calls = whole;
     }
     return PC_OK;
+}
+
+extern "C" bool pc_chat_parser_settled(const struct pc_chat_parser *ps)
+{
+    return ps->settled;
 }
 
 extern "C" const char *pc_chat_parser_content(const struct pc_chat_parser *ps)

@@ -250,6 +250,7 @@ extern "C" enum pc_err pc_chat_tmpl_render(const struct pc_chat_tmpl *t,
         p->parser = cp.parser;
         p->gen_prompt = cp.generation_prompt;
         p->parse_tool_calls = in->n_tools > 0 && in->tool_choice != PC_TOOL_CHOICE_NONE;
+        p->one_call = p->parse_tool_calls && !in->parallel_tool_calls;
     } catch (const std::bad_alloc &) {
         delete p;
         return pc_error_set(err, PC_ERR_NOMEM, "chat template: out of memory");

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "../base/buf.h"
+#include "infer.h"
 
 void pc_chatreq_free(struct pc_chatreq *c)
 {
@@ -329,6 +330,49 @@ enum pc_err pc_chatreq_feed(struct pc_chatreq *c, const char *text, size_t len, 
     if (c->parser != NULL)
         return pc_chat_parser_add(c->parser, text, len, final, news, err);
     *news = (struct pc_chat_news){.content = text, .content_len = len};
+    return PC_OK;
+}
+
+bool pc_chatreq_settled(const struct pc_chatreq *c)
+{
+    return c->parser != NULL && pc_chat_parser_settled(c->parser);
+}
+
+enum pc_err pc_chatreq_collect(struct pc_chatreq *c, struct pc_infer *inf, struct pc_buf *full,
+                               struct pc_chat_news *msg, struct pc_error *err)
+{
+    struct pc_chat_news nw;
+    enum pc_err rc = PC_OK;
+    if (!c->in.parallel_tool_calls && c->parser != NULL) {
+        /* Parsed as it comes, to stop at the one call. */
+        bool done = false;
+        while (rc == PC_OK && !done && !pc_chatreq_settled(c)) {
+            const char *text;
+            size_t len;
+            rc = pc_infer_next(inf, &text, &len, &done, err);
+            if (rc == PC_OK && !pc_buf_append(full, text, len))
+                rc = pc_error_set(err, PC_ERR_NOMEM, "out of memory");
+            if (rc == PC_OK)
+                rc = pc_chatreq_feed(c, text, len, done, &nw, err);
+        }
+    } else {
+        rc = pc_infer_collect(inf, full, err);
+        if (rc == PC_OK)
+            rc = pc_chatreq_feed(c, full->data ? full->data : "", full->len, true, &nw, err);
+    }
+    if (rc != PC_OK)
+        return rc;
+    if (c->parser == NULL) {
+        *msg = (struct pc_chat_news){.content = full->data, .content_len = full->len};
+        return PC_OK;
+    }
+    const char *content = pc_chat_parser_content(c->parser);
+    const char *thinking = pc_chat_parser_thinking(c->parser);
+    *msg = (struct pc_chat_news){.content = content,
+                                 .content_len = strlen(content),
+                                 .thinking = thinking,
+                                 .thinking_len = strlen(thinking),
+                                 .n_calls = pc_chat_parser_n_calls(c->parser)};
     return PC_OK;
 }
 

@@ -10,6 +10,7 @@
 
 #include <jansson.h>
 
+#include "../base/buf.h"
 #include "../engine/engine.h"
 #include "genopts.h"
 #include "http.h"
@@ -59,6 +60,17 @@ const char *pc_chatreq_text(const struct pc_chatreq *c);
  * chat) the piece is content as it is. */
 enum pc_err pc_chatreq_feed(struct pc_chatreq *c, const char *text, size_t len, bool final,
                             struct pc_chat_news *news /* OUT */, struct pc_error *err);
+
+/* Whether the answer is complete before the generation ends (parallel_tool_calls off, and the
+ * one call is whole): the caller stops there. */
+bool pc_chatreq_settled(const struct pc_chatreq *c);
+
+struct pc_infer;
+
+/* Generate the whole answer into full (stopping once it is settled) and parse it: *msg is the
+ * whole message (content, thinking, every call), valid until c changes. */
+enum pc_err pc_chatreq_collect(struct pc_chatreq *c, struct pc_infer *inf, struct pc_buf *full,
+                               struct pc_chat_news *msg /* OUT */, struct pc_error *err);
 
 /* The answer's tool calls so far, and call i. */
 size_t pc_chatreq_n_calls(const struct pc_chatreq *c);

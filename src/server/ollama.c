@@ -269,7 +269,8 @@ static void add_context(json_t *o, const struct pc_infer *inf)
 
 static void add_final_fields(json_t *o, const struct pc_infer *inf, const char *reason)
 {
-    json_object_set_new(o, "done_reason", json_string(reason));
+    /* No reason yet: the answer ended before the generation did (its one tool call is whole). */
+    json_object_set_new(o, "done_reason", json_string(reason ? reason : "stop"));
     json_object_set_new(o, "total_duration", json_integer(pc_infer_elapsed_ns(inf)));
     json_object_set_new(o, "load_duration", json_integer(pc_infer_load_ns(inf)));
     const struct pc_gen_stats *st = pc_infer_stats(inf);
@@ -307,6 +308,7 @@ static enum pc_stream_state stream_poll(void *ctx, struct pc_buf *out)
             append_line(out, json_pack("{s:s}", "error", err.msg));
             return PC_STREAM_END;
         }
+        done = done || pc_chatreq_settled(&q->conv); /* the one call is whole: stop there */
     }
     json_t *o = chunk_base(q, &nw, done);
     if (done && o != NULL)
@@ -320,9 +322,7 @@ static void reply_whole(struct pc_infer *inf, struct pc_http_reply *reply)
     struct ollama_req *q = pc_infer_api(inf);
     struct pc_error err = {0};
     struct pc_chat_news nw;
-    if (pc_infer_collect(inf, &q->full, &err) != PC_OK ||
-        pc_chatreq_feed(&q->conv, q->full.data ? q->full.data : "", q->full.len, true, &nw, &err) !=
-            PC_OK) {
+    if (pc_chatreq_collect(&q->conv, inf, &q->full, &nw, &err) != PC_OK) {
         pc_http_reply_pc_error(reply, &err);
         return;
     }

@@ -346,6 +346,7 @@ static enum pc_stream_state stream_poll(void *ctx, struct pc_buf *out)
             pc_buf_appends(out, "data: [DONE]\n\n");
             return PC_STREAM_END;
         }
+        done = done || pc_chatreq_settled(&q->conv); /* the one call is whole: stop there */
     }
     if ((nw.content_len > 0 || nw.thinking_len > 0 || nw.n_calls > 0) &&
         !append_event(out, stream_chunk(q, &nw, NULL)))
@@ -375,15 +376,12 @@ static void reply_whole(struct pc_infer *inf, struct pc_http_reply *reply)
     struct openai_req *q = pc_infer_api(inf);
     struct pc_error err = {0};
     struct pc_chat_news nw;
-    const char *text = "";
-    if (pc_infer_collect(inf, &q->full, &err) != PC_OK ||
-        (q->chat && pc_chatreq_feed(&q->conv, q->full.data ? q->full.data : "", q->full.len, true,
-                                    &nw, &err) != PC_OK)) {
+    if (pc_chatreq_collect(&q->conv, inf, &q->full, &nw, &err) != PC_OK) {
         pc_http_reply_pc_error(reply, &err);
         pc_openai_error(reply, NULL);
         return;
     }
-    text = q->full.data ? q->full.data : "";
+    const char *text = q->full.data ? q->full.data : "";
     json_t *o = envelope(q, q->chat ? "chat.completion" : "text_completion");
     json_t *choice;
     if (q->chat)

@@ -114,6 +114,18 @@ test('OpenAI: a named tool_choice calls that function', async () => {
   }
 });
 
+test('OpenAI: parallel_tool_calls false gives one call, and the answer ends with it', async () => {
+  const body = oaiBody({ parallel_tool_calls: false, max_tokens: 400 });
+  const r = JSON.parse((await post(d.url, '/v1/chat/completions', body)).text);
+  assert.equal(r.choices[0].message.tool_calls.length, 1, JSON.stringify(r));
+  checkCall(r.choices[0].message.tool_calls[0].function.name, r.choices[0].message.tool_calls[0].function.arguments);
+  assert.equal(r.choices[0].finish_reason, 'tool_calls');
+  const chunks = sse((await post(d.url, '/v1/chat/completions', { ...body, stream: true })).text);
+  const calls = chunks.flatMap((c) => c.choices[0]?.delta?.tool_calls ?? []);
+  assert.equal(calls.length, 1);
+  checkCall(calls[0].function.name, calls[0].function.arguments);
+});
+
 test('Ollama: tools with tool_choice required, streamed and not: message.tool_calls', async () => {
   const body = { model: 'qwen25', messages: question, tools, tool_choice: 'required', options: { num_predict: 300, temperature: 0 } };
   const whole = JSON.parse((await post(d.url, '/api/chat', { ...body, stream: false })).text);

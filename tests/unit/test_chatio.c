@@ -79,6 +79,7 @@ static struct pc_chat_input with_tools(enum pc_tool_choice choice)
                                   .tools = &weather,
                                   .n_tools = 1,
                                   .tool_choice = choice,
+                                  .parallel_tool_calls = true,
                                   .add_assistant = true};
 }
 
@@ -218,6 +219,28 @@ static void test_parse_hermes_qwen(void **state)
     assert_true(strncmp(c.id, "call_", 5) == 0);
     assert_string_not_equal(c.id, pc_chat_parser_call(ps, 0).id);
     pc_chat_parser_free(ps);
+
+    /* parallel_tool_calls off: the first call is the answer, settled once a second begins. */
+    pc_chat_prompt_free(p);
+    in.parallel_tool_calls = false;
+    p = render(qwen25, &in);
+    struct pc_chat_news nw;
+    struct pc_error err = {0};
+    assert_int_equal(pc_chat_parser_new(p, &ps, &err), PC_OK);
+    const char *one = "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": "
+                      "\"Rome\"}}\n</tool_call>\n";
+    assert_int_equal(pc_chat_parser_add(ps, one, strlen(one), false, &nw, &err), PC_OK);
+    assert_false(pc_chat_parser_settled(ps));
+    assert_int_equal(nw.n_calls, 0);
+    const char *two = "<tool_call>\n{\"name\": \"get_weather\", \"arg";
+    assert_int_equal(pc_chat_parser_add(ps, two, strlen(two), false, &nw, &err), PC_OK);
+    assert_true(pc_chat_parser_settled(ps));
+    assert_int_equal(nw.first_call, 0);
+    assert_int_equal(nw.n_calls, 1);
+    assert_int_equal(pc_chat_parser_n_calls(ps), 1);
+    assert_string_equal(pc_chat_parser_call(ps, 0).arguments, "{\"city\": \"Rome\"}");
+    pc_chat_parser_free(ps);
+    in.parallel_tool_calls = true;
 
     /* Plain text stays text. */
     feed(p, "No tools needed: it is sunny.", &got, &ps);
