@@ -249,6 +249,10 @@ enum pc_err pc_ollama_new(const char *url, int64_t poll_ms,
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&o->cond, &ca);
     pthread_condattr_destroy(&ca);
+    if (pc_ollama_pump_init(o) != PC_OK) {
+        pc_ollama_free(o);
+        return pc_error_set(err, PC_ERR_NOMEM, "out of memory");
+    }
     poll_once(o);
     /* Not having an Ollama is common: say so once, quietly; a server that goes away warns. */
     if (!o->available)
@@ -267,6 +271,7 @@ void pc_ollama_free(struct pc_ollama *o)
 {
     if (o == NULL)
         return;
+    pc_ollama_pump_stop(o); /* first: freeing a stream counts it out of busy */
     pthread_mutex_lock(&o->lock);
     o->stopping = true;
     pthread_cond_broadcast(&o->cond);

@@ -11,6 +11,8 @@
 
 #include <jansson.h>
 
+#include "../base/pipe.h" /* enum pc_stream_state */
+
 #include "../base/buf.h"
 #include "../base/err.h"
 
@@ -88,16 +90,21 @@ struct pc_ollama_stream;
 /* Send method path (with body, a JSON text, or NULL) to the server and wait for its response's
  * status. model (may be NULL) is counted as in flight until the stream is freed. *status and
  * *content_type (owned by the stream) describe the response, whose body comes through
- * pc_ollama_stream_next as the server sends it. On a network failure returns PC_ERR_UNAVAILABLE
- * naming the server, and has the poller look at it at once. */
+ * pc_ollama_stream_poll as the server sends it. On a network failure returns PC_ERR_UNAVAILABLE
+ * naming the server, and has the poller look at it at once. Every stream's transfer runs on one
+ * thread of the provider's (started with the first), not on the caller's. */
 enum pc_err pc_ollama_stream_open(struct pc_ollama *o, const char *method, const char *path,
                                   const char *body, const char *model,
                                   struct pc_ollama_stream **out /* OUT */, int *status /* OUT */,
                                   const char **content_type /* OUT */, struct pc_error *err);
 
-/* Append to out what has come since the last call, waiting for some: curl writes straight into
- * out. Returns false once the body is complete. */
-bool pc_ollama_stream_next(struct pc_ollama_stream *s, struct pc_buf *out);
-void pc_ollama_stream_free(struct pc_ollama_stream *s);
+/* The body, read without blocking (the shape of struct pc_http_stream; stream: a struct
+ * pc_ollama_stream): poll appends what has come (END once the transfer is over and all was
+ * read); watch registers a waker, called under the stream's lock when bytes come or the
+ * transfer ends; free lets go of the stream (its transfer is cut if not over; freed later by
+ * the provider's thread). A reader more than 64 KiB behind pauses the transfer. */
+enum pc_stream_state pc_ollama_stream_poll(void *stream, struct pc_buf *out);
+void pc_ollama_stream_watch(void *stream, void (*wake)(void *arg), void *arg);
+void pc_ollama_stream_free(void *stream);
 
 #endif

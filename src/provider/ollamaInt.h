@@ -26,7 +26,23 @@ struct pc_ollama {
     bool available;
     bool poke; /* poll now: a request saw the server fail, or changed what it has loaded */
     bool stopping;
+
+    /* The proxy (ollama_stream.c). The pump thread alone drives multi and the easy handles in
+     * it. pump_lock guards the fields below and the streams' state; pump_cond wakes an opener
+     * when its stream's status is known or its transfer ended. */
+    CURLM *multi;
+    pthread_t pump;
+    pthread_mutex_t pump_lock;
+    pthread_cond_t pump_cond;
+    bool pump_started;
+    bool pump_stopping;
+    struct pc_ollama_stream *streams;
 };
+
+/* Set up the proxy's state (PC_ERR_NOMEM when curl has no multi handle for it), and stop it:
+ * its thread ends once every stream was freed. */
+enum pc_err pc_ollama_pump_init(struct pc_ollama *o);
+void pc_ollama_pump_stop(struct pc_ollama *o);
 
 /* A handle for method url+path with body (a JSON text, or NULL; borrowed until the transfer
  * ends). *hdrs gets the headers to free after it. timeout_ms 0: none. NULL when out of memory. */

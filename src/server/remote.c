@@ -220,16 +220,6 @@ bool pc_server_remote_keep(struct pc_server *s, const char *id, const char *keep
 
 /* ---- proxying ----------------------------------------------------------------------------- */
 
-static bool proxy_next(void *ctx, struct pc_buf *out)
-{
-    return pc_ollama_stream_next(ctx, out);
-}
-
-static void proxy_free(void *ctx)
-{
-    pc_ollama_stream_free(ctx);
-}
-
 bool pc_server_remote_proxy(const struct pc_http_req *req, struct pc_http_reply *reply)
 {
     struct pc_server *s = req->srv;
@@ -255,7 +245,12 @@ bool pc_server_remote_proxy(const struct pc_http_req *req, struct pc_http_reply 
     }
     reply->status = status;
     reply->content_type = ctype;
-    reply->stream = (struct pc_http_stream){.ctx = st, .next = proxy_next, .free = proxy_free};
+    /* The provider's one thread moves every proxied body: a stream waiting for the server's
+     * next line holds no thread here. */
+    reply->stream = (struct pc_http_stream){.ctx = st,
+                                            .poll = pc_ollama_stream_poll,
+                                            .watch = pc_ollama_stream_watch,
+                                            .free = pc_ollama_stream_free};
     return true;
 }
 

@@ -2,7 +2,9 @@
 // quiet event streams hold no thread each and deny no one; beyond the per-address cap
 // connections are closed, beyond the event-stream cap a stream gets a 503 naming it, and
 // /health and a chat from another address still answer. A client that hangs up mid-stream
-// frees its stream at once (the subscriber gauge falls).
+// frees its stream at once (the subscriber gauge falls). Proxied streams that wait for the
+// remote Ollama (a node server here that sends one line and then nothing) hold no thread
+// either, and a client that hangs up cuts its request upstream.
 //
 // The idle sockets and the streams come from other loopback addresses (127.0.0.2 to .4), so
 // that the per-address cap is reached without touching the test's own requests from 127.0.0.1.
@@ -10,6 +12,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync } from 'node:fs';
 import { connect } from 'node:net';
+import { createServer } from 'node:http';
 import { tempHome, makeModel, startDaemon, post, get, eventually, cleanup } from './lib.mjs';
 
 const PER_IP = 1100;
@@ -139,4 +142,80 @@ test('2,000 idle connections and 300 quiet event streams: caps hold, no thread e
     'the gauge falls as clients hang up');
   const again = await subscribe('127.0.0.5');
   assert.equal(again.status, 200);
+});
+
+// An Ollama that knows one model and answers /api/generate with one line, then holds every
+// stream open until release().
+function quietOllama() {
+  const held = new Set();
+  let closedEarly = 0;
+  const srv = createServer((req, res) => {
+    const reply = (o) => { res.setHeader('content-type', 'application/json'); res.end(JSON.stringify(o)); };
+    if (req.url === '/api/tags') return reply({ models: [{ name: 'far:latest', model: 'far:latest', size: 1, details: {} }] });
+    if (req.url === '/api/ps') return reply({ models: [] });
+    if (req.url === '/api/version') return reply({ version: '0.0.0' });
+    if (req.url !== '/api/generate') { res.statusCode = 404; return reply({ error: 'no' }); }
+    req.resume();
+    res.writeHead(200, { 'content-type': 'application/x-ndjson' });
+    res.write(JSON.stringify({ model: 'far', response: 'a', done: false }) + '\n');
+    held.add(res);
+    res.on('close', () => { if (held.delete(res)) closedEarly++; });
+  });
+  return new Promise((resolve) => srv.listen(0, '127.0.0.1', () => resolve({
+    url: `http://127.0.0.1:${srv.address().port}`,
+    held,
+    closedEarly: () => closedEarly,
+    release() {
+      for (const res of held) {
+        held.delete(res);
+        res.end(JSON.stringify({ model: 'far', response: '', done: true }) + '\n');
+      }
+    },
+    close: () => new Promise((r) => { srv.closeAllConnections(); srv.close(r); }),
+  })));
+}
+
+test('40 proxied streams waiting for the remote server hold no thread; a hang-up cuts the request upstream', async (t) => {
+  const far = await quietOllama();
+  const h = tempHome('connections-proxy');
+  const p = await startDaemon({ home: h, env: { OLLAMA_URL: far.url, NO_PROXY: '127.0.0.1' } });
+  try {
+    const base = readdirSync(`/proc/${p.proc.pid}/task`).length;
+    const readers = [];
+    for (let i = 0; i < 40; i++) {
+      const ctrl = new AbortController();
+      const res = await fetch(`${p.url}/api/generate`, {
+        method: 'POST', signal: ctrl.signal, body: JSON.stringify({ model: 'far', prompt: 'x' }),
+      });
+      assert.equal(res.status, 200);
+      const reader = res.body.getReader();
+      const { value } = await reader.read();
+      assert.match(new TextDecoder().decode(value), /"response":"a"/);
+      readers.push({ ctrl, reader });
+    }
+    assert.equal(far.held.size, 40);
+    const grown = () => readdirSync(`/proc/${p.proc.pid}/task`).length - base;
+    assert.ok(await eventually(() => grown() <= 8), `${grown()} threads more than before the streams`);
+    t.diagnostic(`${grown()} threads more than before 40 waiting proxied streams`);
+
+    // Ten clients hang up: their requests upstream are cut.
+    for (const r of readers.slice(0, 10)) r.ctrl.abort();
+    assert.ok(await eventually(() => far.closedEarly() === 10), `${far.closedEarly()} cut upstream`);
+
+    // The server answers the rest: each of them ends with done:true.
+    far.release();
+    for (const r of readers.slice(10)) {
+      let text = '';
+      for (;;) {
+        const { value, done } = await r.reader.read();
+        if (done) break;
+        text += new TextDecoder().decode(value);
+      }
+      assert.match(text, /"done":true/);
+    }
+  } finally {
+    assert.equal(await p.stop(), 0);
+    await far.close();
+    cleanup(h);
+  }
 });

@@ -10,8 +10,10 @@
 #include <cmocka.h>
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "provider/ollamaInt.h"
 #include "server/server.h"
@@ -97,6 +99,11 @@ static void test_same(void **state)
     assert_false(pc_ollama_same("m", "m:latest"));
 }
 
+static void count_wake(void *arg)
+{
+    atomic_fetch_add((atomic_int *)arg, 1);
+}
+
 /* The body of a proxied stream, pulled to its end; *in_flight_seen gets the count meanwhile. */
 static void pull_stream(struct pc_ollama *o, struct pc_buf *body, int *in_flight_seen)
 {
@@ -114,8 +121,11 @@ static void pull_stream(struct pc_ollama *o, struct pc_buf *body, int *in_flight
     struct pc_ollama_model_status st;
     pc_ollama_status(o, "m", &st);
     *in_flight_seen = st.in_flight;
-    while (pc_ollama_stream_next(s, body))
-        ;
+    atomic_int wakes = 0;
+    pc_ollama_stream_watch(s, count_wake, &wakes);
+    while (pc_ollama_stream_poll(s, body) != PC_STREAM_END)
+        usleep(1000); /* the provider's thread moves the body meanwhile */
+    assert_true(atomic_load(&wakes) > 0);
     pc_ollama_stream_free(s);
 }
 
