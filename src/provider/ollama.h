@@ -11,7 +11,7 @@
 
 #include <jansson.h>
 
-#include "../base/pipe.h" /* enum pc_stream_state */
+#include "../base/stream.h"
 
 #include "../base/buf.h"
 #include "../base/err.h"

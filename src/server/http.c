@@ -544,7 +544,6 @@ void pc_http_stop(struct pc_http *h)
     pthread_mutex_unlock(&h->lock);
     pc_http_streams_resume_all(h);
     MHD_stop_daemon(h->daemon);
-    /* The blocking producers' pipes lost their readers with the connections: they end at
-     * their next write, and the workers with them. */
+    /* The streams it cut are freed on workers: freeing the pool waits for them. */
     http_free(h);
 }

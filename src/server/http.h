@@ -8,7 +8,7 @@
 #include <stddef.h>
 
 #include "../base/buf.h"
-#include "../base/pipe.h" /* enum pc_stream_state, and a pipe as a stream */
+#include "../base/stream.h"
 #include "../base/err.h"
 
 struct pc_server;
@@ -54,27 +54,15 @@ const char *pc_http_header(const struct pc_http_req *req, const char *name);
  * runs on the HTTP layer's own thread, so it must be quick; after a cut it runs on a worker,
  * and may wait (to cancel a thread and join it). Once free returns, wake must not be called
  * again: free waits out a wake in progress.
- *
- * next is for producers that block (the inference streams, until they move to poll): set it
- * instead of poll and watch, and it runs on a worker thread of its own, which it holds while
- * it blocks, through a pipe; it appends to out and returns false after the last. */
+ */
 struct pc_http_stream {
     void *ctx;
     enum pc_stream_state (*poll)(void *ctx, struct pc_buf *out);
     void (*watch)(void *ctx, void (*wake)(void *arg), void *arg);
     void (*free)(void *ctx);
-    bool (*next)(void *ctx, struct pc_buf *out);
 };
 
 #define PC_HTTP_STREAM_TICK_S 5
-
-/* A stream that reads a pipe's reader end (the pipe's producer writes, and blocks while the
- * client is slow). The reply releases the reader's end. */
-static inline struct pc_http_stream pc_http_pipe_stream(struct pc_pipe *p)
-{
-    return (struct pc_http_stream){
-        .ctx = p, .poll = pc_pipe_poll, .watch = pc_pipe_watch, .free = pc_pipe_release};
-}
 
 #define PC_HTTP_MAX_HEADERS 8
 
@@ -83,7 +71,7 @@ struct pc_http_reply {
     const char *content_type;
     char *body; /* malloc'd; owned by the reply */
     size_t body_len;
-    struct pc_http_stream stream; /* used when stream.poll or stream.next is set */
+    struct pc_http_stream stream; /* used when stream.poll is set */
     struct {
         char name[64];
         char value[512];
@@ -94,7 +82,7 @@ struct pc_http_reply {
 /* Whether the reply is a stream (rather than a body). */
 static inline bool pc_http_reply_streams(const struct pc_http_reply *r)
 {
-    return r->stream.poll != NULL || r->stream.next != NULL;
+    return r->stream.poll != NULL;
 }
 
 /* Add a response header (copied). False, with nothing added, when the reply has

@@ -19,9 +19,6 @@
 
 #define NS_PER_S 1000000000ll
 
-/* Bytes a blocking producer may run ahead of its client before next() is no longer called. */
-#define LEGACY_PIPE_CAP (64u << 10)
-
 struct stream_state {
     struct pc_http *h;
     struct pc_http_stream s;
@@ -243,78 +240,19 @@ static void stream_free(void *cls)
         release_stream(st);
 }
 
-/* ---- blocking producers ------------------------------------------------------------------- */
-
-struct legacy {
-    struct pc_http_stream s; /* next and free */
-    struct pc_pipe *pipe;
-};
-
-/* On a worker: call next until it ends or the client leaves, through the pipe. The producer is
- * freed before the stream ends, so that what its free records is there when the client sees
- * the end. */
-static void legacy_run(void *arg)
-{
-    struct legacy *l = arg;
-    struct pc_buf b = PC_BUF_INIT;
-    bool more = true;
-    while (more && !pc_pipe_abandoned(l->pipe)) {
-        pc_buf_reset(&b);
-        more = l->s.next(l->s.ctx, &b);
-        if (b.len > 0 && !pc_pipe_write(l->pipe, b.data, b.len))
-            break;
-    }
-    pc_buf_free(&b);
-    if (l->s.free)
-        l->s.free(l->s.ctx);
-    pc_pipe_close(l->pipe);
-    free(l);
-}
-
-/* A poll stream over a blocking one: the pipe's reader end, its producer on a worker. */
-static bool legacy_start(struct pc_http *h, const struct pc_http_stream *s,
-                         struct pc_http_stream *out /* OUT */)
-{
-    struct legacy *l = malloc(sizeof(*l));
-    struct pc_pipe *p = pc_pipe_new(LEGACY_PIPE_CAP);
-    if (l == NULL || p == NULL) {
-        free(l);
-        if (p != NULL) {
-            pc_pipe_release(p);
-            pc_pipe_close(p);
-        }
-        return false;
-    }
-    *l = (struct legacy){.s = *s, .pipe = p};
-    *out = pc_http_pipe_stream(p);
-    if (!pc_workers_submit(h->workers, legacy_run, l)) {
-        pc_pipe_release(p);
-        pc_pipe_close(p);
-        free(l);
-        return false;
-    }
-    return true;
-}
-
 struct MHD_Response *pc_http_stream_response(struct pc_http *h, struct MHD_Connection *mc,
                                              const struct pc_http_stream *s)
 {
-    struct pc_http_stream polled = *s;
-    if (s->poll == NULL && !legacy_start(h, s, &polled)) {
-        if (s->free)
-            s->free(s->ctx);
-        return NULL;
-    }
     struct stream_state *st = calloc(1, sizeof(*st));
     if (st == NULL) {
-        if (polled.free)
-            polled.free(polled.ctx);
+        if (s->free)
+            s->free(s->ctx);
         return NULL;
     }
     const union MHD_ConnectionInfo *info =
         MHD_get_connection_info(mc, MHD_CONNECTION_INFO_CONNECTION_FD);
     st->h = h;
-    st->s = polled;
+    st->s = *s;
     st->mc = mc;
     st->fd = info ? info->connect_fd : -1;
     pthread_mutex_lock(&h->lock);

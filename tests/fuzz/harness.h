@@ -129,25 +129,20 @@ static void harness_wake(void *arg)
 static void harness_drain(struct pc_http_stream *s)
 {
     struct pc_buf out = PC_BUF_INIT;
-    if (s->next != NULL) {
-        while (s->next(s->ctx, &out))
-            pc_buf_reset(&out);
-    } else {
-        struct harness_waiter w = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false};
-        s->watch(s->ctx, harness_wake, &w);
-        for (;;) {
-            pthread_mutex_lock(&w.lock);
-            w.woken = false;
-            pthread_mutex_unlock(&w.lock);
-            pc_buf_reset(&out);
-            enum pc_stream_state st = s->poll(s->ctx, &out);
-            if (st == PC_STREAM_END)
-                break;
-            pthread_mutex_lock(&w.lock);
-            while (st == PC_STREAM_WAIT && !w.woken)
-                pthread_cond_wait(&w.cv, &w.lock);
-            pthread_mutex_unlock(&w.lock);
-        }
+    struct harness_waiter w = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false};
+    s->watch(s->ctx, harness_wake, &w);
+    for (;;) {
+        pthread_mutex_lock(&w.lock);
+        w.woken = false;
+        pthread_mutex_unlock(&w.lock);
+        pc_buf_reset(&out);
+        enum pc_stream_state st = s->poll(s->ctx, &out);
+        if (st == PC_STREAM_END)
+            break;
+        pthread_mutex_lock(&w.lock);
+        while (st == PC_STREAM_WAIT && !w.woken)
+            pthread_cond_wait(&w.cv, &w.lock);
+        pthread_mutex_unlock(&w.lock);
     }
     if (s->free)
         s->free(s->ctx);

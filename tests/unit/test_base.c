@@ -1,5 +1,5 @@
 /* test_base.c - unit tests for src/base: errors, durations, buffers, files, clock formatting,
- * the byte pipe and the worker pool. */
+ * and the worker pool. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -23,7 +23,6 @@
 #include "base/duration.h"
 #include "base/err.h"
 #include "base/file.h"
-#include "base/pipe.h"
 #include "base/utf8.h"
 #include "base/workers.h"
 
@@ -566,77 +565,6 @@ static void test_clock_sources(void **state)
     assert_true(b >= a);
 }
 
-/* ---- pipe ---- */
-
-static void count_wake(void *arg)
-{
-    atomic_fetch_add((atomic_int *)arg, 1);
-}
-
-static void test_pipe_poll_watch_end(void **state)
-{
-    (void)state;
-    struct pc_pipe *p = pc_pipe_new(1024);
-    assert_non_null(p);
-    atomic_int wakes = 0;
-    struct pc_buf out = PC_BUF_INIT;
-    assert_true(pc_pipe_write(p, "ab", 2)); /* before the watch: the watch wakes at once */
-    pc_pipe_watch(p, count_wake, &wakes);
-    assert_int_equal(atomic_load(&wakes), 1);
-    assert_int_equal(pc_pipe_poll(p, &out), PC_STREAM_MORE);
-    assert_string_equal(out.data, "ab");
-    assert_int_equal(pc_pipe_poll(p, &out), PC_STREAM_WAIT);
-    assert_true(pc_pipe_write(p, "cd", 2));
-    assert_int_equal(atomic_load(&wakes), 2);
-    pc_pipe_close(p);
-    assert_int_equal(atomic_load(&wakes), 3);
-    assert_int_equal(pc_pipe_poll(p, &out), PC_STREAM_END); /* with the last bytes */
-    assert_string_equal(out.data, "abcd");
-    assert_int_equal(pc_pipe_poll(p, &out), PC_STREAM_END);
-    pc_pipe_release(p);
-    pc_buf_free(&out);
-}
-
-struct writer {
-    struct pc_pipe *p;
-    int written; /* writes that succeeded */
-};
-
-/* Write 1 KiB pieces until the reader leaves. */
-static void *write_until_refused(void *arg)
-{
-    struct writer *w = arg;
-    char piece[1024];
-    memset(piece, 'x', sizeof(piece));
-    while (pc_pipe_write(w->p, piece, sizeof(piece)))
-        w->written++;
-    pc_pipe_close(w->p);
-    return NULL;
-}
-
-/* A full pipe blocks its producer, a poll lets it go on, and a reader that leaves makes the
- * blocked write fail: the producer learns that its client went away. */
-static void test_pipe_blocks_producer_until_read_or_released(void **state)
-{
-    (void)state;
-    struct writer w = {.p = pc_pipe_new(4096)};
-    pthread_t t;
-    assert_int_equal(pthread_create(&t, NULL, write_until_refused, &w), 0);
-    struct pc_buf out = PC_BUF_INIT;
-    size_t got = 0;
-    while (got < 64 * 1024) { /* far beyond the capacity: the producer went on as we read */
-        pc_buf_reset(&out);
-        if (pc_pipe_poll(w.p, &out) == PC_STREAM_MORE)
-            got += out.len;
-        else
-            usleep(1000);
-    }
-    pc_pipe_release(w.p); /* the writer may be blocked in a write now: it must return */
-    assert_int_equal(pthread_join(t, NULL), 0);
-    assert_true((size_t)w.written * 1024 >= got);
-    pc_buf_free(&out);
-}
-
 /* ---- workers ---- */
 
 struct gate {
@@ -706,8 +634,6 @@ int main(void)
         cmocka_unit_test(test_file_sha256),
         cmocka_unit_test(test_clock_rfc3339),
         cmocka_unit_test(test_clock_sources),
-        cmocka_unit_test(test_pipe_poll_watch_end),
-        cmocka_unit_test(test_pipe_blocks_producer_until_read_or_released),
         cmocka_unit_test(test_workers_grow_for_blocking_tasks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
