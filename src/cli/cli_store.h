@@ -3,6 +3,7 @@
 #ifndef PC_CLI_STORE_H
 #define PC_CLI_STORE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 /* `precharge pull ID` and `precharge model download ID`: the same command. */
@@ -17,6 +18,10 @@ int pc_cmd_model_remove(int argc, char **argv);
  * manifest and the catalog; 1 when one differs. */
 int pc_cmd_model_verify(int argc, char **argv);
 
+/* `precharge model update [--check] [--json] (ID... | --all)`: ask each source whether the file
+ * changed, and download the new revision beside the old one (--check: only say). */
+int pc_cmd_model_update(int argc, char **argv);
+
 /* `precharge model cache [--usage]`, `cache clean [--older-than 30d]`,
  * `cache prune --max-size 10G`, `cache clear`. */
 int pc_cmd_model_cache(int argc, char **argv);
@@ -29,6 +34,21 @@ int pc_cli_models_dir(char *out, size_t size);
 void pc_cli_quiet_log(void);
 
 struct pc_catalog;
+
+/* `model verify` and `model update`: MODEL... or --all, --json (the default off a terminal),
+ * and --check when with_check. */
+struct pc_cli_per_model {
+    const char *models;         /* the store */
+    struct pc_catalog *catalog; /* NULL when it could not be read (and need_catalog is false) */
+    bool all, json, check;
+};
+
+/* Parse the arguments (usage printed for a bad one), then call fn with each model named, or
+ * with every model in the store for --all. Returns the exit status: 1 when a call returned
+ * non-zero or the store could not be listed. */
+int pc_cli_run_per_model(int argc, char **argv, bool with_check, bool need_catalog,
+                         void (*usage)(void),
+                         int (*fn)(const struct pc_cli_per_model *r, const char *id));
 
 /* The store name for a command-line name: the catalog's id (c may be NULL), or the name itself.
  * -1 after printing why it can be neither. */

@@ -370,9 +370,11 @@ int pc_cmd_model(int argc, char **argv)
         {"remove", pc_cmd_model_remove},
         {"cache", pc_cmd_model_cache},
         {"verify", pc_cmd_model_verify},
+        {"update", pc_cmd_model_update},
     };
     if (argc < 2) {
-        pc_cli_error("usage: precharge model list|info|select|download|remove|cache|verify ...");
+        pc_cli_error(
+            "usage: precharge model list|info|select|download|remove|cache|verify|update ...");
         return PC_EXIT_USAGE;
     }
     for (size_t i = 0; i < sizeof(subs) / sizeof(subs[0]); i++)

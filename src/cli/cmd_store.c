@@ -229,6 +229,76 @@ void pc_cli_quiet_log(void)
     pc_log_threshold = l >= 0 ? (enum pc_log_level)l : PC_LOG_WARN;
 }
 
+/* The arguments of pc_cli_run_per_model into r; -1 when they are good, else the exit status. */
+static int per_model_args(int argc, char **argv, bool with_check, void (*usage)(void),
+                          struct pc_cli_per_model *r, int *first)
+{
+    static const struct option opts[] = {
+        {"all", no_argument, NULL, 'a'},
+        {"json", no_argument, NULL, 'j'},
+        {"check", no_argument, NULL, 'c'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    r->json = !isatty(STDOUT_FILENO);
+    int ch;
+    optind = 1;
+    while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        if (ch == 'a')
+            r->all = true;
+        else if (ch == 'j')
+            r->json = true;
+        else if (ch == 'c' && with_check)
+            r->check = true;
+        else {
+            usage();
+            return ch == 'h' ? PC_EXIT_OK : PC_EXIT_USAGE;
+        }
+    }
+    *first = optind;
+    if (r->all == (optind < argc)) {
+        usage();
+        return PC_EXIT_USAGE;
+    }
+    return -1;
+}
+
+int pc_cli_run_per_model(int argc, char **argv, bool with_check, bool need_catalog,
+                         void (*usage)(void),
+                         int (*fn)(const struct pc_cli_per_model *r, const char *id))
+{
+    struct pc_cli_per_model r = {0};
+    char models[PATH_MAX];
+    int first = 0, rc = per_model_args(argc, argv, with_check, usage, &r, &first);
+    if (rc >= 0)
+        return rc;
+    pc_cli_quiet_log();
+    if (pc_cli_models_dir(models, sizeof(models)) != 0)
+        return PC_EXIT_FAIL;
+    r.models = models;
+    r.catalog = pc_cli_catalog(NULL);
+    if (r.catalog == NULL && need_catalog)
+        return PC_EXIT_FAIL;
+    int bad = 0;
+    if (!r.all) {
+        for (int i = first; i < argc; i++)
+            bad += fn(&r, argv[i]) != 0;
+    } else {
+        struct pc_cache_model *list = NULL;
+        size_t n = 0;
+        struct pc_error err = {0};
+        if (pc_cache_list(models, &list, &n, &err) != PC_OK) {
+            pc_cli_error("%s", err.msg);
+            bad = 1;
+        }
+        for (size_t i = 0; i < n; i++)
+            bad += fn(&r, list[i].id) != 0;
+        free(list);
+    }
+    pc_catalog_free(r.catalog);
+    return bad ? PC_EXIT_FAIL : PC_EXIT_OK;
+}
+
 static bool listed(char **names, size_t n, const char *id)
 {
     for (size_t i = 0; i < n; i++)

@@ -1,11 +1,8 @@
 /* cmd_verify.c - `precharge model verify [ID... | --all]`: read each model in the store again and
  * compare its sha256 with what the manifest recorded when it came in, and with the catalog's. */
-#include <getopt.h>
-#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include <jansson.h>
 
@@ -87,55 +84,12 @@ static int verify_one(const char *models, struct pc_catalog *c, const char *name
     return bad ? 1 : 0;
 }
 
+static int verify_each(const struct pc_cli_per_model *r, const char *id)
+{
+    return verify_one(r->models, r->catalog, id, r->json);
+}
+
 int pc_cmd_model_verify(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"all", no_argument, NULL, 'a'},
-        {"json", no_argument, NULL, 'j'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
-    bool all = false, json = !isatty(STDOUT_FILENO);
-    int ch;
-    optind = 1;
-    while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        if (ch == 'a')
-            all = true;
-        else if (ch == 'j')
-            json = true;
-        else {
-            verify_usage();
-            return ch == 'h' ? PC_EXIT_OK : PC_EXIT_USAGE;
-        }
-    }
-    if (all == (optind < argc)) {
-        verify_usage();
-        return PC_EXIT_USAGE;
-    }
-    pc_cli_quiet_log();
-    char models[PATH_MAX];
-    if (pc_cli_models_dir(models, sizeof(models)) != 0)
-        return PC_EXIT_FAIL;
-    struct pc_catalog *c = pc_cli_catalog(NULL);
-    int bad = 0;
-    if (all) {
-        struct pc_cache_model *list = NULL;
-        size_t n = 0;
-        struct pc_error err = {0};
-        if (pc_cache_list(models, &list, &n, &err) != PC_OK) {
-            pc_cli_error("%s", err.msg);
-            pc_catalog_free(c);
-            return PC_EXIT_FAIL;
-        }
-        if (n == 0 && !json)
-            printf("the store has no models\n");
-        for (size_t i = 0; i < n; i++)
-            bad += verify_one(models, c, list[i].id, json);
-        free(list);
-    } else {
-        for (int i = optind; i < argc; i++)
-            bad += verify_one(models, c, argv[i], json);
-    }
-    pc_catalog_free(c);
-    return bad ? PC_EXIT_FAIL : PC_EXIT_OK;
+    return pc_cli_run_per_model(argc, argv, false, false, verify_usage, verify_each);
 }

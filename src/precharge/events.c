@@ -66,6 +66,7 @@ static const struct {
     [PC_EV_MODEL_FAILED] = {"ModelFailed", "models"},
     [PC_EV_MODEL_PRELOADED] = {"ModelPreloaded", "models"},
     [PC_EV_MODEL_HEALTH_CHECKED] = {"ModelHealthChecked", "models"},
+    [PC_EV_MODEL_UPDATE_AVAILABLE] = {"ModelUpdateAvailable", "models"},
 };
 
 const char *pc_event_name(enum pc_event_type t)

@@ -22,8 +22,9 @@ enum pc_event_type {
     PC_EV_MODEL_EVICTED,
     PC_EV_MODEL_LOADING,
     PC_EV_MODEL_FAILED,
-    PC_EV_MODEL_PRELOADED,      /* the preloader warmed it: loaded, decoded, precharged */
-    PC_EV_MODEL_HEALTH_CHECKED, /* the preloader's one-token decode: {ok, time_ms, error} */
+    PC_EV_MODEL_PRELOADED,        /* the preloader warmed it: loaded, decoded, precharged */
+    PC_EV_MODEL_HEALTH_CHECKED,   /* the preloader's one-token decode: {ok, time_ms, error} */
+    PC_EV_MODEL_UPDATE_AVAILABLE, /* the source has a newer file: {why, url, revision, sha256} */
 };
 
 /* Seed 000's names ("PrechargeRequested") and streams ("precharge:requests"). */

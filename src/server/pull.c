@@ -62,9 +62,8 @@ static void catalog_warn(void *user, const char *msg)
     pc_log_warn("catalog", "%s", msg);
 }
 
-/* The catalog the daemon pulls from: the embedded one, <home>/catalog.json, and the store. */
-static enum pc_err load_catalog(const char *models_dir, struct pc_catalog **out,
-                                struct pc_error *err)
+enum pc_err pc_server_load_catalog(const char *models_dir, struct pc_catalog **out,
+                                   struct pc_error *err)
 {
     char user[PATH_MAX];
     snprintf(user, sizeof(user), "%s", models_dir);
@@ -212,7 +211,7 @@ static int find_source(struct pc_server *srv, const char *name, struct pull_job 
     struct pc_catalog *c = NULL;
     struct pc_error err = {0};
     *present = false;
-    if (load_catalog(srv->cfg.models_dir, &c, &err) != PC_OK) {
+    if (pc_server_load_catalog(srv->cfg.models_dir, &c, &err) != PC_OK) {
         pc_http_reply_pc_error(reply, &err);
         return -1;
     }
@@ -322,7 +321,7 @@ static enum pc_err delete_id(struct pc_server *srv, const char *name, char *norm
         return rc;
     snprintf(id, size, "%s", norm);
     struct pc_catalog *c = NULL;
-    if (load_catalog(srv->cfg.models_dir, &c, NULL) == PC_OK) {
+    if (pc_server_load_catalog(srv->cfg.models_dir, &c, NULL) == PC_OK) {
         const struct pc_catalog_entry *e = pc_catalog_find(c, name, NULL);
         if (e != NULL && pc_store_name(e->id, id, size, NULL) != PC_OK)
             snprintf(id, size, "%s", norm);

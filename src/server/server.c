@@ -208,6 +208,8 @@ enum pc_err pc_server_start(const struct pc_server_config *cfg, struct pc_server
         goto fail;
     discover(s);
     rc = pc_storewatch_start(cfg->models_dir, s->events, s->snapshots, &s->storewatch, err);
+    if (rc == PC_OK)
+        rc = pc_updatecheck_start(s, cfg->update_check_ns, &s->updatecheck, err);
     if (rc != PC_OK)
         goto fail;
     /* Its first poll runs now (2 s at most), so that preloads and requests find its models. */
@@ -240,6 +242,7 @@ enum pc_err pc_server_start(const struct pc_server_config *cfg, struct pc_server
     return PC_OK;
 fail:
     pc_preloader_stop(s->preloader);
+    pc_updatecheck_stop(s->updatecheck);
     pc_storewatch_stop(s->storewatch);
     pc_ollama_free(s->remote);
     pc_precharger_stop(s->precharger);
@@ -270,6 +273,7 @@ void pc_server_stop(struct pc_server *s)
     pc_preloader_stop(s->preloader);
     pc_events_close(s->events); /* event streams end, so that their connections close */
     pc_http_stop(s->http);      /* waits for the connections, and so for their models */
+    pc_updatecheck_stop(s->updatecheck);
     pc_storewatch_stop(s->storewatch);
     pc_ollama_free(s->remote);
     pc_precharger_stop(s->precharger);

@@ -31,15 +31,16 @@ enum pc_budget_mode {
 /* The daemon's configuration. Each field is a setting of the table in settings.c (environment
  * variable, file key, flag, range, default), or worked out from one. */
 struct pc_server_config {
-    char host[256];         /* listen address; 127.0.0.1 by default */
-    int port;               /* 11435 by default; 0 = ephemeral */
-    char home[1024];        /* $PRECHARGE_HOME: models/, snapshots/ */
-    char models_dir[1100];  /* $PRECHARGE_HOME/models */
-    uint64_t snapshot_ram;  /* RAM tier budget, bytes */
-    uint64_t snapshot_disk; /* disk tier budget, bytes */
-    int64_t debounce_ns;    /* precharge debounce window */
-    size_t max_body;        /* request body limit in bytes */
-    size_t max_queue;       /* inference requests that may wait for one model; 0: no limit */
+    char host[256];          /* listen address; 127.0.0.1 by default */
+    int port;                /* 11435 by default; 0 = ephemeral */
+    char home[1024];         /* $PRECHARGE_HOME: models/, snapshots/ */
+    char models_dir[1100];   /* $PRECHARGE_HOME/models */
+    uint64_t snapshot_ram;   /* RAM tier budget, bytes */
+    uint64_t snapshot_disk;  /* disk tier budget, bytes */
+    int64_t debounce_ns;     /* precharge debounce window */
+    int64_t update_check_ns; /* PRECHARGE_UPDATE_CHECK: between background checks; 0: off */
+    size_t max_body;         /* request body limit in bytes */
+    size_t max_queue;        /* inference requests that may wait for one model; 0: no limit */
     struct pc_pool_config pool;
     enum pc_budget_mode budget_mode;
     double budget_percent;

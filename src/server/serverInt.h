@@ -15,6 +15,7 @@
 #include "queue.h"
 #include "server.h"
 #include "storewatch.h"
+#include "updatecheck.h"
 
 struct pc_server {
     struct pc_server_config cfg;
@@ -28,6 +29,7 @@ struct pc_server {
     struct pc_queue *queue;         /* inference requests waiting, per model */
     struct pc_server_metrics metrics;
     struct pc_precharge_provider remote_precharge; /* the precharger's way to it */
+    struct pc_updatecheck *updatecheck;            /* PRECHARGE_UPDATE_CHECK; NULL: off */
     struct pc_storewatch *storewatch;              /* the models directory's comings and goings */
 };
 
@@ -73,6 +75,16 @@ void pc_server_remote_ps(struct pc_server *s, json_t *models);
  * loading or failed while the preloader's warm-up of it is under way or has failed, else
  * pretrained) and true; else false. */
 bool pc_server_remote_state(struct pc_server *s, const char *name, enum pc_model_state *state);
+
+/* PRECHARGE_UPDATE_CHECK: off, daily, weekly, or a duration. */
+enum pc_err pc_server_parse_update_check(const char *s, struct pc_server_config *cfg,
+                                         struct pc_error *err);
+json_t *pc_server_show_update_check(const struct pc_server_config *cfg);
+
+/* The catalog the daemon pulls from: the embedded one, <home>/catalog.json, and the store. */
+struct pc_catalog;
+enum pc_err pc_server_load_catalog(const char *models_dir, struct pc_catalog **out /* OUT */,
+                                   struct pc_error *err);
 
 /* Whether the remote provider's server holds name loaded, asked now (its /api/ps): 1 yes, 0 no,
  * -1 unknown (the server is down, or name is not the provider's). */

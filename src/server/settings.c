@@ -131,6 +131,12 @@ const struct pc_setting pc_settings[] = {
      FIELD(debounce_ns),
      .dflt = "250ms",
      .help = "a newer precharge with the same key within this replaces the queued one"},
+    {.key = "update_check",
+     .env = "PRECHARGE_UPDATE_CHECK",
+     CUSTOM(pc_server_parse_update_check, pc_server_show_update_check),
+     .dflt = "off",
+     .help = "ask the models' sources for updates: off, daily, weekly (or a duration); it only "
+             "tells (log, ModelUpdateAvailable)"},
     {.key = "preload",
      .env = "PRECHARGE_PRELOAD",
      .flag = "preload",

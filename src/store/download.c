@@ -70,10 +70,11 @@ struct dl {
     bool range_mismatch; /* a 206 for other bytes than asked: the part starts over */
     bool write_failed;
     struct pc_error write_err;
-    uint64_t received; /* body bytes in this request */
-    uint64_t seen;     /* received when on_xfer last looked */
-    int64_t seen_ns;   /* when received last grew (or the request began) */
-    bool stalled;      /* on_xfer stopped the request: no byte for the stall timeout */
+    uint64_t received;              /* body bytes in this request */
+    uint64_t seen;                  /* received when on_xfer last looked */
+    int64_t seen_ns;                /* when received last grew (or the request began) */
+    bool stalled;                   /* on_xfer stopped the request: no byte for the stall timeout */
+    struct pc_download_head source; /* the GET's validators, recorded in the manifest */
 
     /* Progress. */
     char status[256];
@@ -224,12 +225,46 @@ static bool pause_for(const struct dl *d, int64_t ns)
 
 /* ---- curl callbacks ---------------------------------------------------------------------- */
 
+/* The value of header line (trimmed) when it is name's, else NULL. The line is changed. */
+static char *header_value(char *line, const char *name)
+{
+    size_t n = strlen(name);
+    if (strncasecmp(line, name, n) != 0 || line[n] != ':')
+        return NULL;
+    char *v = line + n + 1;
+    v += strspn(v, " \t");
+    v[strcspn(v, "\r\n")] = '\0';
+    return v;
+}
+
+/* Validators of a response: a new response (a redirect's target) starts with none but the
+ * Hub's X-Linked-* (sent with the redirect, about the file behind it). */
+static void note_header(struct pc_download_head *h, char *line)
+{
+    char *v;
+    if (strncmp(line, "HTTP/", 5) == 0) {
+        h->etag[0] = h->last_modified[0] = '\0';
+        h->last_modified_s = 0;
+    } else if ((v = header_value(line, "ETag")) != NULL) {
+        snprintf(h->etag, sizeof(h->etag), "%s", v);
+    } else if ((v = header_value(line, "X-Linked-Etag")) != NULL) {
+        snprintf(h->linked_etag, sizeof(h->linked_etag), "%s", v);
+    } else if ((v = header_value(line, "Last-Modified")) != NULL) {
+        snprintf(h->last_modified, sizeof(h->last_modified), "%s", v);
+        time_t t = curl_getdate(v, NULL);
+        h->last_modified_s = t > 0 ? (int64_t)t : 0;
+    } else if ((v = header_value(line, "X-Linked-Size")) != NULL) {
+        h->size = strtoull(v, NULL, 10);
+    }
+}
+
 static size_t on_header(char *p, size_t size, size_t n, void *user)
 {
     struct dl *d = user;
     size_t len = size * n;
     char line[256];
     snprintf(line, sizeof(line), "%.*s", (int)(len < sizeof(line) - 1 ? len : sizeof(line) - 1), p);
+    note_header(&d->source, line);
     if (strncmp(line, "HTTP/", 5) == 0) { /* a new response: a redirect's target */
         d->have_range = false;
         d->range_start = d->range_total = 0;
@@ -328,12 +363,11 @@ static int on_xfer(void *user, curl_off_t dltotal, curl_off_t dlnow, curl_off_t 
 
 /* ---- one request ------------------------------------------------------------------------- */
 
-static void setup_request(struct dl *d, uint64_t from)
+/* What every request of the store says and allows: our name, redirects (http and https only),
+ * no signals, and errors in errbuf (CURL_ERROR_SIZE bytes). */
+static void common_options(CURL *c, const char *url, char *errbuf)
 {
-    CURL *c = d->curl;
-    char range[48];
-    curl_easy_reset(c);
-    curl_easy_setopt(c, CURLOPT_URL, d->o->url);
+    curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_USERAGENT, "precharge/" PC_VERSION);
     curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);
     curl_easy_setopt(c, CURLOPT_MAXREDIRS, 10L);
@@ -341,9 +375,17 @@ static void setup_request(struct dl *d, uint64_t from)
     curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
 #endif
-    curl_easy_setopt(c, CURLOPT_FAILONERROR, 1L);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, d->curl_err);
+    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
+}
+
+static void setup_request(struct dl *d, uint64_t from)
+{
+    CURL *c = d->curl;
+    char range[48];
+    curl_easy_reset(c);
+    common_options(c, d->o->url, d->curl_err);
+    curl_easy_setopt(c, CURLOPT_FAILONERROR, 1L);
     curl_easy_setopt(c, CURLOPT_BUFFERSIZE, RECV_BUFFER);
     curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(c, CURLOPT_HEADERDATA, d);
@@ -586,7 +628,10 @@ static enum pc_err install(struct dl *d, const char *hex, struct pc_error *err)
             pc_log_warn("store", "fsync() \"%s\" failed: %s", d->o->models_dir, strerror(errno));
         close(dfd);
     }
-    return pc_manifest_record(d->o->models_dir, d->id, hex, err);
+    const struct pc_download_head *h = &d->source;
+    return pc_manifest_record_download(d->o->models_dir, d->id, hex,
+                                       h->linked_etag[0] ? h->linked_etag : h->etag,
+                                       h->last_modified, err);
 }
 
 /* Requests until the part is complete and verified, or it is time to give up. */
@@ -717,7 +762,9 @@ enum pc_err pc_download(const struct pc_download_opts *o, struct pc_error *err)
     if (rc != PC_OK)
         goto out;
     struct pc_error herr = {0};
-    if (have_it(d, &herr)) {
+    if (o->replace) /* a part left before may be of the old revision */
+        unlink(d->part_path);
+    else if (have_it(d, &herr)) {
         report(d, PC_DL_DONE, d->total);
         goto out;
     }
@@ -758,6 +805,48 @@ out:
     pc_lock_release(d->lock_fd, d->lock_path, true);
     free(d);
     return rc;
+}
+
+/* ---- HEAD -------------------------------------------------------------------------------- */
+
+static size_t on_head_header(char *p, size_t size, size_t n, void *user)
+{
+    size_t len = size * n;
+    char line[256];
+    snprintf(line, sizeof(line), "%.*s", (int)(len < sizeof(line) - 1 ? len : sizeof(line) - 1), p);
+    note_header(user, line);
+    return len;
+}
+
+enum pc_err pc_download_head(const char *url, struct pc_download_head *out, struct pc_error *err)
+{
+    memset(out, 0, sizeof(*out));
+    pthread_once(&curl_once, curl_init_once);
+    CURL *c = curl_easy_init();
+    if (c == NULL)
+        return pc_error_set(err, PC_ERR_NOMEM, "curl_easy_init() failed");
+    char cerr[CURL_ERROR_SIZE] = "";
+    common_options(c, url, cerr);
+    curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_head_header);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, out);
+    CURLcode res = curl_easy_perform(c);
+    long code = 0;
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
+    curl_off_t len = -1;
+    curl_easy_getinfo(c, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &len);
+    curl_easy_cleanup(c);
+    if (res != CURLE_OK)
+        return pc_error_set(err, PC_ERR_NETWORK, "HEAD %s failed: %s", url,
+                            cerr[0] ? cerr : curl_easy_strerror(res));
+    if (code == 404 || code == 410)
+        return pc_error_set(err, PC_ERR_NOT_FOUND, "HEAD %s: HTTP %ld (no such file)", url, code);
+    if (code >= 400)
+        return pc_error_set(err, PC_ERR_NETWORK, "HEAD %s: HTTP %ld", url, code);
+    if (out->size == 0 && len > 0)
+        out->size = (uint64_t)len;
+    return PC_OK;
 }
 
 /* ---- litter ------------------------------------------------------------------------------ */

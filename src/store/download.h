@@ -55,6 +55,10 @@ struct pc_download_opts {
      * (models in use; may be NULL). */
     uint64_t cache_max;
     const struct pc_cache_hooks *cache_hooks;
+    /* Download even when the store has a good copy, and replace it once the new file verifies
+     * (a model update). A partial download left before is discarded: it may be of the old
+     * revision. */
+    bool replace;
 };
 
 /* The defaults above, then PRECHARGE_DOWNLOAD_ATTEMPTS, PRECHARGE_DOWNLOAD_STALL_TIMEOUT and
@@ -74,6 +78,21 @@ enum pc_err pc_download_opts_init(struct pc_download_opts *o /* OUT */, struct p
  * cache_max (the verified part stays, and a later call installs it without a download);
  * PC_ERR_CANCELLED; PC_ERR_IO. */
 enum pc_err pc_download(const struct pc_download_opts *o, struct pc_error *err);
+
+/* What a source says of a file without sending it. */
+struct pc_download_head {
+    char etag[160];          /* the final response's ETag, as sent; "" when none */
+    char linked_etag[160];   /* X-Linked-Etag from any response on the way (the Hub sends the
+                              * sha256 of a large file in it, before its redirect); "" when none */
+    char last_modified[64];  /* the final response's Last-Modified, as sent; "" when none */
+    int64_t last_modified_s; /* the same in Unix seconds; 0 when none */
+    uint64_t size;           /* X-Linked-Size, else the final Content-Length; 0 when unknown */
+};
+
+/* HEAD url, following redirects (http and https). PC_ERR_NOT_FOUND for 404 and 410,
+ * PC_ERR_NETWORK for another failure, with the URL in the detail. */
+enum pc_err pc_download_head(const char *url, struct pc_download_head *out /* OUT */,
+                             struct pc_error *err);
 
 /* Remove the partial downloads (.downloading/<id>.gguf.part) that were not written to for
  * max_age_s seconds and that nobody is downloading now. *bytes and *count (each may be NULL)

@@ -151,6 +151,12 @@ static bool parse_entries(json_t *models, struct pc_manifest *m, const char *pat
         v = json_object_get(o, "use_count");
         e->use_count =
             json_is_integer(v) && json_integer_value(v) > 0 ? (uint64_t)json_integer_value(v) : 0;
+        v = json_object_get(o, "revision");
+        snprintf(e->revision, sizeof(e->revision), "%s",
+                 json_is_string(v) ? json_string_value(v) : "");
+        v = json_object_get(o, "last_modified");
+        snprintf(e->last_modified, sizeof(e->last_modified), "%s",
+                 json_is_string(v) ? json_string_value(v) : "");
     }
     return clean;
 }
@@ -273,6 +279,16 @@ static json_t *original(json_t *doc, const char *id)
     return NULL;
 }
 
+/* o[key] = value, or no key at all when value is "". 0, or -1 when memory ran out. */
+static int set_or_drop(json_t *o, const char *key, const char *value)
+{
+    if (value[0] == '\0') {
+        json_object_del(o, key);
+        return 0;
+    }
+    return json_object_set_new(o, key, json_string(value));
+}
+
 static enum pc_err write_manifest(const char *models_dir, const struct pc_manifest *m,
                                   struct pc_error *err)
 {
@@ -294,7 +310,9 @@ static enum pc_err write_manifest(const char *models_dir, const struct pc_manife
             json_object_set_new(o, "downloaded_at", json_string(down)) != 0 ||
             json_object_set_new(o, "last_used", e->last_used ? json_string(used) : json_null()) !=
                 0 ||
-            json_object_set_new(o, "use_count", json_integer((json_int_t)e->use_count)) != 0) {
+            json_object_set_new(o, "use_count", json_integer((json_int_t)e->use_count)) != 0 ||
+            set_or_drop(o, "revision", e->revision) != 0 ||
+            set_or_drop(o, "last_modified", e->last_modified) != 0) {
             json_decref(o);
             goto nomem;
         }
@@ -407,6 +425,8 @@ enum pc_err pc_manifest_update(const char *models_dir, update_fn fn, void *user,
 struct record_args {
     const char *id;
     const char *sha256;
+    const char *revision;      /* NULL: leave it as it is */
+    const char *last_modified; /* NULL: leave it as it is */
 };
 
 static enum pc_err do_record(struct pc_manifest *m, void *user, struct pc_error *err)
@@ -417,13 +437,26 @@ static enum pc_err do_record(struct pc_manifest *m, void *user, struct pc_error 
         return pc_error_set(err, PC_ERR_NOT_FOUND, "model \"%s\" is not in the store", a->id);
     set_checksum(e, a->sha256 ? a->sha256 : "");
     e->downloaded_at = (int64_t)time(NULL);
+    if (a->revision != NULL)
+        snprintf(e->revision, sizeof(e->revision), "%s", a->revision);
+    if (a->last_modified != NULL)
+        snprintf(e->last_modified, sizeof(e->last_modified), "%s", a->last_modified);
     return PC_OK;
 }
 
 enum pc_err pc_manifest_record(const char *models_dir, const char *id, const char *sha256_hex,
                                struct pc_error *err)
 {
-    struct record_args a = {id, sha256_hex};
+    struct record_args a = {id, sha256_hex, NULL, NULL};
+    return update(models_dir, id, do_record, &a, err);
+}
+
+enum pc_err pc_manifest_record_download(const char *models_dir, const char *id,
+                                        const char *sha256_hex, const char *revision,
+                                        const char *last_modified, struct pc_error *err)
+{
+    struct record_args a = {id, sha256_hex, revision ? revision : "",
+                            last_modified ? last_modified : ""};
     return update(models_dir, id, do_record, &a, err);
 }
 

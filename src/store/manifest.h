@@ -13,13 +13,16 @@
 #define PC_MANIFEST_VERSION "1.0"
 
 struct pc_manifest_entry {
-    char id[256];          /* the store name: the file is <id>.gguf */
-    char path[1024];       /* the file, relative to the models directory: "<id>.gguf" */
-    uint64_t size_bytes;   /* as on disk */
-    char checksum[72];     /* "sha256:<64 hex>", or "" when not known (a rebuilt entry) */
-    int64_t downloaded_at; /* Unix seconds: when the file came into the store */
-    int64_t last_used;     /* Unix seconds of the last load; 0 for never */
-    uint64_t use_count;    /* loads so far */
+    char id[256];           /* the store name: the file is <id>.gguf */
+    char path[1024];        /* the file, relative to the models directory: "<id>.gguf" */
+    uint64_t size_bytes;    /* as on disk */
+    char checksum[72];      /* "sha256:<64 hex>", or "" when not known (a rebuilt entry) */
+    int64_t downloaded_at;  /* Unix seconds: when the file came into the store */
+    int64_t last_used;      /* Unix seconds of the last load; 0 for never */
+    uint64_t use_count;     /* loads so far */
+    char revision[160];     /* the source's revision when it was downloaded: its X-Linked-Etag
+                             * (the Hub's sha256) or ETag, as sent; "" when not known */
+    char last_modified[64]; /* the source's Last-Modified then, as sent; "" when not known */
 };
 
 /* The manifest in memory, in sync with the files: every <id>.gguf has one entry. */
@@ -55,6 +58,12 @@ enum pc_err pc_manifest_update(const char *models_dir,
  * ""), and now as downloaded_at. Its use counts are kept when it replaces an older copy. */
 enum pc_err pc_manifest_record(const char *models_dir, const char *id, const char *sha256_hex,
                                struct pc_error *err);
+
+/* The same, with what the source said of the file it sent (revision: X-Linked-Etag or ETag;
+ * its Last-Modified), for `model update` to compare with later. NULL or "": not known. */
+enum pc_err pc_manifest_record_download(const char *models_dir, const char *id,
+                                        const char *sha256_hex, const char *revision,
+                                        const char *last_modified, struct pc_error *err);
 
 /* A model has been loaded: last_used = now and use_count + 1. PC_ERR_NOT_FOUND when the store
  * has no such file. */

@@ -4,7 +4,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, statSync, writeFileSync, copyFileSync } from 'node:fs';
+import { existsSync, readFileSync, renameSync, statSync, writeFileSync, copyFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   BIN,
@@ -20,6 +20,7 @@ import {
   ndjson,
   eventually,
   cleanup,
+  sseEvents,
 } from './lib.mjs';
 
 const MIB = 1024 * 1024;
@@ -436,6 +437,78 @@ test('PRECHARGE_CACHE_MAX: a pull prunes the least recently used model, spares l
   const bad = run(h, ['pull', 'tiny-test'], { PRECHARGE_CACHE_MAX: 'lots' });
   assert.equal(bad.status, 2);
   assert.match(bad.stderr, /PRECHARGE_CACHE_MAX: "lots" is not a size/);
+  cleanup(h);
+});
+
+test('model update asks the source (ETag), downloads the new revision beside the old and switches; the daemon\'s background check tells', async () => {
+  const served = join(ngx.www, 'upd.gguf');
+  const revise = (extra) => {
+    copyFileSync(join(ngx.www, 'tiny.gguf'), `${served}.tmp`);
+    writeFileSync(`${served}.tmp`, extra, { flag: 'a' });
+    renameSync(`${served}.tmp`, served);
+  };
+  revise('');
+  const h = home('update', { extra: [{ id: 'upd-test', path: '/upd.gguf' }] });
+  const file = join(h, 'models', 'upd-test.gguf');
+  assert.equal(run(h, ['pull', 'upd-test']).status, 0);
+  const first = manifest(h).models.find((e) => e.id === 'upd-test');
+  assert.ok(first.revision, JSON.stringify(first)); // nginx's ETag
+  const check = () => JSON.parse(run(h, ['model', 'update', '--check', 'upd-test']).stdout);
+  assert.equal(check().status, 'current');
+
+  revise('revision 2');
+  const seen = check();
+  assert.equal(seen.status, 'available');
+  assert.match(seen.why, /revision/);
+  assert.equal(sha256File(file), modelSha, '--check downloads nothing');
+  const up = run(h, ['model', 'update', 'upd-test']);
+  assert.equal(up.status, 0, up.stderr);
+  assert.equal(JSON.parse(up.stdout).status, 'updated');
+  assert.equal(sha256File(file), sha256File(served));
+  const second = manifest(h).models.find((e) => e.id === 'upd-test');
+  assert.notEqual(second.revision, first.revision);
+  assert.equal(second.checksum, `sha256:${sha256File(served)}`);
+  const all = run(h, ['model', 'update', '--all', '--check']);
+  assert.equal(all.status, 0, all.stderr);
+  const byId = Object.fromEntries(ndjson(all.stdout).map((l) => [l.model, l.status]));
+  assert.equal(byId['upd-test'], 'current');
+  assert.equal(run(h, ['model', 'update']).status, 2);
+
+  // The daemon, asked to check every second: it tells, and changes nothing.
+  const bad = spawnSync(BIN, ['serve', '--host', '127.0.0.1:0'], { encoding: 'utf8', env: env(h, { PRECHARGE_UPDATE_CHECK: 'sometimes' }), timeout: 20000 });
+  assert.equal(bad.status, 2);
+  assert.match(bad.stderr, /PRECHARGE_UPDATE_CHECK.*"sometimes" is not off, daily, weekly/);
+  const d = await startDaemon({ home: h, env: { NO_PROXY: '127.0.0.1', PRECHARGE_UPDATE_CHECK: '1s' } });
+  try {
+    const ctrl = new AbortController();
+    const timer = setTimeout(() => ctrl.abort(), 60000); // bounded; the check runs every second
+    const sub = await fetch(`${d.url}/api/events?stream=models`, { signal: ctrl.signal });
+    const reader = sub.body.getReader();
+    await reader.read();
+    revise('revision three'); // another size: nginx's ETag is the mtime in seconds and the size
+    const events = [];
+    const dec = new TextDecoder();
+    let buf = '';
+    try {
+      while (!events.some((e) => e.event === 'ModelUpdateAvailable')) {
+        const { value, done } = await reader.read();
+        assert.ok(!done);
+        buf = sseEvents(buf + dec.decode(value), events);
+      }
+    } catch (e) {
+      throw new Error(`no ModelUpdateAvailable: ${e}\n${d.log()}`);
+    } finally {
+      clearTimeout(timer);
+      ctrl.abort();
+    }
+    const ev = events.find((e) => e.event === 'ModelUpdateAvailable');
+    assert.equal(ev.data.model_id, 'upd-test');
+    assert.match(ev.data.why, /revision/);
+    assert.match(d.log(), /an update of upd-test is available/);
+    assert.equal(sha256File(file), second.checksum.slice(7), 'the daemon does not update by itself');
+  } finally {
+    await d.stop();
+  }
   cleanup(h);
 });
 

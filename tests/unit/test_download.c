@@ -22,6 +22,7 @@
 #include "store/cache.h"
 #include "store/download.h"
 #include "store/manifest.h"
+#include "store/update.h"
 #include "nginx.h"
 #include "testmodel.h"
 
@@ -393,6 +394,93 @@ static void test_cache_limit_prunes_lru_or_fails_when_held(void **state)
     assert_non_null(strstr(err.msg, "cache full"));
     /* Without a limit, anything goes. */
     download_as(models, "d", 0, &hooks, PC_OK, &err);
+}
+
+/* Copy the served model to www/name, with extra bytes appended (another revision). */
+static void serve_revision(const char *name, const char *extra)
+{
+    char src[PATH_MAX], dst[PATH_MAX], cmd[3 * PATH_MAX];
+    NGX_FMT(src, "%s/%s", ngx.www, MODEL);
+    NGX_FMT(dst, "%s/%s", ngx.www, name);
+    NGX_FMT(cmd, "cp '%s' '%s.tmp' && printf '%s' >> '%s.tmp' && mv '%s.tmp' '%s'", src, dst, extra,
+            dst, dst, dst);
+    assert_int_equal(system(cmd), 0);
+}
+
+static void manifest_entry(const char *models, const char *id, struct pc_manifest_entry *out)
+{
+    struct pc_manifest m;
+    assert_int_equal(pc_manifest_load(models, &m, NULL), PC_OK);
+    const struct pc_manifest_entry *e = pc_manifest_find(&m, id);
+    assert_non_null(e);
+    *out = *e;
+    pc_manifest_free(&m);
+}
+
+/* Seed 002's model updates: HEAD tells whether the source changed since the download (nginx's
+ * ETag here); the new revision is downloaded beside the old file and switched to once
+ * verified; a failed update leaves the old file and its record as they were. */
+static void test_update_check_and_apply(void **state)
+{
+    (void)state;
+    const char *models = fresh_models();
+    char url[256], path[PATH_MAX], hex[65];
+    struct pc_error err = {0};
+    serve_revision("u.gguf", "");
+    url_of(url, sizeof(url), "/", "u.gguf");
+    struct pc_download_opts o = opts_for(url, models, "");
+    o.id = "u";
+    assert_int_equal(pc_download(&o, &err), PC_OK);
+    struct pc_manifest_entry before;
+    manifest_entry(models, "u", &before);
+    assert_true(before.revision[0] != '\0'); /* nginx's ETag */
+    assert_true(before.last_modified[0] != '\0');
+
+    struct pc_update_check u;
+    assert_int_equal(pc_update_check(models, "u", url, &u, &err), PC_OK);
+    assert_int_equal(u.status, PC_UPDATE_CURRENT);
+    assert_string_equal(u.revision, before.revision);
+
+    serve_revision("u.gguf", "a newer revision");
+    assert_int_equal(pc_update_check(models, "u", url, &u, &err), PC_OK);
+    assert_int_equal(u.status, PC_UPDATE_AVAILABLE);
+    assert_non_null(strstr(u.why, "revision"));
+    assert_int_equal(u.head.size, model_size + strlen("a newer revision"));
+
+    /* The source goes away between the check and the download: the old file stays. */
+    char served[PATH_MAX];
+    NGX_FMT(served, "%s/u.gguf", ngx.www);
+    char moved[PATH_MAX + 8];
+    NGX_FMT(moved, "%s.away", served);
+    assert_int_equal(rename(served, moved), 0);
+    assert_int_equal(pc_update_apply(&o, &u, &err), PC_ERR_NOT_FOUND);
+    path_in(path, sizeof(path), models, "u.gguf");
+    assert_int_equal(pc_file_sha256(path, hex, NULL), PC_OK);
+    assert_string_equal(hex, model_sha);
+    struct pc_manifest_entry same;
+    manifest_entry(models, "u", &same);
+    assert_string_equal(same.revision, before.revision);
+    assert_int_equal(rename(moved, served), 0);
+
+    /* Applied: the new bytes, checksum and revision. */
+    assert_int_equal(pc_update_apply(&o, &u, &err), PC_OK);
+    char served_sha[65];
+    assert_int_equal(pc_file_sha256(served, served_sha, NULL), PC_OK);
+    assert_int_equal(pc_file_sha256(path, hex, NULL), PC_OK);
+    assert_string_equal(hex, served_sha);
+    struct pc_manifest_entry after;
+    manifest_entry(models, "u", &after);
+    assert_string_equal(after.checksum + 7, served_sha);
+    assert_string_equal(after.revision, u.revision);
+    assert_string_not_equal(after.revision, before.revision);
+    assert_int_equal(pc_update_check(models, "u", url, &u, &err), PC_OK);
+    assert_int_equal(u.status, PC_UPDATE_CURRENT);
+
+    /* A model the store does not have, and a source that is not there. */
+    assert_int_equal(pc_update_check(models, "nope", url, &u, &err), PC_ERR_NOT_FOUND);
+    url_of(url, sizeof(url), "/", "missing.gguf");
+    assert_int_equal(pc_update_check(models, "u", url, &u, &err), PC_ERR_NOT_FOUND);
+    assert_non_null(strstr(err.msg, "missing.gguf"));
 }
 
 /* ---- resumes ----------------------------------------------------------------------------- */
@@ -811,6 +899,7 @@ int main(void)
         cmocka_unit_test(test_present_with_other_checksum_is_replaced),
         cmocka_unit_test(test_cached_model_is_verified_and_replaced_when_corrupt),
         cmocka_unit_test(test_cache_limit_prunes_lru_or_fails_when_held),
+        cmocka_unit_test(test_update_check_and_apply),
         cmocka_unit_test(test_connection_cut_resumes),
         cmocka_unit_test(test_stall_is_retried),
         cmocka_unit_test(test_server_down_then_up),
