@@ -3,6 +3,7 @@
  * guarded. */
 #include "serverInt.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -160,11 +161,18 @@ json_t *pc_server_show_connection_timeout(const struct pc_server_config *cfg)
 enum pc_err pc_server_config_check_exposure(const struct pc_server_config *cfg,
                                             struct pc_error *err)
 {
-    if (pc_guard_is_loopback(cfg->host) || cfg->api_key[0] != '\0' || cfg->insecure)
+    char why[128] = "";
+    if (cfg->api_key[0] != '\0' || cfg->insecure ||
+        pc_guard_listens_on_loopback(cfg->host, why, sizeof(why)))
         return PC_OK;
+    /* A name is judged by what it resolves to, where the daemon would listen: say what that is.
+     * An address needs no such note. */
+    unsigned char addr[sizeof(struct in6_addr)];
+    bool numeric =
+        inet_pton(AF_INET, cfg->host, addr) == 1 || inet_pton(AF_INET6, cfg->host, addr) == 1;
     return pc_error_set(err, PC_ERR_INVALID,
-                        "refusing to listen on %s, which is not a loopback address, without an "
-                        "API key: set one with --api-key KEY, --api-key-file FILE or "
+                        "refusing to listen on %s%s%s%s, which is not a loopback address, without "
+                        "an API key: set one with --api-key KEY, --api-key-file FILE or "
                         "PRECHARGE_API_KEY, or pass --insecure to serve anyone who can reach it",
-                        cfg->host);
+                        cfg->host, numeric ? "" : " (", numeric ? "" : why, numeric ? "" : ")");
 }

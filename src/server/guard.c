@@ -3,6 +3,7 @@
 #include "guard.h"
 
 #include <arpa/inet.h>
+#include <netdb.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -24,6 +25,43 @@ bool pc_guard_is_loopback(const char *host)
     if (IN6_IS_ADDR_LOOPBACK(&a6))
         return true;
     return IN6_IS_ADDR_V4MAPPED(&a6) && a6.s6_addr[12] == 127;
+}
+
+static bool addr_is_loopback(const struct sockaddr *sa)
+{
+    if (sa->sa_family == AF_INET)
+        return (ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr) >> 24) == 127;
+    if (sa->sa_family != AF_INET6)
+        return false;
+    const struct in6_addr *a6 = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+    return IN6_IS_ADDR_LOOPBACK(a6) || (IN6_IS_ADDR_V4MAPPED(a6) && a6->s6_addr[12] == 127);
+}
+
+bool pc_guard_listens_on_loopback(const char *host, char *why, size_t size)
+{
+    struct addrinfo hints = {
+        .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE};
+    struct addrinfo *ai = NULL;
+    int gai = getaddrinfo(host, "0", &hints, &ai);
+    if (gai != 0) {
+        if (why != NULL)
+            snprintf(why, size, "it does not resolve: %s", gai_strerror(gai));
+        return false;
+    }
+    bool loopback = ai != NULL;
+    for (const struct addrinfo *a = ai; a != NULL && loopback; a = a->ai_next) {
+        if (addr_is_loopback(a->ai_addr))
+            continue;
+        loopback = false;
+        char text[INET6_ADDRSTRLEN] = "?";
+        if (why != NULL &&
+            getnameinfo(a->ai_addr, a->ai_addrlen, text, sizeof(text), NULL, 0, NI_NUMERICHOST))
+            snprintf(text, sizeof(text), "?");
+        if (why != NULL)
+            snprintf(why, size, "it resolves to %s", text);
+    }
+    freeaddrinfo(ai);
+    return loopback;
 }
 
 const char *pc_guard_bearer(const char *authorization, size_t *len)
@@ -80,7 +118,7 @@ static const char *host_name(const char *host, char *buf, size_t size)
 static bool host_allowed(const struct pc_server_config *cfg, const char *host)
 {
     char name[256];
-    if (host == NULL || !pc_guard_is_loopback(cfg->host))
+    if (host == NULL || !cfg->listen_loopback)
         return true;
     host_name(host, name, sizeof(name));
     return pc_guard_is_loopback(name) || strcasecmp(name, cfg->host) == 0;

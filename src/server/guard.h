@@ -9,9 +9,18 @@
 struct pc_http_req;
 struct pc_http_reply;
 
-/* Whether a listen address is loopback: 127.0.0.0/8, ::1, ::ffff:127.x.x.x or "localhost".
- * Any other name, and the wildcards 0.0.0.0 and ::, are not. */
+/* Whether a name or address is loopback by itself: 127.0.0.0/8, ::1, ::ffff:127.x.x.x,
+ * "localhost" or a name under .localhost. Any other name, and the wildcards 0.0.0.0 and ::,
+ * are not. What a Host header is judged by; a listen address is judged by what it resolves to
+ * (pc_guard_listens_on_loopback). */
 bool pc_guard_is_loopback(const char *host);
+
+/* Whether the daemon, told to listen on host, listens on loopback only: every address that
+ * host resolves to (as pc_http_start resolves it) is loopback. A name is judged by its
+ * addresses, not by how it looks: "evil.localhost" that resolves to 0.0.0.0 is not loopback.
+ * False when host does not resolve. When false, why (may be NULL) says which address is not
+ * loopback, or why it does not resolve. */
+bool pc_guard_listens_on_loopback(const char *host, char *why /* OUT */, size_t size);
 
 /* The token of an Authorization header's value "Bearer TOKEN" (the scheme in any case), with
  * its length in *len; NULL when the value is NULL or not of that form. */

@@ -152,6 +152,8 @@ enum pc_err pc_server_start(const struct pc_server_config *cfg, struct pc_server
     if (s == NULL)
         return pc_error_set(err, PC_ERR_NOMEM, "server: out of memory");
     s->cfg = *cfg;
+    /* Once: the Host check of a loopback daemon (guard.c) asks it on every request. */
+    s->cfg.listen_loopback = pc_guard_listens_on_loopback(cfg->host, NULL, 0);
     pc_settings_finish(&s->cfg);
     rc = pc_server_metrics_init(&s->metrics, err);
     if (rc != PC_OK) {

@@ -32,6 +32,7 @@ enum pc_budget_mode {
  * variable, file key, flag, range, default), or worked out from one. */
 struct pc_server_config {
     char host[256];          /* listen address; 127.0.0.1 by default */
+    bool listen_loopback;    /* worked out at start: every address host resolves to is loopback */
     int port;                /* 11435 by default; 0 = ephemeral */
     char home[1024];         /* $PRECHARGE_HOME: models/, snapshots/ */
     char models_dir[1100];   /* $PRECHARGE_HOME/models */

@@ -3,10 +3,10 @@
 // serving.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { MKMODEL, tempHome, makeModel, startDaemon, post, get, eventually, cleanup } from './lib.mjs';
+import { BIN, MKMODEL, tempHome, makeModel, startDaemon, post, get, eventually, cleanup } from './lib.mjs';
 
 // The tiny model with header keys set to what llama.cpp asserts on.
 function makeBadModel(home, name, ...sets) {
@@ -244,5 +244,54 @@ test('store entries: one rule for links (inside the store or an allowed model di
     cleanup(home);
     cleanup(outside);
     cleanup(allowed);
+  }
+});
+
+// `precharge serve` in a private mount namespace whose /etc/hosts says what a name resolves to,
+// as the probe did. Resolves with the exit code and stderr, or with stderr once it listens.
+function serveWithHosts(home, hostsFile, host) {
+  const script = 'mount --bind "$0" /etc/hosts && exec "$1" serve --host "$2"';
+  const proc = spawn('unshare', ['-rm', 'sh', '-c', script, hostsFile, BIN, host], {
+    env: { ...process.env, PRECHARGE_HOME: home, PRECHARGE_THREADS: '1' },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let log = '';
+  return new Promise((resolve) => {
+    proc.stderr.on('data', (d) => {
+      log += d;
+      if (/listening on/.test(log)) resolve({ proc, log, listening: true });
+    });
+    proc.on('exit', (code) => resolve({ code, log, listening: false }));
+  });
+}
+
+test('--host NAME is judged by the addresses it resolves to, not by how it is spelt', async (t) => {
+  try {
+    execFileSync('unshare', ['-rm', 'true'], { stdio: 'ignore' });
+  } catch {
+    t.skip('unshare -rm is not permitted here (no user namespaces): unit/test_guard covers the resolution');
+    return;
+  }
+  const home = tempHome('hard-bind');
+  const hosts = join(home, 'hosts');
+  writeFileSync(hosts, '0.0.0.0 evil.localhost\n127.0.0.1 good.localhost\n127.0.0.1 localhost\n');
+  try {
+    // It listened on every interface without a key: now refused, naming the address.
+    const evil = await serveWithHosts(home, hosts, 'evil.localhost:0');
+    assert.equal(evil.listening, false, evil.log);
+    assert.equal(evil.code, 2);
+    assert.match(evil.log, /refusing to listen on evil\.localhost \(it resolves to 0\.0\.0\.0\), which is not a loopback address, without an API key/);
+
+    // A name that resolves to loopback is loopback, whatever it is called.
+    const good = await serveWithHosts(home, hosts, 'good.localhost:0');
+    assert.equal(good.listening, true, good.log);
+    const port = good.log.match(/listening on http:\/\/[^ ]*:(\d+)/)[1];
+    const r = await fetch(`http://127.0.0.1:${port}/health`);
+    assert.equal(r.status, 200);
+    const closed = new Promise((ok) => good.proc.on('close', ok));
+    good.proc.kill('SIGTERM');
+    await closed;
+  } finally {
+    cleanup(home);
   }
 });

@@ -32,6 +32,31 @@ static int clean_env(void **state)
     return 0;
 }
 
+/* A listen address is judged by what it resolves to (issue 13: evil.localhost resolving to
+ * 0.0.0.0 listened on every interface without a key). The same in a private mount namespace
+ * with another /etc/hosts: integration/hardening. */
+static void test_listens_on_loopback(void **state)
+{
+    (void)state;
+    static const char *const yes[] = {"127.0.0.1", "127.9.9.9", "::1", "localhost",
+                                      "::ffff:127.0.0.1"};
+    static const char *const no[] = {"0.0.0.0", "::", "192.168.1.5", "::ffff:10.0.0.1"};
+    char why[128];
+    for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++)
+        if (!pc_guard_listens_on_loopback(yes[i], why, sizeof(why)))
+            fail_msg("%s should listen on loopback: %s", yes[i], why);
+    for (size_t i = 0; i < sizeof(no) / sizeof(no[0]); i++)
+        if (pc_guard_listens_on_loopback(no[i], why, sizeof(why)))
+            fail_msg("%s should not listen on loopback", no[i]);
+    assert_false(pc_guard_listens_on_loopback("0.0.0.0", why, sizeof(why)));
+    assert_string_equal(why, "it resolves to 0.0.0.0");
+    /* A name under .localhost is loopback only when it resolves there; one that does not resolve
+     * at all is not (RFC 2606's .invalid never does). */
+    assert_false(pc_guard_listens_on_loopback("nothing.invalid", why, sizeof(why)));
+    assert_non_null(strstr(why, "it does not resolve"));
+    assert_true(pc_guard_is_loopback("nothing.localhost")); /* as a Host header: by its name */
+}
+
 static void test_loopback(void **state)
 {
     (void)state;
@@ -264,12 +289,18 @@ static void test_exposure(void **state)
     assert_int_equal(pc_server_config_check_exposure(&cfg, NULL), PC_OK);
     assert_int_equal(pc_server_parse_hostport("[::]:8080", &cfg, NULL), PC_OK);
     assert_int_equal(pc_server_config_check_exposure(&cfg, NULL), PC_ERR_INVALID);
+    /* A name is refused by what it resolves to, and the error says what that is. */
+    assert_int_equal(pc_server_parse_hostport("nothing.invalid:8080", &cfg, NULL), PC_OK);
+    pc_error_clear(&e);
+    assert_int_equal(pc_server_config_check_exposure(&cfg, &e), PC_ERR_INVALID);
+    assert_non_null(strstr(e.msg, "refusing to listen on nothing.invalid (it does not resolve"));
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_loopback),
+        cmocka_unit_test(test_listens_on_loopback),
         cmocka_unit_test(test_bearer),
         cmocka_unit_test(test_key_equal),
         cmocka_unit_test(test_origin_listed),
