@@ -333,6 +333,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
         c->h = h;
         c->mc = mc;
         *con_cls = c;
+        /* Framing in doubt is answered at once, and the connection closed: its body cannot be
+         * told from the next request. */
+        if (!pc_http_framing_ok(mc, h->opts.max_body, &reply))
+            return send_reply(h, mc, &req, pattern_of(h, method, url), &reply);
         /* A refused request's body is read and dropped, never buffered: a client may not read
          * an answer that comes before it has sent its body. */
         if (h->opts.admit != NULL && !h->opts.admit(&req, &reply)) {
@@ -502,7 +506,8 @@ enum pc_err pc_http_start(const char *host, int port, const struct pc_http_route
         h, MHD_OPTION_CONNECTION_LIMIT, h->opts.max_connections, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
         h->opts.max_connections_per_ip, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, h,
         MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1, MHD_OPTION_CONNECTION_TIMEOUT,
-        opts->idle_timeout_s, MHD_OPTION_END);
+        opts->idle_timeout_s, MHD_OPTION_STRICT_FOR_CLIENT, 1, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+        (size_t)PC_HTTP_CONNECTION_MEMORY, MHD_OPTION_END);
     if (h->daemon == NULL) {
         rc = pc_error_set(err, PC_ERR_IO,
                           "cannot listen on %s:%d (is the port in use, or the address not "

@@ -1,5 +1,5 @@
-/* httpInt.h - what the HTTP layer's two files share: the server's state (http.c) and its
- * streamed replies (http_stream.c). Nothing else includes it. */
+/* httpInt.h - what the HTTP layer's files share: the server's state (http.c), its streamed
+ * replies (http_stream.c) and its framing checks (http_strict.c). Nothing else includes it. */
 #ifndef PC_HTTP_INT_H
 #define PC_HTTP_INT_H
 
@@ -39,6 +39,26 @@ struct pc_http {
     pthread_t watcher;
     bool watcher_started;
 };
+
+/* A body over the limit by at most this much is read and dropped before its 413; one that
+ * announces more gets the 413 at once, and the connection closed. */
+#define PC_HTTP_MAX_DRAIN (64ull << 20)
+
+/* Query parameters a request may carry. */
+#define PC_HTTP_MAX_QUERY_ARGS 100
+
+/* libmicrohttpd's memory per connection (its default is 32 KiB): what a request's head, its
+ * parsed query and a chunk's header line must fit in. At 32 KiB, 1,000 query parameters ran
+ * it out (the connection was dropped with no status line) and a 50 KB chunk extension got its
+ * 500; libmicrohttpd touches the pages only as a request fills them. */
+#define PC_HTTP_CONNECTION_MEMORY (256u << 10)
+
+/* http_strict.c: whether a request's framing, its headers in, is one that every reader agrees
+ * on: one Host, Content-Length values that agree and fit max_body, chunked as the only transfer
+ * coding and never beside a Content-Length, few query parameters, and no body that could never
+ * be drained (over max_body by more than PC_HTTP_MAX_DRAIN). When not, reply is the 400 or 413
+ * that says why, with Connection: close. */
+bool pc_http_framing_ok(struct MHD_Connection *mc, size_t max_body, struct pc_http_reply *reply);
 
 /* Start and stop the thread that watches waiting streams (http_stream.c). */
 enum pc_err pc_http_watcher_start(struct pc_http *h, struct pc_error *err);
