@@ -60,6 +60,11 @@ struct pc_snapstore {
     pthread_mutex_t lock;
     struct snap *list;
     uint64_t ram_bytes, disk_bytes;
+    /* The demoter thread brings the tiers under budget for the decode loops' evictions, which
+     * must never write a file themselves; lock also guards demote and stopping. */
+    pthread_t demoter;
+    pthread_cond_t demote_cond;
+    bool demote, stopping, demoter_running;
 };
 
 const char *pc_tier_name(enum pc_tier t)
@@ -264,6 +269,22 @@ static void index_dir(struct pc_snapstore *st)
 
 static void enforce(struct pc_snapstore *st);
 
+static void *demoter_main(void *arg)
+{
+    struct pc_snapstore *st = arg;
+    pthread_mutex_lock(&st->lock);
+    while (!st->stopping) {
+        if (!st->demote) {
+            pthread_cond_wait(&st->demote_cond, &st->lock);
+            continue;
+        }
+        st->demote = false;
+        enforce(st); /* writes with the lock let go, as every persist does */
+    }
+    pthread_mutex_unlock(&st->lock);
+    return NULL;
+}
+
 enum pc_err pc_snapstore_open(const char *dir, uint64_t ram_budget, uint64_t disk_budget,
                               struct pc_snapstore **out, struct pc_error *err)
 {
@@ -279,6 +300,7 @@ enum pc_err pc_snapstore_open(const char *dir, uint64_t ram_budget, uint64_t dis
     st->ram_budget = ram_budget;
     st->disk_budget = disk_budget;
     pthread_mutex_init(&st->lock, NULL);
+    pthread_cond_init(&st->demote_cond, NULL);
     /* Writes that a crash cut short: nothing else would ever remove them. */
     size_t swept = pc_file_sweep_tmp(dir, "*.snap.tmp.??????");
     if (swept > 0)
@@ -287,6 +309,7 @@ enum pc_err pc_snapstore_open(const char *dir, uint64_t ram_budget, uint64_t dis
     pthread_mutex_lock(&st->lock);
     enforce(st); /* the budget may have shrunk since the files were written */
     pthread_mutex_unlock(&st->lock);
+    st->demoter_running = pthread_create(&st->demoter, NULL, demoter_main, st) == 0;
     *out = st;
     return PC_OK;
 }
@@ -295,6 +318,14 @@ void pc_snapstore_close(struct pc_snapstore *st)
 {
     if (st == NULL)
         return;
+    if (st->demoter_running) {
+        pthread_mutex_lock(&st->lock);
+        st->stopping = true;
+        pthread_cond_signal(&st->demote_cond);
+        pthread_mutex_unlock(&st->lock);
+        pthread_join(st->demoter, NULL);
+    }
+    pthread_cond_destroy(&st->demote_cond);
     for (struct snap *s = st->list, *next; s; s = next) {
         next = s->next;
         snap_free(s);
@@ -510,10 +541,24 @@ static void on_evict(void *user, struct pc_slot *slot, int seq, const int32_t *t
     uint8_t *blob = NULL;
     size_t size = 0;
     snprintf(key, sizeof(key), "%s", pc_model_identity(pc_slot_model(slot)));
-    if (pc_slot_export(slot, seq, &blob, &size, &err) != PC_OK ||
-        pc_snapstore_save(st, key, NULL, toks, n, blob, size, false, &err) != PC_OK)
+    if (pc_slot_export(slot, seq, &blob, &size, &err) != PC_OK) {
         pc_log_warn("snapshot", "a %s sequence was dropped unsaved: %s",
                     precharged ? "precharged" : "conversation", err.msg);
+        return;
+    }
+    /* On the decode loop's thread: into RAM, and the demoter does any disk work. */
+    pthread_mutex_lock(&st->lock);
+    struct snap *s = upsert(st, key, NULL, toks, n, blob, size, false);
+    if (s != NULL)
+        unref(s);
+    else
+        pc_log_warn("snapshot", "a %s sequence was dropped unsaved: out of memory",
+                    precharged ? "precharged" : "conversation");
+    if (st->ram_bytes > st->ram_budget || st->disk_bytes > st->disk_budget) {
+        st->demote = true;
+        pthread_cond_signal(&st->demote_cond);
+    }
+    pthread_mutex_unlock(&st->lock);
 }
 
 enum pc_err pc_snapstore_attach(struct pc_snapstore *st, struct pc_model *m, struct pc_error *err)
