@@ -249,11 +249,16 @@ static enum MHD_Result send_reply(struct pc_http *h, struct MHD_Connection *mc,
     if (h->opts.decorate != NULL)
         h->opts.decorate(req, reply);
     int status = reply->status ? reply->status : 500;
-    const char *type = reply->content_type;
+    /* Copied first: a stream's content type may live in its producer's state, which a
+     * blocking producer's worker can free as soon as make_response has started it. */
+    char type[256];
+    bool typed = reply->content_type != NULL;
+    if (typed)
+        snprintf(type, sizeof(type), "%s", reply->content_type);
     struct MHD_Response *resp = make_response(h, mc, reply);
     if (resp == NULL)
         return MHD_NO;
-    if (type != NULL)
+    if (typed)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, type);
     for (size_t i = 0; i < reply->n_headers; i++)
         MHD_add_response_header(resp, reply->headers[i].name, reply->headers[i].value);
