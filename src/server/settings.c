@@ -135,8 +135,7 @@ const struct pc_setting pc_settings[] = {
      .env = "PRECHARGE_UPDATE_CHECK",
      CUSTOM(pc_server_parse_update_check, pc_server_show_update_check),
      .dflt = "off",
-     .help = "ask the models' sources for updates: off, daily, weekly (or a duration); it only "
-             "tells (log, ModelUpdateAvailable)"},
+     .help = "look for model updates: off, daily, weekly or a duration (log and event)"},
     {.key = "preload",
      .env = "PRECHARGE_PRELOAD",
      .flag = "preload",
