@@ -10,8 +10,8 @@
  * of its own: requests and precharges are tasks handed to it (pc_gen_start), and each step it
  * decodes one batch holding a prompt chunk or the next token of every active task (continuous
  * batching). Answers come back through a bounded buffer per task; nobody else waits on the
- * context. Maintenance work that needs the context to itself (embeddings, dropping every
- * sequence) takes it between two steps with pc_slot_acquire. Nothing else in the model changes
+ * context. Work that needs the context to itself (embeddings, dropping every sequence) is a
+ * call that the loop runs between two steps (pc_model_call). Nothing else in the model changes
  * after load. */
 #ifndef PC_ENGINE_H
 #define PC_ENGINE_H
@@ -166,10 +166,15 @@ enum pc_priority { PC_PRIO_USER, PC_PRIO_HIGH, PC_PRIO_NORMAL, PC_PRIO_LOW };
 
 struct pc_slot;
 
-/* Take the model's context from its decode loop once the current step ends: every task pauses
- * (keeping its sequence) until pc_slot_release. For short maintenance work only (embeddings,
- * dropping every sequence, tests); requests and precharges go through pc_gen_start. Never
- * fails: *out is the slot. Must not be called from the loop's thread (an evict hook). */
+/* Run fn(slot, arg) on the model's decode loop between two steps, and wait until it returns:
+ * the work that needs the context to itself (embeddings, dropping every sequence). Every task
+ * pauses meanwhile, keeping its sequence; requests and precharges go through pc_gen_start.
+ * Must not be called from the loop's thread (an evict hook). */
+void pc_model_call(struct pc_model *m, void (*fn)(struct pc_slot *s, void *arg), void *arg);
+
+/* For tests and tools that drive the context step by step from their own thread: take it from
+ * the decode loop once the current step ends, until pc_slot_release (the loop is parked).
+ * Never fails: *out is the slot. The daemon uses pc_model_call. */
 void pc_slot_acquire(struct pc_model *m, enum pc_priority prio, struct pc_slot **out /* OUT */);
 void pc_slot_release(struct pc_slot *s);
 struct pc_model *pc_slot_model(const struct pc_slot *s);

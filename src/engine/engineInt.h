@@ -38,6 +38,14 @@ struct pc_slot {
     struct pc_model *m;
 };
 
+/* A function to run on the loop's thread between two steps (pc_model_call). */
+struct pc_call {
+    void (*fn)(struct pc_slot *s, void *arg);
+    void *arg;
+    bool done;
+    struct pc_call *next;
+};
+
 enum pc_task_state { PC_TASK_WAITING, PC_TASK_PREFILL, PC_TASK_GENERATE, PC_TASK_DONE };
 
 /* One request or precharge: a task of the model's decode loop, and the bounded buffer through
@@ -121,6 +129,7 @@ struct pc_model {
     uint64_t next_order;
     uint64_t kicks; /* bumped by anything the loop may have to act on */
     bool stopping;
+    struct pc_call *calls; /* pc_model_call's, waiting for the loop to run them */
     unsigned slot_waiting; /* callers that asked for the context */
     bool slot_granted;     /* the loop is parked until slot_waiting drops to 0 */
     bool slot_taken;       /* one caller holds it */

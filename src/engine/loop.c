@@ -472,11 +472,26 @@ static void publish_stats(struct pc_model *m)
     m->lstats.waiting = waiting;
 }
 
+/* m->lock held, let go of while each runs: the calls waiting for the loop, in order. */
+static void run_calls(struct pc_model *m)
+{
+    while (m->calls != NULL) {
+        struct pc_call *c = m->calls;
+        m->calls = c->next;
+        pthread_mutex_unlock(&m->lock);
+        c->fn(&m->slot, c->arg);
+        pthread_mutex_lock(&m->lock);
+        c->done = true;
+        pthread_cond_broadcast(&m->cond);
+    }
+}
+
 static void *loop_main(void *arg)
 {
     struct pc_model *m = arg;
     pthread_mutex_lock(&m->lock);
     for (;;) {
+        run_calls(m);
         if (m->slot_waiting > 0) {
             /* Hand the context over between two steps, and wait until it comes back. */
             m->slot_granted = true;
@@ -494,8 +509,8 @@ static void *loop_main(void *arg)
         int32_t n = step(m);
         pthread_mutex_lock(&m->lock);
         publish_stats(m);
-        if (n == 0 && m->kicks == kicks && m->incoming == NULL && m->slot_waiting == 0 &&
-            !m->stopping)
+        if (n == 0 && m->kicks == kicks && m->incoming == NULL && m->calls == NULL &&
+            m->slot_waiting == 0 && !m->stopping)
             pthread_cond_wait(&m->cond, &m->lock);
     }
     pthread_mutex_unlock(&m->lock);
@@ -546,7 +561,27 @@ void pc_loop_stop(struct pc_model *m)
     m->threads = NULL;
 }
 
-/* ---- the slot --------------------------------------------------------------------------- */
+/* ---- calls and the slot ------------------------------------------------------------------ */
+
+void pc_model_call(struct pc_model *m, void (*fn)(struct pc_slot *s, void *arg), void *arg)
+{
+    struct pc_call c = {fn, arg, false, NULL};
+    pthread_mutex_lock(&m->lock);
+    if (!m->running) { /* no loop (it never started): nobody else has the context */
+        pthread_mutex_unlock(&m->lock);
+        fn(&m->slot, arg);
+        return;
+    }
+    struct pc_call **p = &m->calls;
+    while (*p != NULL)
+        p = &(*p)->next;
+    *p = &c;
+    m->kicks++;
+    pthread_cond_broadcast(&m->cond);
+    while (!c.done)
+        pthread_cond_wait(&m->cond, &m->lock);
+    pthread_mutex_unlock(&m->lock);
+}
 
 void pc_slot_acquire(struct pc_model *m, enum pc_priority prio, struct pc_slot **out)
 {

@@ -206,6 +206,28 @@ enum pc_err pc_infer_start(struct pc_infer *inf, const char *prompt,
     return rc;
 }
 
+/* The embeddings of a request, computed on the model's decode loop between two steps. */
+struct embed_call {
+    const char *const *texts;
+    size_t n;
+    bool truncate;
+    float *out;
+    uint32_t dim;
+    size_t n_tokens;
+    enum pc_err rc;
+    struct pc_error *err;
+};
+
+static void embed_on_loop(struct pc_slot *s, void *arg)
+{
+    struct embed_call *c = arg;
+    for (size_t i = 0; i < c->n && c->rc == PC_OK; i++) {
+        size_t k = 0;
+        c->rc = pc_slot_embed(s, c->texts[i], c->truncate, c->out + i * c->dim, &k, c->err);
+        c->n_tokens += k;
+    }
+}
+
 enum pc_err pc_infer_embed(struct pc_infer *inf, const char *const *texts, size_t n, bool truncate,
                            float *out, size_t *n_tokens, struct pc_error *err)
 {
@@ -219,16 +241,12 @@ enum pc_err pc_infer_embed(struct pc_infer *inf, const char *const *texts, size_
                             inf->model);
     pc_events_publish(inf->srv->events, PC_EV_LLM_REQUESTED, inf->norm, inf->id,
                       json_pack("{s:I}", "inputs", (json_int_t)n));
-    pc_slot_acquire(m, PC_PRIO_USER, &inf->slot);
+    struct embed_call c = {texts, n, truncate, out, dim, 0, PC_OK, err};
+    pc_model_call(m, embed_on_loop, &c);
     leave_queue(inf);
-    for (size_t i = 0; i < n; i++) {
-        size_t k = 0;
-        enum pc_err rc = pc_slot_embed(inf->slot, texts[i], truncate, out + i * dim, &k, err);
-        if (rc != PC_OK)
-            return rc;
-        *n_tokens += k;
-    }
-    return PC_OK;
+    inf->embedded = true;
+    *n_tokens = c.n_tokens;
+    return c.rc;
 }
 
 static void first_token(struct pc_infer *inf, size_t len, bool done)
@@ -325,9 +343,8 @@ void pc_infer_close(struct pc_infer *inf)
     }
     /* The task first (the loop ends it at its next step; its sequence stays live), then the
      * model. */
-    bool served = inf->gen != NULL || inf->slot != NULL;
+    bool served = inf->gen != NULL || inf->embedded;
     pc_gen_free(inf->gen);
-    pc_slot_release(inf->slot);
     pc_pool_release(inf->srv->pool, inf->entry);
     if (served) {
         pc_events_publish(inf->srv->events, PC_EV_LLM_COMPLETED, inf->norm, inf->id, data);

@@ -13,7 +13,7 @@ struct pc_infer {
     char norm[256];  /* the store's name for it */
     char id[37];     /* correlation id of LlmRequested / LlmCompleted */
     struct pc_pool_entry *entry;
-    struct pc_slot *slot;
+    bool embedded; /* pc_infer_embed ran */
     struct pc_gen *gen;
     struct pc_restore restore;
     int64_t keep_alive_ns; /* -1: the pool's default */

@@ -107,17 +107,20 @@ static void discover(struct pc_server *s)
                       json_pack("{s:o, s:s}", "models", names, "category", "local"));
 }
 
+static void drop_all(struct pc_slot *s, void *arg)
+{
+    (void)arg;
+    pc_slot_drop_all(s);
+}
+
 /* The pool's unloads: the model's live sequences go down to the RAM tier (live -> RAM), and
  * ModelEvicted goes out with why (evicted, expired, unloaded). */
 static void on_model_unload(void *user, const char *name, struct pc_model *m, const char *why)
 {
     struct pc_server *s = user;
-    struct pc_slot *slot = NULL;
     pc_server_metrics_unloaded(&s->metrics, name, why);
     pc_preloader_on_unload(s->preloader, name, why); /* its status first: then the event */
-    pc_slot_acquire(m, PC_PRIO_LOW, &slot);
-    pc_slot_drop_all(slot);
-    pc_slot_release(slot);
+    pc_model_call(m, drop_all, NULL);
     char id[37];
     pc_uuid(id);
     pc_events_publish(s->events, PC_EV_MODEL_EVICTED, name, id, json_pack("{s:s}", "reason", why));

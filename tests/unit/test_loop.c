@@ -1,7 +1,8 @@
 /* test_loop.c - a model's decode loop on a real (tiny, random) model: a sequence decoded in a
  * batch with others gives the logits and the answer it gives alone; a consumer that stops
  * reading gives its place to one that reads; a user's request outranks a storm of precharges;
- * a consumer that lets go cancels its task and leaves its sequence for the next. */
+ * a consumer that lets go cancels its task and leaves its sequence for the next; a call runs on
+ * the loop's thread between two steps. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -10,6 +11,7 @@
 #include <cmocka.h>
 
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -260,6 +262,39 @@ static void test_letting_go_cancels_and_keeps_the_sequence(void **state)
     pc_model_free(m);
 }
 
+struct call_seen {
+    pthread_t caller;
+    bool on_other_thread;
+    size_t live;
+};
+
+static void look(struct pc_slot *s, void *arg)
+{
+    struct call_seen *c = arg;
+    c->on_other_thread = !pthread_equal(pthread_self(), c->caller);
+    c->live = pc_slot_list(s, NULL, 0);
+}
+
+/* A call runs on the loop's own thread between two steps, while a generation is under way;
+ * the generation goes on after it. */
+static void test_a_call_runs_on_the_loop_between_steps(void **state)
+{
+    (void)state;
+    struct pc_model *m = load(1024, 4);
+    struct pc_gen *g = start(m, "Hello there", 200, PC_PRIO_USER, false, false);
+    struct pc_error err = {0};
+    assert_int_equal(pc_gen_wait_prompt(g, &err), PC_OK);
+    struct call_seen c = {.caller = pthread_self()};
+    pc_model_call(m, look, &c);
+    assert_true(c.on_other_thread);
+    assert_int_equal(c.live, 1); /* the generation's sequence, paused */
+    drain(g);
+    assert_string_equal(pc_gen_done_reason(g), "length");
+    assert_int_equal(pc_gen_stats(g)->eval_tokens, 200);
+    pc_gen_free(g);
+    pc_model_free(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -267,6 +302,7 @@ int main(void)
         cmocka_unit_test(test_a_stalled_consumer_does_not_hold_the_model),
         cmocka_unit_test(test_users_outrank_a_storm_of_precharges),
         cmocka_unit_test(test_letting_go_cancels_and_keeps_the_sequence),
+        cmocka_unit_test(test_a_call_runs_on_the_loop_between_steps),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }
