@@ -2,8 +2,8 @@
 // demand, a daemon started on an ephemeral port with its own home, and time to first token of a
 // streamed /api/chat for a form's system context and a question.
 import { spawn, execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { existsSync, mkdirSync, readdirSync, readlinkSync, lstatSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 
 export const root = resolve(new URL('..', import.meta.url).pathname);
 export const bin = process.env.PC_BIN ?? join(root, 'build/bin/precharge');
@@ -18,10 +18,23 @@ export function presetModel(preset = 'tinyllama') {
   return model;
 }
 
+// The directories that the store's links (home/models/*.gguf) lead to: the daemon serves a link
+// only into a directory it is allowed to read models from (--model-dir).
+function linkedDirs(home) {
+  const models = join(home, 'models');
+  if (!existsSync(models)) return [];
+  return readdirSync(models)
+    .map((f) => join(models, f))
+    .filter((p) => lstatSync(p).isSymbolicLink())
+    .map((p) => dirname(resolve(models, readlinkSync(p))));
+}
+
 // `precharge serve` on 127.0.0.1, an ephemeral port, with home as PRECHARGE_HOME.
 export async function start(home, env = {}) {
+  const dirs = [...new Set(linkedDirs(home))].join(':');
   const proc = spawn(bin, ['serve', '--host', '127.0.0.1:0'], {
-    env: { ...process.env, PRECHARGE_HOME: home, PRECHARGE_THREADS: '2', PRECHARGE_KEEP_ALIVE: '-1', ...env },
+    env: { ...process.env, PRECHARGE_HOME: home, PRECHARGE_THREADS: '2', PRECHARGE_KEEP_ALIVE: '-1',
+           ...(dirs ? { PRECHARGE_MODEL_DIRS: dirs } : {}), ...env },
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   let log = '';
