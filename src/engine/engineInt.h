@@ -245,10 +245,14 @@ struct pc_threads;
 /* The CPUs this process may really use: its affinity mask, capped by a cgroup CPU quota. */
 int32_t pc_threads_available(void);
 
-/* The policy: as many threads as the available CPUs that other processes leave idle, at least
- * one, re-measured every interval. pc_threads_pick returns the count for the next decode. */
+/* The policy: as many threads as the available CPUs that other processes leave idle, shared
+ * among the process's loops that decode at the same moment, at least one; the idle CPUs are
+ * re-measured once a second. pc_threads_pick returns the count for the next decode, made
+ * between pc_threads_begin and pc_threads_end. */
 struct pc_threads *pc_threads_new(void);
 int32_t pc_threads_pick(struct pc_threads *t);
+void pc_threads_begin(void);
+void pc_threads_end(void);
 void pc_threads_free(struct pc_threads *t);
 
 #endif

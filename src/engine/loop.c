@@ -418,6 +418,7 @@ static int32_t step(struct pc_model *m)
         build(m, batch_n);
         if (m->batch.n_tokens == 0)
             return 0;
+        pc_threads_begin();
         if (m->n_threads == 0) {
             int32_t t = pc_threads_pick(m->threads);
             if (t != m->lwork.threads) {
@@ -428,6 +429,7 @@ static int32_t step(struct pc_model *m)
         int64_t t0 = pc_clock_mono_ns();
         int32_t rc = llama_decode(m->ctx, m->batch);
         int64_t dt = pc_clock_mono_ns() - t0;
+        pc_threads_end();
         if (rc == 1) {
             make_room(m);
             if (m->n_active == 0)

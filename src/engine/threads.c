@@ -13,6 +13,10 @@
 
 #define REMEASURE_NS 1000000000LL
 
+/* Decode loops of this process between pc_threads_begin and pc_threads_end: the CPUs are shared
+ * among them (the /proc figures count them all as this process's own). */
+static atomic_int decoding;
+
 struct pc_threads {
     int32_t avail;
     int32_t current;
@@ -95,14 +99,32 @@ struct pc_threads *pc_threads_new(void)
     return t;
 }
 
+void pc_threads_begin(void)
+{
+    atomic_fetch_add(&decoding, 1);
+}
+
+void pc_threads_end(void)
+{
+    atomic_fetch_sub(&decoding, 1);
+}
+
+/* The CPUs left to this process, shared among its loops that decode now (this one included). */
+static int32_t share(const struct pc_threads *t)
+{
+    int loops = atomic_load(&decoding);
+    int32_t n = loops > 1 ? t->current / loops : t->current;
+    return n < 1 ? 1 : n;
+}
+
 int32_t pc_threads_pick(struct pc_threads *t)
 {
     int64_t now = pc_clock_mono_ns();
     if (t->have_sample && now - t->last_ns < REMEASURE_NS)
-        return t->current;
+        return share(t);
     unsigned long long busy, total, self;
     if (!sample(&busy, &total, &self))
-        return t->current;
+        return share(t);
     if (t->have_sample && total > t->last_total) {
         long online = sysconf(_SC_NPROCESSORS_ONLN);
         double cpus = online > 0 ? (double)online : 1.0;
@@ -116,7 +138,7 @@ int32_t pc_threads_pick(struct pc_threads *t)
     t->last_self = self;
     t->last_ns = now;
     t->have_sample = true;
-    return t->current;
+    return share(t);
 }
 
 void pc_threads_free(struct pc_threads *t)
