@@ -103,6 +103,11 @@ const char *pc_chat_prompt_text(const struct pc_chat_prompt *p);
  * the answer is free (*out zeroed). */
 bool pc_chat_prompt_grammar(const struct pc_chat_prompt *p, struct pc_chat_grammar *out /* OUT */);
 
+/* The template's preserved tokens (tool-call and thinking markers) that are single tokens of
+ * the model: the answer keeps their text even when they are control tokens, so that the parser
+ * sees them. The array is valid while p is. */
+const int32_t *pc_chat_prompt_preserved(const struct pc_chat_prompt *p, size_t *n /* OUT */);
+
 /* Stop strings that the template's format adds; the array is valid while p is. */
 const char *const *pc_chat_prompt_stops(const struct pc_chat_prompt *p, size_t *n /* OUT */);
 

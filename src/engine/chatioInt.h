@@ -54,6 +54,7 @@ struct pc_chat_prompt {
     std::vector<std::string> patterns;
     std::vector<const char *> pattern_ptrs;
     std::vector<int32_t> trigger_tokens;
+    std::vector<int32_t> preserved; /* the template's preserved tokens that are one token */
     std::vector<std::string> stops;
     std::vector<const char *> stop_ptrs;
     /* For the parser: common_chat_parser_params' parts, as common_chat_params gave them. */

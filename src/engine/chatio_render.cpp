@@ -243,6 +243,13 @@ extern "C" enum pc_err pc_chat_tmpl_render(const struct pc_chat_tmpl *t,
             p->prefix_tokens = prefix_tokens(vocab, p->text, cp.generation_prompt);
         if (p->lazy)
             add_triggers(p, cp, vocab);
+        /* Tool and thinking markers that are control tokens (Llama 3.1's <|python_tag|>) keep
+         * their text in the answer, for the parser: llama-server's preserved tokens. */
+        for (const std::string &s : cp.preserved_tokens) {
+            std::vector<llama_token> ids = common_tokenize(vocab, s, false, true);
+            if (ids.size() == 1)
+                p->preserved.push_back(ids[0]);
+        }
         p->stops = cp.additional_stops;
         for (const std::string &s : p->stops)
             p->stop_ptrs.push_back(s.c_str());
@@ -282,6 +289,12 @@ extern "C" bool pc_chat_prompt_grammar(const struct pc_chat_prompt *p, struct pc
     out->tokens = p->trigger_tokens.data();
     out->n_tokens = p->trigger_tokens.size();
     return true;
+}
+
+extern "C" const int32_t *pc_chat_prompt_preserved(const struct pc_chat_prompt *p, size_t *n)
+{
+    *n = p->preserved.size();
+    return p->preserved.data();
 }
 
 extern "C" const char *const *pc_chat_prompt_stops(const struct pc_chat_prompt *p, size_t *n)

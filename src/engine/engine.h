@@ -256,6 +256,10 @@ struct pc_sampling {
     /* A chat's grammar (pc_chat_prompt_grammar: a schema, tool calls), instead of json; its
      * strings belong to the pc_chat_prompt, which outlives the generation. */
     struct pc_chat_grammar grammar;
+    /* Tokens whose text the answer keeps although they are control tokens (the template's
+     * preserved tokens: pc_chat_prompt_preserved); copied at pc_gen_start. */
+    const int32_t *keep_special;
+    size_t n_keep_special;
 };
 
 /* Ollama's defaults. */

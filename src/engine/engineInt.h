@@ -64,6 +64,8 @@ struct pc_gen {
     bool want_logits;
     struct pc_restore_offer offer; /* .blob NULL: none */
     int32_t num_predict;
+    llama_token *keep_special; /* rendered with their text (pc_sampling.keep_special) */
+    size_t n_keep_special;
     const atomic_bool *ext_cancel;
     atomic_bool cancel; /* the consumer let go */
 

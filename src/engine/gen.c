@@ -42,6 +42,7 @@ static void gen_destroy(struct pc_gen *g)
     free(g->blob);
     free(g->logits);
     free(g->cuts);
+    free(g->keep_special);
     free(g);
 }
 
@@ -111,6 +112,15 @@ enum pc_err pc_gen_start(struct pc_model *m, const struct pc_gen_request *req, s
     if (rc != PC_OK) {
         gen_destroy(g);
         return rc;
+    }
+    if (req->sampling.n_keep_special > 0) {
+        size_t bytes = req->sampling.n_keep_special * sizeof(*g->keep_special);
+        if ((g->keep_special = malloc(bytes)) == NULL) {
+            gen_destroy(g);
+            return pc_error_set(err, PC_ERR_NOMEM, "generation: out of memory");
+        }
+        memcpy(g->keep_special, req->sampling.keep_special, bytes);
+        g->n_keep_special = req->sampling.n_keep_special;
     }
     g->prio = req->priority;
     g->prefill_only = req->prefill_only;

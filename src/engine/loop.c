@@ -288,8 +288,11 @@ static bool sample(struct pc_model *m, struct pc_gen *g)
         return false;
     }
     g->st.eval_tokens++;
+    bool special = false;
+    for (size_t i = 0; i < g->n_keep_special && !special; i++)
+        special = g->keep_special[i] == tok;
     char piece[256];
-    int32_t n = llama_token_to_piece(m->vocab, tok, piece, sizeof(piece), 0, false);
+    int32_t n = llama_token_to_piece(m->vocab, tok, piece, sizeof(piece), 0, special);
     if (n < 0)
         n = 0;
     if (!pc_emit_push(&g->emit, piece, (size_t)n)) {

@@ -305,6 +305,7 @@ enum pc_err pc_chatreq_render(struct pc_chatreq *c, struct pc_model *m, const ch
     struct pc_sampling *s = &opts->sampling;
     if (pc_chat_prompt_grammar(c->prompt, &s->grammar))
         s->json = false;
+    s->keep_special = pc_chat_prompt_preserved(c->prompt, &s->n_keep_special);
     size_t n = 0;
     const char *const *stops = pc_chat_prompt_stops(c->prompt, &n);
     for (size_t i = 0; i < n && s->n_stop < PC_GENOPTS_MAX_STOPS; i++)
