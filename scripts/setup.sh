@@ -20,10 +20,11 @@ lock="$root/deps/llama.lock"
 # nginx: the download tests and bench_download.sh run their own nginx on a loopback port (the
 # package's system service is not used); curl: bench_download.sh compares against it.
 # clang and its runtime libraries (libFuzzer, the sanitizers): the fuzz targets of tests/fuzz;
-# wrk: the HTTP load test and bench_http.sh.
+# wrk: the HTTP load test and bench_http.sh; chromium: the dashboard's browser tests (headless,
+# driven by playwright-core).
 debs=(build-essential cmake pkg-config git openssl nodejs npm ca-certificates
       libcurl4-openssl-dev libmicrohttpd-dev libjansson-dev libssl-dev libcmocka-dev
-      nginx curl clang libclang-rt-dev wrk)
+      nginx curl clang libclang-rt-dev wrk chromium)
 
 say() { printf 'setup: %s\n' "$*" >&2; }
 

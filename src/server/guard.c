@@ -9,6 +9,7 @@
 #include <strings.h>
 
 #include "serverInt.h"
+#include "ui.h"
 
 bool pc_guard_is_loopback(const char *host)
 {
@@ -184,7 +185,7 @@ bool pc_guard_admit(const struct pc_http_req *req, struct pc_http_reply *reply)
                             origin, origin);
         return false;
     }
-    if (cfg->api_key[0] == '\0' || is_probe(req))
+    if (cfg->api_key[0] == '\0' || is_probe(req) || pc_ui_is_page(req))
         return true;
     size_t len = 0;
     const char *token = pc_guard_bearer(pc_http_header(req, "Authorization"), &len);

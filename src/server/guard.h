@@ -35,7 +35,7 @@ bool pc_guard_origin_listed(const char (*origins)[256], size_t n, const char *or
 /* pc_http_options.admit: answers a CORS preflight (204 for a listed origin, 403 for another),
  * refuses a request from an origin that is not listed (403), and, when an API key is set,
  * one without it (401 with WWW-Authenticate: Bearer), except GET or HEAD of /health and
- * /ready. Reads req->srv's configuration. */
+ * /ready and the dashboard's static files (pc_ui_is_page). Reads req->srv's configuration. */
 bool pc_guard_admit(const struct pc_http_req *req, struct pc_http_reply *reply);
 
 /* pc_http_options.decorate: Access-Control-Allow-Origin and Vary: Origin for a listed

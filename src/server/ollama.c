@@ -13,6 +13,7 @@
 #include "chatreq.h"
 #include "genopts.h"
 #include "infer.h"
+#include "ui.h"
 
 /* What one /api/generate or /api/chat request asked for. */
 struct ollama_req {
@@ -508,7 +509,8 @@ static void handle_health(const struct pc_http_req *req, struct pc_http_reply *r
 
 static void handle_root(const struct pc_http_req *req, struct pc_http_reply *reply)
 {
-    (void)req;
+    if (pc_ui_redirect_root(req, reply))
+        return; /* a browser: the dashboard; curl and Ollama's clients get the text */
     reply->status = 200;
     reply->content_type = "text/plain; charset=utf-8";
     reply->body = strdup("precharge is running");

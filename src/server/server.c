@@ -23,6 +23,7 @@
 #include "store_api.h"
 #include "pool_api.h"
 #include "settings.h"
+#include "ui.h"
 
 /* Turn the budget setting into bytes, now that the daemon starts. */
 static void resolve_budget(struct pc_server_config *cfg)
@@ -87,6 +88,7 @@ const struct pc_http_route *const pc_server_routes[] = {
     pc_embed_routes,
     pc_openai_routes,
     pc_metrics_routes,
+    pc_ui_routes,
     NULL,
 };
 
