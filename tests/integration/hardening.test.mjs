@@ -165,7 +165,9 @@ test('a 5 MB precharge context is a 400 that names the limit; max_prompt_tokens 
   const d2 = await startDaemon({ home, env: { PRECHARGE_MAX_PROMPT_TOKENS: '16' } });
   try {
     const big = 'word '.repeat(1 << 20); // 5 MiB, under the 8 MiB body limit
-    const r = await post(d.url, '/api/precharge', { model: 'tiny', prompt: big, wait: true });
+    // Tokenizing 5 MiB takes a while in the sanitizer build: wait for the answer as long as the
+    // daemon allows.
+    const r = await post(d.url, '/api/precharge', { model: 'tiny', prompt: big, wait: true, timeout: 600 });
     assert.equal(r.status, 400);
     assert.match(JSON.parse(r.text).error,
       /^the context is \d+ tokens; the limit is 511 \(context length 512, less one token for the answer\)$/);
