@@ -208,8 +208,11 @@ static void print_estimate(const char *path, json_t *out)
     struct pc_estimate est;
     struct pc_error err = {0};
     if (pc_model_estimate(path, &p, &est, &err) != PC_OK) {
+        /* A header that llama.cpp would abort on is refused here too: say so in both forms. */
         if (out == NULL)
             printf("  %-16s %s\n", "memory", err.msg);
+        else
+            json_object_set_new(out, "memory_error", json_string(err.msg));
         return;
     }
     if (out != NULL) {

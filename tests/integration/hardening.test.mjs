@@ -368,3 +368,19 @@ test('malformed framing is answered at once, 400 or 413, and the connection clos
     cleanup(home);
   }
 });
+
+test('precharge model info names a header value that llama.cpp would abort on', () => {
+  const home = tempHome('hard-info');
+  try {
+    makeBadModel(home, 'layers0', 'llama.block_count=u32:0');
+    const file = join(home, 'models', 'layers0.gguf');
+    const env = { ...process.env, PRECHARGE_HOME: home };
+    const text = execFileSync(BIN, ['model', 'info', file], { env }).toString();
+    assert.match(text, /memory +".*layers0\.gguf": header key llama\.block_count is 0; llama\.cpp needs 1 to 512/);
+    const json = JSON.parse(execFileSync(BIN, ['model', 'info', file, '--json'], { env }).toString());
+    assert.match(json.memory_error, /header key llama\.block_count is 0/);
+    assert.equal(json.memory_estimate, undefined);
+  } finally {
+    cleanup(home);
+  }
+});
