@@ -542,6 +542,52 @@ static void test_a_snapshot_that_was_not_stored(void **state)
     assert_int_equal(system(cmd), 0);
 }
 
+/* Snapshots belong to their model file: a file that changed (another key now) or went takes its
+ * snapshots with it; snapshots of names that are not the store's stay. */
+static void test_snapshots_of_a_changed_or_deleted_file_are_dropped(void **state)
+{
+    (void)state;
+    char snapdir[PATH_MAX + 16], other[PATH_MAX + 32], key[17];
+    struct pc_error err = {0};
+    snprintf(snapdir, sizeof(snapdir), "%s/stale-snapshots", dir);
+    snprintf(other, sizeof(other), "%s/other.gguf", models);
+    make_tiny_model(other);
+    assert_int_equal(pc_model_key(other, key, &err), PC_OK);
+    struct pc_snapstore *st = NULL;
+    assert_int_equal(pc_snapstore_open(snapdir, 1 << 30, 1 << 30, &st, &err), PC_OK);
+    int32_t toks[] = {1, 2, 3, 4};
+    struct pc_snapshot_meta now = {"other", "local"}, by_path = {"/elsewhere/x.gguf", "local"};
+    const struct {
+        const char *key;
+        const struct pc_snapshot_meta *meta;
+        size_t n;
+    } saves[] = {{key, &now, 4}, {"0123456789abcdef", &now, 3}, {"fedcba9876543210", &by_path, 2}};
+    for (size_t i = 0; i < 3; i++) {
+        uint8_t *blob = calloc(1, 16);
+        assert_int_equal(pc_snapstore_save(st, saves[i].key, saves[i].meta, toks, saves[i].n, blob,
+                                           16, true, &err),
+                         PC_OK);
+    }
+    /* The one of another key (the file as it was before) goes. */
+    assert_int_equal(pc_snapstore_drop_stale(st, models), 1);
+    assert_int_equal(pc_snapstore_tier(st, key, toks, 4), PC_TIER_DISK);
+    assert_int_equal(pc_snapstore_tier(st, "0123456789abcdef", toks, 3), PC_TIER_LIVE);
+    /* The file goes: so does its snapshot, from RAM and disk. The path's stays. */
+    assert_int_equal(unlink(other), 0);
+    assert_int_equal(pc_snapstore_drop_stale(st, models), 1);
+    assert_int_equal(pc_snapstore_tier(st, key, toks, 4), PC_TIER_LIVE);
+    assert_int_equal(pc_snapstore_tier(st, "fedcba9876543210", toks, 2), PC_TIER_DISK);
+    assert_int_equal(pc_snapstore_disk_bytes(st) > 0, true);
+    pc_snapstore_close(st);
+    /* Nothing of them is indexed again after a restart. */
+    assert_int_equal(pc_snapstore_open(snapdir, 1 << 30, 1 << 30, &st, &err), PC_OK);
+    struct pc_snapshot_info *list = NULL;
+    assert_int_equal(pc_snapstore_list(st, &list), 1);
+    assert_string_equal(list[0].meta.model, "/elsewhere/x.gguf");
+    free(list);
+    pc_snapstore_close(st);
+}
+
 static void test_events_and_failures(void **state)
 {
     (void)state;
@@ -597,6 +643,7 @@ int main(void)
         cmocka_unit_test(test_debounce_supersedes_only_for_a_key),
         cmocka_unit_test(test_caller_correlation_ids_and_categories),
         cmocka_unit_test(test_a_snapshot_that_was_not_stored),
+        cmocka_unit_test(test_snapshots_of_a_changed_or_deleted_file_are_dropped),
         cmocka_unit_test(test_events_and_failures),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
