@@ -523,6 +523,14 @@ enum pc_err pc_http_start(const char *host, int port, const struct pc_http_route
     freeaddrinfo(ai);
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(h->daemon, MHD_DAEMON_INFO_BIND_PORT);
     h->port = info ? info->port : port;
+    if (h->opts.max_connections_per_ip > 0)
+        pc_log_info("http",
+                    "up to %u connections (the open-file limit allows), %u per client "
+                    "address",
+                    h->opts.max_connections, h->opts.max_connections_per_ip);
+    else
+        pc_log_info("http", "up to %u connections (the open-file limit allows)",
+                    h->opts.max_connections);
     *out = h;
     return PC_OK;
 fail:
@@ -534,11 +542,6 @@ fail:
 int pc_http_port(const struct pc_http *h)
 {
     return h->port;
-}
-
-unsigned pc_http_max_connections(const struct pc_http *h)
-{
-    return h->opts.max_connections;
 }
 
 void pc_http_stop(struct pc_http *h)

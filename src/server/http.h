@@ -49,11 +49,11 @@ const char *pc_http_header(const struct pc_http_req *req, const char *name);
  * any number of times, also before or during a poll; it must never block, and it is never lost
  * (a wake between a WAIT and the connection's suspension resumes it).
  *
- * free runs exactly once: when the reply is done or the client went away (a client that hangs
- * up while its stream waits is noticed at once, so the producer can cancel). After an END it
- * runs on the HTTP layer's own thread, so it must be quick; after a cut it runs on a worker,
- * and may wait (to cancel a thread and join it). Once free returns, wake must not be called
- * again: free waits out a wake in progress.
+ * free runs exactly once, on a worker (it may wait: to cancel work and join a thread, to
+ * release a model): after an END, before the end of the reply goes out, so that what it
+ * records is there when the client sees the end; or when the client went away (one that hangs
+ * up while its stream waits is noticed at once, so the producer can cancel). Once free
+ * returns, wake must not be called again: free waits out a wake in progress.
  */
 struct pc_http_stream {
     void *ctx;
@@ -143,10 +143,6 @@ enum pc_err pc_http_start(const char *host, int port, const struct pc_http_route
 
 /* The port actually bound. */
 int pc_http_port(const struct pc_http *h);
-
-/* The connection limit in force (options' max_connections, or the one the open-file limit
- * allowed). */
-unsigned pc_http_max_connections(const struct pc_http *h);
 
 /* Stop accepting, let running handlers finish, cut open connections and streams, free.
  * pc_http_stop(NULL) does nothing. */

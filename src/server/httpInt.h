@@ -22,7 +22,7 @@ struct pc_http {
     struct pc_server *srv;
     struct pc_metric *requests;   /* precharge_http_requests_total, or NULL */
     struct pc_deadline *deadline; /* requests that do not arrive in time; NULL: no timeout */
-    struct pc_workers *workers;   /* run handlers, and free the streams that were cut */
+    struct pc_workers *workers;   /* run handlers, and the producers' frees */
     int port;
 
     /* lock guards the fields below, and the wait fields of every stream (http_stream.c). It is

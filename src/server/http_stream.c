@@ -29,6 +29,7 @@ struct stream_state {
     size_t off;
     bool ended;    /* poll said END */
     bool watching; /* watch was called */
+    bool freed;    /* the producer's free ran (on a worker, before the end went out) */
 
     /* Guarded by h->lock. */
     bool woken;     /* a wake came since the last poll began */
@@ -170,6 +171,43 @@ void pc_http_watcher_stop(struct pc_http *h)
 
 /* ---- the reader --------------------------------------------------------------------------- */
 
+/* On a worker: the producer's free, then the connection resumed to send the end. */
+static void free_ended(void *arg)
+{
+    struct stream_state *st = arg;
+    struct pc_http *h = st->h;
+    if (st->s.free)
+        st->s.free(st->s.ctx);
+    pthread_mutex_lock(&h->lock);
+    st->freed = true;
+    MHD_resume_connection(st->mc);
+    if (--h->running == 0)
+        pthread_cond_broadcast(&h->idle);
+    pthread_mutex_unlock(&h->lock);
+}
+
+/* The producer's last bytes are out. Its free may wait (a model released, a manifest written
+ * and synced), which the loop that serves every connection must not do: it runs on a worker,
+ * the connection suspended, and the end goes out after it, so that what free records (events,
+ * metrics) is there when the client sees the end. */
+static ssize_t finish(struct stream_state *st)
+{
+    struct pc_http *h = st->h;
+    if (st->freed)
+        return MHD_CONTENT_READER_END_OF_STREAM;
+    pthread_mutex_lock(&h->lock);
+    if (h->stopping) {
+        pthread_mutex_unlock(&h->lock);
+        return MHD_CONTENT_READER_END_WITH_ERROR;
+    }
+    h->running++;
+    MHD_suspend_connection(st->mc);
+    pthread_mutex_unlock(&h->lock);
+    if (!pc_workers_submit(h->workers, free_ended, st))
+        free_ended(st);
+    return 0;
+}
+
 /* libmicrohttpd's content reader, on its thread: what the producer has, else suspend. */
 static ssize_t stream_read(void *cls, uint64_t pos, char *out, size_t max)
 {
@@ -186,7 +224,7 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *out, size_t max)
             return (ssize_t)n;
         }
         if (st->ended)
-            return MHD_CONTENT_READER_END_OF_STREAM;
+            return finish(st);
         pc_buf_reset(&st->buf);
         st->off = 0;
         pthread_mutex_lock(&h->lock);
@@ -220,7 +258,7 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *out, size_t max)
 static void release_stream(void *arg)
 {
     struct stream_state *st = arg;
-    if (st->s.free)
+    if (!st->freed && st->s.free)
         st->s.free(st->s.ctx);
     pc_buf_free(&st->buf);
     free(st);
@@ -233,10 +271,9 @@ static void stream_free(void *cls)
     if (st->suspended) /* never expected: the daemon resumes every stream before it stops */
         unlink_locked(st);
     pthread_mutex_unlock(&st->h->lock);
-    /* A stream that ended is freed here, so that what its free records comes right after its
-     * last bytes; one cut short (the client went away) may have to cancel work and wait for
-     * it, which the loop that serves every connection must not do. */
-    if (st->ended || !pc_workers_submit(st->h->workers, release_stream, st))
+    /* A stream cut short (the client went away, a HEAD, the daemon stops) has its producer
+     * freed on a worker: it may cancel work and wait for it. */
+    if (st->freed || !pc_workers_submit(st->h->workers, release_stream, st))
         release_stream(st);
 }
 

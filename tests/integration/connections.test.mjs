@@ -89,7 +89,8 @@ const threads = () => readdirSync(`/proc/${d.proc.pid}/task`).length;
 
 async function metric(name) {
   const text = (await get(d.url, '/metrics')).text;
-  const m = text.match(new RegExp(`^${name} (\\S+)$`, 'm'));
+  const esc = name.replace(/[{}"]/g, (c) => `\\${c}`);
+  const m = text.match(new RegExp(`^${esc} (\\S+)$`, 'm'));
   return m ? Number(m[1]) : NaN;
 }
 
@@ -135,6 +136,20 @@ test('2,000 idle connections and 300 quiet event streams: caps hold, no thread e
   assert.equal(chat.status, 200, chat.text);
   assert.equal(JSON.parse(chat.text).done, true);
   assert.equal(a.filter((s) => s.closedByPeer).length, 10, 'the idle ones are still open');
+
+  // A stream's end goes out after its producer's free has run: what free records (the
+  // LlmCompleted event that leaves the model precharged, the token counters) is there when the
+  // client has read the end, with no waiting.
+  const before = await metric('precharge_generated_tokens_total{model="tiny"}');
+  const streamed = await post(d.url, '/api/chat', {
+    model: 'tiny', stream: true, messages: [{ role: 'user', content: 'again' }],
+    options: { num_predict: 4, temperature: 0 },
+  });
+  assert.equal(streamed.status, 200);
+  assert.match(streamed.text, /"done":true/);
+  const st = JSON.parse((await get(d.url, '/api/models/tiny/state')).text);
+  assert.equal(st.state, 'precharged');
+  assert.ok((await metric('precharge_generated_tokens_total{model="tiny"}')) > before);
 
   // Clients that hang up mid-stream free their subscriptions at once, and make room.
   for (const s of streams.slice(0, 20)) s.destroy();
