@@ -88,14 +88,6 @@ static void drain(struct pc_gen *g)
     }
 }
 
-static float max_diff(const float *a, const float *b, int32_t n)
-{
-    float d = 0;
-    for (int32_t i = 0; i < n; i++)
-        d = fmaxf(d, fabsf(a[i] - b[i]));
-    return d;
-}
-
 /* Four prompts handed over while the loop is parked go into one batch. The first one's logits
  * and its greedy answer are those it gets decoded alone. Each row of a batch is computed by the
  * same kernels over the same cells of its own sequence (the others' cells are masked out), so
@@ -132,7 +124,7 @@ static void test_batch_gives_what_alone_gives(void **state)
         gs[i] = start(m, texts[i], 16, PC_PRIO_USER, false, i == 0);
     pc_slot_release(slot);
     assert_int_equal(pc_gen_wait_prompt(gs[0], &err), PC_OK);
-    float diff = max_diff(base, pc_gen_logits(gs[0], &n_vocab), n_vocab);
+    float diff = test_max_diff(base, pc_gen_logits(gs[0], &n_vocab), n_vocab);
     print_message("batched vs alone: largest logit difference %g\n", (double)diff);
     assert_true(diff <= 1e-4f);
     for (int i = 0; i < 4; i++)

@@ -89,14 +89,6 @@ static void logits_for(struct pc_model *m, const int32_t *toks, size_t n,
     pc_gen_free(g);
 }
 
-static float max_diff(const float *a, const float *b, int32_t n)
-{
-    float d = 0;
-    for (int32_t i = 0; i < n; i++)
-        d = fmaxf(d, fabsf(a[i] - b[i]));
-    return d;
-}
-
 /* The same next-token logits whether the prefix is recomputed, copied from a live sequence,
  * restored from RAM, or restored from a disk file by a new store (a restart). The prefix is
  * decoded in one batch and the question in another in every case, so the sums run in the same
@@ -129,7 +121,7 @@ static void test_tiers_give_the_same_logits(void **state)
     pc_slot_release(slot);
     logits_for(m, full, nfull, NULL, got, &n_vocab, &cached, NULL);
     assert_int_equal(cached, (int32_t)npre);
-    assert_true(max_diff(base, got, n_vocab) == 0.0f);
+    assert_true(test_max_diff(base, got, n_vocab) == 0.0f);
 
     /* RAM: the precharged sequence serialized, restored into another context. */
     struct pc_model *m2 = load();
@@ -138,7 +130,7 @@ static void test_tiers_give_the_same_logits(void **state)
     pc_slot_release(slot);
     logits_for(m2, full, nfull, NULL, got, &n_vocab, &cached, NULL);
     assert_int_equal(cached, (int32_t)npre);
-    assert_true(max_diff(base, got, n_vocab) == 0.0f);
+    assert_true(test_max_diff(base, got, n_vocab) == 0.0f);
 
     /* The same, offered to the prefix planner of a fresh model: it restores it. */
     struct pc_model *m6 = load();
@@ -147,7 +139,7 @@ static void test_tiers_give_the_same_logits(void **state)
     logits_for(m6, full, nfull, &offer, got, &n_vocab, &cached, &rr);
     assert_true(rr.used);
     assert_int_equal(cached, (int32_t)npre);
-    assert_true(max_diff(base, got, n_vocab) == 0.0f);
+    assert_true(test_max_diff(base, got, n_vocab) == 0.0f);
     /* Asked again, the live sequence gives as much: the offer is not restored twice. */
     logits_for(m6, full, nfull, &offer, got, &n_vocab, &cached, &rr);
     assert_false(rr.used);
@@ -185,7 +177,7 @@ static void test_tiers_give_the_same_logits(void **state)
     assert_false(r.failed);
     assert_int_equal(r.tokens, npre);
     assert_int_equal(cached, (int32_t)npre);
-    assert_true(max_diff(base, got, n_vocab) == 0.0f);
+    assert_true(test_max_diff(base, got, n_vocab) == 0.0f);
 
     /* Compacted: an unrelated sequence below the prefix is sent away and the prefix moved to
      * the start of the cache before the question is decoded; the logits do not change. */
@@ -204,7 +196,7 @@ static void test_tiers_give_the_same_logits(void **state)
     pc_slot_release(slot);
     logits_for(m5, full, nfull, NULL, got, &n_vocab, &cached, NULL);
     assert_int_equal(cached, (int32_t)npre);
-    assert_true(max_diff(base, got, n_vocab) == 0.0f);
+    assert_true(test_max_diff(base, got, n_vocab) == 0.0f);
     struct pc_seq_info infos[8];
     pc_slot_acquire(m5, PC_PRIO_USER, &slot);
     assert_int_equal(pc_slot_list(slot, infos, 8), 2); /* the prefix and the request, no more */

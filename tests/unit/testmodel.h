@@ -32,7 +32,18 @@ static inline void make_tiny_model(const char *path)
     }
 }
 
+#include <math.h>
+
 #include "engine/engine.h"
+
+/* The largest difference between two rows of logits. */
+static inline float test_max_diff(const float *a, const float *b, int32_t n)
+{
+    float d = 0;
+    for (int32_t i = 0; i < n; i++)
+        d = fmaxf(d, fabsf(a[i] - b[i]));
+    return d;
+}
 
 /* Load path with a small context on one thread; fails the test when it does not load. */
 static inline struct pc_model *load_test_model(const char *path, uint32_t n_ctx)
