@@ -3,6 +3,7 @@
  * and formats. The ollama provider's models go to its server. */
 #include "serverInt.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -19,6 +20,7 @@ struct embed_job {
     bool truncate;
     const char **texts;
     size_t n;
+    int64_t dimensions; /* "dimensions": keep the first this many components; 0 all */
     /* Out: n * dim floats, the tokens embedded, and the request (for its durations). */
     float *out;
     uint32_t dim;
@@ -53,6 +55,51 @@ static int embed_run(struct pc_server *srv, struct embed_job *j, struct pc_http_
 fail:
     pc_http_reply_pc_error(reply, &err);
     return -1;
+}
+
+/* "dimensions": absent or null keeps the model's width (0); else a positive integer, checked
+ * against the width once the model is loaded (dimensions_apply). */
+static int dimensions_of(json_t *body, int64_t *out, struct pc_http_reply *reply)
+{
+    json_t *v = json_object_get(body, "dimensions");
+    *out = 0;
+    if (v == NULL || json_is_null(v))
+        return 0;
+    if (!json_is_integer(v) || json_integer_value(v) < 1) {
+        pc_http_reply_error(reply, 400, "field \"dimensions\" must be a positive integer");
+        return -1;
+    }
+    *out = json_integer_value(v);
+    return 0;
+}
+
+/* Shorten every vector to its first j->dimensions components and scale each to length 1 again,
+ * as Ollama does (a Matryoshka model's prefix is itself an embedding). Above the model's width
+ * is a 400 naming it. */
+static int dimensions_apply(struct embed_job *j, struct pc_http_reply *reply)
+{
+    if (j->dimensions == 0 || j->dimensions == j->dim)
+        return 0;
+    if (j->dimensions > j->dim) {
+        pc_http_reply_error(reply, 400,
+                            "field \"dimensions\": %lld is above the width of model \"%s\", %u",
+                            (long long)j->dimensions, j->model, j->dim);
+        return -1;
+    }
+    uint32_t n = (uint32_t)j->dimensions;
+    for (size_t i = 0; i < j->n; i++) {
+        /* In place: vector i moves down to i * n, never over a vector not yet read. */
+        const float *from = j->out + i * j->dim;
+        float *to = j->out + i * n;
+        double sum = 0;
+        for (uint32_t k = 0; k < n; k++)
+            sum += (double)from[k] * from[k];
+        double scale = sum > 0 ? 1.0 / sqrt(sum) : 0;
+        for (uint32_t k = 0; k < n; k++)
+            to[k] = (float)(from[k] * scale);
+    }
+    j->dim = n;
+    return 0;
 }
 
 /* The texts: field as a string, or (when arrays) an array of strings. None (*n = 0) when it is
@@ -98,8 +145,9 @@ static json_t *vector(const float *v, uint32_t dim)
 
 /* ---- Ollama --------------------------------------------------------------------------------- */
 
-/* /api/embed ("input": a string or strings; "embeddings", durations, prompt_eval_count) and the
- * older /api/embeddings ("prompt"; "embedding"). Vectors are L2-normalized, as Ollama's are. */
+/* /api/embed ("input": a string or strings, "dimensions"; "embeddings", durations,
+ * prompt_eval_count) and the older /api/embeddings ("prompt"; "embedding", which has no
+ * "dimensions" in Ollama either). Vectors are L2-normalized, as Ollama's are. */
 static void ollama_embed(const struct pc_http_req *req, struct pc_http_reply *reply, bool legacy)
 {
     if (pc_server_remote_proxy(req, reply))
@@ -109,8 +157,9 @@ static void ollama_embed(const struct pc_http_req *req, struct pc_http_reply *re
     if (body == NULL || (j.model = pc_req_model_or_name(body, reply)) == NULL ||
         pc_req_bool(body, "truncate", &j.truncate, reply) != 0 ||
         pc_genopts_keep_alive(body, &j.keep_alive_ns, reply) != 0 ||
+        (!legacy && dimensions_of(body, &j.dimensions, reply) != 0) ||
         (j.texts = texts_of(body, legacy ? "prompt" : "input", !legacy, &j.n, reply)) == NULL ||
-        embed_run(req->srv, &j, reply) != 0)
+        embed_run(req->srv, &j, reply) != 0 || dimensions_apply(&j, reply) != 0)
         goto done;
     json_t *o;
     if (legacy) {
@@ -156,7 +205,7 @@ static json_t *vector_base64(const float *v, uint32_t dim)
 }
 
 /* POST /v1/embeddings: "input" a string or strings, "encoding_format" float or base64 (the
- * openai client asks for base64 unless told otherwise), "dimensions" only as the model's own. */
+ * openai client asks for base64 unless told otherwise), "dimensions" as in /api/embed. */
 static void handle_openai_embeddings(const struct pc_http_req *req, struct pc_http_reply *reply)
 {
     if (pc_server_remote_proxy(req, reply)) {
@@ -167,9 +216,9 @@ static void handle_openai_embeddings(const struct pc_http_req *req, struct pc_ht
     struct embed_job j = {.keep_alive_ns = -1, .truncate = true};
     const char *format = "float", *param = NULL;
     json_t *body = pc_req_parse_object(req, reply);
-    json_t *dims = body ? json_object_get(body, "dimensions") : NULL;
     if (body == NULL || (param = "model", pc_req_model(body, &j.model, reply)) != 0 ||
-        (param = "encoding_format", pc_req_string(body, "encoding_format", &format, reply)) != 0)
+        (param = "encoding_format", pc_req_string(body, "encoding_format", &format, reply)) != 0 ||
+        (param = "dimensions", dimensions_of(body, &j.dimensions, reply)) != 0)
         goto fail;
     if (strcmp(format, "float") != 0 && strcmp(format, "base64") != 0) {
         pc_http_reply_error(reply, 400,
@@ -184,16 +233,9 @@ static void handle_openai_embeddings(const struct pc_http_req *req, struct pc_ht
         goto fail;
     }
     param = "model";
-    if (embed_run(req->srv, &j, reply) != 0)
+    if (embed_run(req->srv, &j, reply) != 0 ||
+        (param = "dimensions", dimensions_apply(&j, reply)) != 0)
         goto fail;
-    if (dims != NULL && (!json_is_integer(dims) || json_integer_value(dims) != j.dim)) {
-        pc_http_reply_error(reply, 400,
-                            "field \"dimensions\" must be the model's own, %u: vectors are not "
-                            "shortened",
-                            j.dim);
-        param = "dimensions";
-        goto fail;
-    }
     json_t *data = json_array();
     bool b64 = strcmp(format, "base64") == 0;
     for (size_t i = 0; data != NULL && i < j.n; i++) {

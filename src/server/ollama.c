@@ -184,6 +184,33 @@ static int parse_think(struct ollama_req *q, struct pc_http_reply *reply)
     return bad(reply, "field \"%s\" must be true, false, \"high\", \"medium\" or \"low\"", "think");
 }
 
+/* "images" (base64 pictures) on generate, or on any chat message: the local models have no
+ * vision encoder, so a request with pictures is refused rather than answered as if they were not
+ * there. An empty list or null is no picture. */
+static int check_images(struct ollama_req *q, struct pc_http_reply *reply)
+{
+    json_t *msgs = json_object_get(q->json, "messages");
+    size_t n = q->chat ? json_array_size(msgs) : 1;
+    for (size_t i = 0; i < n; i++) {
+        json_t *v = json_object_get(q->chat ? json_array_get(msgs, i) : q->json, "images");
+        if (v == NULL || json_is_null(v) || (json_is_array(v) && json_array_size(v) == 0))
+            continue;
+        char field[48];
+        if (q->chat)
+            snprintf(field, sizeof(field), "messages[%zu].images", i);
+        else
+            snprintf(field, sizeof(field), "images");
+        if (!json_is_array(v))
+            return bad(reply, "field \"%s\" must be an array of base64 images", field);
+        pc_http_reply_error(reply, 400,
+                            "field \"%s\": model \"%s\" has no vision encoder and cannot read "
+                            "images; send text only",
+                            field, q->model);
+        return -1;
+    }
+    return 0;
+}
+
 static struct ollama_req *parse_request(const struct pc_http_req *req, bool chat,
                                         struct pc_http_reply *reply)
 {
@@ -206,7 +233,7 @@ static struct ollama_req *parse_request(const struct pc_http_req *req, bool chat
         pc_genopts_keep_alive(q->json, &q->keep_alive_ns, reply) != 0 ||
         parse_options(q, reply) != 0 || parse_format(q, reply) != 0 || parse_think(q, reply) != 0 ||
         (!chat && (parse_context(q, reply) != 0 || check_template(q, reply) != 0)) ||
-        (chat && parse_messages(q, reply) != 0))
+        (chat && parse_messages(q, reply) != 0) || check_images(q, reply) != 0)
         goto fail;
     return q;
 fail:
@@ -279,6 +306,8 @@ static void add_final_fields(json_t *o, const struct pc_infer *inf, const char *
         return;
     json_object_set_new(o, "prompt_eval_count", json_integer(st->prompt_tokens));
     json_object_set_new(o, "prompt_eval_duration", json_integer(st->prompt_ns));
+    /* Ollama's name; prompt_cached_count is precharge's older one, kept for one release. */
+    json_object_set_new(o, "prompt_eval_cached_count", json_integer(st->cached_tokens));
     json_object_set_new(o, "prompt_cached_count", json_integer(st->cached_tokens));
     json_object_set_new(o, "eval_count", json_integer(st->eval_tokens));
     json_object_set_new(o, "eval_duration", json_integer(st->eval_ns));

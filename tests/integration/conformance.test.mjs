@@ -256,8 +256,26 @@ test('openai.embeddings.create: base64 (the client\'s default) and float, the sa
   }
   await assert.rejects(openai.embeddings.create({ model: 'tiny', input: 'x' }),
     (e) => e.status === 400 && /does not support embeddings/.test(e.message));
-  await assert.rejects(openai.embeddings.create({ model: 'tiny-embed', input: 'x', dimensions: 8 }),
+  // dimensions: the first N components, normalized again, in both APIs (as Ollama does).
+  const short = await openai.embeddings.create({ model: 'tiny-embed', input, dimensions: 8, encoding_format: 'float' });
+  const shortOllama = (await ollama.embed({ model: 'tiny-embed', input, dimensions: 8 })).embeddings;
+  for (let k = 0; k < 2; k++) {
+    const v = short.data[k].embedding;
+    assert.equal(v.length, 8);
+    assert.equal(shortOllama[k].length, 8);
+    const norm = Math.hypot(...ours[k].slice(0, 8));
+    v.forEach((x, i) => {
+      assert.ok(Math.abs(x - ours[k][i] / norm) < 1e-5, `component ${i}`);
+      assert.equal(Math.fround(x), Math.fround(shortOllama[k][i]));
+    });
+    assert.ok(Math.abs(Math.hypot(...v) - 1) < 1e-5, 'length 1 again');
+  }
+  await assert.rejects(openai.embeddings.create({ model: 'tiny-embed', input: 'x', dimensions: 65 }),
+    (e) => e.status === 400 && e.error?.param === 'dimensions' && /65 is above the width of model "tiny-embed", 64/.test(e.message));
+  await assert.rejects(openai.embeddings.create({ model: 'tiny-embed', input: 'x', dimensions: 0 }),
     (e) => e.status === 400 && e.error?.param === 'dimensions');
+  await assert.rejects(ollama.embed({ model: 'tiny-embed', input: 'x', dimensions: 65 }),
+    (e) => e.status_code === 400 && /"dimensions": 65 is above the width/.test(e.message));
   await assert.rejects(openai.embeddings.create({ model: 'nope', input: 'x' }),
     (e) => e.status === 404 && e.code === 'model_not_found');
 });

@@ -1,0 +1,51 @@
+// parity.test.mjs - fields of today's Ollama and OpenAI APIs that used to be silently ignored
+// (issue #16): each one now works or is refused with a 400 naming it, and a test here fails if
+// it is ignored again.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { Ollama } from 'ollama';
+import { tempHome, makeModel, startDaemon, post, cleanup } from './lib.mjs';
+
+let home, d, ollama;
+const opts = { num_predict: 4, temperature: 0 };
+const png = 'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==';
+
+before(async () => {
+  home = tempHome('parity');
+  makeModel(home, 'tiny');
+  d = await startDaemon({ home });
+  ollama = new Ollama({ host: d.url });
+});
+
+after(async () => {
+  assert.equal(await d.stop(), 0, 'daemon exits cleanly on SIGTERM');
+  cleanup(home);
+});
+
+test('images on /api/generate and /api/chat: a 400 naming the model and the field', async () => {
+  await assert.rejects(ollama.generate({ model: 'tiny', prompt: 'What is this?', images: [png], options: opts }),
+    (e) => e.status_code === 400 && /field "images": model "tiny" has no vision encoder/.test(e.message));
+  const messages = [{ role: 'system', content: 'Look.' }, { role: 'user', content: 'What is this?', images: [png] }];
+  await assert.rejects(ollama.chat({ model: 'tiny', messages, options: opts }),
+    (e) => e.status_code === 400 && /field "messages\[1\].images": model "tiny" has no vision encoder/.test(e.message));
+  let r = await post(d.url, '/api/generate', { model: 'tiny', prompt: 'x', images: 'abc' });
+  assert.equal(r.status, 400);
+  assert.match(JSON.parse(r.text).error, /"images" must be an array/);
+  // No picture (an empty list or null) is a plain request.
+  r = await post(d.url, '/api/generate', { model: 'tiny', prompt: 'x', images: [], stream: false, options: opts });
+  assert.equal(r.status, 200);
+  r = await post(d.url, '/api/chat', { model: 'tiny', messages: [{ role: 'user', content: 'x', images: null }], stream: false, options: opts });
+  assert.equal(r.status, 200);
+});
+
+test('prompt_eval_cached_count, Ollama\'s name, with prompt_cached_count as its alias', async () => {
+  const body = { model: 'tiny', prompt: 'The same prompt twice', options: opts };
+  await ollama.generate(body);
+  const again = await ollama.generate(body);
+  assert.ok(again.prompt_eval_cached_count > 0, 'the second request reuses the first one\'s prompt');
+  assert.ok(again.prompt_eval_cached_count < again.prompt_eval_count);
+  assert.equal(again.prompt_cached_count, again.prompt_eval_cached_count);
+  const chat = await ollama.chat({ model: 'tiny', messages: [{ role: 'user', content: 'hi' }], options: opts });
+  assert.equal(typeof chat.prompt_eval_cached_count, 'number');
+  assert.equal(chat.prompt_cached_count, chat.prompt_eval_cached_count);
+});
