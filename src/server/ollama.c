@@ -482,7 +482,7 @@ static void handle_tags(const struct pc_http_req *req, struct pc_http_reply *rep
     json_t *models = json_array();
     for (size_t i = 0; i < n; i++) {
         char ts[40], name[300];
-        snprintf(name, sizeof(name), "%s:latest", list[i].name);
+        pc_store_listed_name(list[i].name, name, sizeof(name));
         json_array_append_new(
             models, json_pack("{s:s, s:s, s:s, s:I, s:o}", "name", name, "model", name,
                               "modified_at", pc_clock_rfc3339(list[i].mtime_ns, ts, sizeof(ts)),
@@ -504,7 +504,7 @@ static void handle_ps(const struct pc_http_req *req, struct pc_http_reply *reply
     for (size_t i = 0; i < n; i++) {
         char ts[40], name[300];
         const struct pc_model_info *in = &st[i].info;
-        snprintf(name, sizeof(name), "%s:latest", st[i].name);
+        pc_store_listed_name(st[i].name, name, sizeof(name));
         json_t *m =
             json_pack("{s:s, s:s, s:I, s:o, s:s, s:I, s:I}", "name", name, "model", name, "size",
                       (json_int_t)st[i].memory_bytes, "details", details(in), "expires_at",

@@ -447,9 +447,12 @@ static void handle_completions(const struct pc_http_req *req, struct pc_http_rep
 
 /* ---- models ------------------------------------------------------------------------------- */
 
+/* The id is the name /api/tags lists ("tiny:latest"), as in Ollama; "tiny" names it too. */
 static json_t *model_object(const struct pc_store_entry *e)
 {
-    return json_pack("{s:s, s:s, s:I, s:s}", "id", e->name, "object", "model", "created",
+    char id[300];
+    pc_store_listed_name(e->name, id, sizeof(id));
+    return json_pack("{s:s, s:s, s:I, s:s}", "id", id, "object", "model", "created",
                      (json_int_t)(e->mtime_ns / 1000000000), "owned_by", "library");
 }
 

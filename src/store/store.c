@@ -35,6 +35,11 @@ enum pc_err pc_store_name(const char *name, char *out, size_t size, struct pc_er
     return PC_OK;
 }
 
+void pc_store_listed_name(const char *name, char *out, size_t size)
+{
+    snprintf(out, size, "%s%s", name, strchr(name, ':') != NULL ? "" : ":latest");
+}
+
 /* The directories besides the store where an entry's links may lead: the daemon's --model-dir
  * list, real paths. allow_lock guards both. */
 static pthread_mutex_t allow_lock = PTHREAD_MUTEX_INITIALIZER;

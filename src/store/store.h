@@ -12,6 +12,11 @@
  * that could lead outside the store ("..", "/", control characters). */
 enum pc_err pc_store_name(const char *name, char *out /* OUT */, size_t size, struct pc_error *err);
 
+/* The name a listing shows for the store's name: Ollama's spelling, with the tag, "tiny" ->
+ * "tiny:latest" ("qwen2.5-coder:3b" as it is), the same in /api/tags, /api/ps and /v1/models.
+ * Both spellings name the model in every request (pc_store_name). */
+void pc_store_listed_name(const char *name, char *out /* OUT */, size_t size);
+
 /* The file of a model in the store: <models_dir>/<name>.gguf. PC_ERR_NOT_FOUND when absent (or
  * a link to nothing), PC_ERR_MODEL_FORMAT when it is a directory or not a regular file, and
  * PC_ERR_BAD_PATH when it is a link that leads outside the store and the directories of

@@ -172,7 +172,7 @@ test('ollama: unknown model is a 404 with the model named', async () => {
 test('openai.models.list and retrieve', async () => {
   const ids = [];
   for await (const m of openai.models.list()) ids.push(m.id);
-  assert.ok(ids.includes('tiny'));
+  assert.ok(ids.includes('tiny:latest'));
   const m = await openai.models.retrieve('tiny');
   assert.equal(m.object, 'model');
   await assert.rejects(openai.models.retrieve('nope'), OpenAI.NotFoundError);

@@ -4,7 +4,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { Ollama } from 'ollama';
-import { tempHome, makeModel, startDaemon, post, cleanup } from './lib.mjs';
+import { tempHome, makeModel, startDaemon, post, get, cleanup } from './lib.mjs';
 
 let home, d, ollama;
 const opts = { num_predict: 4, temperature: 0 };
@@ -48,4 +48,21 @@ test('prompt_eval_cached_count, Ollama\'s name, with prompt_cached_count as its 
   const chat = await ollama.chat({ model: 'tiny', messages: [{ role: 'user', content: 'hi' }], options: opts });
   assert.equal(typeof chat.prompt_eval_cached_count, 'number');
   assert.equal(chat.prompt_cached_count, chat.prompt_eval_cached_count);
+});
+
+test('model names: /v1/models lists what /api/tags lists, and both spellings name the model', async () => {
+  const tags = JSON.parse((await get(d.url, '/api/tags')).text).models.map((m) => m.name);
+  const v1 = JSON.parse((await get(d.url, '/v1/models')).text).data.map((m) => m.id);
+  assert.deepEqual(v1, tags);
+  assert.ok(v1.includes('tiny:latest'));
+  for (const id of ['tiny', 'tiny:latest']) {
+    const m = JSON.parse((await get(d.url, `/v1/models/${id}`)).text);
+    assert.equal(m.id, 'tiny:latest');
+    const r = await post(d.url, '/v1/chat/completions', { model: id, messages: [{ role: 'user', content: 'x' }], max_tokens: 2 });
+    assert.equal(r.status, 200, r.text);
+    const g = await ollama.generate({ model: id, prompt: 'x', options: opts });
+    assert.equal(g.done, true);
+  }
+  const ps = JSON.parse((await get(d.url, '/api/ps')).text).models.map((m) => m.name);
+  assert.deepEqual(ps, ['tiny:latest']);
 });

@@ -101,7 +101,7 @@ test('ollama provider: discovery, lists, states, precharge, proxy, re-warm, outa
     assert.equal(vr.owned_by, 'ollama');
     assert.equal(vr.provider, 'ollama');
     assert.ok(vr.created > 0);
-    assert.ok(v1.find((m) => m.id === 'ltiny'));
+    assert.ok(v1.find((m) => m.id === 'ltiny:latest'), 'local models by the name /api/tags lists');
     assert.equal((await openai.models.retrieve('rplain')).id, 'rplain:latest');
     const prov = await json(l, '/api/providers');
     assert.equal(prov.ollama.url, r.url);
