@@ -21,7 +21,8 @@ struct openai_req {
     bool stream;
     bool include_usage;
     const char *model;
-    const char *prompt;     /* completions */
+    const char *prompt;     /* completions: the first (or only) prompt */
+    json_t *prompts;        /* completions: the array of several prompts, else NULL */
     struct pc_chatreq conv; /* chat: messages, tools, tool_choice, response schema */
     struct pc_genopts opts;
     char id[48];
@@ -91,18 +92,26 @@ static int parse_messages(struct openai_req *q, struct pc_http_reply *reply)
     return 0;
 }
 
-/* "prompt": a string, or an array holding one string. */
+/* "prompt": a string, or an array of strings (LangChain's generate sends one), each answered
+ * as its own choice. Token arrays are not taken. */
 static int parse_prompt(struct openai_req *q, struct pc_http_reply *reply)
 {
     json_t *v = json_object_get(q->json, "prompt");
-    if (json_is_array(v) && json_array_size(v) == 1)
-        v = json_array_get(v, 0);
-    if (!json_is_string(v)) {
-        pc_http_reply_error(reply, 400,
-                            "field \"prompt\" must be a string (or an array of one string)");
+    size_t n = json_is_array(v) ? json_array_size(v) : 1;
+    for (size_t i = 0; i < n; i++) {
+        if (!json_is_string(json_is_array(v) ? json_array_get(v, i) : v)) {
+            pc_http_reply_error(reply, 400,
+                                "field \"prompt\" must be a string or a non-empty array of "
+                                "strings");
+            return -1;
+        }
+    }
+    if (n == 0) {
+        pc_http_reply_error(reply, 400, "field \"prompt\" must not be an empty array");
         return -1;
     }
-    q->prompt = json_string_value(v);
+    q->prompt = json_string_value(json_is_array(v) ? json_array_get(v, 0) : v);
+    q->prompts = n > 1 ? v : NULL;
     return 0;
 }
 
@@ -213,6 +222,15 @@ static struct openai_req *parse_request(const struct pc_http_req *req, bool chat
     if (parse_stream(q, reply) != 0 || parse_sampling(q, reply) != 0 ||
         parse_response_format(q, reply) != 0)
         goto fail;
+    if (q->prompts != NULL && q->stream) {
+        /* Each prompt is its own generation, one after the other: a stream would wait on the
+         * later ones while holding the HTTP layer's thread. */
+        *param = "stream";
+        pc_http_reply_error(reply, 400,
+                            "field \"stream\": an array of several prompts is answered whole; "
+                            "stream one prompt per request instead");
+        goto fail;
+    }
     char uuid[37];
     pc_uuid(uuid);
     size_t k = (size_t)snprintf(q->id, sizeof(q->id), "%s-", chat ? "chatcmpl" : "cmpl");
@@ -229,12 +247,18 @@ fail:
 
 /* ---- replies ------------------------------------------------------------------------------ */
 
+/* OpenAI's finish_reason for a generation that ended with done_reason and made n_calls calls. */
+static const char *finish_of(const char *done_reason, size_t n_calls)
+{
+    if (n_calls > 0)
+        return "tool_calls";
+    return done_reason != NULL && strcmp(done_reason, "length") == 0 ? "length" : "stop";
+}
+
 static const char *finish_reason(const struct pc_infer *inf)
 {
-    const char *r = pc_infer_done_reason(inf);
-    if (pc_chatreq_n_calls(&((const struct openai_req *)pc_infer_api(inf))->conv) > 0)
-        return "tool_calls";
-    return r != NULL && strcmp(r, "length") == 0 ? "length" : "stop";
+    const struct openai_req *q = pc_infer_api(inf);
+    return finish_of(pc_infer_done_reason(inf), pc_chatreq_n_calls(&q->conv));
 }
 
 /* Calls first .. first + n - 1 in OpenAI's shape: arguments as JSON text; index when streamed. */
@@ -252,13 +276,17 @@ static json_t *tool_calls_json(const struct openai_req *q, size_t first, size_t 
     return arr;
 }
 
-static json_t *usage(const struct pc_infer *inf)
+static json_t *usage_of(const struct pc_gen_stats *st)
 {
-    const struct pc_gen_stats *st = pc_infer_stats(inf);
     return json_pack("{s:i, s:i, s:i, s:{s:i}}", "prompt_tokens", st->prompt_tokens,
                      "completion_tokens", st->eval_tokens, "total_tokens",
                      st->prompt_tokens + st->eval_tokens, "prompt_tokens_details", "cached_tokens",
                      st->cached_tokens);
+}
+
+static json_t *usage(const struct pc_infer *inf)
+{
+    return usage_of(pc_infer_stats(inf));
 }
 
 static json_t *envelope(const struct openai_req *q, const char *object)
@@ -397,6 +425,54 @@ static void reply_whole(struct pc_infer *inf, struct pc_http_reply *reply)
     pc_reply_json_value(reply, 200, o);
 }
 
+/* /v1/completions with several prompts: each generated in turn, as its own request, and
+ * answered as choice i; usage counts them all. Not streamed (parse_request). */
+static void reply_prompts(struct pc_server *srv, struct openai_req *q, struct pc_http_reply *reply)
+{
+    json_t *choices = json_array();
+    struct pc_gen_stats sum = {0};
+    struct pc_error err = {0};
+    enum pc_err rc = choices ? PC_OK : pc_error_set(&err, PC_ERR_NOMEM, "out of memory");
+    for (size_t i = 0; rc == PC_OK && i < json_array_size(q->prompts); i++) {
+        struct pc_infer *inf = NULL;
+        struct pc_buf text = PC_BUF_INIT;
+        rc = pc_infer_open(srv, q->model, -1, &inf, &err);
+        if (rc == PC_OK)
+            rc = pc_infer_start(inf, json_string_value(json_array_get(q->prompts, i)),
+                                &q->opts.sampling, &err);
+        if (rc == PC_OK)
+            rc = pc_infer_collect(inf, &text, &err);
+        if (rc == PC_OK) {
+            const struct pc_gen_stats *st = pc_infer_stats(inf);
+            sum.prompt_tokens += st->prompt_tokens;
+            sum.cached_tokens += st->cached_tokens;
+            sum.eval_tokens += st->eval_tokens;
+            json_array_append_new(
+                choices, json_pack("{s:I, s:s%, s:n, s:s}", "index", (json_int_t)i, "text",
+                                   text.data ? text.data : "", text.len, "logprobs",
+                                   "finish_reason", finish_of(pc_infer_done_reason(inf), 0)));
+        }
+        pc_buf_free(&text);
+        pc_infer_close(inf);
+    }
+    if (rc != PC_OK) {
+        json_decref(choices);
+        pc_http_reply_pc_error(reply, &err);
+        pc_openai_error(reply, err.code == PC_ERR_NOT_FOUND      ? "model"
+                               : err.code == PC_ERR_CTX_OVERFLOW ? "prompt"
+                                                                 : NULL);
+        return;
+    }
+    json_t *o = envelope(q, "text_completion");
+    if (o != NULL) {
+        json_object_set_new(o, "choices", choices);
+        json_object_set_new(o, "usage", usage_of(&sum));
+    } else {
+        json_decref(choices);
+    }
+    pc_reply_json_value(reply, 200, o);
+}
+
 static void handle_completion(const struct pc_http_req *req, struct pc_http_reply *reply, bool chat)
 {
     if (pc_server_remote_proxy(req, reply)) { /* the ollama provider's model: its own /v1 */
@@ -408,6 +484,11 @@ static void handle_completion(const struct pc_http_req *req, struct pc_http_repl
     struct openai_req *q = parse_request(req, chat, reply, &param);
     if (q == NULL) {
         pc_openai_error(reply, param);
+        return;
+    }
+    if (q->prompts != NULL) {
+        reply_prompts(req->srv, q, reply);
+        openai_req_free(q);
         return;
     }
     struct pc_error err = {0};

@@ -4,9 +4,10 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { Ollama } from 'ollama';
+import OpenAI from 'openai';
 import { tempHome, makeModel, startDaemon, post, get, cleanup } from './lib.mjs';
 
-let home, d, ollama;
+let home, d, ollama, openai;
 const opts = { num_predict: 4, temperature: 0 };
 const png = 'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==';
 
@@ -15,6 +16,7 @@ before(async () => {
   makeModel(home, 'tiny');
   d = await startDaemon({ home });
   ollama = new Ollama({ host: d.url });
+  openai = new OpenAI({ baseURL: `${d.url}/v1`, apiKey: 'unused', maxRetries: 0 });
 });
 
 after(async () => {
@@ -65,4 +67,28 @@ test('model names: /v1/models lists what /api/tags lists, and both spellings nam
   }
   const ps = JSON.parse((await get(d.url, '/api/ps')).text).models.map((m) => m.name);
   assert.deepEqual(ps, ['tiny:latest']);
+});
+
+test('/v1/completions with an array of prompts: one choice per prompt, with its index', async () => {
+  const prompts = ['Once upon a time', 'The weather today', 'In the beginning'];
+  const one = async (prompt) => (await openai.completions.create({ model: 'tiny', prompt, max_tokens: 5, temperature: 0 })).choices[0];
+  const r = await openai.completions.create({ model: 'tiny', prompt: prompts, max_tokens: 5, temperature: 0 });
+  assert.equal(r.object, 'text_completion');
+  assert.deepEqual(r.choices.map((c) => c.index), [0, 1, 2]);
+  let total = 0;
+  for (let i = 0; i < prompts.length; i++) {
+    const alone = await one(prompts[i]);
+    assert.equal(r.choices[i].text, alone.text, `choice ${i} answers prompt ${i}`);
+    assert.equal(r.choices[i].finish_reason, 'length');
+    total += 5;
+  }
+  assert.notEqual(r.choices[0].text, r.choices[1].text);
+  assert.equal(r.usage.completion_tokens, total);
+  assert.ok(r.usage.prompt_tokens > prompts.length);
+  await assert.rejects(openai.completions.create({ model: 'tiny', prompt: prompts, max_tokens: 2, stream: true }),
+    (e) => e.status === 400 && e.error?.param === 'stream');
+  await assert.rejects(openai.completions.create({ model: 'tiny', prompt: [], max_tokens: 2 }),
+    (e) => e.status === 400 && e.error?.param === 'prompt');
+  await assert.rejects(openai.completions.create({ model: 'tiny', prompt: ['a', 7], max_tokens: 2 }),
+    (e) => e.status === 400 && e.error?.param === 'prompt');
 });
