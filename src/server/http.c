@@ -208,6 +208,8 @@ static const char *dispatch(struct pc_http *h, struct pc_http_req *req, struct p
             pc_http_reply_error(reply, 405, "method %s is not allowed on %s", method, url);
         else
             pc_http_reply_error(reply, 404, "no such endpoint: %s %s", method, url);
+        if (h->opts.refusal_shape != NULL)
+            h->opts.refusal_shape(url, reply);
         return "other";
     }
     rt->handler(req, reply);
@@ -345,6 +347,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
         /* A refused request's body is read and dropped, never buffered: a client may not read
          * an answer that comes before it has sent its body. */
         if (h->opts.admit != NULL && !h->opts.admit(&req, &reply)) {
+            if (h->opts.refusal_shape != NULL)
+                h->opts.refusal_shape(url, &reply);
             c->refused = malloc(sizeof(*c->refused));
             if (c->refused == NULL) {
                 free(reply.body);

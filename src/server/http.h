@@ -132,6 +132,10 @@ struct pc_http_options {
     /* Optional; outlives the server. Gets precharge_http_requests_total, by route pattern
      * ("other" when none matched), method and status. */
     struct pc_metrics *metrics;
+    /* Optional: reshapes the errors made before any route runs (admit's refusals, the 404 or
+     * 405 of a request no route takes), e.g. into the OpenAI error object under /v1; reply
+     * holds the {"error": "..."} made for it. */
+    void (*refusal_shape)(const char *path, struct pc_http_reply *reply);
 };
 
 /* Listen on host ("127.0.0.1", "::1", "0.0.0.0", a name) and port (0: ephemeral) and serve

@@ -49,13 +49,13 @@ static void api_free(void *q)
 
 /* ---- errors ------------------------------------------------------------------------------- */
 
-/* Rewrite the {"error": "..."} that the shared helpers made into OpenAI's error object. */
-void pc_openai_error(struct pc_http_reply *reply, const char *param)
+/* Rewrite the {"error": "..."} that the shared helpers made into OpenAI's error object with
+ * param and code. */
+static void openai_error(struct pc_http_reply *reply, const char *param, const char *code)
 {
     json_t *old = reply->body ? json_loadb(reply->body, reply->body_len, 0, NULL) : NULL;
     const char *msg = json_string_value(json_object_get(old, "error"));
     const char *type = reply->status >= 500 ? "server_error" : "invalid_request_error";
-    const char *code = reply->status == 404 ? "model_not_found" : NULL;
     if (reply->status == 401)
         type = "authentication_error";
     json_t *o = json_pack("{s:{s:s, s:s, s:s?, s:s?}}", "error", "message", msg ? msg : "error",
@@ -65,6 +65,21 @@ void pc_openai_error(struct pc_http_reply *reply, const char *param)
     reply->body = NULL;
     reply->body_len = 0;
     pc_reply_json_value(reply, reply->status, o);
+}
+
+void pc_openai_error(struct pc_http_reply *reply, const char *param)
+{
+    openai_error(reply, param, reply->status == 404 ? "model_not_found" : NULL);
+}
+
+void pc_openai_refusal_shape(const char *path, struct pc_http_reply *reply)
+{
+    /* Only errors: a refusal may also be a preflight's 204. */
+    if (reply->status >= 400 && (strcmp(path, "/v1") == 0 || strncmp(path, "/v1/", 4) == 0))
+        openai_error(reply, NULL,
+                     reply->status == 405   ? "method_not_allowed"
+                     : reply->status == 404 ? "unknown_url"
+                                            : NULL);
 }
 
 /* ---- request parsing ---------------------------------------------------------------------- */
@@ -161,7 +176,8 @@ static const struct pc_genopts_field sampling_fields[] = {
 };
 #undef F
 
-static int parse_sampling(struct openai_req *q, struct pc_http_reply *reply)
+/* The sampling parameters; on a 400 *param names the field, as OpenAI's error does. */
+static int parse_sampling(struct openai_req *q, struct pc_http_reply *reply, const char **param)
 {
     struct pc_sampling *s = &q->opts.sampling;
     /* OpenAI's own defaults where it has them: no top-p cut, no repeat penalty. */
@@ -169,10 +185,13 @@ static int parse_sampling(struct openai_req *q, struct pc_http_reply *reply)
     s->top_p = 1.0f;
     s->top_k = 0;
     s->repeat_penalty = 1.0f;
-    if (pc_genopts_fields(q->json, "", sampling_fields,
-                          sizeof(sampling_fields) / sizeof(sampling_fields[0]), &q->opts,
-                          reply) != 0)
-        return -1;
+    /* One field at a time, so that the one refused is known. */
+    for (size_t i = 0; i < sizeof(sampling_fields) / sizeof(sampling_fields[0]); i++) {
+        *param = sampling_fields[i].name;
+        if (pc_genopts_fields(q->json, "", &sampling_fields[i], 1, &q->opts, reply) != 0)
+            return -1;
+    }
+    *param = "n";
     json_t *n = json_object_get(q->json, "n");
     if (n != NULL && !json_is_null(n) && !(json_is_number(n) && json_number_value(n) == 1)) {
         pc_http_reply_error(reply, 400, "n must be 1: one answer per request is supported");
@@ -180,8 +199,10 @@ static int parse_sampling(struct openai_req *q, struct pc_http_reply *reply)
     }
     if (s->presence_penalty != 0 || s->frequency_penalty != 0)
         s->repeat_last_n = -1; /* OpenAI's penalties count the whole answer */
+    *param = "seed";
     if (pc_genopts_seed(q->json, "", &q->opts, reply) != 0)
         return -1;
+    *param = "stop";
     return pc_genopts_stops(q->json, "", &q->opts, reply);
 }
 
@@ -218,10 +239,10 @@ static struct openai_req *parse_request(const struct pc_http_req *req, bool chat
     *param = chat ? "messages" : "prompt";
     if (chat ? parse_messages(q, reply) != 0 : parse_prompt(q, reply) != 0)
         goto fail;
-    *param = NULL;
-    if (parse_stream(q, reply) != 0 || parse_sampling(q, reply) != 0 ||
-        parse_response_format(q, reply) != 0)
+    if ((*param = "stream", parse_stream(q, reply)) != 0 || parse_sampling(q, reply, param) != 0 ||
+        (*param = "response_format", parse_response_format(q, reply)) != 0)
         goto fail;
+    *param = NULL;
     if (q->prompts != NULL && q->stream) {
         /* Each prompt is its own generation, one after the other: a stream would wait on the
          * later ones while holding the HTTP layer's thread. */

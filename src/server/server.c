@@ -241,6 +241,7 @@ enum pc_err pc_server_start(const struct pc_server_config *cfg, struct pc_server
         .admit = pc_guard_admit,
         .decorate = pc_guard_decorate,
         .metrics = s->metrics.reg,
+        .refusal_shape = pc_openai_refusal_shape,
     };
     rc = pc_http_start(cfg->host, cfg->port, pc_server_routes, &hopts, s, &s->http, err);
     if (rc != PC_OK)

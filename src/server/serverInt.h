@@ -165,6 +165,11 @@ json_t *pc_server_show_connection_timeout(const struct pc_server_config *cfg);
  * (type from the status, code model_not_found for a 404), with param when it is known. */
 void pc_openai_error(struct pc_http_reply *reply, const char *param);
 
+/* The http layer's refusal_shape: under /v1, an unknown route (404, code "unknown_url"), a
+ * wrong method (405, "method_not_allowed") and the guard's refusals (401, 403) answer OpenAI's
+ * error object, as every /v1 error does. */
+void pc_openai_refusal_shape(const char *path, struct pc_http_reply *reply);
+
 /* Parse a request body as a JSON object. On failure fills reply with a 400 naming the problem
  * and returns NULL. The caller owns the result (json_decref). */
 json_t *pc_req_parse_object(const struct pc_http_req *req, struct pc_http_reply *reply);

@@ -92,3 +92,29 @@ test('/v1/completions with an array of prompts: one choice per prompt, with its 
   await assert.rejects(openai.completions.create({ model: 'tiny', prompt: ['a', 7], max_tokens: 2 }),
     (e) => e.status === 400 && e.error?.param === 'prompt');
 });
+
+test('under /v1 every error is OpenAI\'s error object, with param where OpenAI names the field', async () => {
+  let r = await get(d.url, '/v1/nothing');
+  assert.equal(r.status, 404);
+  let e = JSON.parse(r.text).error;
+  assert.equal(typeof e, 'object', r.text);
+  assert.match(e.message, /no such endpoint: GET \/v1\/nothing/);
+  assert.equal(e.type, 'invalid_request_error');
+  assert.equal(e.code, 'unknown_url');
+  assert.equal(e.param, null);
+  r = await get(d.url, '/v1/chat/completions');
+  assert.equal(r.status, 405);
+  e = JSON.parse(r.text).error;
+  assert.equal(e.code, 'method_not_allowed');
+  assert.match(e.message, /method GET is not allowed/);
+  // Outside /v1 the Ollama shape stays.
+  assert.equal(typeof JSON.parse((await get(d.url, '/api/nothing')).text).error, 'string');
+  const messages = [{ role: 'user', content: 'x' }];
+  for (const [extra, param] of [[{ n: 2 }, 'n'], [{ temperature: 5 }, 'temperature'], [{ top_p: 'x' }, 'top_p'],
+    [{ response_format: { type: 'yaml' } }, 'response_format'], [{ stop: [1] }, 'stop'], [{ max_tokens: -1 }, 'max_tokens']]) {
+    await assert.rejects(openai.chat.completions.create({ model: 'tiny', messages, ...extra }),
+      (err) => err instanceof OpenAI.BadRequestError && err.param === param, JSON.stringify(extra));
+  }
+  await assert.rejects(openai.completions.create({ model: 'tiny', prompt: 'x', temperature: 5 }),
+    (err) => err.status === 400 && err.param === 'temperature');
+});

@@ -111,7 +111,7 @@ test('the official openai client sends its apiKey as the bearer token; ollama\'s
   assert.equal(r.object, 'chat.completion');
 
   const bad = new OpenAI({ baseURL: `${d.url}/v1`, apiKey: 'nope', maxRetries: 0 });
-  await assert.rejects(bad.models.list(), (e) => e.status === 401);
+  await assert.rejects(bad.models.list(), (e) => e.status === 401 && e.error?.type === 'authentication_error');
 
   const ollama = new Ollama({ host: d.url, headers: { Authorization: 'Bearer sekrit-2' } });
   assert.ok((await ollama.list()).models.length >= 1);
