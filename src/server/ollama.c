@@ -9,6 +9,9 @@
 #include <string.h>
 
 #include "../base/clock.h"
+#include "../catalog/details.h"
+#include "../base/log.h"
+#include "../store/manifest.h"
 #include "../store/store.h"
 #include "chatreq.h"
 #include "genopts.h"
@@ -462,33 +465,53 @@ static void handle_chat(const struct pc_http_req *req, struct pc_http_reply *rep
 
 /* ---- model listings ----------------------------------------------------------------------- */
 
-static json_t *details(const struct pc_model_info *in)
+static json_t *details(const char *family, const char *parameter_size, const char *quantization)
 {
-    const char *family = in && in->arch[0] ? in->arch : "";
     return json_pack("{s:s, s:s, s:[s], s:s, s:s}", "format", "gguf", "family", family, "families",
-                     family, "parameter_size", in ? in->parameter_size : "", "quantization_level",
-                     in ? in->quantization : "");
+                     family, "parameter_size", parameter_size, "quantization_level", quantization);
 }
 
+/* The model's sha256 as Ollama gives it (bare hex), from the manifest; "" when it is not known
+ * (a file put in the store by hand, not yet verified). */
+static const char *digest_of(const struct pc_manifest *m, const char *name)
+{
+    const struct pc_manifest_entry *e = pc_manifest_find(m, name);
+    if (e == NULL || strncmp(e->checksum, "sha256:", 7) != 0)
+        return "";
+    return e->checksum + 7;
+}
+
+/* Each model with its details from its GGUF header (read once per file: pc_gguf_details) and
+ * its digest. */
 static void handle_tags(const struct pc_http_req *req, struct pc_http_reply *reply)
 {
     struct pc_store_entry *list = NULL;
     size_t n = 0;
     struct pc_error err = {0};
+    struct pc_manifest man = {0};
     if (pc_store_list(req->srv->cfg.models_dir, &list, &n, &err) != PC_OK) {
         pc_http_reply_pc_error(reply, &err);
         return;
     }
+    if (pc_manifest_load(req->srv->cfg.models_dir, &man, &err) != PC_OK)
+        pc_log_warn("api", "/api/tags: no digests: %s", err.msg);
     json_t *models = json_array();
     for (size_t i = 0; i < n; i++) {
         char ts[40], name[300];
+        struct pc_gguf_details g = {0};
+        /* A file that is not a GGUF is still listed (its use says what is wrong), bare. */
+        struct pc_error gerr = {0};
+        pc_gguf_details(list[i].path, &g, &gerr);
         pc_store_listed_name(list[i].name, name, sizeof(name));
         json_array_append_new(
-            models, json_pack("{s:s, s:s, s:s, s:I, s:o}", "name", name, "model", name,
-                              "modified_at", pc_clock_rfc3339(list[i].mtime_ns, ts, sizeof(ts)),
-                              "size", (json_int_t)list[i].size, "details", details(NULL)));
+            models,
+            json_pack("{s:s, s:s, s:s, s:I, s:s, s:o}", "name", name, "model", name, "modified_at",
+                      pc_clock_rfc3339(list[i].mtime_ns, ts, sizeof(ts)), "size",
+                      (json_int_t)list[i].size, "digest", digest_of(&man, list[i].name), "details",
+                      details(g.family, g.parameter_size, g.quantization)));
     }
     free(list);
+    pc_manifest_free(&man);
     pc_server_remote_tags(req->srv, models);
     pc_reply_json_value(reply, 200, json_pack("{s:o}", "models", models));
 }
@@ -500,16 +523,21 @@ static void handle_ps(const struct pc_http_req *req, struct pc_http_reply *reply
 {
     struct pc_pool_status *st = NULL;
     size_t n = pc_pool_list(req->srv->pool, &st);
+    struct pc_manifest man = {0};
+    struct pc_error err = {0};
+    if (n > 0 && pc_manifest_load(req->srv->cfg.models_dir, &man, &err) != PC_OK)
+        pc_log_warn("api", "/api/ps: no digests: %s", err.msg);
     json_t *models = json_array();
     for (size_t i = 0; i < n; i++) {
         char ts[40], name[300];
         const struct pc_model_info *in = &st[i].info;
         pc_store_listed_name(st[i].name, name, sizeof(name));
-        json_t *m =
-            json_pack("{s:s, s:s, s:I, s:o, s:s, s:I, s:I}", "name", name, "model", name, "size",
-                      (json_int_t)st[i].memory_bytes, "details", details(in), "expires_at",
-                      pc_clock_rfc3339(st[i].expires_wall_ns, ts, sizeof(ts)), "size_vram",
-                      (json_int_t)in->device_bytes, "context_length", (json_int_t)in->n_ctx);
+        json_t *m = json_pack(
+            "{s:s, s:s, s:I, s:s, s:o, s:s, s:I, s:I}", "name", name, "model", name, "size",
+            (json_int_t)st[i].memory_bytes, "digest", digest_of(&man, st[i].name), "details",
+            details(in->arch, in->parameter_size, in->quantization), "expires_at",
+            pc_clock_rfc3339(st[i].expires_wall_ns, ts, sizeof(ts)), "size_vram",
+            (json_int_t)in->device_bytes, "context_length", (json_int_t)in->n_ctx);
         if (m != NULL)
             json_object_update_new(
                 m, json_pack("{s:b, s:i, s:I, s:I, s:s}", "pinned", st[i].pinned, "in_use",
@@ -518,6 +546,7 @@ static void handle_ps(const struct pc_http_req *req, struct pc_http_reply *reply
         json_array_append_new(models, m);
     }
     free(st);
+    pc_manifest_free(&man);
     pc_server_remote_ps(req->srv, models);
     pc_reply_json_value(reply, 200, json_pack("{s:o}", "models", models));
 }

@@ -5,15 +5,19 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { Ollama } from 'ollama';
 import OpenAI from 'openai';
-import { tempHome, makeModel, startDaemon, post, get, cleanup } from './lib.mjs';
+import { execFileSync } from 'node:child_process';
+import { BIN, tempHome, makeModel, startDaemon, post, get, cleanup, sha256File } from './lib.mjs';
 
-let home, d, ollama, openai;
+let home, d, ollama, openai, tinyPath;
 const opts = { num_predict: 4, temperature: 0 };
 const png = 'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==';
 
 before(async () => {
   home = tempHome('parity');
-  makeModel(home, 'tiny');
+  tinyPath = makeModel(home, 'tiny');
+  makeModel(home, 'bare'); // never verified: no sha256 in the manifest
+  // Record tiny's sha256 in the manifest, as a download does.
+  execFileSync(BIN, ['model', 'verify', 'tiny'], { env: { ...process.env, PRECHARGE_HOME: home } });
   d = await startDaemon({ home });
   ollama = new Ollama({ host: d.url });
   openai = new OpenAI({ baseURL: `${d.url}/v1`, apiKey: 'unused', maxRetries: 0 });
@@ -66,7 +70,7 @@ test('model names: /v1/models lists what /api/tags lists, and both spellings nam
     assert.equal(g.done, true);
   }
   const ps = JSON.parse((await get(d.url, '/api/ps')).text).models.map((m) => m.name);
-  assert.deepEqual(ps, ['tiny:latest']);
+  assert.ok(ps.includes('tiny:latest'));
 });
 
 test('/v1/completions with an array of prompts: one choice per prompt, with its index', async () => {
@@ -117,4 +121,21 @@ test('under /v1 every error is OpenAI\'s error object, with param where OpenAI n
   }
   await assert.rejects(openai.completions.create({ model: 'tiny', prompt: 'x', temperature: 5 }),
     (err) => err.status === 400 && err.param === 'temperature');
+});
+
+test('/api/tags and /api/ps: details from the GGUF header, digest from the manifest', async () => {
+  await ollama.generate({ model: 'tiny', prompt: 'x', options: opts });
+  const want = { format: 'gguf', family: 'llama', families: ['llama'] };
+  const tags = (await ollama.list()).models;
+  const tiny = tags.find((m) => m.name === 'tiny:latest');
+  assert.equal(tiny.digest, sha256File(tinyPath));
+  assert.equal(tags.find((m) => m.name === 'bare:latest').digest, '', 'not known until verified');
+  for (const m of tags) {
+    assert.deepEqual({ format: m.details.format, family: m.details.family, families: m.details.families }, want);
+    assert.match(m.details.parameter_size, /^\d+(\.\d+)?[KMB]$/);
+    assert.match(m.details.quantization_level, /^[A-Z0-9_]+$/);
+  }
+  const ps = (await ollama.ps()).models.find((m) => m.name === 'tiny:latest');
+  assert.equal(ps.digest, tiny.digest);
+  assert.deepEqual(ps.details, tiny.details, '/api/ps says what /api/tags says');
 });

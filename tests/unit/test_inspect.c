@@ -9,10 +9,16 @@
 
 #include <math.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
 
 #include <jansson.h>
 
 #include "base/file.h"
+#include "catalog/details.h"
 #include "catalog/inspect.h"
 #include "engine/engine.h"
 #include "gguf.h"
@@ -188,6 +194,39 @@ static void test_header_text_is_valid_json(void **state)
     json_decref(meta);
 }
 
+/* The listings' details come from the header once per file identity: a file whose bytes change
+ * while its size and modification time stay is not read again (the listing never re-reads a
+ * vocabulary); a new modification time reads it again. */
+static void test_details_read_once_per_identity(void **state)
+{
+    (void)state;
+    char path[PATH_MAX + 48];
+    snprintf(path, sizeof(path), "%s/details.gguf", dir);
+    make_tiny_model(path);
+    struct pc_gguf_details d = {0}, again = {0};
+    struct pc_error err = {0};
+    assert_int_equal(pc_gguf_details(path, &d, &err), PC_OK);
+    assert_string_equal(d.family, "llama");
+    assert_true(d.parameter_size[0] != '\0');
+    assert_true(d.quantization[0] != '\0');
+
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    /* Spoil the magic in place, then give the file back its modification time. */
+    int fd = open(path, O_WRONLY);
+    assert_true(fd >= 0);
+    assert_int_equal(pwrite(fd, "JUNK", 4, 0), 4);
+    close(fd);
+    struct timespec times[2] = {st.st_atim, st.st_mtim};
+    assert_int_equal(utimensat(AT_FDCWD, path, times, 0), 0);
+    assert_int_equal(pc_gguf_details(path, &again, &err), PC_OK);
+    assert_memory_equal(&again, &d, sizeof(d));
+
+    times[1].tv_sec -= 10;
+    assert_int_equal(utimensat(AT_FDCWD, path, times, 0), 0);
+    assert_int_equal(pc_gguf_details(path, &again, &err), PC_ERR_MODEL_FORMAT);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -196,6 +235,7 @@ int main(void)
         cmocka_unit_test(test_f16_model),
         cmocka_unit_test(test_bad_files),
         cmocka_unit_test(test_header_text_is_valid_json),
+        cmocka_unit_test(test_details_read_once_per_identity),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }
