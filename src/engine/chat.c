@@ -1,6 +1,8 @@
 /* chat.c - chat templates and tokenization: the text and tokens a model sees. */
 #include "engineInt.h"
 
+#include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -130,4 +132,35 @@ enum pc_err pc_model_prefix_tokens(const struct pc_model *m, const struct pc_cha
     free(ta);
     free(tb);
     return rc;
+}
+
+/* A special token's text, as tokenizing parses it back; false when it has none. */
+static bool special_text(const struct pc_model *m, llama_token tok, char *out, size_t size)
+{
+    if (tok == LLAMA_TOKEN_NULL)
+        return false;
+    int32_t n = llama_token_to_piece(m->vocab, tok, out, (int32_t)size - 1, 0, true);
+    if (n <= 0)
+        return false;
+    out[n] = '\0';
+    return true;
+}
+
+enum pc_err pc_model_fim_prompt(const struct pc_model *m, const char *model, const char *prefix,
+                                const char *suffix, char **out, struct pc_error *err)
+{
+    char pre[64], suf[64], mid[64];
+    if (!special_text(m, llama_vocab_fim_pre(m->vocab), pre, sizeof(pre)) ||
+        !special_text(m, llama_vocab_fim_suf(m->vocab), suf, sizeof(suf)) ||
+        !special_text(m, llama_vocab_fim_mid(m->vocab), mid, sizeof(mid)))
+        return pc_error_set(err, PC_ERR_INVALID,
+                            "field \"suffix\": model \"%s\" does not support insert: its "
+                            "vocabulary has no fill-in-the-middle tokens",
+                            model);
+    size_t n = strlen(pre) + strlen(prefix) + strlen(suf) + strlen(suffix) + strlen(mid) + 1;
+    *out = malloc(n);
+    if (*out == NULL)
+        return pc_error_set(err, PC_ERR_NOMEM, "out of memory");
+    snprintf(*out, n, "%s%s%s%s%s", pre, prefix, suf, suffix, mid);
+    return PC_OK;
 }

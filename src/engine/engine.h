@@ -149,6 +149,13 @@ enum pc_err pc_model_prefix_tokens(const struct pc_model *m, const struct pc_cha
                                    int32_t **out /* OUT */, size_t *n_out /* OUT */,
                                    struct pc_error *err);
 
+/* A fill-in-the-middle prompt for models trained for it (code models): the text of the model's
+ * prefix, suffix and middle tokens (llama_vocab_fim_pre/suf/mid) around prefix and suffix, in
+ * that order, for pc_model_tokenize (which parses them back into those tokens). *out is
+ * malloc'd. PC_ERR_INVALID naming model when the model lacks any of the three. */
+enum pc_err pc_model_fim_prompt(const struct pc_model *m, const char *model, const char *prefix,
+                                const char *suffix, char **out /* OUT */, struct pc_error *err);
+
 /* Tokenize text as a prompt (BOS added as the model asks, special tokens parsed).
  * *out is malloc'd; the caller frees it. */
 enum pc_err pc_model_tokenize(const struct pc_model *m, const char *text, int32_t **out /* OUT */,

@@ -27,6 +27,7 @@ struct ollama_req {
     const char *model;
     const char *prompt; /* generate */
     const char *system; /* generate */
+    const char *suffix; /* generate: the text after the insertion (fill in the middle) */
     int32_t *context;   /* generate: the tokens a previous answer returned */
     size_t n_context;
     int64_t keep_alive_ns;
@@ -233,6 +234,7 @@ static struct ollama_req *parse_request(const struct pc_http_req *req, bool chat
         pc_req_bool(q->json, "raw", &q->raw, reply) != 0 ||
         pc_req_string(q->json, "prompt", &q->prompt, reply) != 0 ||
         pc_req_string(q->json, "system", &q->system, reply) != 0 ||
+        (!chat && pc_req_string(q->json, "suffix", &q->suffix, reply) != 0) ||
         pc_genopts_keep_alive(q->json, &q->keep_alive_ns, reply) != 0 ||
         parse_options(q, reply) != 0 || parse_format(q, reply) != 0 || parse_think(q, reply) != 0 ||
         (!chat && (parse_context(q, reply) != 0 || check_template(q, reply) != 0)) ||
@@ -396,6 +398,15 @@ static enum pc_err build_prompt(struct ollama_req *q, struct pc_model *m, char *
                                 struct pc_error *err)
 {
     struct pc_chat_msg msgs[2];
+    if (!q->chat && q->suffix != NULL && q->suffix[0] != '\0') {
+        /* Fill in the middle: the model's own tokens around the prompt and the suffix, no
+         * template, as Ollama's code templates do. A schema needs the template. */
+        if (q->conv.in.json_schema != NULL)
+            return pc_error_set(err, PC_ERR_INVALID,
+                                "field \"format\": a JSON schema cannot be applied to a "
+                                "fill-in-the-middle prompt (\"suffix\"); use \"json\"");
+        return pc_model_fim_prompt(m, q->model, q->prompt ? q->prompt : "", q->suffix, out, err);
+    }
     if (!q->chat && q->raw) {
         *out = strdup(q->prompt);
         return *out ? PC_OK : pc_error_set(err, PC_ERR_NOMEM, "out of memory");
@@ -426,7 +437,9 @@ static void handle_inference(const struct pc_http_req *req, struct pc_http_reply
     struct ollama_req *q = parse_request(req, chat, reply);
     if (q == NULL)
         return;
-    bool empty = chat ? q->conv.in.n_msgs == 0 : q->prompt == NULL || q->prompt[0] == '\0';
+    bool empty = chat ? q->conv.in.n_msgs == 0
+                      : (q->prompt == NULL || q->prompt[0] == '\0') &&
+                            (q->suffix == NULL || q->suffix[0] == '\0');
     if (empty) {
         load_or_unload(req->srv, q, reply);
         ollama_req_free(q);

@@ -6,7 +6,8 @@ import assert from 'node:assert/strict';
 import { Ollama } from 'ollama';
 import OpenAI from 'openai';
 import { execFileSync } from 'node:child_process';
-import { BIN, tempHome, makeModel, startDaemon, post, get, cleanup, sha256File } from './lib.mjs';
+import { join } from 'node:path';
+import { BIN, MKMODEL, tempHome, makeModel, startDaemon, post, get, cleanup, sha256File } from './lib.mjs';
 
 let home, d, ollama, openai, tinyPath;
 const opts = { num_predict: 4, temperature: 0 };
@@ -16,6 +17,8 @@ before(async () => {
   home = tempHome('parity');
   tinyPath = makeModel(home, 'tiny');
   makeModel(home, 'bare'); // never verified: no sha256 in the manifest
+  // A code model: fill-in-the-middle tokens in its vocabulary (mkmodel --fim); tiny has none.
+  execFileSync(MKMODEL, ['--preset', 'tiny', '--fim', '-q', '-o', join(home, 'models', 'coder.gguf')]);
   // Record tiny's sha256 in the manifest, as a download does.
   execFileSync(BIN, ['model', 'verify', 'tiny'], { env: { ...process.env, PRECHARGE_HOME: home } });
   d = await startDaemon({ home });
@@ -125,17 +128,40 @@ test('under /v1 every error is OpenAI\'s error object, with param where OpenAI n
 
 test('/api/tags and /api/ps: details from the GGUF header, digest from the manifest', async () => {
   await ollama.generate({ model: 'tiny', prompt: 'x', options: opts });
-  const want = { format: 'gguf', family: 'llama', families: ['llama'] };
   const tags = (await ollama.list()).models;
   const tiny = tags.find((m) => m.name === 'tiny:latest');
   assert.equal(tiny.digest, sha256File(tinyPath));
   assert.equal(tags.find((m) => m.name === 'bare:latest').digest, '', 'not known until verified');
   for (const m of tags) {
-    assert.deepEqual({ format: m.details.format, family: m.details.family, families: m.details.families }, want);
+    const fam = 'llama';
+    assert.deepEqual({ format: m.details.format, family: m.details.family, families: m.details.families }, { format: 'gguf', family: fam, families: [fam] });
     assert.match(m.details.parameter_size, /^\d+(\.\d+)?[KMB]$/);
     assert.match(m.details.quantization_level, /^[A-Z0-9_]+$/);
   }
   const ps = (await ollama.ps()).models.find((m) => m.name === 'tiny:latest');
   assert.equal(ps.digest, tiny.digest);
   assert.deepEqual(ps.details, tiny.details, '/api/ps says what /api/tags says');
+});
+
+test('suffix on /api/generate: fill in the middle with the model\'s FIM tokens, a 400 without them', async () => {
+  const prefix = 'def add(a, b):\n    ';
+  const suffix = '\n    return c\n';
+  const o = { num_predict: 6, temperature: 0 };
+  const fim = await ollama.generate({ model: 'coder', prompt: prefix, suffix, options: o });
+  assert.equal(fim.done, true);
+  assert.equal(fim.eval_count, 6);
+  // The same tokens as the FIM prompt written out by hand, raw.
+  const raw = await ollama.generate({ model: 'coder', prompt: `<|fim_prefix|>${prefix}<|fim_suffix|>${suffix}<|fim_middle|>`, raw: true, options: o });
+  assert.deepEqual(fim.context, raw.context);
+  assert.equal(fim.response, raw.response);
+  // Not the plain prompt: the suffix is used.
+  const plain = await ollama.generate({ model: 'coder', prompt: prefix, raw: true, options: o });
+  assert.ok(fim.prompt_eval_count > plain.prompt_eval_count + 3);
+  await assert.rejects(ollama.generate({ model: 'tiny', prompt: prefix, suffix, options: o }),
+    (e) => e.status_code === 400 && /"suffix": model "tiny" does not support insert/.test(e.message));
+  await assert.rejects(ollama.generate({ model: 'coder', prompt: prefix, suffix, format: { type: 'object' }, options: o }),
+    (e) => e.status_code === 400 && /"format"/.test(e.message));
+  const r = await post(d.url, '/api/generate', { model: 'coder', prompt: 'x', suffix: 5 });
+  assert.equal(r.status, 400);
+  assert.match(JSON.parse(r.text).error, /"suffix" must be a string/);
 });

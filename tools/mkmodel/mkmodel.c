@@ -179,6 +179,7 @@ struct options {
     int threads;
     int pooling; // <arch>.pooling_type (llama_pooling_type); -1: not written (a generation model)
     bool quiet;
+    bool fim;             // --fim: add fill-in-the-middle tokens to the vocabulary
     const char *sets[16]; // --set KEY=TYPE:VALUE, applied last
     int n_sets;
 };
@@ -284,6 +285,9 @@ static void usage(FILE *f)
             "  --name STR        general.name (\" (random weights)\" is appended if missing)\n"
             "  --pooling P       none | mean | cls | last: write <arch>.pooling_type, which makes\n"
             "                    an embedding model (default: not written, a generation model)\n"
+            "  --fim             add fill-in-the-middle control tokens (<|fim_prefix|>,\n"
+            "                    <|fim_suffix|>, <|fim_middle|>) to the vocabulary and name them\n"
+            "                    in tokenizer.ggml.fim_*_token_id, as code models have\n"
             "  --threads N       worker threads (default: online CPUs)\n"
             "  --set KEY=TYPE:VALUE  set a header key last, whatever it breaks (tests of bad\n"
             "                    headers); TYPE: u8 i8 u16 i16 u32 i32 u64 i64 f32 f64 bool str;\n"
@@ -393,6 +397,7 @@ static const struct option LONG_OPTS[] = {
     {"set", required_argument, NULL, 'X'},
     {"output", required_argument, NULL, 'o'},
     {"quiet", no_argument, NULL, 'q'},
+    {"fim", no_argument, NULL, 'F'},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -492,6 +497,9 @@ static int parse_args(int argc, char **argv, struct options *o)
     o->threads = threads < 1 ? 1 : threads > MAX_THREADS ? MAX_THREADS : (int)threads;
     while ((c = getopt_long(argc, argv, "o:qh", LONG_OPTS, NULL)) != -1) {
         switch (c) {
+        case 'F':
+            o->fim = true;
+            break;
         case 'P':
             o->preset = find_preset(optarg);
             if (!o->preset) {
@@ -779,6 +787,69 @@ static struct gguf_context *load_vocab(const char *path, int64_t *n_vocab, bool 
     *n_vocab = (int64_t)gguf_get_arr_n(v, id);
     *chatml = has_token(v, id, "<|im_start|>");
     return v;
+}
+
+// --fim: appends <|fim_prefix|>, <|fim_suffix|> and <|fim_middle|> to the vocabulary as control
+// tokens (with a score of 0 where the vocabulary has scores) and names them in the header, so
+// that llama_vocab_fim_pre/suf/mid give them. The vocabulary grows by 3: *n_vocab follows.
+static int add_fim_tokens(struct gguf_context *v, int64_t *n_vocab)
+{
+    static const char *const FIM[] = {"<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>"};
+    static const char *const KEYS[] = {"tokenizer.ggml.fim_pre_token_id",
+                                       "tokenizer.ggml.fim_suf_token_id",
+                                       "tokenizer.ggml.fim_mid_token_id"};
+    const size_t n = (size_t)*n_vocab, m = n + 3;
+    const int64_t tok = gguf_find_key(v, "tokenizer.ggml.tokens");
+    const int64_t typ = gguf_find_key(v, "tokenizer.ggml.token_type");
+    const int64_t sco = gguf_find_key(v, "tokenizer.ggml.scores");
+    const char **texts = malloc(m * sizeof(*texts));
+    int32_t *types = malloc(m * sizeof(*types));
+    float *scores = malloc(m * sizeof(*scores));
+    int rc = -1;
+
+    if (!texts || !types || !scores) {
+        fail("alloc", "fim tokens: %s", strerror(errno));
+        goto done;
+    }
+    if (typ < 0 || gguf_get_arr_type(v, typ) != GGUF_TYPE_INT32 || gguf_get_arr_n(v, typ) != n ||
+        (sco >= 0 &&
+         (gguf_get_arr_type(v, sco) != GGUF_TYPE_FLOAT32 || gguf_get_arr_n(v, sco) != n))) {
+        fail("vocab", "--fim: the vocabulary's token_type/scores do not match its tokens");
+        goto done;
+    }
+    for (size_t i = 0; i < n; i++) {
+        texts[i] = gguf_get_arr_str(v, tok, i);
+        types[i] = ((const int32_t *)gguf_get_arr_data(v, typ))[i];
+        scores[i] = sco >= 0 ? ((const float *)gguf_get_arr_data(v, sco))[i] : 0.0f;
+    }
+    for (size_t k = 0; k < 3; k++) {
+        texts[n + k] = FIM[k];
+        types[n + k] = 3; // LLAMA_TOKEN_TYPE_CONTROL
+        scores[n + k] = 0.0f;
+    }
+    // The set functions copy: the old arrays (which texts points into) go only after.
+    struct gguf_context *tmp = gguf_init_empty();
+    if (!tmp) {
+        fail("gguf", "gguf_init_empty failed");
+        goto done;
+    }
+    gguf_set_arr_str(tmp, "tokenizer.ggml.tokens", texts, m);
+    gguf_set_arr_data(tmp, "tokenizer.ggml.token_type", GGUF_TYPE_INT32, types, m);
+    if (sco >= 0) {
+        gguf_set_arr_data(tmp, "tokenizer.ggml.scores", GGUF_TYPE_FLOAT32, scores, m);
+    }
+    for (size_t k = 0; k < 3; k++) {
+        gguf_set_val_u32(tmp, KEYS[k], (uint32_t)(n + k));
+    }
+    gguf_set_kv(v, tmp);
+    gguf_free(tmp);
+    *n_vocab = (int64_t)m;
+    rc = 0;
+done:
+    free(texts);
+    free(types);
+    free(scores);
+    return rc;
 }
 
 // Copies every tokenizer.* key/value of the vocab file into dst (and nothing else).
@@ -1150,7 +1221,8 @@ static int generate(const struct options *o)
         goto done;
     }
     vocab = load_vocab(vocab_path, &n_vocab, &chatml);
-    if (!vocab || build_plan(o, n_vocab, &p) != 0) {
+    if (!vocab || (o->fim && add_fim_tokens(vocab, &n_vocab) != 0) ||
+        build_plan(o, n_vocab, &p) != 0) {
         goto done;
     }
     g = gguf_init_empty();
