@@ -320,6 +320,43 @@ enum pc_err pc_chatreq_render(struct pc_chatreq *c, struct pc_model *m, const ch
     return PC_OK;
 }
 
+/* Drop the oldest message after the system ones; false when only the last one is left. */
+static bool drop_oldest_turn(struct pc_chatreq *c)
+{
+    size_t i = 0;
+    while (i < c->in.n_msgs && strcmp(c->msgs[i].role, "system") == 0)
+        i++;
+    if (i + 1 >= c->in.n_msgs)
+        return false;
+    free((void *)c->msgs[i].tool_calls);
+    memmove(&c->msgs[i], &c->msgs[i + 1], (c->in.n_msgs - i - 1) * sizeof(*c->msgs));
+    c->in.n_msgs--;
+    return true;
+}
+
+enum pc_err pc_chatreq_start(struct pc_chatreq *c, struct pc_infer *inf, const char *model,
+                             struct pc_genopts *opts, bool truncate, size_t *dropped,
+                             struct pc_error *err)
+{
+    /* Rendering adds the prompt's grammar and stops to opts: each try starts from these. */
+    const struct pc_genopts given = *opts;
+    *dropped = 0;
+    for (;;) {
+        enum pc_err rc = pc_chatreq_render(c, pc_infer_model(inf), model, opts, err);
+        if (rc == PC_OK)
+            rc = pc_infer_start(inf, pc_chatreq_text(c), &opts->sampling, err);
+        if (rc != PC_ERR_CTX_OVERFLOW || !truncate || !drop_oldest_turn(c))
+            return rc;
+        (*dropped)++;
+        pc_chat_parser_free(c->parser);
+        pc_chat_prompt_free(c->prompt);
+        c->parser = NULL;
+        c->prompt = NULL;
+        *opts = given;
+        *err = (struct pc_error){0};
+    }
+}
+
 const char *pc_chatreq_text(const struct pc_chatreq *c)
 {
     return pc_chat_prompt_text(c->prompt);

@@ -53,6 +53,17 @@ char *pc_chatreq_own(struct pc_chatreq *c, char *s);
 enum pc_err pc_chatreq_render(struct pc_chatreq *c, struct pc_model *m, const char *model,
                               struct pc_genopts *opts, struct pc_error *err);
 
+struct pc_infer;
+
+/* Render the conversation (pc_chatreq_render) and start it on inf. A prompt over the context
+ * with truncate drops the oldest messages after the system ones, one at a time, until it fits,
+ * as Ollama does: the system messages and the newest turns stay, so a precharged system prompt
+ * still leads it. *dropped (OUT) counts the messages dropped. The PC_ERR_CTX_OVERFLOW stays when
+ * truncate is false, or when the system messages and the last message alone do not fit. */
+enum pc_err pc_chatreq_start(struct pc_chatreq *c, struct pc_infer *inf, const char *model,
+                             struct pc_genopts *opts, bool truncate, size_t *dropped /* OUT */,
+                             struct pc_error *err);
+
 /* The rendered prompt's text. */
 const char *pc_chatreq_text(const struct pc_chatreq *c);
 
@@ -64,8 +75,6 @@ enum pc_err pc_chatreq_feed(struct pc_chatreq *c, const char *text, size_t len, 
 /* Whether the answer is complete before the generation ends (parallel_tool_calls off, and the
  * one call is whole): the caller stops there. */
 bool pc_chatreq_settled(const struct pc_chatreq *c);
-
-struct pc_infer;
 
 /* Generate the whole answer into full (stopping once it is settled) and parse it: *msg is the
  * whole message (content, thinking, every call), valid until c changes. */

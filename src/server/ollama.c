@@ -31,6 +31,8 @@ struct ollama_req {
     int32_t *context;   /* generate: the tokens a previous answer returned */
     size_t n_context;
     int64_t keep_alive_ns;
+    bool truncate;  /* chat: drop the oldest turns of a conversation over the context */
+    size_t dropped; /* chat: the messages truncate dropped */
     struct pc_genopts opts;
     struct pc_chatreq conv; /* messages (chat), tools, format schema, think */
     struct pc_buf full;     /* the whole answer, when not streamed */
@@ -225,6 +227,7 @@ static struct ollama_req *parse_request(const struct pc_http_req *req, bool chat
     }
     q->chat = chat;
     q->stream = true;
+    q->truncate = true; /* Ollama's default */
     q->json = pc_req_parse_object(req, reply);
     if (q->json == NULL)
         goto fail;
@@ -232,6 +235,7 @@ static struct ollama_req *parse_request(const struct pc_http_req *req, bool chat
         goto fail;
     if (pc_req_bool(q->json, "stream", &q->stream, reply) != 0 ||
         pc_req_bool(q->json, "raw", &q->raw, reply) != 0 ||
+        (chat && pc_req_bool(q->json, "truncate", &q->truncate, reply) != 0) ||
         pc_req_string(q->json, "prompt", &q->prompt, reply) != 0 ||
         pc_req_string(q->json, "system", &q->system, reply) != 0 ||
         (!chat && pc_req_string(q->json, "suffix", &q->suffix, reply) != 0) ||
@@ -316,8 +320,11 @@ static void add_final_fields(json_t *o, const struct pc_infer *inf, const char *
     json_object_set_new(o, "prompt_cached_count", json_integer(st->cached_tokens));
     json_object_set_new(o, "eval_count", json_integer(st->eval_tokens));
     json_object_set_new(o, "eval_duration", json_integer(st->eval_ns));
-    if (!((const struct ollama_req *)pc_infer_api(inf))->chat)
+    const struct ollama_req *q = pc_infer_api(inf);
+    if (!q->chat)
         add_context(o, inf);
+    else if (q->dropped > 0) /* the conversation was over the context: say so */
+        json_object_set_new(o, "truncated_messages", json_integer((json_int_t)q->dropped));
 }
 
 static bool append_line(struct pc_buf *out, json_t *o)
@@ -392,13 +399,13 @@ static void load_or_unload(struct pc_server *srv, struct ollama_req *q, struct p
     pc_reply_json_value(reply, 200, o);
 }
 
-/* The prompt text the model sees, rendered with the request's tools, schema and thinking. *out
- * is malloc'd. */
-static enum pc_err build_prompt(struct ollama_req *q, struct pc_model *m, char **out,
-                                struct pc_error *err)
+/* /api/generate's prompt text: fill in the middle (suffix), raw, or the prompt and system
+ * rendered through the template with the request's schema and thinking. *out is malloc'd.
+ * (/api/chat renders and starts in pc_chatreq_start, which may truncate.) */
+static enum pc_err generate_prompt(struct ollama_req *q, struct pc_model *m, char **out,
+                                   struct pc_error *err)
 {
-    struct pc_chat_msg msgs[2];
-    if (!q->chat && q->suffix != NULL && q->suffix[0] != '\0') {
+    if (q->suffix != NULL && q->suffix[0] != '\0') {
         /* Fill in the middle: the model's own tokens around the prompt and the suffix, no
          * template, as Ollama's code templates do. A schema needs the template. */
         if (q->conv.in.json_schema != NULL)
@@ -407,23 +414,20 @@ static enum pc_err build_prompt(struct ollama_req *q, struct pc_model *m, char *
                                 "fill-in-the-middle prompt (\"suffix\"); use \"json\"");
         return pc_model_fim_prompt(m, q->model, q->prompt ? q->prompt : "", q->suffix, out, err);
     }
-    if (!q->chat && q->raw) {
+    if (q->raw) {
         *out = strdup(q->prompt);
         return *out ? PC_OK : pc_error_set(err, PC_ERR_NOMEM, "out of memory");
     }
-    if (!q->chat) {
-        size_t n = 0;
-        if (q->system != NULL && q->system[0] != '\0')
-            msgs[n++] = (struct pc_chat_msg){.role = "system", .content = q->system};
-        msgs[n++] = (struct pc_chat_msg){.role = "user", .content = q->prompt};
-        q->conv.in.msgs = msgs;
-        q->conv.in.n_msgs = n;
-    }
+    struct pc_chat_msg msgs[2];
+    size_t n = 0;
+    if (q->system != NULL && q->system[0] != '\0')
+        msgs[n++] = (struct pc_chat_msg){.role = "system", .content = q->system};
+    msgs[n++] = (struct pc_chat_msg){.role = "user", .content = q->prompt};
+    q->conv.in.msgs = msgs;
+    q->conv.in.n_msgs = n;
     enum pc_err rc = pc_chatreq_render(&q->conv, m, q->model, &q->opts, err);
-    if (!q->chat) {
-        q->conv.in.msgs = NULL; /* msgs is gone when this returns */
-        q->conv.in.n_msgs = 0;
-    }
+    q->conv.in.msgs = NULL; /* msgs is gone when this returns */
+    q->conv.in.n_msgs = 0;
     if (rc != PC_OK)
         return rc;
     *out = strdup(pc_chatreq_text(&q->conv));
@@ -453,8 +457,13 @@ static void handle_inference(const struct pc_http_req *req, struct pc_http_reply
         pc_infer_set_context(inf, q->context, q->n_context);
         pc_infer_set_num_ctx(inf, q->opts.num_ctx);
     }
-    if (inf == NULL || build_prompt(q, pc_infer_model(inf), &prompt, &err) != PC_OK ||
-        pc_infer_start(inf, prompt, &q->opts.sampling, &err) != PC_OK) {
+    enum pc_err rc =
+        inf == NULL ? err.code
+        : chat ? pc_chatreq_start(&q->conv, inf, q->model, &q->opts, q->truncate, &q->dropped, &err)
+               : generate_prompt(q, pc_infer_model(inf), &prompt, &err);
+    if (rc == PC_OK && !chat)
+        rc = pc_infer_start(inf, prompt, &q->opts.sampling, &err);
+    if (rc != PC_OK) {
         free(prompt);
         pc_infer_close(inf);
         ollama_req_free(q);

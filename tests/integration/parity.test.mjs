@@ -165,3 +165,42 @@ test('suffix on /api/generate: fill in the middle with the model\'s FIM tokens, 
   assert.equal(r.status, 400);
   assert.match(JSON.parse(r.text).error, /"suffix" must be a string/);
 });
+
+test('a conversation longer than the context keeps the system message and the newest turns', async () => {
+  const system = { role: 'system', content: 'You are the archivist of the northern library. Answer in one short sentence.' };
+  const words = 'the quick brown fox jumps over a lazy dog near the river bank today';
+  const messages = [system];
+  for (let i = 0; i < 40; i++) {
+    messages.push({ role: 'user', content: `Question ${i}: ${words} `.repeat(5) });
+    messages.push({ role: 'assistant', content: `Answer ${i}: ${words} `.repeat(5) });
+  }
+  messages.push({ role: 'user', content: 'And the last question?' });
+  const o = { num_predict: 3, temperature: 0, num_ctx: 2048 };
+  // Over 5,000 tokens: refused whole when the caller asks for no truncation.
+  let r = await post(d.url, '/api/chat', { model: 'tiny', messages, stream: false, truncate: false, options: o });
+  assert.equal(r.status, 400);
+  const m = JSON.parse(r.text).error.match(/the prompt is (\d+) tokens; the limit is (\d+)/);
+  assert.ok(m && Number(m[1]) > 5000 && Number(m[2]) < 2048, r.text);
+
+  // The system prompt precharged: the truncated conversation still starts with it.
+  const pre = JSON.parse((await post(d.url, '/api/precharge', { model: 'tiny', context: [system], wait: true })).text);
+  assert.ok(pre.context_tokens > 0, JSON.stringify(pre));
+  const chat = await ollama.chat({ model: 'tiny', messages, options: o });
+  assert.equal(chat.done, true);
+  assert.ok(chat.truncated_messages > 40 && chat.truncated_messages < 80, `dropped ${chat.truncated_messages}`);
+  assert.ok(chat.prompt_eval_count < 2048 && chat.prompt_eval_count > 1000, `${chat.prompt_eval_count} tokens kept`);
+  assert.ok(chat.prompt_eval_cached_count >= pre.context_tokens, 'the precharged system prompt leads the kept part');
+  // Streamed too; the newest turns are kept (the same ones: the same prompt length).
+  const parts = [];
+  for await (const p of await ollama.chat({ model: 'tiny', messages, options: o, stream: true })) parts.push(p);
+  assert.equal(parts.at(-1).truncated_messages, chat.truncated_messages);
+  assert.equal(parts.at(-1).prompt_eval_count, chat.prompt_eval_count);
+
+  // The system message alone over the context: still a 400.
+  r = await post(d.url, '/api/chat', { model: 'tiny', stream: false, options: o,
+    messages: [{ role: 'system', content: words.repeat(200) }, { role: 'user', content: 'hi' }] });
+  assert.equal(r.status, 400);
+  assert.match(JSON.parse(r.text).error, /the prompt is \d+ tokens/);
+  // A short conversation says nothing of truncation.
+  assert.equal((await ollama.chat({ model: 'tiny', messages: [system, { role: 'user', content: 'hi' }], options: o })).truncated_messages, undefined);
+});
