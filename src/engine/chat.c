@@ -164,3 +164,11 @@ enum pc_err pc_model_fim_prompt(const struct pc_model *m, const char *model, con
     snprintf(*out, n, "%s%s%s%s%s", pre, prefix, suf, suffix, mid);
     return PC_OK;
 }
+
+size_t pc_model_token_text(const struct pc_model *m, int32_t token, char *out, size_t size)
+{
+    int32_t n = llama_token_to_piece(m->vocab, token, out, (int32_t)size - 1, 0, true);
+    n = n < 0 ? 0 : n;
+    out[n] = '\0';
+    return (size_t)n;
+}

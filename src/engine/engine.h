@@ -292,6 +292,23 @@ struct pc_restore_result {
     char reason[PC_ERROR_MSG_MAX]; /* why it failed */
 };
 
+/* At most this many alternatives per token in pc_gen_request.top_logprobs (OpenAI's limit). */
+#define PC_TOP_LOGPROBS_MAX 20
+
+/* A token and its log-probability under its step's logits (a log-softmax over the vocabulary,
+ * before the sampler's temperature and cuts). */
+struct pc_logprob {
+    int32_t token;
+    float logprob;
+};
+
+/* One sampled token's log-probability, and the step's most likely tokens, best first. */
+struct pc_token_logprobs {
+    struct pc_logprob sampled;
+    struct pc_logprob top[PC_TOP_LOGPROBS_MAX];
+    int32_t n_top;
+};
+
 struct pc_gen_request {
     const int32_t *tokens; /* the prompt (pc_model_tokenize) */
     size_t n_tokens;
@@ -303,6 +320,10 @@ struct pc_gen_request {
     bool prefill_only;
     bool want_blob;   /* keep the sequence's serialized state at the end (pc_gen_take_blob) */
     bool want_logits; /* keep the logits of the prompt's last token (pc_gen_logits) */
+    /* Each sampled token's log-probability, with its step's top_logprobs (0 ..
+     * PC_TOP_LOGPROBS_MAX) best tokens (pc_gen_take_logprobs). Off: nothing is computed. */
+    bool logprobs;
+    int32_t top_logprobs;
     const struct pc_restore_offer *offer; /* optional; copied */
 };
 
@@ -362,6 +383,16 @@ enum pc_err pc_gen_tokens(const struct pc_gen *g, int32_t **out /* OUT */, size_
 /* The prompt's last logits (want_logits), n_vocab of them, once the prompt is done; NULL if
  * none were kept. */
 const float *pc_gen_logits(const struct pc_gen *g, int32_t *n_vocab /* OUT */);
+
+/* With logprobs asked: the log-probabilities of the answer's tokens whose text the consumer has
+ * taken (pc_gen_next, _poll), from where the last call left off, in order. *out is malloc'd
+ * (NULL when none); returns the count. */
+size_t pc_gen_take_logprobs(struct pc_gen *g, struct pc_token_logprobs **out /* OUT */);
+
+/* A token's text as the answer shows it (special tokens as their text), NUL-terminated in out;
+ * returns its length. */
+size_t pc_model_token_text(const struct pc_model *m, int32_t token, char *out /* OUT */,
+                           size_t size);
 
 /* The sequence's serialized state (want_blob), once done: the caller takes *blob and frees it.
  * NULL when none was made (the task failed, or the prefix was already live whole). */

@@ -62,6 +62,8 @@ struct pc_gen {
     bool prefill_only; /* a precharge: no answer, the sequence stays live as precharged */
     bool want_blob;
     bool want_logits;
+    bool logprobs;                 /* record each sampled token's (pc_gen_publish_logprobs) */
+    int32_t top_logprobs;          /* with this many alternatives */
     struct pc_restore_offer offer; /* .blob NULL: none */
     int32_t num_predict;
     llama_token *keep_special; /* rendered with their text (pc_sampling.keep_special) */
@@ -90,6 +92,11 @@ struct pc_gen {
     struct pc_buf out; /* text made and not yet taken */
     size_t *cuts;      /* where each piece in out ends */
     size_t n_cuts, cap_cuts;
+    struct pc_token_logprobs *lps; /* with logprobs: one per sampled token */
+    size_t n_lps, cap_lps;
+    size_t *lp_cuts;     /* n_lps when each piece of cuts was made (cap_cuts of them) */
+    size_t lp_released;  /* lps whose piece the consumer took */
+    size_t lp_given;     /* of those, the ones pc_gen_take_logprobs gave */
     bool prompt_done;    /* the prompt is in the context (or the task ended first) */
     bool finished;       /* no more text will come */
     const char *reason;  /* once finished */
@@ -222,6 +229,10 @@ void pc_loop_submit(struct pc_model *m, struct pc_gen *g);
 void pc_loop_kick(struct pc_model *m);
 
 /* ---- gen.c: a task's buffer, as the loop fills it ----------------------------------------- */
+
+/* The loop's: a sampled token's log-probabilities, before its text (pc_gen_publish_text), so that
+ * the piece that brings the text releases them. */
+void pc_gen_publish_logprobs(struct pc_gen *g, const struct pc_token_logprobs *lp);
 
 /* The loop's side. Each takes g->lock itself and wakes the consumer. */
 void pc_gen_publish_text(struct pc_gen *g, const char *text, size_t len);

@@ -42,6 +42,8 @@ static void gen_destroy(struct pc_gen *g)
     free(g->blob);
     free(g->logits);
     free(g->cuts);
+    free(g->lps);
+    free(g->lp_cuts);
     free(g->keep_special);
     free(g);
 }
@@ -126,6 +128,10 @@ enum pc_err pc_gen_start(struct pc_model *m, const struct pc_gen_request *req, s
     g->prefill_only = req->prefill_only;
     g->want_blob = req->want_blob;
     g->want_logits = req->want_logits;
+    g->logprobs = req->logprobs;
+    g->top_logprobs = req->top_logprobs < 0                     ? 0
+                      : req->top_logprobs > PC_TOP_LOGPROBS_MAX ? PC_TOP_LOGPROBS_MAX
+                                                                : req->top_logprobs;
     g->num_predict = req->sampling.num_predict;
     g->ext_cancel = req->cancel;
     g->seq = -1;
@@ -169,10 +175,18 @@ static bool push_piece(struct pc_gen *g, const char *text, size_t len)
         if (p == NULL)
             return false;
         g->cuts = p;
+        if (g->logprobs) {
+            size_t *l = realloc(g->lp_cuts, cap * sizeof(*l));
+            if (l == NULL)
+                return false;
+            g->lp_cuts = l;
+        }
         g->cap_cuts = cap;
     }
     if (!pc_buf_append(&g->out, text, len))
         return false;
+    if (g->logprobs)
+        g->lp_cuts[g->n_cuts] = g->n_lps;
     g->cuts[g->n_cuts++] = g->out.len;
     return true;
 }
@@ -185,6 +199,25 @@ void pc_gen_publish_text(struct pc_gen *g, const char *text, size_t len)
     if (!ok && g->err.code == PC_OK)
         pc_error_set(&g->err, PC_ERR_NOMEM, "generation: out of memory");
     wake_unlock(g);
+}
+
+void pc_gen_publish_logprobs(struct pc_gen *g, const struct pc_token_logprobs *lp)
+{
+    pthread_mutex_lock(&g->lock);
+    if (g->n_lps == g->cap_lps) {
+        size_t cap = g->cap_lps ? g->cap_lps * 2 : 16;
+        struct pc_token_logprobs *p = realloc(g->lps, cap * sizeof(*p));
+        if (p == NULL) {
+            if (g->err.code == PC_OK)
+                pc_error_set(&g->err, PC_ERR_NOMEM, "generation: out of memory");
+            pthread_mutex_unlock(&g->lock);
+            return;
+        }
+        g->lps = p;
+        g->cap_lps = cap;
+    }
+    g->lps[g->n_lps++] = *lp;
+    pthread_mutex_unlock(&g->lock);
 }
 
 void pc_gen_publish_prompt(struct pc_gen *g)
@@ -279,7 +312,13 @@ static enum pc_err take(struct pc_gen *g, const char **text, size_t *len, bool *
         g->n_cuts--;
         for (size_t i = 0; i < g->n_cuts; i++)
             g->cuts[i] = g->cuts[i + 1] - n;
+        if (g->logprobs) {
+            g->lp_released = g->lp_cuts[0];
+            memmove(g->lp_cuts, g->lp_cuts + 1, g->n_cuts * sizeof(*g->lp_cuts));
+        }
     }
+    if (g->finished && g->n_cuts == 0)
+        g->lp_released = g->n_lps; /* tokens whose text a stop string ate */
     g->cst = g->shared_st;
     *text = g->taken.data ? g->taken.data : "";
     *len = g->taken.len;
@@ -312,6 +351,19 @@ enum pc_err pc_gen_poll(struct pc_gen *g, const char **text, size_t *len, bool *
     enum pc_err rc = take(g, text, len, done, err);
     pthread_mutex_unlock(&g->lock);
     return rc;
+}
+
+size_t pc_gen_take_logprobs(struct pc_gen *g, struct pc_token_logprobs **out)
+{
+    *out = NULL;
+    pthread_mutex_lock(&g->lock);
+    size_t n = g->lp_released - g->lp_given;
+    if (n > 0 && (*out = malloc(n * sizeof(**out))) != NULL) {
+        memcpy(*out, g->lps + g->lp_given, n * sizeof(**out));
+        g->lp_given = g->lp_released;
+    }
+    pthread_mutex_unlock(&g->lock);
+    return *out != NULL ? n : 0;
 }
 
 void pc_gen_watch(struct pc_gen *g, void (*wake)(void *arg), void *arg)

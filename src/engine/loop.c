@@ -4,6 +4,7 @@
  * and hands its text to the task's buffer. */
 #include "engineInt.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -280,6 +281,38 @@ static void build(struct pc_model *m, int32_t *batch_n)
 
 /* Sample the task's next token from its row of the batch's logits, and pass its text on.
  * False when the task ended. */
+/* A request that asked for them: the sampled token's log-probability and the step's best
+ * alternatives, from the logits at g->batch_idx (a log-softmax over the vocabulary). */
+static void record_logprobs(struct pc_model *m, struct pc_gen *g, llama_token tok)
+{
+    const float *l = llama_get_logits_ith(m->ctx, g->batch_idx);
+    int32_t nv = (int32_t)m->info.n_vocab;
+    if (l == NULL || nv <= 0)
+        return;
+    float max = l[0];
+    for (int32_t i = 1; i < nv; i++)
+        max = l[i] > max ? l[i] : max;
+    double sum = 0;
+    for (int32_t i = 0; i < nv; i++)
+        sum += exp((double)(l[i] - max));
+    float lse = max + (float)log(sum);
+    struct pc_token_logprobs lp = {.sampled = {tok, l[tok] - lse}};
+    /* The best top_logprobs, kept sorted by insertion (a handful of a whole vocabulary). */
+    int32_t want = g->top_logprobs, k = 0;
+    for (int32_t i = 0; i < nv && want > 0; i++) {
+        if (k == want && l[i] <= lp.top[k - 1].logprob)
+            continue;
+        int32_t j = k < want ? k++ : k - 1;
+        for (; j > 0 && lp.top[j - 1].logprob < l[i]; j--)
+            lp.top[j] = lp.top[j - 1];
+        lp.top[j] = (struct pc_logprob){i, l[i]};
+    }
+    for (int32_t i = 0; i < k; i++)
+        lp.top[i].logprob -= lse;
+    lp.n_top = k;
+    pc_gen_publish_logprobs(g, &lp);
+}
+
 static bool sample(struct pc_model *m, struct pc_gen *g)
 {
     llama_token tok = llama_sampler_sample(g->smpl, m->ctx, g->batch_idx);
@@ -288,6 +321,8 @@ static bool sample(struct pc_model *m, struct pc_gen *g)
         return false;
     }
     g->st.eval_tokens++;
+    if (g->logprobs)
+        record_logprobs(m, g, tok);
     bool special = false;
     for (size_t i = 0; i < g->n_keep_special && !special; i++)
         special = g->keep_special[i] == tok;

@@ -60,6 +60,7 @@ enum pc_err pc_infer_open_with(struct pc_server *srv, const char *name,
     struct pc_infer *inf = calloc(1, sizeof(*inf));
     if (inf == NULL)
         return pc_error_set(err, PC_ERR_NOMEM, "out of memory");
+    inf->top_logprobs = -1;
     struct pc_error store_err = {0};
     enum pc_err rc = pc_store_name(name, inf->norm, sizeof(inf->norm), err);
     if (rc == PC_OK)
@@ -171,7 +172,9 @@ enum pc_err pc_infer_start(struct pc_infer *inf, const char *prompt,
                                  .n_tokens = n,
                                  .sampling = *sampling,
                                  .cancel = &inf->cancel,
-                                 .priority = PC_PRIO_USER};
+                                 .priority = PC_PRIO_USER,
+                                 .logprobs = inf->top_logprobs >= 0,
+                                 .top_logprobs = inf->top_logprobs};
     /* A smaller num_ctx than the loaded context bounds prompt + answer, as that window would. */
     char why[96];
     uint32_t n_ctx = pc_model_info(m)->n_ctx;
@@ -384,6 +387,50 @@ void pc_infer_set_context(struct pc_infer *inf, const int32_t *toks, size_t n)
 void pc_infer_set_num_ctx(struct pc_infer *inf, uint32_t num_ctx)
 {
     inf->num_ctx = num_ctx;
+}
+
+void pc_infer_set_logprobs(struct pc_infer *inf, int32_t top)
+{
+    inf->top_logprobs = top;
+}
+
+/* {token, logprob, bytes}: bytes are the token's own, which may be part of a character. */
+static json_t *logprob_json(const struct pc_model *m, struct pc_logprob lp)
+{
+    char text[256];
+    size_t n = pc_model_token_text(m, lp.token, text, sizeof(text));
+    json_t *bytes = json_array();
+    for (size_t i = 0; bytes != NULL && i < n; i++)
+        json_array_append_new(bytes, json_integer((unsigned char)text[i]));
+    /* JSON strings are whole UTF-8: a token that is part of a character shows what it can. */
+    json_t *tok = json_stringn(text, n);
+    if (tok == NULL)
+        tok = json_string("");
+    return json_pack("{s:o, s:f, s:o}", "token", tok, "logprob", (double)lp.logprob, "bytes",
+                     bytes);
+}
+
+json_t *pc_infer_take_logprobs(struct pc_infer *inf)
+{
+    if (inf->top_logprobs < 0 || inf->gen == NULL)
+        return NULL;
+    struct pc_token_logprobs *lps = NULL;
+    size_t n = pc_gen_take_logprobs(inf->gen, &lps);
+    const struct pc_model *m = pc_infer_model(inf);
+    json_t *arr = json_array();
+    for (size_t i = 0; arr != NULL && i < n; i++) {
+        json_t *o = logprob_json(m, lps[i].sampled);
+        json_t *top = json_array();
+        for (int32_t k = 0; top != NULL && k < lps[i].n_top; k++)
+            json_array_append_new(top, logprob_json(m, lps[i].top[k]));
+        if (o != NULL)
+            json_object_set_new(o, "top_logprobs", top);
+        else
+            json_decref(top);
+        json_array_append_new(arr, o);
+    }
+    free(lps);
+    return arr;
 }
 
 const struct pc_gen_stats *pc_infer_stats(const struct pc_infer *inf)

@@ -8,6 +8,8 @@
 #include <stdint.h>
 
 #include "../base/buf.h"
+#include <jansson.h>
+
 #include "../engine/engine.h"
 #include "../pool/pool.h"
 #include "../precharge/snapshot.h"
@@ -83,6 +85,16 @@ void *pc_infer_api(const struct pc_infer *inf);
  * than the loaded one (it caps prompt and answer). */
 void pc_infer_set_context(struct pc_infer *inf, const int32_t *toks, size_t n);
 void pc_infer_set_num_ctx(struct pc_infer *inf, uint32_t num_ctx);
+
+/* Also set before pc_infer_start: ask for each answer token's log-probability with top (0 ..
+ * PC_TOP_LOGPROBS_MAX) alternatives; top < 0 (the default) asks for none. */
+void pc_infer_set_logprobs(struct pc_infer *inf, int32_t top);
+
+/* The log-probabilities of the answer's tokens read since the last call, as OpenAI's chat
+ * (logprobs.content) and Ollama's "logprobs" have them: [{token, logprob, bytes,
+ * top_logprobs: [{token, logprob, bytes}]}]. An empty array when none; NULL when out of memory
+ * or when none was asked for. */
+json_t *pc_infer_take_logprobs(struct pc_infer *inf);
 
 /* The generation's figures and end, as of the last piece read; NULL before pc_infer_start has
  * started one (an embedding, a failed start). */

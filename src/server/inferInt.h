@@ -27,7 +27,8 @@ struct pc_infer {
     /* Set before pc_infer_start, optional (pc_infer_set_context, pc_infer_set_num_ctx): */
     const int32_t *context; /* tokens of the conversation so far; the prompt continues them */
     size_t n_context;
-    uint32_t num_ctx; /* a smaller context than the loaded one: caps prompt + answer */
+    uint32_t num_ctx;     /* a smaller context than the loaded one: caps prompt + answer */
+    int32_t top_logprobs; /* pc_infer_set_logprobs: -1 none, else alternatives per token */
 };
 
 #endif

@@ -31,8 +31,9 @@ struct ollama_req {
     int32_t *context;   /* generate: the tokens a previous answer returned */
     size_t n_context;
     int64_t keep_alive_ns;
-    bool truncate;  /* chat: drop the oldest turns of a conversation over the context */
-    size_t dropped; /* chat: the messages truncate dropped */
+    bool truncate;        /* chat: drop the oldest turns of a conversation over the context */
+    int32_t top_logprobs; /* "logprobs"/"top_logprobs": alternatives per token; -1 none */
+    size_t dropped;       /* chat: the messages truncate dropped */
     struct pc_genopts opts;
     struct pc_chatreq conv; /* messages (chat), tools, format schema, think */
     struct pc_buf full;     /* the whole answer, when not streamed */
@@ -217,6 +218,19 @@ static int check_images(struct ollama_req *q, struct pc_http_reply *reply)
     return 0;
 }
 
+/* "logprobs": true gives each answer token's log-probability, with "top_logprobs" (0..20)
+ * alternatives; top_logprobs alone asks for them too. */
+static int parse_logprobs(struct ollama_req *q, struct pc_http_reply *reply)
+{
+    bool on = false;
+    double top = -1;
+    if (pc_req_bool(q->json, "logprobs", &on, reply) != 0 ||
+        pc_genopts_number(q->json, "", "top_logprobs", 0, PC_TOP_LOGPROBS_MAX, &top, reply) != 0)
+        return -1;
+    q->top_logprobs = top >= 0 ? (int32_t)top : on ? 0 : -1;
+    return 0;
+}
+
 static struct ollama_req *parse_request(const struct pc_http_req *req, bool chat,
                                         struct pc_http_reply *reply)
 {
@@ -228,6 +242,7 @@ static struct ollama_req *parse_request(const struct pc_http_req *req, bool chat
     q->chat = chat;
     q->stream = true;
     q->truncate = true; /* Ollama's default */
+    q->top_logprobs = -1;
     q->json = pc_req_parse_object(req, reply);
     if (q->json == NULL)
         goto fail;
@@ -241,6 +256,7 @@ static struct ollama_req *parse_request(const struct pc_http_req *req, bool chat
         (!chat && pc_req_string(q->json, "suffix", &q->suffix, reply) != 0) ||
         pc_genopts_keep_alive(q->json, &q->keep_alive_ns, reply) != 0 ||
         parse_options(q, reply) != 0 || parse_format(q, reply) != 0 || parse_think(q, reply) != 0 ||
+        parse_logprobs(q, reply) != 0 ||
         (!chat && (parse_context(q, reply) != 0 || check_template(q, reply) != 0)) ||
         (chat && parse_messages(q, reply) != 0) || check_images(q, reply) != 0)
         goto fail;
@@ -327,6 +343,16 @@ static void add_final_fields(json_t *o, const struct pc_infer *inf, const char *
         json_object_set_new(o, "truncated_messages", json_integer((json_int_t)q->dropped));
 }
 
+/* "logprobs" of the tokens this chunk brings, when they were asked for. */
+static void add_logprobs(json_t *o, struct pc_infer *inf)
+{
+    json_t *arr = pc_infer_take_logprobs(inf);
+    if (o != NULL && arr != NULL)
+        json_object_set_new(o, "logprobs", arr);
+    else
+        json_decref(arr);
+}
+
 static bool append_line(struct pc_buf *out, json_t *o)
 {
     return pc_append_json(out, "", o, "\n");
@@ -353,6 +379,7 @@ static enum pc_stream_state stream_poll(void *ctx, struct pc_buf *out)
         done = done || pc_chatreq_settled(&q->conv); /* the one call is whole: stop there */
     }
     json_t *o = chunk_base(q, &nw, done);
+    add_logprobs(o, inf);
     if (done && o != NULL)
         add_final_fields(o, inf, pc_infer_done_reason(inf));
     append_line(out, o);
@@ -369,6 +396,7 @@ static void reply_whole(struct pc_infer *inf, struct pc_http_reply *reply)
         return;
     }
     json_t *o = chunk_base(q, &nw, true);
+    add_logprobs(o, inf);
     if (o != NULL)
         add_final_fields(o, inf, pc_infer_done_reason(inf));
     pc_reply_json_value(reply, 200, o);
@@ -456,6 +484,7 @@ static void handle_inference(const struct pc_http_req *req, struct pc_http_reply
     if (pc_infer_open(req->srv, q->model, q->keep_alive_ns, &inf, &err) == PC_OK) {
         pc_infer_set_context(inf, q->context, q->n_context);
         pc_infer_set_num_ctx(inf, q->opts.num_ctx);
+        pc_infer_set_logprobs(inf, q->top_logprobs);
     }
     enum pc_err rc =
         inf == NULL ? err.code

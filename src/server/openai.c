@@ -20,6 +20,8 @@ struct openai_req {
     bool chat;
     bool stream;
     bool include_usage;
+    int32_t top_logprobs; /* logprobs asked: alternatives per token; -1 none */
+    size_t text_offset;   /* completions' logprobs: bytes of answer before the next token */
     const char *model;
     const char *prompt;     /* completions: the first (or only) prompt */
     json_t *prompts;        /* completions: the array of several prompts, else NULL */
@@ -206,6 +208,38 @@ static int parse_sampling(struct openai_req *q, struct pc_http_reply *reply, con
     return pc_genopts_stops(q->json, "", &q->opts, reply);
 }
 
+/* Chat: "logprobs" true with "top_logprobs" 0..20 (which needs logprobs, as in OpenAI).
+ * Completions: "logprobs" an integer 0..5, the alternatives per token. *param names the
+ * field refused. */
+static int parse_logprobs(struct openai_req *q, struct pc_http_reply *reply, const char **param)
+{
+    q->top_logprobs = -1;
+    json_t *v = json_object_get(q->json, "logprobs");
+    *param = "logprobs";
+    if (!q->chat) {
+        double n = -1;
+        if (pc_genopts_number(q->json, "", "logprobs", 0, 5, &n, reply) != 0)
+            return -1;
+        q->top_logprobs = (int32_t)n;
+        return 0;
+    }
+    bool on = false;
+    double top = 0;
+    if (pc_req_bool(q->json, "logprobs", &on, reply) != 0)
+        return -1;
+    *param = "top_logprobs";
+    json_t *t = json_object_get(q->json, "top_logprobs");
+    if (pc_genopts_number(q->json, "", "top_logprobs", 0, PC_TOP_LOGPROBS_MAX, &top, reply) != 0)
+        return -1;
+    if (t != NULL && !json_is_null(t) && !on) {
+        pc_http_reply_error(reply, 400, "field \"top_logprobs\" needs \"logprobs\": true");
+        return -1;
+    }
+    (void)v;
+    q->top_logprobs = on ? (int32_t)top : -1;
+    return 0;
+}
+
 static int parse_stream(struct openai_req *q, struct pc_http_reply *reply)
 {
     if (pc_req_bool(q->json, "stream", &q->stream, reply) != 0)
@@ -240,6 +274,7 @@ static struct openai_req *parse_request(const struct pc_http_req *req, bool chat
     if (chat ? parse_messages(q, reply) != 0 : parse_prompt(q, reply) != 0)
         goto fail;
     if ((*param = "stream", parse_stream(q, reply)) != 0 || parse_sampling(q, reply, param) != 0 ||
+        parse_logprobs(q, reply, param) != 0 ||
         (*param = "response_format", parse_response_format(q, reply)) != 0)
         goto fail;
     *param = NULL;
@@ -317,6 +352,46 @@ static json_t *envelope(const struct openai_req *q, const char *object)
                      "precharge-" PC_VERSION);
 }
 
+/* choice.logprobs of the tokens read since the last call: chat's {"content": [...]}, or the
+ * legacy completions shape (tokens, token_logprobs, top_logprobs as {token: logprob},
+ * text_offset); null when not asked for. */
+static json_t *choice_logprobs(struct openai_req *q, struct pc_infer *inf)
+{
+    json_t *arr = pc_infer_take_logprobs(inf);
+    if (arr == NULL)
+        return json_null();
+    if (q->chat)
+        return json_pack("{s:o}", "content", arr);
+    json_t *toks = json_array(), *lps = json_array(), *tops = json_array(), *offs = json_array();
+    size_t i, k;
+    json_t *e, *a;
+    json_array_foreach(arr, i, e)
+    {
+        json_array_append(toks, json_object_get(e, "token"));
+        json_array_append(lps, json_object_get(e, "logprob"));
+        json_t *top = json_object();
+        json_array_foreach(json_object_get(e, "top_logprobs"), k, a) json_object_set(
+            top, json_string_value(json_object_get(a, "token")), json_object_get(a, "logprob"));
+        json_array_append_new(tops, top);
+        json_array_append_new(offs, json_integer((json_int_t)q->text_offset));
+        q->text_offset += json_array_size(json_object_get(e, "bytes"));
+    }
+    json_decref(arr);
+    return json_pack("{s:o, s:o, s:o, s:o}", "tokens", toks, "token_logprobs", lps, "top_logprobs",
+                     tops, "text_offset", offs);
+}
+
+/* Set the one choice's logprobs in a chunk or reply o. */
+static void set_logprobs(json_t *o, struct openai_req *q, struct pc_infer *inf)
+{
+    json_t *choice = json_array_get(json_object_get(o, "choices"), 0);
+    json_t *lp = choice_logprobs(q, inf);
+    if (choice != NULL)
+        json_object_set_new(choice, "logprobs", lp);
+    else
+        json_decref(lp);
+}
+
 /* One streamed choice: a delta (chat: content, reasoning, whole tool calls) or text
  * (completions); finish is NULL until the end. */
 static json_t *stream_chunk(struct openai_req *q, const struct pc_chat_news *nw, const char *finish)
@@ -363,7 +438,9 @@ static bool append_event(struct pc_buf *out, json_t *o)
 static enum pc_stream_state stream_end(struct pc_infer *inf, struct openai_req *q,
                                        struct pc_buf *out)
 {
-    append_event(out, stream_chunk(q, &(struct pc_chat_news){0}, finish_reason(inf)));
+    json_t *last = stream_chunk(q, &(struct pc_chat_news){0}, finish_reason(inf));
+    set_logprobs(last, q, inf);
+    append_event(out, last);
     if (q->include_usage) {
         json_t *o = envelope(q, q->chat ? "chat.completion.chunk" : "text_completion");
         if (o != NULL) {
@@ -397,9 +474,12 @@ static enum pc_stream_state stream_poll(void *ctx, struct pc_buf *out)
         }
         done = done || pc_chatreq_settled(&q->conv); /* the one call is whole: stop there */
     }
-    if ((nw.content_len > 0 || nw.thinking_len > 0 || nw.n_calls > 0) &&
-        !append_event(out, stream_chunk(q, &nw, NULL)))
-        return PC_STREAM_END;
+    if (nw.content_len > 0 || nw.thinking_len > 0 || nw.n_calls > 0) {
+        json_t *chunk = stream_chunk(q, &nw, NULL);
+        set_logprobs(chunk, q, inf);
+        if (!append_event(out, chunk))
+            return PC_STREAM_END;
+    }
     return done ? stream_end(inf, q, out) : PC_STREAM_MORE;
 }
 
@@ -442,6 +522,7 @@ static void reply_whole(struct pc_infer *inf, struct pc_http_reply *reply)
     if (o != NULL) {
         json_object_set_new(o, "choices", json_pack("[o]", choice));
         json_object_set_new(o, "usage", usage(inf));
+        set_logprobs(o, q, inf);
     }
     pc_reply_json_value(reply, 200, o);
 }
@@ -458,9 +539,11 @@ static void reply_prompts(struct pc_server *srv, struct openai_req *q, struct pc
         struct pc_infer *inf = NULL;
         struct pc_buf text = PC_BUF_INIT;
         rc = pc_infer_open(srv, q->model, -1, &inf, &err);
-        if (rc == PC_OK)
+        if (rc == PC_OK) {
+            pc_infer_set_logprobs(inf, q->top_logprobs);
             rc = pc_infer_start(inf, json_string_value(json_array_get(q->prompts, i)),
                                 &q->opts.sampling, &err);
+        }
         if (rc == PC_OK)
             rc = pc_infer_collect(inf, &text, &err);
         if (rc == PC_OK) {
@@ -468,10 +551,12 @@ static void reply_prompts(struct pc_server *srv, struct openai_req *q, struct pc
             sum.prompt_tokens += st->prompt_tokens;
             sum.cached_tokens += st->cached_tokens;
             sum.eval_tokens += st->eval_tokens;
-            json_array_append_new(
-                choices, json_pack("{s:I, s:s%, s:n, s:s}", "index", (json_int_t)i, "text",
-                                   text.data ? text.data : "", text.len, "logprobs",
-                                   "finish_reason", finish_of(pc_infer_done_reason(inf), 0)));
+            q->text_offset = 0;
+            json_array_append_new(choices,
+                                  json_pack("{s:I, s:s%, s:o, s:s}", "index", (json_int_t)i, "text",
+                                            text.data ? text.data : "", text.len, "logprobs",
+                                            choice_logprobs(q, inf), "finish_reason",
+                                            finish_of(pc_infer_done_reason(inf), 0)));
         }
         pc_buf_free(&text);
         pc_infer_close(inf);
@@ -521,8 +606,10 @@ static void handle_completion(const struct pc_http_req *req, struct pc_http_repl
         rc = pc_chatreq_render(&q->conv, pc_infer_model(inf), q->model, &q->opts, &err);
     if (rc == PC_OK && (prompt = strdup(chat ? pc_chatreq_text(&q->conv) : q->prompt)) == NULL)
         rc = pc_error_set(&err, PC_ERR_NOMEM, "out of memory");
-    if (rc == PC_OK)
+    if (rc == PC_OK) {
+        pc_infer_set_logprobs(inf, q->top_logprobs);
         rc = pc_infer_start(inf, prompt, &q->opts.sampling, &err);
+    }
     free(prompt);
     if (rc != PC_OK) {
         pc_infer_close(inf);

@@ -204,3 +204,63 @@ test('a conversation longer than the context keeps the system message and the ne
   // A short conversation says nothing of truncation.
   assert.equal((await ollama.chat({ model: 'tiny', messages: [system, { role: 'user', content: 'hi' }], options: o })).truncated_messages, undefined);
 });
+
+test('logprobs and top_logprobs in each API\'s shape, from the sampled step\'s logits', async () => {
+  const messages = [{ role: 'user', content: 'Tell me a story' }];
+  const near = (a, b) => Math.abs(a - b) < 1e-3;
+  const checkEntry = (e, nTop) => {
+    assert.equal(typeof e.token, 'string');
+    assert.ok(e.logprob <= 0 && Number.isFinite(e.logprob), JSON.stringify(e));
+    assert.deepEqual(Buffer.from(e.bytes).toString('utf8').length >= 0, true);
+    assert.equal(e.top_logprobs.length, nTop);
+    for (let i = 1; i < nTop; i++) assert.ok(e.top_logprobs[i - 1].logprob >= e.top_logprobs[i].logprob, 'best first');
+    // Greedy: the sampled token is the best one, with its log-probability.
+    if (nTop > 0) {
+      assert.equal(e.top_logprobs[0].token, e.token);
+      assert.ok(near(e.top_logprobs[0].logprob, e.logprob));
+    }
+  };
+  // OpenAI chat, whole and streamed: the same tokens.
+  const r = await openai.chat.completions.create({ model: 'tiny', messages, max_tokens: 5, temperature: 0, logprobs: true, top_logprobs: 3 });
+  const content = r.choices[0].logprobs.content;
+  assert.equal(content.length, 5);
+  content.forEach((e) => checkEntry(e, 3));
+  assert.equal(content.map((e) => e.token).join(''), r.choices[0].message.content);
+  const streamed = [];
+  for await (const c of await openai.chat.completions.create({ model: 'tiny', messages, max_tokens: 5, temperature: 0, logprobs: true, top_logprobs: 3, stream: true }))
+    streamed.push(...(c.choices[0]?.logprobs?.content ?? []));
+  assert.deepEqual(streamed.map((e) => e.token), content.map((e) => e.token));
+  assert.ok(streamed.every((e, i) => near(e.logprob, content[i].logprob)));
+  // Not asked: null.
+  assert.equal((await openai.chat.completions.create({ model: 'tiny', messages, max_tokens: 2, temperature: 0 })).choices[0].logprobs, null);
+  await assert.rejects(openai.chat.completions.create({ model: 'tiny', messages, max_tokens: 2, top_logprobs: 2 }),
+    (e) => e.status === 400 && e.param === 'top_logprobs');
+  await assert.rejects(openai.chat.completions.create({ model: 'tiny', messages, max_tokens: 2, logprobs: true, top_logprobs: 21 }),
+    (e) => e.status === 400 && e.param === 'top_logprobs');
+
+  // OpenAI completions: the legacy shape.
+  const c = await openai.completions.create({ model: 'tiny', prompt: 'Once upon a time', max_tokens: 4, temperature: 0, logprobs: 2 });
+  const lp = c.choices[0].logprobs;
+  assert.equal(lp.tokens.length, 4);
+  assert.equal(lp.tokens.join(''), c.choices[0].text);
+  assert.equal(lp.token_logprobs.length, 4);
+  assert.ok(lp.token_logprobs.every((x) => x <= 0));
+  assert.ok(lp.top_logprobs.every((t) => Object.keys(t).length >= 1 && Object.keys(t).length <= 2));
+  assert.equal(lp.text_offset[0], 0);
+  assert.ok(lp.text_offset.every((x, i) => i === 0 || x >= lp.text_offset[i - 1]));
+  await assert.rejects(openai.completions.create({ model: 'tiny', prompt: 'x', max_tokens: 2, logprobs: 6 }),
+    (e) => e.status === 400 && e.param === 'logprobs');
+
+  // Ollama: "logprobs" beside each chunk's text; the same numbers as OpenAI's for the same prompt.
+  const g = await ollama.chat({ model: 'tiny', messages, options: { num_predict: 5, temperature: 0 }, logprobs: true, top_logprobs: 3 });
+  assert.equal(g.logprobs.length, 5);
+  g.logprobs.forEach((e) => checkEntry(e, 3));
+  assert.deepEqual(g.logprobs.map((e) => e.token), content.map((e) => e.token));
+  const parts = [];
+  for await (const p of await ollama.generate({ model: 'tiny', prompt: 'Once upon a time', raw: true, options: { num_predict: 4, temperature: 0 }, logprobs: true, stream: true }))
+    parts.push(...(p.logprobs ?? []));
+  assert.equal(parts.length, 4);
+  parts.forEach((e) => checkEntry(e, 0));
+  assert.deepEqual(parts.map((e) => e.token), lp.tokens, 'raw generate and /v1/completions see the same prompt');
+  assert.equal((await ollama.generate({ model: 'tiny', prompt: 'x', options: opts })).logprobs, undefined);
+});
