@@ -370,7 +370,8 @@ function drawModels() {
     return el('tr', { 'data-model': x.id },
       el('td', {}, x.id),
       el('td', { class: `state state-${st}`, title: x.error || '' },
-        st + (x.error && st === 'failed' ? ` (${x.error})` : '')),
+        st + (x.error && st === 'failed' ? ` (${x.error})` : '') +
+        (st === 'loading' && x.since ? ` (${ago(x.since)})` : '')),
       el('td', {}, x.provider || 'local'),
       el('td', { class: 'num' }, x.size ? bytes(x.size) : ''),
       el('td', { class: 'num' }, x.context || ''),
@@ -441,7 +442,11 @@ async function fetchState() {
   }
   const models = [...byId.values()].sort((a, b) => a.id.localeCompare(b.id));
   const states = await Promise.all(models.map((x) => apiJson(`/api/models/${encodeURIComponent(x.id)}/state`)));
-  models.forEach((x, i) => { x.state = states[i].data?.state; x.error = states[i].data?.error; });
+  models.forEach((x, i) => {
+    x.state = states[i].data?.state;
+    x.error = states[i].data?.error;
+    x.since = states[i].data?.since;
+  });
   for (const p of S.precharges.values()) {
     if (DONE.has(p.status)) continue;
     const r = await apiJson(`/api/precharge/${encodeURIComponent(p.id)}`);
