@@ -231,3 +231,25 @@ test('with an API key the page asks for it, says so clearly for a wrong one, and
     cleanup(h);
   }
 });
+
+test('the readiness panel shows each preload as /api/models/status and /ready give it', async () => {
+  const h = tempHome('dashboard-preload');
+  makeModel(h, 'tiny');
+  const p = await startDaemon({ home: h, args: ['--preload', 'tiny'] });
+  try {
+    assert.ok(await eventually(async () => (await get(p.url, '/ready')).status === 200), '/ready');
+    const status = JSON.parse((await get(p.url, '/api/models/status')).text).tiny;
+    assert.equal(status.status, 'ready');
+    const { page, errors } = await openPage(p.url);
+    const row = page.locator('#preload-rows tr[data-model="tiny"]');
+    await row.waitFor();
+    await pageShows(page, () => row.locator('td').nth(1).textContent(), status.status);
+    assert.equal(await row.locator('td').nth(2).textContent(), String(status.attempts));
+    await pageShows(page, (pg) => pg.locator('#ready').textContent(), 'ready: ready');
+    assert.deepEqual(errors, []);
+    await page.close();
+  } finally {
+    await p.stop();
+    cleanup(h);
+  }
+});
