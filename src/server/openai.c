@@ -71,7 +71,8 @@ static void openai_error(struct pc_http_reply *reply, const char *param, const c
 
 void pc_openai_error(struct pc_http_reply *reply, const char *param)
 {
-    openai_error(reply, param, reply->status == 404 ? "model_not_found" : NULL);
+    bool model = param == NULL || strcmp(param, "model") == 0;
+    openai_error(reply, param, reply->status == 404 && model ? "model_not_found" : NULL);
 }
 
 void pc_openai_refusal_shape(const char *path, struct pc_http_reply *reply)

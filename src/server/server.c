@@ -87,6 +87,7 @@ const struct pc_http_route *const pc_server_routes[] = {
     pc_remote_routes,
     pc_embed_routes,
     pc_openai_routes,
+    pc_responses_routes,
     pc_metrics_routes,
     pc_ui_routes,
     NULL,

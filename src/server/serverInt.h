@@ -36,6 +36,7 @@ struct pc_server {
 extern const struct pc_http_route pc_ollama_routes[];
 extern const struct pc_http_route pc_ollama_model_routes[];
 extern const struct pc_http_route pc_openai_routes[];
+extern const struct pc_http_route pc_responses_routes[];
 extern const struct pc_http_route pc_embed_routes[];
 extern const struct pc_http_route pc_precharge_routes[];
 extern const struct pc_http_route pc_preload_routes[];

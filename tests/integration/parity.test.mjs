@@ -19,6 +19,8 @@ before(async () => {
   makeModel(home, 'bare'); // never verified: no sha256 in the manifest
   // A code model: fill-in-the-middle tokens in its vocabulary (mkmodel --fim); tiny has none.
   execFileSync(MKMODEL, ['--preset', 'tiny', '--fim', '-q', '-o', join(home, 'models', 'coder.gguf')]);
+  // Qwen 2.5's template: function tools.
+  execFileSync(MKMODEL, ['--preset', 'tiny', '--arch', 'qwen2', '--template', 'Qwen-Qwen2.5-7B-Instruct', '-q', '-o', join(home, 'models', 'qwen25.gguf')]);
   // Record tiny's sha256 in the manifest, as a download does.
   execFileSync(BIN, ['model', 'verify', 'tiny'], { env: { ...process.env, PRECHARGE_HOME: home } });
   d = await startDaemon({ home });
@@ -133,7 +135,7 @@ test('/api/tags and /api/ps: details from the GGUF header, digest from the manif
   assert.equal(tiny.digest, sha256File(tinyPath));
   assert.equal(tags.find((m) => m.name === 'bare:latest').digest, '', 'not known until verified');
   for (const m of tags) {
-    const fam = 'llama';
+    const fam = m.name === 'qwen25:latest' ? 'qwen2' : 'llama';
     assert.deepEqual({ format: m.details.format, family: m.details.family, families: m.details.families }, { format: 'gguf', family: fam, families: [fam] });
     assert.match(m.details.parameter_size, /^\d+(\.\d+)?[KMB]$/);
     assert.match(m.details.quantization_level, /^[A-Z0-9_]+$/);
@@ -263,4 +265,71 @@ test('logprobs and top_logprobs in each API\'s shape, from the sampled step\'s l
   parts.forEach((e) => checkEntry(e, 0));
   assert.deepEqual(parts.map((e) => e.token), lp.tokens, 'raw generate and /v1/completions see the same prompt');
   assert.equal((await ollama.generate({ model: 'tiny', prompt: 'x', options: opts })).logprobs, undefined);
+});
+
+test('the Responses API through the openai client: text, instructions, streaming events, previous_response_id, schema, tools', async () => {
+  const base = { model: 'tiny', instructions: 'You are terse.', max_output_tokens: 6, temperature: 0 };
+  const r = await openai.responses.create({ ...base, input: 'Tell me about the sea' });
+  assert.equal(r.object, 'response');
+  assert.match(r.id, /^resp_/);
+  assert.equal(r.status, 'incomplete');
+  assert.equal(r.incomplete_details.reason, 'max_output_tokens');
+  assert.equal(r.output[0].type, 'message');
+  assert.equal(r.output[0].content[0].type, 'output_text');
+  assert.equal(r.output_text, r.output[0].content[0].text);
+  assert.ok(r.output_text.length > 0);
+  assert.equal(r.usage.output_tokens, 6);
+  assert.equal(r.usage.total_tokens, r.usage.input_tokens + 6);
+  assert.equal(r.instructions, 'You are terse.');
+
+  // Streamed: typed events in order, the deltas add up to the same text.
+  const types = [];
+  let text = '';
+  let done;
+  for await (const e of await openai.responses.create({ ...base, input: 'Tell me about the sea', stream: true })) {
+    types.push(e.type);
+    if (e.type === 'response.output_text.delta') text += e.delta;
+    if (e.type === 'response.completed') done = e.response;
+  }
+  assert.deepEqual(types.slice(0, 4), ['response.created', 'response.in_progress', 'response.output_item.added', 'response.content_part.added']);
+  assert.ok(types.includes('response.output_text.delta'));
+  assert.deepEqual(types.slice(-4), ['response.output_text.done', 'response.content_part.done', 'response.output_item.done', 'response.completed']);
+  assert.equal(text, r.output_text);
+  assert.equal(done.output[0].content[0].text, text);
+  assert.equal(done.usage.output_tokens, 6);
+
+  // previous_response_id: the conversation goes on, its earlier part reused from the context.
+  const r2 = await openai.responses.create({ ...base, input: 'And the mountains?', previous_response_id: r.id });
+  assert.equal(r2.previous_response_id, r.id);
+  assert.ok(r2.usage.input_tokens > r.usage.input_tokens + 6, 'the earlier turns are in the prompt');
+  assert.ok(r2.usage.input_tokens_details.cached_tokens > 0, `and were reused: ${JSON.stringify(r2.usage)}`);
+  await assert.rejects(openai.responses.create({ ...base, input: 'x', previous_response_id: 'resp_nope' }),
+    (e) => e.status === 404 && e.param === 'previous_response_id' && e.code !== 'model_not_found');
+
+  // text.format json_schema: the grammar holds the answer to the schema.
+  const schema = { type: 'object', properties: { name: { type: 'string', enum: ['Ada', 'Bob'] } }, required: ['name'], additionalProperties: false };
+  const s = await openai.responses.create({ model: 'tiny', input: 'Who?', max_output_tokens: 40, temperature: 0,
+    text: { format: { type: 'json_schema', name: 'person', schema, strict: true } } });
+  assert.ok(['Ada', 'Bob'].includes(JSON.parse(s.output_text).name), s.output_text);
+
+  // Function tools: a required call comes back as a function_call item; its output goes on.
+  const tools = [{ type: 'function', name: 'get_weather', description: 'The weather in a city',
+    parameters: { type: 'object', properties: { city: { type: 'string', enum: ['Paris', 'Rome'] } }, required: ['city'] } }];
+  const t = await openai.responses.create({ model: 'qwen25', input: 'Weather in Paris?', tools, tool_choice: 'required', parallel_tool_calls: false, max_output_tokens: 300, temperature: 0 });
+  const call = t.output.find((o) => o.type === 'function_call');
+  assert.ok(call, JSON.stringify(t.output));
+  assert.equal(call.name, 'get_weather');
+  assert.ok(['Paris', 'Rome'].includes(JSON.parse(call.arguments).city));
+  const t2 = await openai.responses.create({ model: 'qwen25', previous_response_id: t.id, tools, max_output_tokens: 4, temperature: 0,
+    input: [{ type: 'function_call_output', call_id: call.call_id, output: '{"celsius": 21}' }] });
+  assert.ok(t2.usage.input_tokens > t.usage.input_tokens);
+
+  // What is not served is refused by name.
+  for (const [extra, param] of [[{ reasoning: { effort: 'low' } }, 'reasoning'], [{ truncation: 'auto' }, 'truncation'],
+    [{ tools: [{ type: 'web_search' }] }, 'tools'], [{ temperature: 3 }, 'temperature']]) {
+    await assert.rejects(openai.responses.create({ model: 'tiny', input: 'x', ...extra }),
+      (e) => e.status === 400 && e.param === param, JSON.stringify(extra));
+  }
+  await assert.rejects(openai.responses.create({ model: 'tiny', input: [{ role: 'user', content: [{ type: 'input_image', image_url: 'data:image/png;base64,AA==' }] }] }),
+    (e) => e.status === 400 && /input_text/.test(e.message));
 });
