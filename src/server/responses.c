@@ -297,9 +297,12 @@ static const struct pc_genopts_field sampling_fields[] = {
 };
 #undef F
 
+/* On failure *body is the parsed body (or NULL), which *param may point into: the caller frees
+ * it once the error is written. */
 static struct resp_req *parse_request(const struct pc_http_req *req, struct pc_http_reply *reply,
-                                      const char **param)
+                                      const char **param, json_t **body)
 {
+    *body = NULL;
     struct resp_req *q = calloc(1, sizeof(*q));
     if (q == NULL) {
         pc_http_reply_error(reply, 500, "out of memory");
@@ -352,6 +355,8 @@ static struct resp_req *parse_request(const struct pc_http_req *req, struct pc_h
     *param = NULL;
     return q;
 fail:
+    *body = q->json;
+    q->json = NULL;
     resp_req_free(q);
     return NULL;
 }
@@ -551,9 +556,11 @@ static enum pc_stream_state stream_poll(void *ctx, struct pc_buf *out)
 static void handle_responses(const struct pc_http_req *req, struct pc_http_reply *reply)
 {
     const char *param = NULL;
-    struct resp_req *q = parse_request(req, reply, &param);
+    json_t *body = NULL;
+    struct resp_req *q = parse_request(req, reply, &param, &body);
     if (q == NULL) {
         pc_openai_error(reply, param);
+        json_decref(body);
         return;
     }
     struct pc_error err = {0};
