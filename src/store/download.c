@@ -153,15 +153,35 @@ enum pc_err pc_download_opts_init(struct pc_download_opts *o, struct pc_error *e
 
 /* ---- progress ---------------------------------------------------------------------------- */
 
+/* The digest a progress line shows: the one expected or computed, else the sha256 that the
+ * source gives for the file (the Hub's X-Linked-Etag, 64 hex digits, quoted), as Ollama's lines
+ * always carry one for progress UIs to group by. "" when none is known yet. */
+static const char *shown_digest(const struct dl *d, char *buf, size_t size)
+{
+    if (d->digest[0] != '\0')
+        return d->digest;
+    const char *e = d->source.linked_etag;
+    size_t n = strlen(e);
+    if (n == 66 && e[0] == '"' && e[65] == '"') {
+        e++;
+        n = 64;
+    }
+    if (n != 64 || strspn(e, "0123456789abcdef") < 64)
+        return "";
+    snprintf(buf, size, "sha256:%.64s", e);
+    return buf;
+}
+
 static void report(struct dl *d, enum pc_download_phase phase, uint64_t completed)
 {
+    char digest[80];
     d->last_report_ns = pc_clock_mono_ns();
     if (d->o->progress == NULL)
         return;
     struct pc_download_progress p = {
         .phase = phase,
         .status = d->status[0] ? d->status : pc_download_phase_name(phase),
-        .digest = d->digest,
+        .digest = shown_digest(d, digest, sizeof(digest)),
         .total = d->total,
         .completed = completed,
         .bytes_per_sec = phase == PC_DL_DOWNLOADING ? d->bps : 0,

@@ -554,6 +554,21 @@ test('model remove refuses a model the daemon has loaded, unless --force', async
   t.diagnostic('ok');
 });
 
+test('/api/pull progress lines carry the digest the source gives when the catalog has none', async () => {
+  // No sha256 in the catalog; the server says it in X-Linked-Etag, as the Hub does.
+  const h = home('hub-digest', { sha: '', location: `/hub/${modelSha}/` });
+  const d = await startDaemon({ home: h, env: { NO_PROXY: '127.0.0.1' } });
+  try {
+    const out = ndjson((await post(d.url, '/api/pull', { model: 'tiny-test' })).text);
+    const dl = out.filter((l) => l.status === 'downloading' && l.total === modelSize);
+    assert.ok(dl.length >= 1, JSON.stringify(out));
+    for (const l of dl) assert.equal(l.digest, `sha256:${modelSha}`);
+    assert.deepEqual(out.at(-1), { status: 'success' });
+  } finally {
+    assert.equal(await d.stop(), 0);
+  }
+});
+
 test('the official ollama npm client pulls and deletes', async (t) => {
   const { Ollama } = await import('ollama');
   const h = home('npm-client');
