@@ -78,19 +78,11 @@ static enum pc_err resolve_model_dirs(struct pc_server_config *cfg, struct pc_er
 
 /* Every API family's routes. */
 const struct pc_http_route *const pc_server_routes[] = {
-    pc_ollama_routes,
-    pc_ollama_model_routes,
-    pc_precharge_routes,
+    pc_ollama_routes,  pc_ollama_model_routes, pc_precharge_routes,
     pc_pool_routes, /* before the OpenAI table: /v1/models/stats is not a model's id */
-    pc_preload_routes,
-    pc_store_routes,
-    pc_remote_routes,
-    pc_embed_routes,
-    pc_openai_routes,
-    pc_responses_routes,
-    pc_metrics_routes,
-    pc_ui_routes,
-    NULL,
+    pc_preload_routes, pc_store_routes,        pc_remote_routes,
+    pc_embed_routes,   pc_openai_routes,       pc_responses_routes,
+    pc_metrics_routes, pc_ui_routes,           NULL,
 };
 
 /* ModelsDiscovered: what the store holds at start. */
