@@ -212,19 +212,6 @@ enum pc_err pc_slot_export(struct pc_slot *s, int seq, uint8_t **blob /* OUT */,
 enum pc_err pc_slot_import(struct pc_slot *s, const uint8_t *blob, size_t size, const int32_t *toks,
                            size_t n, bool precharged, int *seq /* OUT */, struct pc_error *err);
 
-struct pc_prefill_stats {
-    int32_t tokens;        /* the whole prefix */
-    int32_t cached_tokens; /* of those, the ones a live sequence already held */
-    int64_t prefill_ns;
-};
-
-/* With the slot held: make toks a live, precharged sequence (copy the longest live prefix,
- * prefill the rest, alone). *seq (may be NULL) is that sequence. The daemon's precharges are
- * tasks of the loop instead (pc_gen_request.prefill_only), batched with the rest. */
-enum pc_err pc_slot_prefill(struct pc_slot *s, const int32_t *toks, size_t n,
-                            const atomic_bool *cancel, int *seq /* OUT */,
-                            struct pc_prefill_stats *st /* OUT */, struct pc_error *err);
-
 /* The pooled, L2-normalized embedding of text: n_embd_pooled floats written to out. The text is
  * decoded alone in a scratch sequence (no prefix is shared: pooling runs over every token) that
  * is emptied afterwards; the live sequences are left as they were. Text longer than the batch

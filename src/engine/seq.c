@@ -338,37 +338,6 @@ enum pc_err pc_seq_decode(struct pc_model *m, int seq, const llama_token *toks, 
     return PC_OK;
 }
 
-enum pc_err pc_slot_prefill(struct pc_slot *s, const int32_t *toks, size_t n,
-                            const atomic_bool *cancel, int *seq_out, struct pc_prefill_stats *st,
-                            struct pc_error *err)
-{
-    struct pc_model *m = s->m;
-    *st = (struct pc_prefill_stats){.tokens = (int32_t)n};
-    if (n == 0)
-        return pc_error_set(err, PC_ERR_INVALID, "the context to precharge is empty");
-    if (n >= m->info.n_ctx)
-        return pc_error_set(err, PC_ERR_CTX_OVERFLOW,
-                            "the context is %zu tokens, and the context window is %u tokens", n,
-                            m->info.n_ctx);
-    int seq;
-    size_t kept;
-    struct pc_restore_result r;
-    enum pc_err rc = pc_seq_plan(m, toks, n, true, NULL, true, &seq, &kept, &r, err);
-    if (rc != PC_OK)
-        return rc;
-    st->cached_tokens = (int32_t)kept;
-    int64_t t0 = pc_clock_mono_ns();
-    rc = pc_seq_decode(m, seq, toks + kept, n - kept, false, cancel, err);
-    st->prefill_ns = pc_clock_mono_ns() - t0;
-    if (rc != PC_OK) {
-        pc_seq_clear(m, seq);
-        return rc;
-    }
-    if (seq_out != NULL)
-        *seq_out = seq;
-    return PC_OK;
-}
-
 enum pc_err pc_seq_export(struct pc_model *m, int seq, uint8_t **blob, size_t *size,
                           struct pc_error *err)
 {

@@ -93,6 +93,33 @@ static void logits_for(struct pc_model *m, const int32_t *toks, size_t n,
  * restored from RAM, or restored from a disk file by a new store (a restart). The prefix is
  * decoded in one batch and the question in another in every case, so the sums run in the same
  * order and the comparison can be exact. */
+/* Precharge toks as the daemon does: a prefill-only task of the decode loop; its serialized
+ * state in *blob when blob is not NULL (the caller frees it). */
+static void precharge(struct pc_model *m, const int32_t *toks, size_t n, uint8_t **blob,
+                      size_t *size)
+{
+    struct pc_gen_request req = {.tokens = toks,
+                                 .n_tokens = n,
+                                 .sampling = pc_sampling_default(),
+                                 .priority = PC_PRIO_NORMAL,
+                                 .prefill_only = true,
+                                 .want_blob = blob != NULL};
+    struct pc_gen *g = NULL;
+    struct pc_error err = {0};
+    assert_int_equal(pc_gen_start(m, &req, &g, &err), PC_OK);
+    const char *t;
+    size_t len;
+    bool done = false;
+    while (!done)
+        assert_int_equal(pc_gen_next(g, &t, &len, &done, &err), PC_OK);
+    assert_string_equal(pc_gen_done_reason(g), "prefilled");
+    if (blob != NULL) {
+        pc_gen_take_blob(g, blob, size);
+        assert_non_null(*blob);
+    }
+    pc_gen_free(g);
+}
+
 static void test_tiers_give_the_same_logits(void **state)
 {
     (void)state;
@@ -111,14 +138,10 @@ static void test_tiers_give_the_same_logits(void **state)
 
     /* Live: a precharged sequence, copied into the request's. */
     struct pc_model *m = load();
-    struct pc_prefill_stats st;
     int seq = -1;
     uint8_t *blob = NULL;
     size_t size = 0;
-    pc_slot_acquire(m, PC_PRIO_USER, &slot);
-    assert_int_equal(pc_slot_prefill(slot, pre, npre, NULL, &seq, &st, &err), PC_OK);
-    assert_int_equal(pc_slot_export(slot, seq, &blob, &size, &err), PC_OK);
-    pc_slot_release(slot);
+    precharge(m, pre, npre, &blob, &size);
     logits_for(m, full, nfull, NULL, got, &n_vocab, &cached, NULL);
     assert_int_equal(cached, (int32_t)npre);
     assert_true(test_max_diff(base, got, n_vocab) == 0.0f);
@@ -189,8 +212,8 @@ static void test_tiers_give_the_same_logits(void **state)
     size_t no;
     assert_int_equal(pc_model_tokenize(m5, other.data, &otoks, &no, &err), PC_OK);
     assert_true(no > 256);
+    precharge(m5, otoks, no, NULL, NULL);
     pc_slot_acquire(m5, PC_PRIO_USER, &slot);
-    assert_int_equal(pc_slot_prefill(slot, otoks, no, NULL, NULL, &st, &err), PC_OK);
     /* Restored above the unrelated cells: the request must move it down. */
     assert_int_equal(pc_slot_import(slot, blob, size, pre, npre, true, &seq, &err), PC_OK);
     pc_slot_release(slot);
