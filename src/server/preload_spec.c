@@ -49,9 +49,9 @@ bad:
                         s);
 }
 
-static int format_hhmm(int s, char *buf, size_t size)
+static int format_hhmm(int s, bool seconds, char *buf, size_t size)
 {
-    if (s % 60 == 0)
+    if (!seconds)
         return snprintf(buf, size, "%02d:%02d", s / 3600, s / 60 % 60);
     return snprintf(buf, size, "%02d:%02d:%02d", s / 3600, s / 60 % 60, s % 60);
 }
@@ -61,10 +61,12 @@ const char *pc_keep_warm_format(const struct pc_keep_warm *kw, char *buf, size_t
     if (kw->kind == PC_KEEP_WARM_ALWAYS) {
         snprintf(buf, size, "always");
     } else if (kw->kind == PC_KEEP_WARM_WINDOW) {
-        int n = format_hhmm(kw->start_s, buf, size);
+        /* Both edges to the second when either needs it: "10:12:56-10:13:00", not "-10:13". */
+        bool seconds = kw->start_s % 60 != 0 || kw->end_s % 60 != 0;
+        int n = format_hhmm(kw->start_s, seconds, buf, size);
         if (n > 0 && (size_t)n + 1 < size) {
             buf[n] = '-';
-            format_hhmm(kw->end_s, buf + n + 1, size - (size_t)n - 1);
+            format_hhmm(kw->end_s, seconds, buf + n + 1, size - (size_t)n - 1);
         }
     } else {
         snprintf(buf, size, "none");

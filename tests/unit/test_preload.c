@@ -44,6 +44,9 @@ static void test_keep_warm_parse(void **state)
     assert_int_equal(kw.start_s, 8 * 3600 + 30);
     assert_int_equal(kw.end_s, 86399);
     assert_string_equal(pc_keep_warm_format(&kw, buf, sizeof(buf)), "08:00:30-23:59:59");
+    /* An edge on a whole minute is written to the second too when the other needs it. */
+    assert_int_equal(pc_keep_warm_parse("10:12:56-10:13:00", &kw, &err), PC_OK);
+    assert_string_equal(pc_keep_warm_format(&kw, buf, sizeof(buf)), "10:12:56-10:13:00");
     assert_int_equal(pc_keep_warm_parse("00:00-24:00", &kw, &err), PC_OK);
     const char *bad[] = {"sometimes",    "8-18",          "25:00-26:00", "08:00-08:00",
                          "08:00-18:00x", "08:60-09:00",   "08:00",       "08:00:60-09:00",
