@@ -489,6 +489,10 @@ static void health_check(struct pl_model *m)
                 ? json_pack("{s:b, s:b, s:I}", "ok", 1, "loaded", 1, "time_ms", (json_int_t)ms)
                 : json_pack("{s:b, s:b, s:I, s:s}", "ok", 0, "loaded", 1, "time_ms", (json_int_t)ms,
                             "error", err.msg));
+    /* The pool let it go while the check ran (its look does not hold the keep-alive):
+     * pc_preloader_on_unload has said so, and what the check saw is no longer true. */
+    if (m->status == PL_UNLOADED)
+        return;
     if (rc == PC_OK) {
         m->status = PL_READY;
         m->error[0] = '\0';
