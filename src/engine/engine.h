@@ -233,6 +233,12 @@ void pc_slot_drop_all(struct pc_slot *s);
 /* The live sequences: writes up to max entries, returns how many there are. */
 size_t pc_slot_list(const struct pc_slot *s, struct pc_seq_info *out, size_t max);
 
+/* One token's bias (OpenAI's logit_bias: a token id and what is added to its logit). */
+struct pc_logit_bias {
+    int32_t token;
+    float bias;
+};
+
 struct pc_sampling {
     float temperature; /* <= 0: greedy */
     int32_t top_k;     /* <= 0: off */
@@ -242,6 +248,16 @@ struct pc_sampling {
     int32_t repeat_last_n;
     float presence_penalty;
     float frequency_penalty;
+    float typical_p; /* locally typical sampling's mass; <= 0 or >= 1: off */
+    /* 1: Mirostat, 2: Mirostat 2.0, each in place of top-k, typical, top-p and min-p, aiming
+     * at mirostat_tau bits of surprise per token, learning at rate mirostat_eta; 0: off. */
+    int32_t mirostat;
+    float mirostat_tau;
+    float mirostat_eta;
+    /* Added to the logits before any other cut (-INFINITY bans a token); the array is the
+     * caller's, read only by pc_gen_start (llama.cpp copies it). */
+    const struct pc_logit_bias *logit_bias;
+    size_t n_logit_bias;
     uint32_t seed;       /* UINT32_MAX: random */
     int32_t num_predict; /* < 0: until the context is full */
     const char *const *stop;

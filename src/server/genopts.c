@@ -98,6 +98,55 @@ int pc_genopts_seed(json_t *obj, const char *prefix, struct pc_genopts *g,
     return 0;
 }
 
+#define F PC_GENOPT_FIELD
+static const struct pc_genopts_field sampler_fields[] = {
+    F("typical_p", 0, 1, F32, sampling.typical_p),
+    F("mirostat_tau", 0, 100, F32, sampling.mirostat_tau),
+    F("mirostat_eta", 0, 100, F32, sampling.mirostat_eta),
+};
+#undef F
+
+int pc_genopts_sampler_options(json_t *obj, const char *prefix, struct pc_genopts *g,
+                               struct pc_http_reply *reply)
+{
+    if (pc_genopts_fields(obj, prefix, sampler_fields,
+                          sizeof(sampler_fields) / sizeof(sampler_fields[0]), g, reply) != 0)
+        return -1;
+    double mirostat = 0;
+    if (pc_genopts_number(obj, prefix, "mirostat", 0, 2, &mirostat, reply) != 0)
+        return -1;
+    if (mirostat != floor(mirostat)) {
+        pc_http_reply_error(reply, 400, "%smirostat must be 0, 1 or 2", prefix);
+        return -1;
+    }
+    g->sampling.mirostat = (int32_t)mirostat;
+    /* Gone from llama.cpp's samplers: a value that would change nothing is taken, so that
+     * clients which send every option with its default keep working. */
+    double tfs_z = 1.0;
+    if (pc_genopts_number(obj, prefix, "tfs_z", -1e9, 1e9, &tfs_z, reply) != 0)
+        return -1;
+    if (tfs_z != 1.0) {
+        pc_http_reply_error(reply, 400,
+                            "%stfs_z: tail-free sampling is not supported (llama.cpp removed it); "
+                            "only 1.0, which changes nothing, is accepted",
+                            prefix);
+        return -1;
+    }
+    json_t *pn = json_object_get(obj, "penalize_newline");
+    if (pn != NULL && !json_is_null(pn) && !json_is_boolean(pn)) {
+        pc_http_reply_error(reply, 400, "%spenalize_newline must be true or false", prefix);
+        return -1;
+    }
+    if (json_is_true(pn)) {
+        pc_http_reply_error(reply, 400,
+                            "%spenalize_newline: not supported (llama.cpp removed it); only "
+                            "false is accepted",
+                            prefix);
+        return -1;
+    }
+    return 0;
+}
+
 int pc_genopts_format(json_t *obj, struct pc_genopts *g, struct pc_http_reply *reply)
 {
     json_t *v = json_object_get(obj, "format");

@@ -56,6 +56,12 @@ int pc_genopts_stops(json_t *obj, const char *prefix, struct pc_genopts *g,
 int pc_genopts_seed(json_t *obj, const char *prefix, struct pc_genopts *g,
                     struct pc_http_reply *reply);
 
+/* The sampling options beyond OpenAI's: typical_p, mirostat (0, 1 or 2), mirostat_tau,
+ * mirostat_eta; and tfs_z and penalize_newline, whose samplers llama.cpp (and Ollama) no longer
+ * have: their neutral values (1.0, false) are taken, any other is a 400 naming the option. */
+int pc_genopts_sampler_options(json_t *obj, const char *prefix, struct pc_genopts *g,
+                               struct pc_http_reply *reply);
+
 /* Ollama's "format" when it is not an object: absent, "" or "json" (a JSON schema object goes
  * through the chat template: chatreq.h). */
 int pc_genopts_format(json_t *obj, struct pc_genopts *g, struct pc_http_reply *reply);

@@ -91,7 +91,8 @@ static int parse_options(struct ollama_req *q, struct pc_http_reply *reply)
         return -1;
     if (s->num_predict == -2)
         s->num_predict = -1; /* Ollama: -2 fills the context, which is where -1 stops too */
-    if (pc_genopts_seed(opts, "options.", &q->opts, reply) != 0)
+    if (pc_genopts_seed(opts, "options.", &q->opts, reply) != 0 ||
+        pc_genopts_sampler_options(opts, "options.", &q->opts, reply) != 0)
         return -1;
     return pc_genopts_stops(opts, "options.", &q->opts, reply);
 }

@@ -333,3 +333,39 @@ test('the Responses API through the openai client: text, instructions, streaming
   await assert.rejects(openai.responses.create({ model: 'tiny', input: [{ role: 'user', content: [{ type: 'input_image', image_url: 'data:image/png;base64,AA==' }] }] }),
     (e) => e.status === 400 && /input_text/.test(e.message));
 });
+
+test('sampling options typical_p and mirostat change a seeded answer; tfs_z and penalize_newline take only their neutral values', async () => {
+  const prompt = 'Once upon a time';
+  const base = { seed: 11, temperature: 1.5, top_k: 0, top_p: 1, num_predict: 16 };
+  const gen = async (extra) => (await ollama.generate({ model: 'tiny', prompt, options: { ...base, ...extra } })).response;
+  const plain = await gen({});
+  assert.equal(await gen({}), plain, 'the same seed gives the same answer');
+  // Each option, set, gives another answer than without it (ignored, it would give the same),
+  // and the same one twice.
+  const cases = [
+    ['typical_p', { typical_p: 0.2 }, {}],
+    ['mirostat', { mirostat: 2, mirostat_tau: 0.5 }, { mirostat_tau: 0.5 }],
+    ['mirostat 1', { mirostat: 1, mirostat_tau: 0.5 }, { mirostat_tau: 0.5 }],
+    ['mirostat_tau', { mirostat: 2, mirostat_tau: 0.5 }, { mirostat: 2, mirostat_tau: 10 }],
+    ['mirostat_eta', { mirostat: 2, mirostat_tau: 3, mirostat_eta: 0 }, { mirostat: 2, mirostat_tau: 3, mirostat_eta: 1 }],
+  ];
+  for (const [name, on, off] of cases) {
+    const a = await gen(on);
+    assert.notEqual(a, await gen(off), `${name} changes the answer`);
+    assert.equal(a, await gen(on), `${name}: the same seed gives the same answer`);
+  }
+  // Mirostat with no room for surprise keeps the likeliest token: the greedy answer.
+  assert.equal(await gen({ mirostat: 2, mirostat_tau: 0, mirostat_eta: 0 }), await gen({ temperature: 0 }));
+  // Neutral values of the removed samplers are a plain request; any other value a 400 naming it.
+  assert.equal(await gen({ tfs_z: 1.0, penalize_newline: false }), plain);
+  for (const [opt, why] of [[{ tfs_z: 0.95 }, /options\.tfs_z: tail-free sampling is not supported/],
+    [{ penalize_newline: true }, /options\.penalize_newline: not supported/],
+    [{ mirostat: 3 }, /options\.mirostat must be between 0 and 2/],
+    [{ mirostat: 1.5 }, /options\.mirostat must be 0, 1 or 2/],
+    [{ typical_p: 2 }, /options\.typical_p must be between 0 and 1/],
+    [{ mirostat_eta: 'x' }, /options\.mirostat_eta must be a number/]]) {
+    const r = await post(d.url, '/api/generate', { model: 'tiny', prompt, stream: false, options: opt });
+    assert.equal(r.status, 400, JSON.stringify(opt));
+    assert.match(JSON.parse(r.text).error, why);
+  }
+});

@@ -1,6 +1,7 @@
 /* test_engine.c - the llama.cpp wrapper on a real (tiny, random) model: loading, bad files,
  * chat templates, greedy determinism, prefix reuse, stop strings, cancellation, the JSON grammar
- * and the tokens a generation hands back as context; pooled embeddings. */
+ * and the tokens a generation hands back as context; the sampling chain each setting makes;
+ * pooled embeddings. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -17,6 +18,7 @@
 #include "base/buf.h"
 #include "base/file.h"
 #include "engine/engine.h"
+#include "engine/engineInt.h"
 #include "testmodel.h"
 
 static char model_path[PATH_MAX + 16];
@@ -236,6 +238,91 @@ static void test_json_format_gives_json(void **state)
     pc_model_free(m);
 }
 
+/* The names of the chain's samplers, space-separated, as llama.cpp calls them. */
+static void expect_chain(struct pc_model *m, const struct pc_sampling *s, const char *want)
+{
+    struct llama_sampler *c = pc_sampler_make(m, s);
+    assert_non_null(c);
+    char got[256] = "";
+    for (int i = 0; i < llama_sampler_chain_n(c); i++) {
+        size_t len = strlen(got);
+        snprintf(got + len, sizeof(got) - len, "%s%s", i ? " " : "",
+                 llama_sampler_name(llama_sampler_chain_get(c, i)));
+    }
+    llama_sampler_free(c);
+    assert_string_equal(got, want);
+}
+
+/* A seeded answer of 16 tokens under s (the caller's seed and temperature). */
+static char *sample_with(struct pc_model *m, const struct pc_sampling *s)
+{
+    struct pc_gen_request req = {.prompt = "Once upon a time", .sampling = *s};
+    req.sampling.num_predict = 16;
+    struct pc_gen *g = NULL;
+    struct pc_error err = {0};
+    assert_int_equal(pc_gen_start(m, &req, &g, &err), PC_OK);
+    struct pc_buf text = PC_BUF_INIT;
+    for (bool done = false; !done;) {
+        const char *t;
+        size_t len;
+        assert_int_equal(pc_gen_next(g, &t, &len, &done, &err), PC_OK);
+        pc_buf_append(&text, t, len);
+    }
+    pc_gen_free(g);
+    return pc_buf_steal(&text);
+}
+
+static void test_sampler_chain_follows_the_settings(void **state)
+{
+    (void)state;
+    struct pc_model *m = load();
+    struct pc_sampling s = pc_sampling_default();
+    s.seed = 7;
+    s.temperature = 1.5f;
+    expect_chain(m, &s, "top-k penalties top-p temp dist");
+    s.typical_p = 0.5f;
+    s.min_p = 0.05f;
+    struct pc_logit_bias ban = {.token = 5, .bias = -INFINITY};
+    s.logit_bias = &ban;
+    s.n_logit_bias = 1;
+    /* llama.cpp's common_sampler order: the bias before any cut, typical before top-p. */
+    expect_chain(m, &s, "logit-bias top-k penalties typical top-p min-p temp dist");
+    /* Mirostat replaces the cuts (top-k, typical, top-p, min-p), after the temperature. */
+    s.mirostat = 1;
+    expect_chain(m, &s, "logit-bias penalties temp mirostat");
+    s.mirostat = 2;
+    expect_chain(m, &s, "logit-bias penalties temp mirostat-v2");
+    s.temperature = 0; /* greedy wins over Mirostat */
+    expect_chain(m, &s, "logit-bias penalties greedy");
+
+    /* Each setting changes a seeded answer, and the same settings give the same answer. */
+    struct pc_sampling base = pc_sampling_default();
+    base.seed = 7;
+    base.temperature = 1.5f;
+    base.top_k = 0;
+    base.top_p = 1.0f;
+    char *plain = sample_with(m, &base);
+    char *again = sample_with(m, &base);
+    assert_string_equal(plain, again);
+    struct pc_sampling v[3] = {base, base, base};
+    v[0].typical_p = 0.2f;
+    v[1].mirostat = 1;
+    v[1].mirostat_tau = 0.5f;
+    v[2].mirostat = 2;
+    v[2].mirostat_tau = 0.5f;
+    for (int i = 0; i < 3; i++) {
+        char *t = sample_with(m, &v[i]);
+        assert_string_not_equal(t, plain);
+        char *t2 = sample_with(m, &v[i]);
+        assert_string_equal(t, t2);
+        free(t);
+        free(t2);
+    }
+    free(plain);
+    free(again);
+    pc_model_free(m);
+}
+
 static void test_gen_tokens_continue_a_conversation(void **state)
 {
     (void)state;
@@ -415,6 +502,7 @@ int main(void)
         cmocka_unit_test(test_greedy_is_deterministic_and_prefix_is_reused),
         cmocka_unit_test(test_stop_string_ends_generation),
         cmocka_unit_test(test_json_format_gives_json),
+        cmocka_unit_test(test_sampler_chain_follows_the_settings),
         cmocka_unit_test(test_gen_tokens_continue_a_conversation),
         cmocka_unit_test(test_cancel_stops_at_next_token),
         cmocka_unit_test(test_prompt_longer_than_context_is_refused),
