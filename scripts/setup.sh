@@ -21,10 +21,11 @@ lock="$root/deps/llama.lock"
 # package's system service is not used); curl: bench_download.sh compares against it.
 # clang and its runtime libraries (libFuzzer, the sanitizers): the fuzz targets of tests/fuzz;
 # wrk: the HTTP load test and bench_http.sh; chromium: the dashboard's browser tests (headless,
-# driven by playwright-core).
+# driven by playwright-core); redis-server and libhiredis-dev: the fleet (src/fleet/, issue #18),
+# whose tests run their own redis-server on a loopback port (the package's service is stopped).
 debs=(build-essential cmake pkg-config git openssl nodejs npm ca-certificates
       libcurl4-openssl-dev libmicrohttpd-dev libjansson-dev libssl-dev libcmocka-dev
-      nginx curl clang libclang-rt-dev wrk chromium)
+      nginx curl clang libclang-rt-dev wrk chromium redis-server libhiredis-dev)
 
 say() { printf 'setup: %s\n' "$*" >&2; }
 
@@ -51,6 +52,17 @@ install_debs() {
     say "installing Debian packages: ${want[*]}"
     need_root apt-get update -qq
     DEBIAN_FRONTEND=noninteractive need_root apt-get install -y -qq --no-install-recommends "${want[@]}"
+    quiet_redis_service
+}
+
+# Debian's redis-server starts a system service on 6379 when it is installed; nothing here uses
+# it (the tests and benchmarks start their own on a free loopback port), so it is stopped and
+# kept from starting at boot, only where systemd runs it.
+quiet_redis_service() {
+    command -v systemctl >/dev/null || return 0
+    systemctl is-active --quiet redis-server 2>/dev/null || return 0
+    say "stopping the redis-server system service (the tests run their own)"
+    need_root systemctl disable --now redis-server >/dev/null 2>&1 || true
 }
 
 stamp_text() { grep -v '^#' "$lock" | sed '/^\s*$/d'; }

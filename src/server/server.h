@@ -75,6 +75,8 @@ struct pc_server_config {
     uint32_t max_event_streams;              /* /api/events subscribers at once; more get 503 */
     char cors_origins[PC_SERVER_MAX_CORS_ORIGINS][256]; /* origins allowed by CORS; "*": all */
     size_t n_cors_origins;
+    /* The fleet (config_fleet.c, src/fleet/): */
+    char redis_url[512]; /* PRECHARGE_REDIS_URL, checked by pc_redis_url_parse; "": off */
     unsigned char source[PC_SETTINGS_MAX]; /* enum pc_setting_source, by setting */
 };
 

@@ -161,6 +161,11 @@ enum pc_err pc_server_cors_origins_from_json(json_t *v, struct pc_server_config 
 void pc_server_clear_cors_origins(struct pc_server_config *cfg);
 json_t *pc_server_show_cors_origins(const struct pc_server_config *cfg);
 json_t *pc_server_show_connection_timeout(const struct pc_server_config *cfg);
+/* config_fleet.c: "redis" is a Redis URL (checked now, so that a typo stops the start) or "",
+ * "off", "none": no fleet. Shown with its password hidden. */
+enum pc_err pc_server_parse_redis(const char *s, struct pc_server_config *cfg,
+                                  struct pc_error *err);
+json_t *pc_server_show_redis(const struct pc_server_config *cfg);
 
 /* Rewrite the {"error": "..."} in reply, made by the shared helpers, into OpenAI's error object
  * (type from the status, code model_not_found for a 404), with param when it is known. */

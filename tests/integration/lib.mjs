@@ -164,6 +164,26 @@ function connectable(port) {
   });
 }
 
+// Start a server with spawnAt(port) on port, or on a free loopback port when port is 0 (a
+// port taken meanwhile by another process: try another), and resolve to {proc, port} once it
+// accepts connections. A fixed port (a restart) is retried while the old one lets it go.
+async function listenOn(port, what, log, spawnAt) {
+  const fixed = port !== 0;
+  for (let tries = 0; tries < 10; tries++) {
+    const at = fixed ? port : await freePort();
+    const p = spawnAt(at);
+    let exited = false;
+    p.on('exit', () => (exited = true));
+    for (let i = 0; i < 500 && !exited; i++) {
+      if (await connectable(at)) return { proc: p, port: at };
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    p.kill('SIGKILL');
+    if (fixed) await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`${what} would not start; see ${log}`);
+}
+
 // A real nginx (the Debian package) on an ephemeral loopback port, with its own prefix,
 // config, logs and www/ under dir. Locations: / (fast), /slow/ (the first MiB fast, then
 // 256 KiB/s unless the request is a resume with a Range), /medium/ (4 MiB/s), /crawl/ (like
@@ -203,29 +223,15 @@ http {
 }
 `;
   async function launch() {
-    for (let tries = 0; tries < 10; tries++) {
-      const fixed = port !== 0;
-      if (!fixed) port = await freePort();
+    ({ proc, port } = await listenOn(port, 'nginx', join(dir, 'error.log'), (at) => {
+      port = at;
       writeFileSync(join(dir, 'nginx.conf'), conf());
-      const p = spawn(
+      return spawn(
         NGINX,
         ['-p', dir, '-e', join(dir, 'error.log'), '-c', join(dir, 'nginx.conf'), '-g', 'daemon off;'],
         { stdio: 'ignore' },
       );
-      let exited = false;
-      p.on('exit', () => (exited = true));
-      for (let i = 0; i < 500 && !exited; i++) {
-        if (await connectable(port)) {
-          proc = p;
-          return;
-        }
-        await new Promise((r) => setTimeout(r, 10));
-      }
-      p.kill('SIGKILL');
-      if (!fixed) port = 0;
-      else await new Promise((r) => setTimeout(r, 100));
-    }
-    throw new Error(`nginx would not start; see ${dir}/error.log`);
+    }));
   }
   await launch();
   const n = {
@@ -261,4 +267,55 @@ http {
     },
   };
   return n;
+}
+
+// --- the fleet's tests: a real redis-server, and the npm client an application would use ------
+
+const REDIS_SERVER = process.env.PC_REDIS_SERVER ?? 'redis-server';
+
+// A real redis-server (the Debian package) on a free loopback port, working in dir (its log is
+// dir/redis.log), without persistence unless persist: then stop() and start() keep the data
+// (an RDB file written at shutdown, read at start), as a restarted production Redis would.
+// stop() is a clean shutdown (SIGTERM), kill() a SIGKILL; start() brings it back on the same
+// port. client() is a connected client of the `redis` npm package; the caller closes it
+// (client.quit()).
+export async function startRedis(where, { persist = false } = {}) {
+  const dir = resolve(where);
+  mkdirSync(dir, { recursive: true });
+  let port = 0;
+  let proc = null;
+  async function launch() {
+    ({ proc, port } = await listenOn(port, 'redis-server', join(dir, 'redis.log'), (at) =>
+      spawn(REDIS_SERVER, ['--port', String(at), '--bind', '127.0.0.1', '--dir', dir,
+        '--logfile', join(dir, 'redis.log'), '--appendonly', 'no',
+        '--save', persist ? '3600 1' : ''], { stdio: 'ignore' })));
+  }
+  async function end(signal) {
+    if (proc === null) return;
+    const p = proc;
+    proc = null;
+    const done = new Promise((r) => p.on('exit', r));
+    p.kill(signal);
+    await done;
+  }
+  await launch();
+  return {
+    dir,
+    get port() {
+      return port;
+    },
+    get url() {
+      return `redis://127.0.0.1:${port}`;
+    },
+    stop: () => end('SIGTERM'),
+    kill: () => end('SIGKILL'),
+    start: launch,
+    async client() {
+      const { createClient } = await import('redis');
+      const c = createClient({ url: `redis://127.0.0.1:${port}` });
+      c.on('error', () => {}); // a stopped server is part of the tests; they read the failures
+      await c.connect();
+      return c;
+    },
+  };
 }
