@@ -238,6 +238,11 @@ int pc_chatreq_tools(struct pc_chatreq *c, json_t *arr, struct pc_http_reply *re
             pc_http_reply_error(reply, 400, "tools[%zu].function.description must be a string", i);
             return -1;
         }
+        json_t *strict = json_object_get(fn, "strict");
+        if (strict != NULL && !json_is_null(strict) && !json_is_boolean(strict)) {
+            pc_http_reply_error(reply, 400, "tools[%zu].function.strict must be true or false", i);
+            return -1;
+        }
         if (params != NULL && !json_is_null(params) && !json_is_object(params)) {
             pc_http_reply_error(reply, 400,
                                 "tools[%zu].function.parameters must be a JSON schema object", i);

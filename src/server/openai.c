@@ -13,6 +13,7 @@
 #include "chatreq.h"
 #include "genopts.h"
 #include "infer.h"
+#include "openai_fields.h"
 
 /* What one completion request asked for. */
 struct openai_req {
@@ -27,6 +28,10 @@ struct openai_req {
     json_t *prompts;        /* completions: the array of several prompts, else NULL */
     struct pc_chatreq conv; /* chat: messages, tools, tool_choice, response schema */
     struct pc_genopts opts;
+    struct pc_logit_bias *bias; /* logit_bias, owned; opts.sampling points at it */
+    size_t n_bias;
+    int64_t keep_alive_ns;    /* Ollama's keep_alive, taken here too; -1: the default */
+    const char *service_tier; /* echoed when asked for */
     char id[48];
     int64_t created; /* Unix seconds */
     /* streaming progress */
@@ -39,6 +44,7 @@ static void openai_req_free(struct openai_req *q)
     if (q == NULL)
         return;
     pc_chatreq_free(&q->conv);
+    free(q->bias);
     json_decref(q->json);
     pc_buf_free(&q->full);
     free(q);
@@ -95,6 +101,24 @@ static int parse_messages(struct openai_req *q, struct pc_http_reply *reply)
     if (!json_is_array(arr) || json_array_size(arr) == 0) {
         pc_http_reply_error(reply, 400, "field \"messages\" must be a non-empty array");
         return -1;
+    }
+    /* OpenAI's message fields that have no place here: refused rather than dropped, so that
+     * a conversation is never rendered without a part of itself. */
+    static const char *const unsupported[][2] = {
+        {"audio", "a previous audio answer cannot be replayed (no audio)"},
+        {"function_call", "the deprecated function call; send tool_calls"},
+        {"refusal", "a refusal is not rendered; send its text as content"},
+    };
+    for (size_t i = 0; i < json_array_size(arr); i++) {
+        json_t *m = json_array_get(arr, i);
+        for (size_t k = 0; k < sizeof(unsupported) / sizeof(unsupported[0]); k++) {
+            json_t *v = json_object_get(m, unsupported[k][0]);
+            if (v != NULL && !json_is_null(v)) {
+                pc_http_reply_error(reply, 400, "messages[%zu].%s is not supported: %s", i,
+                                    unsupported[k][0], unsupported[k][1]);
+                return -1;
+            }
+        }
     }
     struct pc_chat_input *in = &q->conv.in;
     in->parallel_tool_calls = true; /* OpenAI's default */
@@ -252,7 +276,66 @@ static int parse_stream(struct openai_req *q, struct pc_http_reply *reply)
         pc_http_reply_error(reply, 400, "field \"stream_options\" must be an object");
         return -1;
     }
-    return pc_req_bool(so, "include_usage", &q->include_usage, reply);
+    /* include_obfuscation pads streamed deltas against length side channels on the network;
+     * it is type-checked and sends no padding. Any other key is refused. */
+    bool obfuscation = false;
+    const char *key;
+    json_t *v;
+    json_object_foreach(so, key, v)
+    {
+        if (strcmp(key, "include_usage") != 0 && strcmp(key, "include_obfuscation") != 0) {
+            pc_http_reply_error(reply, 400, "stream_options.%s is not supported", key);
+            return -1;
+        }
+    }
+    return pc_req_bool(so, "include_usage", &q->include_usage, reply) != 0 ||
+                   pc_req_bool(so, "include_obfuscation", &obfuscation, reply) != 0
+               ? -1
+               : 0;
+}
+
+/* Fields beside the sampling numbers: identifiers, logit_bias, keep_alive, the chat's fields
+ * for features precharge does not have; and on /v1/completions the chat's own fields, which a
+ * prompt cannot use. */
+static int parse_extras(struct openai_req *q, struct pc_http_reply *reply, const char **param)
+{
+    static const char *const chat_only[] = {"messages", "tools", "tool_choice",
+                                            "parallel_tool_calls", "reasoning_effort"};
+    /* OpenAI's deprecated function calling (2023): the tools path serves the same calls. */
+    static const char *const deprecated[] = {"functions", "function_call"};
+    for (size_t i = 0; q->chat && i < 2; i++) {
+        json_t *v = json_object_get(q->json, deprecated[i]);
+        if (v != NULL && !json_is_null(v)) {
+            *param = deprecated[i];
+            pc_http_reply_error(reply, 400,
+                                "field \"%s\" (deprecated function calling) is not supported: "
+                                "send \"tools\" and \"tool_choice\"",
+                                deprecated[i]);
+            return -1;
+        }
+    }
+    for (size_t i = 0; !q->chat && i < sizeof(chat_only) / sizeof(chat_only[0]); i++) {
+        json_t *v = json_object_get(q->json, chat_only[i]);
+        if (v != NULL && !json_is_null(v)) {
+            *param = chat_only[i];
+            pc_http_reply_error(reply, 400,
+                                "field \"%s\" belongs to /v1/chat/completions; /v1/completions "
+                                "completes a prompt",
+                                chat_only[i]);
+            return -1;
+        }
+    }
+    if (pc_openai_identifiers(q->json, param, reply) != 0)
+        return -1;
+    *param = "logit_bias";
+    if (pc_openai_logit_bias(q->json, &q->bias, &q->n_bias, reply) != 0)
+        return -1;
+    q->opts.sampling.logit_bias = q->bias;
+    q->opts.sampling.n_logit_bias = q->n_bias;
+    *param = "keep_alive";
+    if (pc_genopts_keep_alive(q->json, &q->keep_alive_ns, reply) != 0)
+        return -1;
+    return q->chat ? pc_openai_chat_features(q->json, &q->service_tier, param, reply) : 0;
 }
 
 static struct openai_req *parse_request(const struct pc_http_req *req, bool chat,
@@ -276,7 +359,8 @@ static struct openai_req *parse_request(const struct pc_http_req *req, bool chat
         goto fail;
     if ((*param = "stream", parse_stream(q, reply)) != 0 || parse_sampling(q, reply, param) != 0 ||
         parse_logprobs(q, reply, param) != 0 ||
-        (*param = "response_format", parse_response_format(q, reply)) != 0)
+        (*param = "response_format", parse_response_format(q, reply)) != 0 ||
+        parse_extras(q, reply, param) != 0)
         goto fail;
     *param = NULL;
     if (q->prompts != NULL && q->stream) {
@@ -296,6 +380,7 @@ static struct openai_req *parse_request(const struct pc_http_req *req, bool chat
             q->id[k++] = *c;
     q->id[k] = '\0';
     q->created = (int64_t)time(NULL);
+    pc_openai_log_identifiers(q->json, chat ? "/v1/chat/completions" : "/v1/completions", q->id);
     return q;
 fail:
     openai_req_free(q);
@@ -348,9 +433,21 @@ static json_t *usage(const struct pc_infer *inf)
 
 static json_t *envelope(const struct openai_req *q, const char *object)
 {
-    return json_pack("{s:s, s:s, s:I, s:s, s:s}", "id", q->id, "object", object, "created",
+    return json_pack("{s:s, s:s, s:I, s:s, s:s, s:s*}", "id", q->id, "object", object, "created",
                      (json_int_t)q->created, "model", q->model, "system_fingerprint",
-                     "precharge-" PC_VERSION);
+                     "precharge-" PC_VERSION, "service_tier", q->service_tier);
+}
+
+/* After the model is open: the biased tokens are in its vocabulary (a 400 naming logit_bias:
+ * *param). */
+static enum pc_err check_bias(const struct openai_req *q, struct pc_infer *inf, const char **param,
+                              struct pc_error *err)
+{
+    const struct pc_model_info *mi = pc_model_info(pc_infer_model(inf));
+    enum pc_err rc = pc_openai_logit_bias_check(q->bias, q->n_bias, mi->n_vocab, err);
+    if (rc != PC_OK)
+        *param = "logit_bias";
+    return rc;
 }
 
 /* choice.logprobs of the tokens read since the last call: chat's {"content": [...]}, or the
@@ -533,13 +630,16 @@ static void reply_whole(struct pc_infer *inf, struct pc_http_reply *reply)
 static void reply_prompts(struct pc_server *srv, struct openai_req *q, struct pc_http_reply *reply)
 {
     json_t *choices = json_array();
+    const char *param = NULL;
     struct pc_gen_stats sum = {0};
     struct pc_error err = {0};
     enum pc_err rc = choices ? PC_OK : pc_error_set(&err, PC_ERR_NOMEM, "out of memory");
     for (size_t i = 0; rc == PC_OK && i < json_array_size(q->prompts); i++) {
         struct pc_infer *inf = NULL;
         struct pc_buf text = PC_BUF_INIT;
-        rc = pc_infer_open(srv, q->model, -1, &inf, &err);
+        rc = pc_infer_open(srv, q->model, q->keep_alive_ns, &inf, &err);
+        if (rc == PC_OK)
+            rc = check_bias(q, inf, &param, &err);
         if (rc == PC_OK) {
             pc_infer_set_logprobs(inf, q->top_logprobs);
             rc = pc_infer_start(inf, json_string_value(json_array_get(q->prompts, i)),
@@ -565,7 +665,8 @@ static void reply_prompts(struct pc_server *srv, struct openai_req *q, struct pc
     if (rc != PC_OK) {
         json_decref(choices);
         pc_http_reply_pc_error(reply, &err);
-        pc_openai_error(reply, err.code == PC_ERR_NOT_FOUND      ? "model"
+        pc_openai_error(reply, param                             ? param
+                               : err.code == PC_ERR_NOT_FOUND    ? "model"
                                : err.code == PC_ERR_CTX_OVERFLOW ? "prompt"
                                                                  : NULL);
         return;
@@ -601,7 +702,9 @@ static void handle_completion(const struct pc_http_req *req, struct pc_http_repl
     struct pc_error err = {0};
     struct pc_infer *inf = NULL;
     char *prompt = NULL;
-    enum pc_err rc = pc_infer_open(req->srv, q->model, -1, &inf, &err);
+    enum pc_err rc = pc_infer_open(req->srv, q->model, q->keep_alive_ns, &inf, &err);
+    if (rc == PC_OK)
+        rc = check_bias(q, inf, &param, &err);
     /* Completions are plain text completion, as OpenAI's legacy endpoint is: no template. */
     if (rc == PC_OK && chat)
         rc = pc_chatreq_render(&q->conv, pc_infer_model(inf), q->model, &q->opts, &err);
@@ -615,7 +718,8 @@ static void handle_completion(const struct pc_http_req *req, struct pc_http_repl
     if (rc != PC_OK) {
         pc_infer_close(inf);
         pc_http_reply_pc_error(reply, &err);
-        pc_openai_error(reply, err.code == PC_ERR_NOT_FOUND      ? "model"
+        pc_openai_error(reply, param                             ? param
+                               : err.code == PC_ERR_NOT_FOUND    ? "model"
                                : err.code == PC_ERR_CTX_OVERFLOW ? (chat ? "messages" : "prompt")
                                                                  : NULL);
         openai_req_free(q);

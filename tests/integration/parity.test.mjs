@@ -369,3 +369,90 @@ test('sampling options typical_p and mirostat change a seeded answer; tfs_z and 
     assert.match(JSON.parse(r.text).error, why);
   }
 });
+
+test('logit_bias on /v1/completions and /v1/chat/completions: -100 bans a token, 100 forces one, bad keys and values are a 400', async () => {
+  const prompt = 'The quick brown fox';
+  // The greedy answer's first token id, from Ollama's context (the same prompt, the same chain).
+  const g = await ollama.generate({ model: 'tiny', prompt, raw: true, options: { temperature: 0, repeat_penalty: 1, num_predict: 1 } });
+  const first = g.context.at(-1);
+  const greedy = await openai.completions.create({ model: 'tiny', prompt, max_tokens: 8, temperature: 0, logprobs: 0 });
+  const tok = greedy.choices[0].logprobs.tokens[0];
+  const banned = await openai.completions.create({ model: 'tiny', prompt, max_tokens: 8, temperature: 0, logprobs: 0, logit_bias: { [first]: -100 } });
+  assert.notEqual(banned.choices[0].text, greedy.choices[0].text);
+  assert.ok(!banned.choices[0].logprobs.tokens.includes(tok), `token ${first} (${JSON.stringify(tok)}) never appears: ${JSON.stringify(banned.choices[0].logprobs.tokens)}`);
+  // A small bias is served as a bias: it does not ban.
+  const nudged = await openai.completions.create({ model: 'tiny', prompt, max_tokens: 8, temperature: 0, logit_bias: { [first]: -0.0001 } });
+  assert.equal(nudged.choices[0].text, greedy.choices[0].text);
+  // The chat: 100 makes that token the answer.
+  const chat = await openai.chat.completions.create({ model: 'tiny', messages: [{ role: 'user', content: 'hi' }], max_tokens: 3, temperature: 0, logprobs: true, logit_bias: { [first]: 100 } });
+  assert.deepEqual(chat.choices[0].logprobs.content.map((c) => c.token), [tok, tok, tok]);
+  for (const [bias, why] of [[{ abc: 1 }, /key "abc" is not a token id/], [{ '-1': 1 }, /key "-1" is not a token id/],
+    [{ 5: 101 }, /logit_bias\["5"\] must be a number from -100 to 100/], [{ 5: 'x' }, /must be a number/],
+    [{ 99999999: 1 }, /token 99999999 is not in the model's vocabulary/], [[1], /must be an object/]]) {
+    for (const route of ['completions', 'chat.completions']) {
+      const body = { model: 'tiny', max_tokens: 1, logit_bias: bias };
+      const p = route === 'completions' ? openai.completions.create({ ...body, prompt }) : openai.chat.completions.create({ ...body, messages: [{ role: 'user', content: 'x' }] });
+      await assert.rejects(p, (e) => e.status === 400 && e.error?.param === 'logit_bias' && why.test(e.message), `${route} ${JSON.stringify(bias)}`);
+    }
+  }
+});
+
+test('/v1/chat/completions: identifiers are checked and logged, stored completions and audio are refused, service_tier is echoed', async () => {
+  const messages = [{ role: 'user', content: 'hi' }];
+  const base = { model: 'tiny', messages, max_tokens: 3, temperature: 0 };
+  const plain = await openai.chat.completions.create(base);
+  // Identifiers change nothing in the answer, and each is logged with the request's id.
+  const ids = { user: 'user-4242', safety_identifier: 'hash-abcdef', prompt_cache_key: 'conv-17' };
+  const r = await openai.chat.completions.create({ ...base, ...ids, store: false, service_tier: 'auto', modalities: ['text'], verbosity: 'medium', metadata: {}, prediction: { type: 'content', content: 'hello there' } });
+  assert.equal(r.choices[0].message.content, plain.choices[0].message.content);
+  assert.equal(r.service_tier, 'default');
+  assert.equal(plain.service_tier, undefined);
+  assert.match(d.log(), new RegExp(`/v1/chat/completions ${r.id}: user="user-4242" safety_identifier="hash-abcdef" prompt_cache_key="conv-17"`));
+  const refused = [
+    [{ user: 7 }, 'user', /"user" must be a string/],
+    [{ safety_identifier: 'x'.repeat(65) }, 'safety_identifier', /longer than 64/],
+    [{ prompt_cache_key: ['a'] }, 'prompt_cache_key', /must be a string/],
+    [{ store: true }, 'store', /not stored/],
+    [{ metadata: { k: 'v' } }, 'metadata', /store: true/],
+    [{ service_tier: 'flex' }, 'service_tier', /"auto" or "default"/],
+    [{ modalities: ['text', 'audio'] }, 'modalities', /only \["text"\]/],
+    [{ audio: { voice: 'alloy', format: 'wav' } }, 'audio', /no audio output/],
+    [{ web_search_options: {} }, 'web_search_options', /no web search/],
+    [{ verbosity: 'low' }, 'verbosity', /only "medium"/],
+    [{ prediction: { type: 'content' } }, 'prediction', /"prediction" must be/],
+    [{ keep_alive: [] }, 'keep_alive', /keep_alive/],
+  ];
+  for (const [extra, param, why] of refused)
+    await assert.rejects(openai.chat.completions.create({ ...base, ...extra }), (e) => e.status === 400 && e.error?.param === param && why.test(e.message), JSON.stringify(extra));
+  // keep_alive, Ollama's field, is served here too: 0 unloads the model after the answer.
+  await post(d.url, '/v1/chat/completions', { ...base, keep_alive: 0 });
+  assert.ok(!JSON.parse((await get(d.url, '/api/ps')).text).models.some((m) => m.name === 'tiny:latest'));
+  // /v1/completions takes the identifiers, and refuses the chat's own fields.
+  await openai.completions.create({ model: 'tiny', prompt: 'x', max_tokens: 1, user: 'u1' });
+  for (const f of [{ messages: messages }, { tools: [] }, { tool_choice: 'auto' }, { reasoning_effort: 'low' }])
+    await assert.rejects(openai.completions.create({ model: 'tiny', prompt: 'x', max_tokens: 1, ...f }),
+      (e) => e.status === 400 && e.error?.param === Object.keys(f)[0] && /belongs to \/v1\/chat\/completions/.test(e.message));
+});
+
+test('/v1/chat/completions: the deprecated functions and function_call, and message fields with no place here, are a 400 naming them', async () => {
+  const messages = [{ role: 'user', content: 'hi' }];
+  const fn = { name: 'f', parameters: { type: 'object', properties: {} } };
+  for (const [extra, param] of [[{ functions: [fn] }, 'functions'], [{ function_call: 'auto' }, 'function_call']])
+    await assert.rejects(openai.chat.completions.create({ model: 'tiny', messages, max_tokens: 1, ...extra }),
+      (e) => e.status === 400 && e.error?.param === param && /deprecated function calling/.test(e.message));
+  for (const [field, value] of [['audio', { id: 'a1' }], ['function_call', { name: 'f', arguments: '{}' }], ['refusal', 'no']]) {
+    const m = [...messages, { role: 'assistant', content: 'x', [field]: value }, { role: 'user', content: 'y' }];
+    await assert.rejects(openai.chat.completions.create({ model: 'tiny', messages: m, max_tokens: 1 }),
+      (e) => e.status === 400 && e.error?.param === 'messages' && new RegExp(`messages\\[1\\]\\.${field} is not supported`).test(e.message));
+  }
+  // stream_options: include_obfuscation is taken (no padding), another key is a 400.
+  let r = await post(d.url, '/v1/chat/completions', { model: 'tiny', messages, max_tokens: 1, stream: true, stream_options: { include_usage: true, include_obfuscation: false } });
+  assert.equal(r.status, 200);
+  assert.match(r.text, /"usage"/);
+  r = await post(d.url, '/v1/chat/completions', { model: 'tiny', messages, max_tokens: 1, stream: true, stream_options: { chunk_size: 4 } });
+  assert.equal(r.status, 400);
+  assert.match(JSON.parse(r.text).error.message, /stream_options\.chunk_size is not supported/);
+  // A participant's name on a user message is taken (not rendered: templates have no place for it).
+  const named = await openai.chat.completions.create({ model: 'tiny', messages: [{ role: 'user', content: 'hi', name: 'ada' }], max_tokens: 1 });
+  assert.equal(named.choices.length, 1);
+});

@@ -216,3 +216,17 @@ test('a precharge with tools leads the later chat with the same tools (token pre
   const bad = await post(d.url, '/api/precharge', { model: 'qwen25', context: [system], tools: [{ function: { name: '' } }] });
   assert.equal(bad.status, 400);
 });
+
+test('OpenAI: tools[].function.strict, true or false, holds the arguments to the schema (the grammar always does); another type is a 400', async () => {
+  for (const strict of [true, false]) {
+    const strictTools = tools.map((t) => ({ ...t, function: { ...t.function, strict } }));
+    const r = await post(d.url, '/v1/chat/completions', oaiBody({ tools: strictTools }));
+    assert.equal(r.status, 200, r.text);
+    const calls = JSON.parse(r.text).choices[0].message.tool_calls;
+    assert.ok(calls.length >= 1);
+    for (const c of calls) checkCall(c.function.name, c.function.arguments);
+  }
+  const r = await post(d.url, '/v1/chat/completions', oaiBody({ tools: [{ ...weather, function: { ...weather.function, strict: 'yes' } }] }));
+  assert.equal(r.status, 400);
+  assert.match(JSON.parse(r.text).error.message, /tools\[0\]\.function\.strict must be true or false/);
+});
