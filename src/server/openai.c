@@ -26,6 +26,8 @@ struct openai_req {
     const char *model;
     const char *prompt;     /* completions: the first (or only) prompt */
     json_t *prompts;        /* completions: the array of several prompts, else NULL */
+    const char *suffix;     /* completions: fill in the middle before it; NULL: none */
+    bool echo;              /* completions: each choice's text starts with its prompt */
     struct pc_chatreq conv; /* chat: messages, tools, tool_choice, response schema */
     struct pc_genopts opts;
     struct pc_logit_bias *bias; /* logit_bias, owned; opts.sampling points at it */
@@ -35,7 +37,7 @@ struct openai_req {
     char id[48];
     int64_t created; /* Unix seconds */
     /* streaming progress */
-    bool sent_role, sent_finish, sent_usage;
+    bool sent_role, sent_finish, sent_usage, sent_echo;
     struct pc_buf full; /* the whole answer, when not streamed */
 };
 
@@ -294,6 +296,38 @@ static int parse_stream(struct openai_req *q, struct pc_http_reply *reply)
                : 0;
 }
 
+/* /v1/completions' own fields: suffix (fill in the middle, through the model's FIM tokens),
+ * echo (not with logprobs: the prompt's own log-probabilities are not computed), best_of (one
+ * answer: 1, which is n). */
+static int parse_completion_fields(struct openai_req *q, struct pc_http_reply *reply,
+                                   const char **param)
+{
+    *param = "suffix";
+    if (pc_req_string(q->json, "suffix", &q->suffix, reply) != 0)
+        return -1;
+    if (q->suffix != NULL && q->suffix[0] == '\0')
+        q->suffix = NULL; /* no suffix, as Ollama takes "" */
+    *param = "echo";
+    if (pc_req_bool(q->json, "echo", &q->echo, reply) != 0)
+        return -1;
+    if (q->echo && q->top_logprobs >= 0) {
+        pc_http_reply_error(reply, 400,
+                            "field \"echo\" with \"logprobs\": the prompt's log-probabilities "
+                            "are not computed; ask for one or the other");
+        return -1;
+    }
+    *param = "best_of";
+    double best_of = 1;
+    if (pc_genopts_number(q->json, "", "best_of", 0, 20, &best_of, reply) != 0)
+        return -1;
+    if (best_of != 1) {
+        pc_http_reply_error(reply, 400,
+                            "best_of must be 1, which is n: one answer per request is generated");
+        return -1;
+    }
+    return 0;
+}
+
 /* Fields beside the sampling numbers: identifiers, logit_bias, keep_alive, the chat's fields
  * for features precharge does not have; and on /v1/completions the chat's own fields, which a
  * prompt cannot use. */
@@ -360,7 +394,8 @@ static struct openai_req *parse_request(const struct pc_http_req *req, bool chat
     if ((*param = "stream", parse_stream(q, reply)) != 0 || parse_sampling(q, reply, param) != 0 ||
         parse_logprobs(q, reply, param) != 0 ||
         (*param = "response_format", parse_response_format(q, reply)) != 0 ||
-        parse_extras(q, reply, param) != 0)
+        parse_extras(q, reply, param) != 0 ||
+        (!chat && parse_completion_fields(q, reply, param) != 0))
         goto fail;
     *param = NULL;
     if (q->prompts != NULL && q->stream) {
@@ -560,6 +595,13 @@ static enum pc_stream_state stream_poll(void *ctx, struct pc_buf *out)
     bool done = false;
     struct pc_chat_news nw = {0};
     struct pc_error err = {0};
+    if (q->echo && !q->sent_echo) {
+        /* echo: the prompt comes first, as its own chunk */
+        q->sent_echo = true;
+        struct pc_chat_news pr = {.content = q->prompt, .content_len = strlen(q->prompt)};
+        if (pr.content_len > 0 && !append_event(out, stream_chunk(q, &pr, NULL)))
+            return PC_STREAM_END;
+    }
     while (!done && nw.content_len == 0 && nw.thinking_len == 0 && nw.n_calls == 0) {
         if (pc_infer_poll(inf, &text, &len, &done, &err) == PC_OK && len == 0 && !done)
             return PC_STREAM_WAIT; /* the loop wakes the stream when there is more */
@@ -598,6 +640,38 @@ static json_t *message_json(const struct openai_req *q, const struct pc_chat_new
     return m;
 }
 
+/* The text that goes to the model for a completion's prompt: the prompt, or with a suffix the
+ * model's fill-in-the-middle prompt around both (a 400 naming suffix for a model without FIM
+ * tokens: *param). *out is malloc'd. */
+static enum pc_err completion_prompt(const struct openai_req *q, struct pc_infer *inf,
+                                     const char *prompt, char **out, const char **param,
+                                     struct pc_error *err)
+{
+    if (q->suffix == NULL) {
+        *out = strdup(prompt);
+        return *out ? PC_OK : pc_error_set(err, PC_ERR_NOMEM, "out of memory");
+    }
+    enum pc_err rc =
+        pc_model_fim_prompt(pc_infer_model(inf), q->model, prompt, q->suffix, out, err);
+    if (rc != PC_OK)
+        *param = "suffix";
+    return rc;
+}
+
+/* A completion's text as answered: with echo, its prompt first. NULL when out of memory. */
+static json_t *completion_text(const struct openai_req *q, const char *prompt, const char *text,
+                               size_t len)
+{
+    struct pc_buf b = PC_BUF_INIT;
+    if ((q->echo && !pc_buf_appends(&b, prompt)) || !pc_buf_append(&b, text, len)) {
+        pc_buf_free(&b);
+        return NULL;
+    }
+    json_t *o = json_stringn(b.data ? b.data : "", b.len);
+    pc_buf_free(&b);
+    return o;
+}
+
 static void reply_whole(struct pc_infer *inf, struct pc_http_reply *reply)
 {
     struct openai_req *q = pc_infer_api(inf);
@@ -615,8 +689,9 @@ static void reply_whole(struct pc_infer *inf, struct pc_http_reply *reply)
         choice = json_pack("{s:i, s:o, s:n, s:s}", "index", 0, "message", message_json(q, &nw),
                            "logprobs", "finish_reason", finish_reason(inf));
     else
-        choice = json_pack("{s:i, s:s%, s:n, s:s}", "index", 0, "text", text, q->full.len,
-                           "logprobs", "finish_reason", finish_reason(inf));
+        choice = json_pack("{s:i, s:o, s:n, s:s}", "index", 0, "text",
+                           completion_text(q, q->prompt, text, q->full.len), "logprobs",
+                           "finish_reason", finish_reason(inf));
     if (o != NULL) {
         json_object_set_new(o, "choices", json_pack("[o]", choice));
         json_object_set_new(o, "usage", usage(inf));
@@ -640,11 +715,15 @@ static void reply_prompts(struct pc_server *srv, struct openai_req *q, struct pc
         rc = pc_infer_open(srv, q->model, q->keep_alive_ns, &inf, &err);
         if (rc == PC_OK)
             rc = check_bias(q, inf, &param, &err);
+        const char *p = json_string_value(json_array_get(q->prompts, i));
+        char *text_in = NULL;
+        if (rc == PC_OK)
+            rc = completion_prompt(q, inf, p, &text_in, &param, &err);
         if (rc == PC_OK) {
             pc_infer_set_logprobs(inf, q->top_logprobs);
-            rc = pc_infer_start(inf, json_string_value(json_array_get(q->prompts, i)),
-                                &q->opts.sampling, &err);
+            rc = pc_infer_start(inf, text_in, &q->opts.sampling, &err);
         }
+        free(text_in);
         if (rc == PC_OK)
             rc = pc_infer_collect(inf, &text, &err);
         if (rc == PC_OK) {
@@ -653,11 +732,11 @@ static void reply_prompts(struct pc_server *srv, struct openai_req *q, struct pc
             sum.cached_tokens += st->cached_tokens;
             sum.eval_tokens += st->eval_tokens;
             q->text_offset = 0;
-            json_array_append_new(choices,
-                                  json_pack("{s:I, s:s%, s:o, s:s}", "index", (json_int_t)i, "text",
-                                            text.data ? text.data : "", text.len, "logprobs",
-                                            choice_logprobs(q, inf), "finish_reason",
-                                            finish_of(pc_infer_done_reason(inf), 0)));
+            json_array_append_new(
+                choices, json_pack("{s:I, s:o, s:o, s:s}", "index", (json_int_t)i, "text",
+                                   completion_text(q, p, text.data ? text.data : "", text.len),
+                                   "logprobs", choice_logprobs(q, inf), "finish_reason",
+                                   finish_of(pc_infer_done_reason(inf), 0)));
         }
         pc_buf_free(&text);
         pc_infer_close(inf);
@@ -708,8 +787,10 @@ static void handle_completion(const struct pc_http_req *req, struct pc_http_repl
     /* Completions are plain text completion, as OpenAI's legacy endpoint is: no template. */
     if (rc == PC_OK && chat)
         rc = pc_chatreq_render(&q->conv, pc_infer_model(inf), q->model, &q->opts, &err);
-    if (rc == PC_OK && (prompt = strdup(chat ? pc_chatreq_text(&q->conv) : q->prompt)) == NULL)
+    if (rc == PC_OK && chat && (prompt = strdup(pc_chatreq_text(&q->conv))) == NULL)
         rc = pc_error_set(&err, PC_ERR_NOMEM, "out of memory");
+    if (rc == PC_OK && !chat)
+        rc = completion_prompt(q, inf, q->prompt, &prompt, &param, &err);
     if (rc == PC_OK) {
         pc_infer_set_logprobs(inf, q->top_logprobs);
         rc = pc_infer_start(inf, prompt, &q->opts.sampling, &err);

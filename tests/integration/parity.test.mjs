@@ -456,3 +456,35 @@ test('/v1/chat/completions: the deprecated functions and function_call, and mess
   const named = await openai.chat.completions.create({ model: 'tiny', messages: [{ role: 'user', content: 'hi', name: 'ada' }], max_tokens: 1 });
   assert.equal(named.choices.length, 1);
 });
+
+test('/v1/completions: suffix fills in the middle as /api/generate does, echo prepends the prompt, best_of is 1', async () => {
+  const prompt = 'def add(a, b):\n    return ';
+  const suffix = '\n\nprint(add(1, 2))\n';
+  const fim = await openai.completions.create({ model: 'coder', prompt, suffix, max_tokens: 6, temperature: 0 });
+  const viaOllama = await ollama.generate({ model: 'coder', prompt, suffix, options: { temperature: 0, repeat_penalty: 1, num_predict: 6 } });
+  assert.equal(fim.choices[0].text, viaOllama.response, 'the same FIM prompt as /api/generate');
+  const plain = await openai.completions.create({ model: 'coder', prompt, max_tokens: 6, temperature: 0 });
+  assert.notEqual(fim.choices[0].text, plain.choices[0].text, 'the suffix is read');
+  // Several prompts take the suffix each.
+  const two = await openai.completions.create({ model: 'coder', prompt: [prompt, prompt], suffix, max_tokens: 6, temperature: 0 });
+  assert.deepEqual(two.choices.map((c) => c.text), [fim.choices[0].text, fim.choices[0].text]);
+  await assert.rejects(openai.completions.create({ model: 'tiny', prompt, suffix, max_tokens: 2 }),
+    (e) => e.status === 400 && e.error?.param === 'suffix' && /does not support insert/.test(e.message));
+  // echo: the prompt, then the answer; streamed, the prompt is the first chunk.
+  const base = { model: 'tiny', prompt: 'Once upon a time', max_tokens: 5, temperature: 0 };
+  const answer = (await openai.completions.create(base)).choices[0].text;
+  const echoed = await openai.completions.create({ ...base, echo: true });
+  assert.equal(echoed.choices[0].text, base.prompt + answer);
+  const stream = await openai.completions.create({ ...base, echo: true, stream: true });
+  const parts = [];
+  for await (const c of stream) parts.push(c.choices[0]?.text ?? '');
+  assert.equal(parts[0], base.prompt);
+  assert.equal(parts.join(''), base.prompt + answer);
+  const many = await openai.completions.create({ ...base, prompt: ['A', 'B'], echo: true });
+  assert.ok(many.choices[0].text.startsWith('A') && many.choices[1].text.startsWith('B'));
+  await assert.rejects(openai.completions.create({ ...base, echo: true, logprobs: 1 }),
+    (e) => e.status === 400 && e.error?.param === 'echo' && /prompt's log-probabilities/.test(e.message));
+  // best_of: one answer is n's, 1.
+  assert.equal((await openai.completions.create({ ...base, best_of: 1 })).choices[0].text, answer);
+  await assert.rejects(openai.completions.create({ ...base, best_of: 3 }), (e) => e.status === 400 && e.error?.param === 'best_of');
+});
