@@ -78,6 +78,11 @@ static enum pc_err tokenize(const struct pc_model *m, const char *text, bool add
     return PC_OK;
 }
 
+bool pc_model_adds_bos(const struct pc_model *m)
+{
+    return llama_vocab_get_add_bos(m->vocab);
+}
+
 enum pc_err pc_model_tokenize(const struct pc_model *m, const char *text, int32_t **out,
                               size_t *n_out, struct pc_error *err)
 {

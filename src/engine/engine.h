@@ -156,6 +156,9 @@ enum pc_err pc_model_prefix_tokens(const struct pc_model *m, const struct pc_cha
 enum pc_err pc_model_fim_prompt(const struct pc_model *m, const char *model, const char *prefix,
                                 const char *suffix, char **out /* OUT */, struct pc_error *err);
 
+/* Whether pc_model_tokenize puts a BOS first (llama_vocab_get_add_bos). */
+bool pc_model_adds_bos(const struct pc_model *m);
+
 /* Tokenize text as a prompt (BOS added as the model asks, special tokens parsed).
  * *out is malloc'd; the caller frees it. */
 enum pc_err pc_model_tokenize(const struct pc_model *m, const char *text, int32_t **out /* OUT */,
@@ -327,6 +330,14 @@ struct pc_gen_request {
      * PC_TOP_LOGPROBS_MAX) best tokens (pc_gen_take_logprobs). Off: nothing is computed. */
     bool logprobs;
     int32_t top_logprobs;
+    /* The context this task may fill: 0 the model's window (pc_model_info's n_ctx), or a smaller
+     * one (Ollama's num_ctx). When the prompt and the answer reach it, the answer ends with
+     * "length", or with shift the sequence drops half of its tokens after the first n_keep (and
+     * after any prefix it shares with another sequence) and goes on: llama-server's context
+     * shift, llama_memory_seq_rm + llama_memory_seq_add on this sequence only. */
+    uint32_t window;
+    bool shift;
+    int32_t n_keep;
     const struct pc_restore_offer *offer; /* optional; copied */
 };
 
@@ -408,16 +419,17 @@ void pc_gen_free(struct pc_gen *g);
 
 /* What the decode loop has done, for metrics. */
 struct pc_loop_stats {
-    uint64_t steps;        /* llama_decode calls */
-    uint64_t batch_tokens; /* tokens decoded in them */
-    uint64_t multi_steps;  /* steps that decoded more than one task */
-    uint64_t preempted;    /* precharges paused for a user's request */
-    uint64_t paused_steps; /* task-steps skipped because the client was not reading */
-    uint64_t yielded;      /* places given up by stalled tasks to tasks that could run */
-    uint64_t cancelled;    /* tasks that ended "cancel" */
-    int32_t active;        /* tasks in the batch now */
-    int32_t waiting;       /* tasks waiting for room */
-    int32_t threads;       /* threads of the last decode */
+    uint64_t steps;          /* llama_decode calls */
+    uint64_t batch_tokens;   /* tokens decoded in them */
+    uint64_t multi_steps;    /* steps that decoded more than one task */
+    uint64_t preempted;      /* precharges paused for a user's request */
+    uint64_t paused_steps;   /* task-steps skipped because the client was not reading */
+    uint64_t yielded;        /* places given up by stalled tasks to tasks that could run */
+    uint64_t cancelled;      /* tasks that ended "cancel" */
+    uint64_t context_shifts; /* sequences shifted at their window (pc_gen_request.shift) */
+    int32_t active;          /* tasks in the batch now */
+    int32_t waiting;         /* tasks waiting for room */
+    int32_t threads;         /* threads of the last decode */
 };
 
 void pc_model_loop_stats(struct pc_model *m, struct pc_loop_stats *out /* OUT */);

@@ -66,6 +66,9 @@ struct pc_gen {
     int32_t top_logprobs;          /* with this many alternatives */
     struct pc_restore_offer offer; /* .blob NULL: none */
     int32_t num_predict;
+    uint32_t window; /* the context it may fill (<= the model's) */
+    bool shift;      /* at the window: shift the context (keeping n_keep) rather than end */
+    int32_t n_keep;
     llama_token *keep_special; /* rendered with their text (pc_sampling.keep_special) */
     size_t n_keep_special;
     const atomic_bool *ext_cancel;

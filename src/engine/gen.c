@@ -137,6 +137,9 @@ enum pc_err pc_gen_start(struct pc_model *m, const struct pc_gen_request *req, s
                       : req->top_logprobs > PC_TOP_LOGPROBS_MAX ? PC_TOP_LOGPROBS_MAX
                                                                 : req->top_logprobs;
     g->num_predict = req->sampling.num_predict;
+    g->window = req->window > 0 && req->window < m->info.n_ctx ? req->window : m->info.n_ctx;
+    g->shift = req->shift;
+    g->n_keep = req->n_keep < 0 ? 0 : req->n_keep;
     g->ext_cancel = req->cancel;
     g->seq = -1;
     g->st.prompt_tokens = (int32_t)g->n_prompt;

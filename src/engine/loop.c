@@ -313,6 +313,39 @@ static void record_logprobs(struct pc_model *m, struct pc_gen *g, llama_token to
     pc_gen_publish_logprobs(g, &lp);
 }
 
+/* The task's sequence fills its window: drop the half of the tokens after the first n_keep,
+ * and move the rest back over them, as llama-server's context shift does (only this sequence's
+ * cells, so the other tasks and the precharged sequences stay as they are). The sequence's token
+ * record follows, so that later prefix matches see what the cache holds. False when the cache
+ * cannot shift (llama_memory_can_shift: e.g. a recurrent model) or nothing can be dropped: the
+ * answer then ends with "length". */
+static bool shift_context(struct pc_model *m, struct pc_gen *g)
+{
+    llama_memory_t mem = llama_get_memory(m->ctx);
+    struct pc_seq *q = &m->seqs[g->seq];
+    size_t keep = (size_t)g->n_keep < q->n ? (size_t)g->n_keep : q->n;
+    /* A prefix copied from another sequence (pc_seq_plan's llama_memory_seq_cp) shares its
+     * cells, and a cell has one position for every sequence that holds it: moving one would move
+     * the other sequence's too. So the prefix this one has in common with any other stays. */
+    for (int i = 0; i < m->n_seqs; i++) {
+        const struct pc_seq *o = &m->seqs[i];
+        size_t k = 0;
+        while (i != g->seq && o->used && k < o->n && k < q->n && o->toks[k] == q->toks[k])
+            k++;
+        keep = k > keep ? k : keep;
+    }
+    size_t discard = (q->n - keep) / 2;
+    if (discard == 0 || !llama_memory_can_shift(mem))
+        return false;
+    if (!llama_memory_seq_rm(mem, g->seq, (llama_pos)keep, (llama_pos)(keep + discard)))
+        return false;
+    llama_memory_seq_add(mem, g->seq, (llama_pos)(keep + discard), -1, -(llama_pos)discard);
+    memmove(q->toks + keep, q->toks + keep + discard, (q->n - keep - discard) * sizeof(*q->toks));
+    q->n -= discard;
+    m->lwork.context_shifts++;
+    return true;
+}
+
 static bool sample(struct pc_model *m, struct pc_gen *g)
 {
     llama_token tok = llama_sampler_sample(g->smpl, m->ctx, g->batch_idx);
@@ -343,7 +376,7 @@ static bool sample(struct pc_model *m, struct pc_gen *g)
     g->pending = tok;
     g->has_pending = true;
     bool out_of_budget = g->num_predict >= 0 && g->st.eval_tokens >= g->num_predict;
-    bool out_of_ctx = m->seqs[g->seq].n + 1 >= m->info.n_ctx;
+    bool out_of_ctx = m->seqs[g->seq].n + 1 >= g->window && !(g->shift && shift_context(m, g));
     if (out_of_budget || out_of_ctx) {
         end_task(m, g, "length", NULL);
         return false;

@@ -19,6 +19,8 @@ struct pc_genopts {
     struct pc_sampling sampling;
     const char *stops[PC_GENOPTS_MAX_STOPS];
     uint32_t num_ctx; /* 0: the context the model is loaded with */
+    int32_t num_keep; /* Ollama's: tokens kept at the start when the prompt is cut or the context
+                         shifts (pc_infer_set_fit); -1 the whole prompt */
 };
 
 /* pc_sampling_default(), no stops, the loaded context. */

@@ -159,6 +159,29 @@ static size_t prompt_limit(const struct pc_infer *inf, uint32_t n_ctx, char *why
     return limit;
 }
 
+/* The tokens at the start that truncation and the context shift keep: num_keep after the BOS
+ * (the whole prompt for -1), at most all but one of the window. */
+static size_t keep_count(const struct pc_infer *inf, const struct pc_model *m, size_t n,
+                         uint32_t window)
+{
+    size_t keep = inf->num_keep < 0 ? n : (size_t)inf->num_keep;
+    if (keep < n && pc_model_adds_bos(m))
+        keep++;
+    return keep < window - 1 ? keep : window - 1;
+}
+
+/* Cut toks[0..n) to fit window as Ollama does: the first keep tokens, then the newest, leaving
+ * half of the window after keep for the answer (llama_server.go's contextShiftPromptLimit).
+ * Returns the new count. */
+static size_t cut_prompt(int32_t *toks, size_t n, size_t keep, uint32_t window)
+{
+    size_t half = (window - keep) / 2;
+    size_t limit = window - (half > 1 ? half : 1);
+    size_t discard = n - limit;
+    memmove(toks + keep, toks + keep + discard, (n - keep - discard) * sizeof(*toks));
+    return limit;
+}
+
 enum pc_err pc_infer_start(struct pc_infer *inf, const char *prompt,
                            const struct pc_sampling *sampling, struct pc_error *err)
 {
@@ -175,21 +198,24 @@ enum pc_err pc_infer_start(struct pc_infer *inf, const char *prompt,
                                  .priority = PC_PRIO_USER,
                                  .logprobs = inf->top_logprobs >= 0,
                                  .top_logprobs = inf->top_logprobs};
-    /* A smaller num_ctx than the loaded context bounds prompt + answer, as that window would. */
+    /* A smaller num_ctx than the loaded context bounds prompt + answer, as that window would
+     * (the decode loop ends or shifts the answer there). */
     char why[96];
     uint32_t n_ctx = pc_model_info(m)->n_ctx;
     uint32_t window = inf->num_ctx > 0 && inf->num_ctx < n_ctx ? inf->num_ctx : n_ctx;
+    size_t keep = keep_count(inf, m, n, window);
+    req.window = window;
+    req.shift = inf->shift;
+    req.n_keep = (int32_t)keep;
+    if (inf->truncate && n + 1 > window)
+        n = cut_prompt(toks, n, keep, window);
     size_t limit = prompt_limit(inf, n_ctx, why, sizeof(why));
     if (n > limit) {
         free(toks);
         return pc_error_set(err, PC_ERR_CTX_OVERFLOW,
                             "the prompt is %zu tokens; the limit is %zu (%s)", n, limit, why);
     }
-    if (window < n_ctx) {
-        int32_t room = (int32_t)(window - n);
-        if (req.sampling.num_predict < 0 || req.sampling.num_predict > room)
-            req.sampling.num_predict = room;
-    }
+    req.n_tokens = n;
     pc_events_publish(inf->srv->events, PC_EV_LLM_REQUESTED, inf->norm, inf->id,
                       json_pack("{s:I}", "prompt_tokens", (json_int_t)n));
     /* The snapshot tiers offer their best prefix; the model's decode loop decides whether it
@@ -387,6 +413,13 @@ void pc_infer_set_context(struct pc_infer *inf, const int32_t *toks, size_t n)
 void pc_infer_set_num_ctx(struct pc_infer *inf, uint32_t num_ctx)
 {
     inf->num_ctx = num_ctx;
+}
+
+void pc_infer_set_fit(struct pc_infer *inf, bool truncate, bool shift, int32_t num_keep)
+{
+    inf->truncate = truncate;
+    inf->shift = shift;
+    inf->num_keep = num_keep;
 }
 
 void pc_infer_set_logprobs(struct pc_infer *inf, int32_t top)

@@ -86,6 +86,13 @@ void *pc_infer_api(const struct pc_infer *inf);
 void pc_infer_set_context(struct pc_infer *inf, const int32_t *toks, size_t n);
 void pc_infer_set_num_ctx(struct pc_infer *inf, uint32_t num_ctx);
 
+/* Also set before pc_infer_start, for Ollama's generate (both off unless set): with truncate a
+ * prompt over the window is cut as Ollama cuts it instead of refused (its first num_keep tokens
+ * after the BOS, then the newest, so that half of what follows num_keep is left for the answer);
+ * with shift, an answer that fills the window shifts the context (pc_gen_request.shift) instead
+ * of ending with "length". num_keep -1 keeps the whole prompt. */
+void pc_infer_set_fit(struct pc_infer *inf, bool truncate, bool shift, int32_t num_keep);
+
 /* Also set before pc_infer_start: ask for each answer token's log-probability with top (0 ..
  * PC_TOP_LOGPROBS_MAX) alternatives; top < 0 (the default) asks for none. */
 void pc_infer_set_logprobs(struct pc_infer *inf, int32_t top);

@@ -29,6 +29,9 @@ struct pc_infer {
     size_t n_context;
     uint32_t num_ctx;     /* a smaller context than the loaded one: caps prompt + answer */
     int32_t top_logprobs; /* pc_infer_set_logprobs: -1 none, else alternatives per token */
+    bool truncate;        /* pc_infer_set_fit: cut a prompt over the window, keeping num_keep */
+    bool shift;           /* ... and shift the context when the answer reaches it */
+    int32_t num_keep;     /* Ollama's: tokens after the BOS kept at the start; -1 the prompt */
 };
 
 #endif

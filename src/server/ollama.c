@@ -16,6 +16,7 @@
 #include "chatreq.h"
 #include "genopts.h"
 #include "infer.h"
+#include "ollama_opts.h"
 #include "ui.h"
 
 /* What one /api/generate or /api/chat request asked for. */
@@ -31,7 +32,8 @@ struct ollama_req {
     int32_t *context;   /* generate: the tokens a previous answer returned */
     size_t n_context;
     int64_t keep_alive_ns;
-    bool truncate;        /* chat: drop the oldest turns of a conversation over the context */
+    bool truncate; /* a prompt over the context: generate cuts it, chat drops the oldest turns */
+    bool shift;    /* an answer that fills the context shifts it, rather than ends */
     int32_t top_logprobs; /* "logprobs"/"top_logprobs": alternatives per token; -1 none */
     size_t dropped;       /* chat: the messages truncate dropped */
     struct pc_genopts opts;
@@ -73,18 +75,44 @@ static const struct pc_genopts_field option_fields[] = {
     F("frequency_penalty", -100, 100, F32, sampling.frequency_penalty),
     F("num_predict", -2, 1e9, I32, sampling.num_predict),
     F("num_ctx", 0, 1 << 22, U32, num_ctx),
+    F("num_keep", -1, 1e9, I32, num_keep),
 };
 #undef F
 
-static int parse_options(struct ollama_req *q, struct pc_http_reply *reply)
+/* The options this file reads besides option_fields: seed, stop, and the sampler's own
+ * (pc_genopts_sampler_options). */
+static const char *const other_options[] = {
+    "seed",         "stop",         "typical_p", "mirostat",
+    "mirostat_tau", "mirostat_eta", "tfs_z",     "penalize_newline",
+};
+
+/* Every name in "options" is read: the numbers, seed and stop, or a load setting that must be
+ * the daemon's (pc_ollama_options_check). */
+static int check_option_names(json_t *opts, const struct pc_model_params *p,
+                              struct pc_http_reply *reply)
+{
+    enum { N_FIELDS = sizeof(option_fields) / sizeof(option_fields[0]) };
+    enum { N_OTHER = sizeof(other_options) / sizeof(other_options[0]) };
+    const char *names[N_FIELDS + N_OTHER];
+    for (size_t i = 0; i < N_FIELDS; i++)
+        names[i] = option_fields[i].name;
+    memcpy(names + N_FIELDS, other_options, sizeof(other_options));
+    return pc_ollama_options_check(opts, p, names, N_FIELDS + N_OTHER, "", reply);
+}
+
+static int parse_options(struct ollama_req *q, const struct pc_model_params *p,
+                         struct pc_http_reply *reply)
 {
     struct pc_sampling *s = &q->opts.sampling;
     pc_genopts_init(&q->opts);
+    q->opts.num_keep = 4; /* Ollama's default */
     json_t *opts = json_object_get(q->json, "options");
     if (opts == NULL || json_is_null(opts))
         return 0;
     if (!json_is_object(opts))
         return bad(reply, "field \"%s\" must be an object", "options");
+    if (check_option_names(opts, p, reply) != 0)
+        return -1;
 
     if (pc_genopts_fields(opts, "options.", option_fields,
                           sizeof(option_fields) / sizeof(option_fields[0]), &q->opts, reply) != 0)
@@ -232,6 +260,37 @@ static int parse_logprobs(struct ollama_req *q, struct pc_http_reply *reply)
     return 0;
 }
 
+/* A field of the other route (a chat's messages on /api/generate, generate's prompt on
+ * /api/chat): refused, with where it belongs, rather than dropped. A value that carries nothing
+ * (null, "", []) passes. */
+static int check_other_route(struct ollama_req *q, struct pc_http_reply *reply)
+{
+    static const struct {
+        bool chat; /* refused on /api/chat (else on /api/generate) */
+        const char *field, *why;
+    } fields[] = {
+        {true, "prompt", "a /api/generate field; send the text as a user message"},
+        {true, "system", "a /api/generate field; send a system message first in \"messages\""},
+        {true, "template", "a /api/generate field (and Go templates are not supported)"},
+        {true, "context", "/api/generate's token array; a chat's context is its \"messages\""},
+        {true, "suffix", "a /api/generate field (fill in the middle)"},
+        {true, "images", "on /api/chat a message's field: messages[i].images"},
+        {false, "messages", "a /api/chat field; use \"prompt\" (and \"system\") here"},
+        {false, "tools", "a /api/chat field; this route calls no tools"},
+        {false, "tool_choice", "a /api/chat field; this route calls no tools"},
+    };
+    for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
+        json_t *v = json_object_get(q->json, fields[i].field);
+        if (fields[i].chat != q->chat || v == NULL || json_is_null(v) ||
+            (json_is_string(v) && json_string_length(v) == 0) ||
+            (json_is_array(v) && json_array_size(v) == 0))
+            continue;
+        pc_http_reply_error(reply, 400, "field \"%s\" is %s", fields[i].field, fields[i].why);
+        return -1;
+    }
+    return 0;
+}
+
 static struct ollama_req *parse_request(const struct pc_http_req *req, bool chat,
                                         struct pc_http_reply *reply)
 {
@@ -242,7 +301,8 @@ static struct ollama_req *parse_request(const struct pc_http_req *req, bool chat
     }
     q->chat = chat;
     q->stream = true;
-    q->truncate = true; /* Ollama's default */
+    q->truncate = true; /* Ollama's defaults */
+    q->shift = true;
     q->top_logprobs = -1;
     q->json = pc_req_parse_object(req, reply);
     if (q->json == NULL)
@@ -251,12 +311,14 @@ static struct ollama_req *parse_request(const struct pc_http_req *req, bool chat
         goto fail;
     if (pc_req_bool(q->json, "stream", &q->stream, reply) != 0 ||
         pc_req_bool(q->json, "raw", &q->raw, reply) != 0 ||
-        (chat && pc_req_bool(q->json, "truncate", &q->truncate, reply) != 0) ||
-        pc_req_string(q->json, "prompt", &q->prompt, reply) != 0 ||
-        pc_req_string(q->json, "system", &q->system, reply) != 0 ||
-        (!chat && pc_req_string(q->json, "suffix", &q->suffix, reply) != 0) ||
+        pc_req_bool(q->json, "truncate", &q->truncate, reply) != 0 ||
+        pc_req_bool(q->json, "shift", &q->shift, reply) != 0 || check_other_route(q, reply) != 0 ||
+        (!chat && (pc_req_string(q->json, "prompt", &q->prompt, reply) != 0 ||
+                   pc_req_string(q->json, "system", &q->system, reply) != 0 ||
+                   pc_req_string(q->json, "suffix", &q->suffix, reply) != 0)) ||
         pc_genopts_keep_alive(q->json, &q->keep_alive_ns, reply) != 0 ||
-        parse_options(q, reply) != 0 || parse_format(q, reply) != 0 || parse_think(q, reply) != 0 ||
+        parse_options(q, &req->srv->cfg.pool.model_params, reply) != 0 ||
+        parse_format(q, reply) != 0 || parse_think(q, reply) != 0 ||
         parse_logprobs(q, reply) != 0 ||
         (!chat && (parse_context(q, reply) != 0 || check_template(q, reply) != 0)) ||
         (chat && parse_messages(q, reply) != 0) || check_images(q, reply) != 0)
@@ -486,6 +548,8 @@ static void handle_inference(const struct pc_http_req *req, struct pc_http_reply
         pc_infer_set_context(inf, q->context, q->n_context);
         pc_infer_set_num_ctx(inf, q->opts.num_ctx);
         pc_infer_set_logprobs(inf, q->top_logprobs);
+        /* A chat over the context drops turns (pc_chatreq_start) rather than tokens. */
+        pc_infer_set_fit(inf, !chat && q->truncate, q->shift, q->opts.num_keep);
     }
     enum pc_err rc =
         inf == NULL ? err.code

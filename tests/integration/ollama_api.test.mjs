@@ -154,7 +154,7 @@ test('bad input gets a 4xx with an error that names the problem', async () => {
     [{ model: 'tiny', prompt: 'x', keep_alive: 'soon' }, 400, /keep_alive: invalid duration "soon"/],
     [{ model: 'nope', prompt: 'x' }, 404, /model "nope" not found/],
     [{ model: '../../etc/passwd', prompt: 'x' }, 400, /invalid model name/],
-    [{ model: 'tiny', prompt: 'word '.repeat(5000) }, 400, /the prompt is \d+ tokens; the limit is \d+ \(context length/],
+    [{ model: 'tiny', prompt: 'word '.repeat(5000), truncate: false }, 400, /the prompt is \d+ tokens; the limit is \d+ \(context length/],
   ];
   for (const [body, status, re] of cases) {
     const r = await post(d.url, '/api/generate', body);
@@ -224,7 +224,7 @@ test('generate: context continues the conversation; template, format and context
     [{ format: 'yaml' }, 400, /format/],
     [{ context: [1, 'x'] }, 400, /context\[1\]/],
     [{ context: [99999999] }, 400, /context\[0\] = 99999999 is not a token/],
-    [{ options: { num_ctx: 4 } }, 400, /the limit is 3 \(num_ctx 4,/],
+    [{ options: { num_ctx: 4 }, truncate: false }, 400, /the limit is 3 \(num_ctx 4,/],
   ];
   for (const [extra, status, re] of cases) {
     const r = await post(d.url, '/api/generate', { model: 'tiny', prompt: 'Hello there', stream: false, ...extra });
@@ -238,7 +238,7 @@ test('generate: context continues the conversation; template, format and context
 
 test('generate: num_ctx below the loaded context bounds prompt + answer', async () => {
   const r = JSON.parse((await post(d.url, '/api/generate', {
-    model: 'tiny', prompt: 'Hi', stream: false, options: { num_ctx: 24, num_predict: 100 },
+    model: 'tiny', prompt: 'Hi', stream: false, shift: false, options: { num_ctx: 24, num_predict: 100 },
   })).text);
   assert.equal(r.done_reason, 'length');
   assert.equal(r.prompt_eval_count + r.eval_count, 24);
@@ -258,4 +258,120 @@ test('openai streams are server-sent events ending in [DONE]', async () => {
   const bad = await post(d.url, '/v1/completions', { model: 'tiny', prompt: 'x', n: 2 });
   assert.equal(bad.status, 400);
   assert.deepEqual(Object.keys(JSON.parse(bad.text).error).sort(), ['code', 'message', 'param', 'type']);
+});
+
+// Issue #16: nothing in a request is silently dropped.
+test('options: load settings pass at the daemon\'s values and are refused otherwise; unknown names are refused', async () => {
+  const gen = (options, extra = {}) =>
+    post(d.url, '/api/generate', { model: 'tiny', prompt: 'Hi', stream: false, options: { ...opts, ...options }, ...extra });
+  // The values this daemon loads with (its defaults), and Ollama's "decide for me".
+  for (const o of [{ num_batch: 512 }, { num_gpu: -1 }, { main_gpu: 0 }, { num_thread: 0 }, { num_thread: 1 }, { use_mmap: true },
+    { numa: false }, { low_vram: false }, { num_keep: 4 }, { num_keep: -1 }, { draft_num_predict: 0 }, { f16_kv: true }]) {
+    const r = await gen(o);
+    assert.equal(r.status, 200, `${JSON.stringify(o)}: ${r.text}`);
+  }
+  const cases = [
+    [{ num_batch: 64 }, /options.num_batch is 64, but prompts are prefilled 512 tokens per decode.*send 512/],
+    [{ num_gpu: 3 }, /options.num_gpu is 3, but every layer that the GPUs hold is offloaded/],
+    [{ main_gpu: 1 }, /options.main_gpu is 1/],
+    // lib.mjs starts the daemon with PRECHARGE_THREADS=1.
+    [{ num_thread: 3 }, /options.num_thread is 3, but each decode uses 1 threads \(PRECHARGE_THREADS\).*send 1/],
+    [{ use_mmap: false }, /options.use_mmap is false, but model files are mapped/],
+    [{ numa: true }, /options.numa is true/],
+    [{ low_vram: true }, /options.low_vram is true/],
+    [{ num_batch: 'big' }, /options.num_batch must be a number/],
+    [{ use_mmap: 1 }, /options.use_mmap must be true or false/],
+    [{ num_keep: -2 }, /options.num_keep must be between -1/],
+    [{ temprature: 0.5 }, /options.temprature is not an option/],
+  ];
+  for (const [o, re] of cases) {
+    const r = await gen(o);
+    assert.equal(r.status, 400, JSON.stringify(o));
+    assert.match(JSON.parse(r.text).error, re);
+    const c = await post(d.url, '/api/chat', { model: 'tiny', messages: [{ role: 'user', content: 'Hi' }], options: o });
+    assert.equal(c.status, 400, `chat ${JSON.stringify(o)}`);
+  }
+});
+
+test('fields of the other route are refused with where they belong', async () => {
+  const chat = { model: 'tiny', messages: [{ role: 'user', content: 'Hi' }], stream: false, options: opts };
+  const cases = [
+    [{ system: 'Be terse' }, /field "system" is a \/api\/generate field; send a system message/],
+    [{ prompt: 'Hi' }, /field "prompt" is a \/api\/generate field/],
+    [{ template: '{{ .Prompt }}' }, /field "template" is a \/api\/generate field/],
+    [{ context: [1, 2] }, /field "context" is \/api\/generate's token array/],
+    [{ suffix: 'end' }, /field "suffix" is a \/api\/generate field/],
+    [{ images: ['aGk='] }, /field "images" is on \/api\/chat a message's field: messages\[i\].images/],
+  ];
+  for (const [extra, re] of cases) {
+    const r = await post(d.url, '/api/chat', { ...chat, ...extra });
+    assert.equal(r.status, 400, JSON.stringify(extra));
+    assert.match(JSON.parse(r.text).error, re);
+  }
+  // Empty values carry nothing and pass.
+  assert.equal((await post(d.url, '/api/chat', { ...chat, system: '', images: [], context: [] })).status, 200);
+  for (const [extra, re] of [
+    [{ messages: [{ role: 'user', content: 'Hi' }] }, /field "messages" is a \/api\/chat field/],
+    [{ tools: [{ type: 'function', function: { name: 'f' } }] }, /field "tools" is a \/api\/chat field/],
+    [{ tool_choice: 'required' }, /field "tool_choice" is a \/api\/chat field/],
+  ]) {
+    const r = await post(d.url, '/api/generate', { model: 'tiny', prompt: 'Hi', stream: false, options: opts, ...extra });
+    assert.equal(r.status, 400, JSON.stringify(extra));
+    assert.match(JSON.parse(r.text).error, re);
+  }
+  for (const f of ['truncate', 'shift']) {
+    const r = await post(d.url, '/api/chat', { ...chat, [f]: 'yes' });
+    assert.equal(r.status, 400);
+    assert.match(JSON.parse(r.text).error, new RegExp(`"${f}" must be true or false`));
+  }
+});
+
+test('generate: a prompt over num_ctx is cut as Ollama cuts it, keeping num_keep; truncate:false refuses it', async () => {
+  const prompt = Array.from({ length: 60 }, (_, i) => `w${i}`).join(' ');
+  const body = { model: 'tiny', prompt, raw: true, stream: false, options: { ...opts, num_predict: 1 } };
+  const whole = JSON.parse((await post(d.url, '/api/generate', body)).text);
+  const n = whole.prompt_eval_count;
+  assert.ok(n > 40, `the prompt is long enough (${n})`);
+  const all = whole.context.slice(0, n);
+  for (const numKeep of [4, 10]) {
+    const r = await post(d.url, '/api/generate', { ...body, options: { ...body.options, num_ctx: 32, num_keep: numKeep } });
+    assert.equal(r.status, 200, r.text);
+    const cut = JSON.parse(r.text);
+    // keep (+ the BOS when the model has one); then the newest tokens, half of the rest left free.
+    const bos = all[0] === cut.context[0] && whole.context[0] !== all[1] ? 1 : 0;
+    const keep = numKeep + bos;
+    const limit = 32 - Math.max(Math.floor((32 - keep) / 2), 1);
+    assert.equal(cut.prompt_eval_count, limit, `num_keep ${numKeep}`);
+    const kept = cut.context.slice(0, limit);
+    assert.deepEqual(kept.slice(0, keep), all.slice(0, keep), 'the first num_keep tokens stay');
+    assert.deepEqual(kept.slice(keep), all.slice(n - (limit - keep)), 'then the newest');
+  }
+  const no = await post(d.url, '/api/generate', { ...body, truncate: false, options: { ...body.options, num_ctx: 32 } });
+  assert.equal(no.status, 400);
+  assert.match(JSON.parse(no.text).error, /the prompt is \d+ tokens; the limit is 31 \(num_ctx 32/);
+});
+
+test('generate and chat: shift goes on past num_ctx by shifting the context; shift:false stops at it', async () => {
+  const o = { temperature: 0, seed: 3, num_ctx: 24, num_predict: 40 };
+  const body = { model: 'tiny', prompt: 'Hi', stream: false, options: o };
+  const shifted = JSON.parse((await post(d.url, '/api/generate', body)).text);
+  assert.equal(shifted.done_reason, 'length');
+  assert.equal(shifted.eval_count, 40, 'the answer went on past the window');
+  assert.ok(shifted.prompt_eval_count + shifted.eval_count > 24);
+  const stopped = JSON.parse((await post(d.url, '/api/generate', { ...body, shift: false })).text);
+  assert.equal(stopped.done_reason, 'length');
+  assert.equal(stopped.prompt_eval_count + stopped.eval_count, 24);
+  // The shifted answer begins as the unshifted one: the shift only comes at the window.
+  assert.ok(shifted.response.startsWith(stopped.response), JSON.stringify([shifted.response, stopped.response]));
+  // Its context is what the window kept: the BOS and num_keep tokens, then the newest.
+  assert.ok(shifted.context.length < 24);
+  assert.deepEqual(shifted.context.slice(0, 5), stopped.context.slice(0, 5));
+  const messages = [{ role: 'user', content: 'Hi' }];
+  const chat = JSON.parse((await post(d.url, '/api/chat', { model: 'tiny', messages, stream: false, options: o })).text);
+  assert.equal(chat.eval_count, 40);
+  const chatStopped = JSON.parse((await post(d.url, '/api/chat', { model: 'tiny', messages, stream: false, shift: false, options: o })).text);
+  assert.equal(chatStopped.prompt_eval_count + chatStopped.eval_count, 24);
+  // The model serves on: the shifted sequences left the cache consistent.
+  const after = JSON.parse((await post(d.url, '/api/generate', { ...body, options: { ...o, num_ctx: 0, num_predict: 3 } })).text);
+  assert.equal(after.eval_count, 3);
 });

@@ -169,7 +169,7 @@ test('a prompt over the context is a 400 naming its count and the limit, on all 
   const d = await daemon({ args: ['--ctx', '128'] });
   // The window of each sequence is what was asked (the cache holds --parallel of them).
   const limit = /the prompt is \d+ tokens; the limit is 127 \(context length 128, less one token for the answer\)/;
-  const gen = await post(d.url, '/api/generate', { model: 'tiny', prompt: long, stream: false });
+  const gen = await post(d.url, '/api/generate', { model: 'tiny', prompt: long, stream: false, truncate: false });
   assert.equal(gen.status, 400);
   assert.match(JSON.parse(gen.text).error, limit);
   const chat = await post(d.url, '/api/chat', { model: 'tiny', messages: [{ role: 'user', content: long }] });
@@ -187,7 +187,7 @@ test('a prompt over the context is a 400 naming its count and the limit, on all 
     (e) => e.status === 400 && limit.test(e.error.message) && e.error.param === 'prompt',
   );
   // A smaller num_ctx is the limit that the message names.
-  const small = await post(d.url, '/api/generate', { model: 'tiny', prompt: long.slice(0, 200), options: { num_ctx: 16 } });
+  const small = await post(d.url, '/api/generate', { model: 'tiny', prompt: long.slice(0, 200), truncate: false, options: { num_ctx: 16 } });
   assert.equal(small.status, 400);
   assert.match(JSON.parse(small.text).error, /the limit is 15 \(num_ctx 16/);
   // The daemon goes on serving.
