@@ -12,6 +12,7 @@
 #include "../base/clock.h"
 #include "genopts.h"
 #include "infer.h"
+#include "openai_fields.h"
 
 /* What an embedding request asked for and what it got. */
 struct embed_job {
@@ -26,6 +27,7 @@ struct embed_job {
     uint32_t dim;
     size_t n_tokens;
     struct pc_infer *inf;
+    enum pc_err code; /* why embed_run failed */
 };
 
 static void embed_job_free(struct embed_job *j)
@@ -53,6 +55,7 @@ static int embed_run(struct pc_server *srv, struct embed_job *j, struct pc_http_
         goto fail;
     return 0;
 fail:
+    j->code = err.code;
     pc_http_reply_pc_error(reply, &err);
     return -1;
 }
@@ -205,7 +208,9 @@ static json_t *vector_base64(const float *v, uint32_t dim)
 }
 
 /* POST /v1/embeddings: "input" a string or strings, "encoding_format" float or base64 (the
- * openai client asks for base64 unless told otherwise), "dimensions" as in /api/embed. */
+ * openai client asks for base64 unless told otherwise), "dimensions" as in /api/embed, "user"
+ * (an identifier, logged). An input longer than one embedding can take is a 400, as OpenAI's
+ * over the model's maximum: it is never cut (Ollama's routes cut it unless truncate is false). */
 static void handle_openai_embeddings(const struct pc_http_req *req, struct pc_http_reply *reply)
 {
     if (pc_server_remote_proxy(req, reply)) {
@@ -213,12 +218,13 @@ static void handle_openai_embeddings(const struct pc_http_req *req, struct pc_ht
             pc_openai_error(reply, NULL);
         return;
     }
-    struct embed_job j = {.keep_alive_ns = -1, .truncate = true};
+    struct embed_job j = {.keep_alive_ns = -1, .truncate = false};
     const char *format = "float", *param = NULL;
     json_t *body = pc_req_parse_object(req, reply);
     if (body == NULL || (param = "model", pc_req_model(body, &j.model, reply)) != 0 ||
         (param = "encoding_format", pc_req_string(body, "encoding_format", &format, reply)) != 0 ||
-        (param = "dimensions", dimensions_of(body, &j.dimensions, reply)) != 0)
+        (param = "dimensions", dimensions_of(body, &j.dimensions, reply)) != 0 ||
+        pc_openai_identifiers(body, &param, reply) != 0)
         goto fail;
     if (strcmp(format, "float") != 0 && strcmp(format, "base64") != 0) {
         pc_http_reply_error(reply, 400,
@@ -232,9 +238,12 @@ static void handle_openai_embeddings(const struct pc_http_req *req, struct pc_ht
         pc_http_reply_error(reply, 400, "field \"input\" must not be empty");
         goto fail;
     }
-    param = "model";
-    if (embed_run(req->srv, &j, reply) != 0 ||
-        (param = "dimensions", dimensions_apply(&j, reply)) != 0)
+    pc_openai_log_identifiers(body, "/v1/embeddings", j.model);
+    if (embed_run(req->srv, &j, reply) != 0) {
+        param = j.code == PC_ERR_CTX_OVERFLOW ? "input" : "model";
+        goto fail;
+    }
+    if ((param = "dimensions", dimensions_apply(&j, reply)) != 0)
         goto fail;
     json_t *data = json_array();
     bool b64 = strcmp(format, "base64") == 0;

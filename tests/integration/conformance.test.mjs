@@ -337,3 +337,17 @@ test('openai.chat.completions.parse with a zod schema (zodResponseFormat): messa
   assert.ok(parsed, r.choices[0].message.content);
   assert.deepEqual(Person.parse(parsed), parsed);
 });
+
+test('openai.embeddings.create: an input longer than one embedding takes is a 400 naming the limit, never cut; user is an identifier', async () => {
+  const long = Array.from({ length: 600 }, (_, i) => `word${i}`).join(' ');
+  await assert.rejects(openai.embeddings.create({ model: 'tiny-embed', input: ['short', long] }),
+    (e) => e.status === 400 && e.error?.param === 'input' && /the input is \d+ tokens; the limit for an embedding is 512/.test(e.message));
+  // Ollama's route still cuts it by default.
+  assert.equal((await ollama.embed({ model: 'tiny-embed', input: long })).prompt_eval_count, 512);
+  const withUser = await openai.embeddings.create({ model: 'tiny-embed', input: 'hello', user: 'user-77', encoding_format: 'float' });
+  const without = await openai.embeddings.create({ model: 'tiny-embed', input: 'hello', encoding_format: 'float' });
+  assert.deepEqual(withUser.data[0].embedding, without.data[0].embedding);
+  assert.match(d.log(), /\/v1\/embeddings tiny-embed: user="user-77"/);
+  await assert.rejects(openai.embeddings.create({ model: 'tiny-embed', input: 'x', user: 5 }),
+    (e) => e.status === 400 && e.error?.param === 'user');
+});
