@@ -83,6 +83,7 @@ struct pc_gen {
     int32_t batch_idx;
     struct llama_sampler *smpl;
     struct pc_emit emit;
+    size_t text_pushed;  /* bytes of answer text given to emit */
     llama_token pending; /* sampled and sent, not yet decoded */
     bool has_pending;
     int64_t prefill_t0;
@@ -96,7 +97,10 @@ struct pc_gen {
     size_t *cuts;      /* where each piece in out ends */
     size_t n_cuts, cap_cuts;
     struct pc_token_logprobs *lps; /* with logprobs: one per sampled token */
+    size_t *lp_start;              /* where each one's text starts in the answer (cap_lps) */
     size_t n_lps, cap_lps;
+    size_t published;    /* bytes of answer text in pieces (push_piece) */
+    size_t lp_covered;   /* lps whose text starts before published: a stop string ate the rest */
     size_t *lp_cuts;     /* n_lps when each piece of cuts was made (cap_cuts of them) */
     size_t lp_released;  /* lps whose piece the consumer took */
     size_t lp_given;     /* of those, the ones pc_gen_take_logprobs gave */
@@ -235,7 +239,8 @@ void pc_loop_kick(struct pc_model *m);
 
 /* The loop's: a sampled token's log-probabilities, before its text (pc_gen_publish_text), so that
  * the piece that brings the text releases them. */
-void pc_gen_publish_logprobs(struct pc_gen *g, const struct pc_token_logprobs *lp);
+void pc_gen_publish_logprobs(struct pc_gen *g, const struct pc_token_logprobs *lp,
+                             size_t text_start);
 
 /* The loop's side. Each takes g->lock itself and wakes the consumer. */
 void pc_gen_publish_text(struct pc_gen *g, const char *text, size_t len);

@@ -47,6 +47,7 @@ static void gen_destroy(struct pc_gen *g)
     free(g->logits);
     free(g->cuts);
     free(g->lps);
+    free(g->lp_start);
     free(g->lp_cuts);
     free(g->keep_special);
     free(g);
@@ -192,8 +193,13 @@ static bool push_piece(struct pc_gen *g, const char *text, size_t len)
     }
     if (!pc_buf_append(&g->out, text, len))
         return false;
+    /* A piece releases the tokens whose text starts in what is published so far; one held back
+     * whole (a stop string's possible start) waits, and is never released if the stop eats it. */
+    g->published += len;
+    while (g->lp_covered < g->n_lps && g->lp_start[g->lp_covered] < g->published)
+        g->lp_covered++;
     if (g->logprobs)
-        g->lp_cuts[g->n_cuts] = g->n_lps;
+        g->lp_cuts[g->n_cuts] = g->lp_covered;
     g->cuts[g->n_cuts++] = g->out.len;
     return true;
 }
@@ -208,21 +214,26 @@ void pc_gen_publish_text(struct pc_gen *g, const char *text, size_t len)
     wake_unlock(g);
 }
 
-void pc_gen_publish_logprobs(struct pc_gen *g, const struct pc_token_logprobs *lp)
+void pc_gen_publish_logprobs(struct pc_gen *g, const struct pc_token_logprobs *lp,
+                             size_t text_start)
 {
     pthread_mutex_lock(&g->lock);
     if (g->n_lps == g->cap_lps) {
         size_t cap = g->cap_lps ? g->cap_lps * 2 : 16;
         struct pc_token_logprobs *p = realloc(g->lps, cap * sizeof(*p));
-        if (p == NULL) {
+        if (p != NULL)
+            g->lps = p;
+        size_t *st = p != NULL ? realloc(g->lp_start, cap * sizeof(*st)) : NULL;
+        if (st == NULL) {
             if (g->err.code == PC_OK)
                 pc_error_set(&g->err, PC_ERR_NOMEM, "generation: out of memory");
             pthread_mutex_unlock(&g->lock);
             return;
         }
-        g->lps = p;
+        g->lp_start = st;
         g->cap_lps = cap;
     }
+    g->lp_start[g->n_lps] = text_start;
     g->lps[g->n_lps++] = *lp;
     pthread_mutex_unlock(&g->lock);
 }
@@ -278,6 +289,9 @@ void pc_gen_finish(struct pc_gen *g, const char *reason, const struct pc_error *
     g->tokens = toks;
     g->n_tokens = n;
     g->reason = g->err.code != PC_OK && strcmp(reason, "cancel") != 0 ? "error" : reason;
+    /* The last tokens' log-probabilities: all, unless a stop string ate some tokens' text. */
+    if (!g->emit.stopped)
+        g->lp_covered = g->n_lps;
     g->shared_st = g->st;
     g->prompt_done = true;
     g->finished = true;
@@ -325,7 +339,7 @@ static enum pc_err take(struct pc_gen *g, const char **text, size_t *len, bool *
         }
     }
     if (g->finished && g->n_cuts == 0)
-        g->lp_released = g->n_lps; /* tokens whose text a stop string ate */
+        g->lp_released = g->lp_covered; /* not those whose text a stop string ate */
     g->cst = g->shared_st;
     *text = g->taken.data ? g->taken.data : "";
     *len = g->taken.len;

@@ -283,7 +283,8 @@ static void build(struct pc_model *m, int32_t *batch_n)
  * False when the task ended. */
 /* A request that asked for them: the sampled token's log-probability and the step's best
  * alternatives, from the logits at g->batch_idx (a log-softmax over the vocabulary). */
-static void record_logprobs(struct pc_model *m, struct pc_gen *g, llama_token tok)
+static void record_logprobs(struct pc_model *m, struct pc_gen *g, llama_token tok,
+                            size_t text_start)
 {
     const float *l = llama_get_logits_ith(m->ctx, g->batch_idx);
     int32_t nv = (int32_t)m->info.n_vocab;
@@ -310,7 +311,7 @@ static void record_logprobs(struct pc_model *m, struct pc_gen *g, llama_token to
     for (int32_t i = 0; i < k; i++)
         lp.top[i].logprob -= lse;
     lp.n_top = k;
-    pc_gen_publish_logprobs(g, &lp);
+    pc_gen_publish_logprobs(g, &lp, text_start);
 }
 
 /* The task's sequence fills its window: drop the half of the tokens after the first n_keep,
@@ -354,8 +355,6 @@ static bool sample(struct pc_model *m, struct pc_gen *g)
         return false;
     }
     g->st.eval_tokens++;
-    if (g->logprobs)
-        record_logprobs(m, g, tok);
     bool special = false;
     for (size_t i = 0; i < g->n_keep_special && !special; i++)
         special = g->keep_special[i] == tok;
@@ -363,6 +362,9 @@ static bool sample(struct pc_model *m, struct pc_gen *g)
     int32_t n = llama_token_to_piece(m->vocab, tok, piece, sizeof(piece), 0, special);
     if (n < 0)
         n = 0;
+    if (g->logprobs)
+        record_logprobs(m, g, tok, g->text_pushed);
+    g->text_pushed += (size_t)n;
     if (!pc_emit_push(&g->emit, piece, (size_t)n)) {
         fail_task(m, g, PC_ERR_NOMEM, "generation: out of memory");
         return false;

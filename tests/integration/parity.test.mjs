@@ -488,3 +488,37 @@ test('/v1/completions: suffix fills in the middle as /api/generate does, echo pr
   assert.equal((await openai.completions.create({ ...base, best_of: 1 })).choices[0].text, answer);
   await assert.rejects(openai.completions.create({ ...base, best_of: 3 }), (e) => e.status === 400 && e.error?.param === 'best_of');
 });
+
+test('logprobs: the tokens a stop string removes are not in logprobs, streamed or not', async () => {
+  const prompt = 'The quick brown fox jumps';
+  const base = { model: 'tiny', prompt, max_tokens: 12, temperature: 0, logprobs: 0 };
+  const full = (await openai.completions.create(base)).choices[0];
+  const toks = full.logprobs.tokens;
+  assert.equal(toks.join(''), full.text);
+  // A stop string that begins where token k begins (its first appearance in the answer).
+  let k = -1;
+  for (let i = 2; i < toks.length - 1 && k < 0; i++) {
+    const at = toks.slice(0, i).join('').length;
+    if (toks[i].length > 0 && full.text.indexOf(toks[i]) === at) k = i;
+  }
+  assert.ok(k > 0, `a usable stop in ${JSON.stringify(toks)}`);
+  const stop = toks[k];
+  const cut = (await openai.completions.create({ ...base, stop })).choices[0];
+  assert.equal(cut.finish_reason, 'stop');
+  assert.equal(cut.text, toks.slice(0, k).join(''));
+  assert.deepEqual(cut.logprobs.tokens, toks.slice(0, k), 'only the tokens whose text is in the answer');
+  assert.equal(cut.logprobs.token_logprobs.length, k);
+  // Streamed: the chunks' logprobs together are the same tokens.
+  const stream = await openai.completions.create({ ...base, stop, stream: true });
+  const streamed = [];
+  for await (const c of stream) streamed.push(...(c.choices[0]?.logprobs?.tokens ?? []));
+  assert.deepEqual(streamed, toks.slice(0, k));
+  // The chat's shape: logprobs.content.
+  const chat = await openai.chat.completions.create({ model: 'tiny', messages: [{ role: 'user', content: prompt }], max_tokens: 12, temperature: 0, logprobs: true });
+  const ct = chat.choices[0].logprobs.content.map((c) => c.token);
+  const j = ct.findIndex((t, i) => i >= 2 && t.length > 0 && chat.choices[0].message.content.indexOf(t) === ct.slice(0, i).join('').length);
+  if (j > 0) {
+    const cc = await openai.chat.completions.create({ model: 'tiny', messages: [{ role: 'user', content: prompt }], max_tokens: 12, temperature: 0, logprobs: true, stop: ct[j] });
+    assert.deepEqual(cc.choices[0].logprobs.content.map((c) => c.token), ct.slice(0, j));
+  }
+});
