@@ -1,7 +1,7 @@
 /* responses.c - OpenAI's Responses API, POST /v1/responses: input as text or items, instructions,
- * sampling, text.format, function tools, previous_response_id from responses kept in memory,
- * usage with cached tokens, and streaming as typed events. A field it does not serve is a 400
- * naming it. */
+ * sampling, text.format, function tools, previous_response_id from responses kept in memory
+ * (unless store is false), usage with cached tokens, a reasoning item when the model thinks, and
+ * streaming as typed events. A field it does not serve is a 400 naming it. */
 #include "serverInt.h"
 
 #include <pthread.h>
@@ -15,6 +15,7 @@
 #include "chatreq.h"
 #include "genopts.h"
 #include "infer.h"
+#include "openai_fields.h"
 
 /* ---- responses kept for previous_response_id --------------------------------------------- */
 
@@ -74,12 +75,17 @@ struct resp_req {
     json_t *tools;    /* tools in the chat shape */
     struct pc_chatreq conv;
     struct pc_genopts opts;
-    char id[48], msg_id[48];
+    bool store; /* keep the conversation for a later previous_response_id (OpenAI's default) */
+    char id[48], msg_id[48], rs_id[48];
     int64_t created;
-    struct pc_buf full; /* the answer's text */
-    /* streaming */
+    struct pc_buf full;     /* the answer's text */
+    struct pc_buf thinking; /* the model's reasoning, when it thinks */
+    /* streaming: the output items opened so far, in order (reasoning, message, calls) */
     bool started;
     int seq;
+    int n_items;
+    int rs_index, msg_index; /* -1 until opened */
+    bool rs_done;
 };
 
 static void resp_req_free(struct resp_req *q)
@@ -92,6 +98,7 @@ static void resp_req_free(struct resp_req *q)
     json_decref(q->messages);
     json_decref(q->tools);
     pc_buf_free(&q->full);
+    pc_buf_free(&q->thinking);
     free(q);
 }
 
@@ -109,9 +116,9 @@ static int bad(struct pc_http_reply *reply, const char **param, const char *fiel
 
 /* Fields served; any other is refused by name. */
 static const char *const known[] = {
-    "model",  "input", "instructions", "max_output_tokens", "temperature",
-    "top_p",  "text",  "tools",        "tool_choice",       "parallel_tool_calls",
-    "stream", "store", "user",         "metadata",          "previous_response_id"};
+    "model", "input",    "instructions",         "max_output_tokens",   "temperature",     "top_p",
+    "text",  "tools",    "tool_choice",          "parallel_tool_calls", "stream",          "store",
+    "user",  "metadata", "previous_response_id", "safety_identifier",   "prompt_cache_key"};
 
 static int check_fields(json_t *body, struct pc_http_reply *reply, const char **param)
 {
@@ -165,6 +172,22 @@ static json_t *content_text(json_t *c, size_t i, struct pc_http_reply *reply, co
 static json_t *item_message(json_t *it, size_t i, struct pc_http_reply *reply, const char **param)
 {
     const char *type = json_string_value(json_object_get(it, "type"));
+    /* An item sent back from an earlier output carries its id and status: OpenAI uses the id
+     * only to find stored items (item_reference) and reads no status from input. Here the
+     * item's own content is what is rendered: both are type-checked, and not needed. */
+    json_t *id = json_object_get(it, "id"), *status = json_object_get(it, "status");
+    const char *st = json_string_value(status);
+    if ((id != NULL && !json_is_null(id) && !json_is_string(id)) ||
+        (status != NULL && !json_is_null(status) &&
+         (st == NULL || (strcmp(st, "in_progress") != 0 && strcmp(st, "completed") != 0 &&
+                         strcmp(st, "incomplete") != 0)))) {
+        *param = "input";
+        pc_http_reply_error(reply, 400,
+                            "input[%zu]: id must be a string and status \"in_progress\", "
+                            "\"completed\" or \"incomplete\"",
+                            i);
+        return NULL;
+    }
     if (type == NULL || strcmp(type, "message") == 0) {
         const char *role = json_string_value(json_object_get(it, "role"));
         json_t *text = role ? content_text(json_object_get(it, "content"), i, reply, param) : NULL;
@@ -248,8 +271,7 @@ static int parse_tools(struct resp_req *q, struct pc_http_reply *reply, const ch
             return -1;
         }
         json_t *fn = json_deep_copy(t);
-        json_object_del(fn, "type");
-        json_object_del(fn, "strict");
+        json_object_del(fn, "type"); /* strict stays: chat's tools check it */
         json_array_append_new(q->tools,
                               json_pack("{s:s, s:o}", "type", "function", "function", fn));
     }
@@ -269,8 +291,13 @@ static int parse_tools(struct resp_req *q, struct pc_http_reply *reply, const ch
 /* text.format: text, json_object, or json_schema ({"name", "schema", "strict"}). */
 static int parse_text(struct resp_req *q, struct pc_http_reply *reply, const char **param)
 {
-    json_t *f = json_object_get(json_object_get(q->json, "text"), "format");
+    json_t *t = json_object_get(q->json, "text");
+    json_t *f = json_object_get(t, "format");
     *param = "text";
+    if (t != NULL && !json_is_null(t) && !json_is_object(t))
+        return bad(reply, param, "text", "must be an object");
+    if (pc_openai_verbosity(t, "text.", reply) != 0)
+        return -1;
     if (f == NULL || json_is_null(f))
         return 0;
     const char *type = json_string_value(json_object_get(f, "type"));
@@ -314,11 +341,14 @@ static struct resp_req *parse_request(const struct pc_http_req *req, struct pc_h
     s->top_p = 1.0f;
     s->top_k = 0;
     s->repeat_penalty = 1.0f;
+    q->store = true; /* OpenAI's default */
     const char *instructions = NULL;
     q->json = pc_req_parse_object(req, reply);
     if (q->json == NULL || check_fields(q->json, reply, param) != 0 ||
         (*param = "model", pc_req_model(q->json, &q->model, reply)) != 0 ||
         (*param = "stream", pc_req_bool(q->json, "stream", &q->stream, reply)) != 0 ||
+        (*param = "store", pc_req_bool(q->json, "store", &q->store, reply)) != 0 ||
+        pc_openai_identifiers(q->json, param, reply) != 0 ||
         (*param = "instructions", pc_req_string(q->json, "instructions", &instructions, reply)) !=
             0 ||
         parse_input(q, reply, param) != 0)
@@ -351,7 +381,10 @@ static struct resp_req *parse_request(const struct pc_http_req *req, struct pc_h
     uuid[k] = '\0';
     snprintf(q->id, sizeof(q->id), "resp_%s", uuid);
     snprintf(q->msg_id, sizeof(q->msg_id), "msg_%s", uuid);
+    snprintf(q->rs_id, sizeof(q->rs_id), "rs_%s", uuid);
     q->created = (int64_t)time(NULL);
+    q->rs_index = q->msg_index = -1;
+    pc_openai_log_identifiers(q->json, "/v1/responses", q->id);
     *param = NULL;
     return q;
 fail:
@@ -384,11 +417,27 @@ static json_t *call_item(const struct resp_req *q, size_t i)
                      "status", "completed");
 }
 
-/* The output items: the message (when it has text, or there is no call), then each call. */
+/* The model's thinking as OpenAI's reasoning item: its text as one reasoning_text part (no
+ * summary is written, and nothing is encrypted: the text is the model's own). */
+static json_t *reasoning_item(const struct resp_req *q, const char *status, bool with_text)
+{
+    json_t *content = json_array();
+    if (with_text)
+        json_array_append_new(content,
+                              json_pack("{s:s, s:s%}", "type", "reasoning_text", "text",
+                                        q->thinking.data ? q->thinking.data : "", q->thinking.len));
+    return json_pack("{s:s, s:s, s:[], s:o, s:s}", "type", "reasoning", "id", q->rs_id, "summary",
+                     "content", content, "status", status);
+}
+
+/* The output items: the reasoning when the model thought, the message (when it has text, or
+ * there is no call), then each call. */
 static json_t *output_items(const struct resp_req *q)
 {
     json_t *out = json_array();
     size_t n = pc_chatreq_n_calls(&q->conv);
+    if (q->thinking.len > 0)
+        json_array_append_new(out, reasoning_item(q, "completed", true));
     if (q->full.len > 0 || n == 0)
         json_array_append_new(
             out, message_item(q, q->full.data ? q->full.data : "", q->full.len, "completed"));
@@ -411,6 +460,11 @@ static json_t *response_json(const struct resp_req *q, struct pc_infer *inf, con
         json_object_get(q->json, "tools"), "metadata", json_object_get(q->json, "metadata"),
         "parallel_tool_calls", q->conv.in.parallel_tool_calls, "error", "incomplete_details",
         json_null());
+    if (o != NULL) {
+        json_object_set_new(o, "store", json_boolean(q->store));
+        json_t *user = json_object_get(q->json, "user");
+        json_object_set_new(o, "user", user != NULL ? json_incref(user) : json_null());
+    }
     if (o == NULL || inf == NULL)
         return o;
     const char *reason = pc_infer_done_reason(inf);
@@ -450,7 +504,8 @@ static void keep_conversation(struct resp_req *q)
         json_object_set_new(m, "tool_calls", calls);
     }
     json_array_append_new(q->history, m);
-    keep(q->id, q->history);
+    if (q->store) /* store: false: not kept, so a later previous_response_id cannot find it */
+        keep(q->id, q->history);
 }
 
 static void reply_whole(struct pc_infer *inf, struct pc_http_reply *reply)
@@ -466,6 +521,7 @@ static void reply_whole(struct pc_infer *inf, struct pc_http_reply *reply)
         return;
     }
     pc_buf_append(&q->full, msg.content ? msg.content : "", msg.content_len);
+    pc_buf_append(&q->thinking, msg.thinking ? msg.thinking : "", msg.thinking_len);
     pc_buf_free(&all);
     keep_conversation(q);
     pc_reply_json_value(reply, 200, response_json(q, inf, "completed"));
@@ -488,6 +544,76 @@ static json_t *text_part(const char *text, size_t len)
     return json_pack("{s:s, s:s%, s:[]}", "type", "output_text", "text", text, len, "annotations");
 }
 
+/* Open the reasoning item (the model began to think before any answer). */
+static void open_reasoning(struct resp_req *q, struct pc_buf *out)
+{
+    q->rs_index = q->n_items++;
+    event(q, out, "response.output_item.added",
+          json_pack("{s:i, s:o}", "output_index", q->rs_index, "item",
+                    reasoning_item(q, "in_progress", false)));
+}
+
+/* Close the reasoning item, if open: its whole text, then the item. */
+static void close_reasoning(struct resp_req *q, struct pc_buf *out)
+{
+    if (q->rs_index < 0 || q->rs_done)
+        return;
+    q->rs_done = true;
+    event(q, out, "response.reasoning_text.done",
+          json_pack("{s:s, s:i, s:i, s:s%}", "item_id", q->rs_id, "output_index", q->rs_index,
+                    "content_index", 0, "text", q->thinking.data ? q->thinking.data : "",
+                    q->thinking.len));
+    event(q, out, "response.output_item.done",
+          json_pack("{s:i, s:o}", "output_index", q->rs_index, "item",
+                    reasoning_item(q, "completed", true)));
+}
+
+/* Open the message item and its text part (after any reasoning, which it closes). */
+static void open_message(struct resp_req *q, struct pc_buf *out)
+{
+    close_reasoning(q, out);
+    q->msg_index = q->n_items++;
+    event(q, out, "response.output_item.added",
+          json_pack("{s:i, s:o}", "output_index", q->msg_index, "item",
+                    message_item(q, NULL, 0, "in_progress")));
+    event(q, out, "response.content_part.added",
+          json_pack("{s:s, s:i, s:i, s:o}", "item_id", q->msg_id, "output_index", q->msg_index,
+                    "content_index", 0, "part", text_part("", 0)));
+}
+
+/* The end: the items still open are closed (the message is opened first when the answer has
+ * no call, as the whole reply has it), then each call, then response.completed. */
+static enum pc_stream_state stream_end(struct resp_req *q, struct pc_infer *inf, struct pc_buf *out)
+{
+    size_t n_calls = pc_chatreq_n_calls(&q->conv);
+    close_reasoning(q, out);
+    if (q->msg_index < 0 && n_calls == 0)
+        open_message(q, out);
+    if (q->msg_index >= 0) {
+        const char *full = q->full.data ? q->full.data : "";
+        event(q, out, "response.output_text.done",
+              json_pack("{s:s, s:i, s:i, s:s%, s:[]}", "item_id", q->msg_id, "output_index",
+                        q->msg_index, "content_index", 0, "text", full, q->full.len, "logprobs"));
+        event(q, out, "response.content_part.done",
+              json_pack("{s:s, s:i, s:i, s:o}", "item_id", q->msg_id, "output_index", q->msg_index,
+                        "content_index", 0, "part", text_part(full, q->full.len)));
+        event(q, out, "response.output_item.done",
+              json_pack("{s:i, s:o}", "output_index", q->msg_index, "item",
+                        message_item(q, full, q->full.len, "completed")));
+    }
+    for (size_t i = 0; i < n_calls; i++) {
+        int at = q->n_items++;
+        event(q, out, "response.output_item.added",
+              json_pack("{s:i, s:o}", "output_index", at, "item", call_item(q, i)));
+        event(q, out, "response.output_item.done",
+              json_pack("{s:i, s:o}", "output_index", at, "item", call_item(q, i)));
+    }
+    keep_conversation(q);
+    event(q, out, "response.completed",
+          json_pack("{s:o}", "response", response_json(q, inf, "completed")));
+    return PC_STREAM_END;
+}
+
 static enum pc_stream_state stream_poll(void *ctx, struct pc_buf *out)
 {
     struct pc_infer *inf = ctx;
@@ -498,12 +624,6 @@ static enum pc_stream_state stream_poll(void *ctx, struct pc_buf *out)
               json_pack("{s:o}", "response", response_json(q, NULL, "in_progress")));
         event(q, out, "response.in_progress",
               json_pack("{s:o}", "response", response_json(q, NULL, "in_progress")));
-        event(q, out, "response.output_item.added",
-              json_pack("{s:i, s:o}", "output_index", 0, "item",
-                        message_item(q, NULL, 0, "in_progress")));
-        event(q, out, "response.content_part.added",
-              json_pack("{s:s, s:i, s:i, s:o}", "item_id", q->msg_id, "output_index", 0,
-                        "content_index", 0, "part", text_part("", 0)));
         return PC_STREAM_MORE;
     }
     const char *text;
@@ -511,7 +631,7 @@ static enum pc_stream_state stream_poll(void *ctx, struct pc_buf *out)
     bool done = false;
     struct pc_chat_news nw = {0};
     struct pc_error err = {0};
-    while (!done && nw.content_len == 0) {
+    while (!done && nw.content_len == 0 && nw.thinking_len == 0) {
         if (pc_infer_poll(inf, &text, &len, &done, &err) == PC_OK && len == 0 && !done)
             return PC_STREAM_WAIT;
         if (err.code != PC_OK || pc_chatreq_feed(&q->conv, text, len, done, &nw, &err) != PC_OK) {
@@ -523,34 +643,26 @@ static enum pc_stream_state stream_poll(void *ctx, struct pc_buf *out)
         }
         done = done || pc_chatreq_settled(&q->conv);
     }
+    if (nw.thinking_len > 0)
+        pc_buf_append(&q->thinking, nw.thinking, nw.thinking_len);
+    if (nw.thinking_len > 0 && q->msg_index < 0) { /* reasoning after the answer began: in the
+                                                       final item only */
+        if (q->rs_index < 0)
+            open_reasoning(q, out);
+        event(q, out, "response.reasoning_text.delta",
+              json_pack("{s:s, s:i, s:i, s:s%}", "item_id", q->rs_id, "output_index", q->rs_index,
+                        "content_index", 0, "delta", nw.thinking, nw.thinking_len));
+    }
     if (nw.content_len > 0) {
+        if (q->msg_index < 0)
+            open_message(q, out);
         pc_buf_append(&q->full, nw.content, nw.content_len);
         event(q, out, "response.output_text.delta",
-              json_pack("{s:s, s:i, s:i, s:s%, s:[]}", "item_id", q->msg_id, "output_index", 0,
-                        "content_index", 0, "delta", nw.content, nw.content_len, "logprobs"));
+              json_pack("{s:s, s:i, s:i, s:s%, s:[]}", "item_id", q->msg_id, "output_index",
+                        q->msg_index, "content_index", 0, "delta", nw.content, nw.content_len,
+                        "logprobs"));
     }
-    if (!done)
-        return PC_STREAM_MORE;
-    const char *full = q->full.data ? q->full.data : "";
-    event(q, out, "response.output_text.done",
-          json_pack("{s:s, s:i, s:i, s:s%, s:[]}", "item_id", q->msg_id, "output_index", 0,
-                    "content_index", 0, "text", full, q->full.len, "logprobs"));
-    event(q, out, "response.content_part.done",
-          json_pack("{s:s, s:i, s:i, s:o}", "item_id", q->msg_id, "output_index", 0,
-                    "content_index", 0, "part", text_part(full, q->full.len)));
-    event(q, out, "response.output_item.done",
-          json_pack("{s:i, s:o}", "output_index", 0, "item",
-                    message_item(q, full, q->full.len, "completed")));
-    for (size_t i = 0; i < pc_chatreq_n_calls(&q->conv); i++) {
-        event(q, out, "response.output_item.added",
-              json_pack("{s:I, s:o}", "output_index", (json_int_t)i + 1, "item", call_item(q, i)));
-        event(q, out, "response.output_item.done",
-              json_pack("{s:I, s:o}", "output_index", (json_int_t)i + 1, "item", call_item(q, i)));
-    }
-    keep_conversation(q);
-    event(q, out, "response.completed",
-          json_pack("{s:o}", "response", response_json(q, inf, "completed")));
-    return PC_STREAM_END;
+    return done ? stream_end(q, inf, out) : PC_STREAM_MORE;
 }
 
 static void handle_responses(const struct pc_http_req *req, struct pc_http_reply *reply)

@@ -21,6 +21,8 @@ before(async () => {
   execFileSync(MKMODEL, ['--preset', 'tiny', '--fim', '-q', '-o', join(home, 'models', 'coder.gguf')]);
   // Qwen 2.5's template: function tools.
   execFileSync(MKMODEL, ['--preset', 'tiny', '--arch', 'qwen2', '--template', 'Qwen-Qwen2.5-7B-Instruct', '-q', '-o', join(home, 'models', 'qwen25.gguf')]);
+  // QwQ's template opens a <think> block in its generation prompt: the model's text is reasoning.
+  execFileSync(MKMODEL, ['--preset', 'tiny', '--arch', 'qwen2', '--template', 'Qwen-QwQ-32B', '-q', '-o', join(home, 'models', 'qwq.gguf')]);
   // Record tiny's sha256 in the manifest, as a download does.
   execFileSync(BIN, ['model', 'verify', 'tiny'], { env: { ...process.env, PRECHARGE_HOME: home } });
   d = await startDaemon({ home });
@@ -521,4 +523,69 @@ test('logprobs: the tokens a stop string removes are not in logprobs, streamed o
     const cc = await openai.chat.completions.create({ model: 'tiny', messages: [{ role: 'user', content: prompt }], max_tokens: 12, temperature: 0, logprobs: true, stop: ct[j] });
     assert.deepEqual(cc.choices[0].logprobs.content.map((c) => c.token), ct.slice(0, j));
   }
+});
+
+test('/v1/responses: store false is not kept, identifiers are logged, text.verbosity, strict, items\' id and status, a reasoning item when the model thinks', async () => {
+  const base = { model: 'tiny', max_output_tokens: 4, temperature: 0 };
+  // store: false answers, says so, and is not kept: a later previous_response_id cannot find it.
+  const unstored = await openai.responses.create({ ...base, input: 'Hello', store: false });
+  assert.equal(unstored.store, false);
+  await assert.rejects(openai.responses.create({ ...base, input: 'Again', previous_response_id: unstored.id }),
+    (e) => e.status === 404 && e.param === 'previous_response_id');
+  const stored = await openai.responses.create({ ...base, input: 'Hello' });
+  assert.equal(stored.store, true);
+  await openai.responses.create({ ...base, input: 'Again', previous_response_id: stored.id });
+  await assert.rejects(openai.responses.create({ ...base, input: 'x', store: 'no' }), (e) => e.status === 400 && e.param === 'store');
+  // Identifiers: checked, logged with the response's id, no effect on the answer.
+  const withIds = await openai.responses.create({ ...base, input: 'Hello', user: 'u-9', safety_identifier: 'sid-1', prompt_cache_key: 'k-2' });
+  assert.equal(withIds.output_text, stored.output_text);
+  assert.equal(withIds.user, 'u-9');
+  assert.match(d.log(), new RegExp(`/v1/responses ${withIds.id}: user="u-9" safety_identifier="sid-1" prompt_cache_key="k-2"`));
+  await assert.rejects(openai.responses.create({ ...base, input: 'x', safety_identifier: 'y'.repeat(65) }), (e) => e.status === 400 && e.param === 'safety_identifier');
+  // text.verbosity: medium is taken, another is a 400.
+  await openai.responses.create({ ...base, input: 'x', text: { verbosity: 'medium' } });
+  await assert.rejects(openai.responses.create({ ...base, input: 'x', text: { verbosity: 'high' } }),
+    (e) => e.status === 400 && e.param === 'text' && /text\.verbosity: only "medium"/.test(e.message));
+  // Function tools' strict: true or false, the arguments match the schema either way; another type is a 400.
+  const tool = { type: 'function', name: 'get_weather', parameters: { type: 'object', properties: { city: { type: 'string', enum: ['Paris', 'Rome'] } }, required: ['city'] } };
+  for (const strict of [true, false]) {
+    const t = await openai.responses.create({ model: 'qwen25', input: 'Weather?', tools: [{ ...tool, strict }], tool_choice: 'required', parallel_tool_calls: false, max_output_tokens: 300, temperature: 0 });
+    const call = t.output.find((o) => o.type === 'function_call');
+    assert.ok(['Paris', 'Rome'].includes(JSON.parse(call.arguments).city));
+  }
+  await assert.rejects(openai.responses.create({ ...base, model: 'qwen25', input: 'x', tools: [{ ...tool, strict: 1 }] }),
+    (e) => e.status === 400 && /strict must be true or false/.test(e.message));
+  // Items sent back from an output keep their id and status; a wrong type is a 400.
+  const back = await openai.responses.create({ ...base, input: [{ role: 'user', content: 'Hello' }, { ...stored.output[0] }, { role: 'user', content: 'More' }] });
+  assert.equal(back.status, 'incomplete');
+  await assert.rejects(openai.responses.create({ ...base, input: [{ role: 'user', content: 'Hello', status: 'done' }] }),
+    (e) => e.status === 400 && e.param === 'input' && /status/.test(e.message));
+  // A model that thinks: its reasoning is an item of type reasoning before the message, whole and streamed.
+  const think = { model: 'qwq', input: 'Hi', max_output_tokens: 6, temperature: 0 };
+  const chat = await openai.chat.completions.create({ model: 'qwq', messages: [{ role: 'user', content: 'Hi' }], max_tokens: 6, temperature: 0 });
+  const reasoning = chat.choices[0].message.reasoning_content;
+  assert.ok(reasoning.length > 0, 'the model thinks');
+  const r = await openai.responses.create(think);
+  assert.equal(r.output[0].type, 'reasoning');
+  assert.match(r.output[0].id, /^rs_/);
+  assert.deepEqual(r.output[0].content, [{ type: 'reasoning_text', text: reasoning }]);
+  assert.deepEqual(r.output[0].summary, []);
+  const types = [];
+  let deltas = '';
+  let done;
+  for await (const e of await openai.responses.create({ ...think, stream: true })) {
+    types.push(e.type);
+    if (e.type === 'response.reasoning_text.delta') {
+      deltas += e.delta;
+      assert.equal(e.output_index, 0);
+    }
+    if (e.type === 'response.completed') done = e.response;
+  }
+  assert.equal(types[2], 'response.output_item.added');
+  assert.ok(types.includes('response.reasoning_text.done'));
+  assert.equal(deltas, reasoning);
+  assert.deepEqual(done.output.map((o) => o.type), r.output.map((o) => o.type));
+  assert.equal(done.output[0].content[0].text, reasoning);
+  // A model that does not think has no reasoning item.
+  assert.ok(!stored.output.some((o) => o.type === 'reasoning'));
 });
