@@ -137,7 +137,7 @@ test('/api/tags and /api/ps: details from the GGUF header, digest from the manif
   assert.equal(tiny.digest, sha256File(tinyPath));
   assert.equal(tags.find((m) => m.name === 'bare:latest').digest, '', 'not known until verified');
   for (const m of tags) {
-    const fam = m.name === 'qwen25:latest' ? 'qwen2' : 'llama';
+    const fam = ['qwen25:latest', 'qwq:latest'].includes(m.name) ? 'qwen2' : 'llama';
     assert.deepEqual({ format: m.details.format, family: m.details.family, families: m.details.families }, { format: 'gguf', family: fam, families: [fam] });
     assert.match(m.details.parameter_size, /^\d+(\.\d+)?[KMB]$/);
     assert.match(m.details.quantization_level, /^[A-Z0-9_]+$/);
