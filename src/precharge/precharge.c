@@ -35,6 +35,8 @@ struct job {
     json_t *tools;    /* owned, or NULL: the tools the template renders with messages */
     char *prompt;     /* owned, or NULL */
     char *content;    /* messages or prompt as text: what merging compares */
+    enum pc_think think;
+    int64_t keep_alive_ns; /* -1: the model's own */
     enum pc_priority priority;
     uint64_t order;        /* submission order, for FIFO within a priority */
     int64_t not_before_ns; /* monotonic: the debounce window */
@@ -92,43 +94,15 @@ struct outcome {
 };
 
 /* The job's context as tokens: messages as every later chat request that starts with them
- * sees them, or a raw prompt as it is. *toks is malloc'd. */
-static enum pc_err job_tokens(const struct job *j, struct pc_model *m, int32_t **toks, size_t *n,
-                              struct pc_error *err)
+ * sees them (the chat's own render), or a raw prompt as it is. *toks is malloc'd. */
+static enum pc_err job_tokens(const struct pc_precharger *pc, const struct job *j,
+                              struct pc_model *m, int32_t **toks, size_t *n, struct pc_error *err)
 {
     if (j->messages == NULL)
         return pc_model_tokenize(m, j->prompt, toks, n, err);
-    size_t count = json_array_size(j->messages), n_tools = json_array_size(j->tools);
-    struct pc_chat_msg *msgs = calloc(count ? count : 1, sizeof(*msgs));
-    struct pc_chat_tool *tools = calloc(n_tools ? n_tools : 1, sizeof(*tools));
-    char **params = calloc(n_tools ? n_tools : 1, sizeof(*params));
-    enum pc_err rc = PC_OK;
-    if (msgs == NULL || tools == NULL || params == NULL)
-        rc = pc_error_set(err, PC_ERR_NOMEM, "out of memory");
-    for (size_t i = 0; rc == PC_OK && i < count; i++) {
-        json_t *msg = json_array_get(j->messages, i);
-        msgs[i].role = json_string_value(json_object_get(msg, "role"));
-        msgs[i].content = json_string_value(json_object_get(msg, "content"));
-    }
-    /* As the chat APIs pass them (chatreq.c): the same text renders the same tokens. */
-    for (size_t i = 0; rc == PC_OK && i < n_tools; i++) {
-        json_t *fn = json_object_get(json_array_get(j->tools, i), "function");
-        json_t *p = json_object_get(fn, "parameters");
-        tools[i].name = json_string_value(json_object_get(fn, "name"));
-        tools[i].description = json_string_value(json_object_get(fn, "description"));
-        if (json_is_object(p) &&
-            (tools[i].parameters = params[i] = json_dumps(p, JSON_COMPACT)) == NULL)
-            rc = pc_error_set(err, PC_ERR_NOMEM, "out of memory");
-    }
-    struct pc_chat_input in = {.msgs = msgs, .n_msgs = count, .tools = tools, .n_tools = n_tools};
-    if (rc == PC_OK)
-        rc = pc_model_prefix_tokens(m, &in, toks, n, err);
-    for (size_t i = 0; params != NULL && i < n_tools; i++)
-        free(params[i]);
-    free(params);
-    free(tools);
-    free(msgs);
-    return rc;
+    if (pc->cfg.render == NULL)
+        return pc_error_set(err, PC_ERR_INVALID, "no chat renderer for a precharge's messages");
+    return pc->cfg.render(m, j->model, j->messages, j->tools, j->think, toks, n, err);
 }
 
 static bool resident(struct pc_pool *pool, const char *name)
@@ -268,6 +242,7 @@ static void run_job(struct pc_precharger *pc, const struct job *j, struct outcom
      * the LRU and LFU orders stays where its requests put it. */
     struct pc_pool_acquire_params ap = pc_pool_acquire_default_params();
     ap.preload = true;
+    ap.keep_alive_ns = j->keep_alive_ns;
     if (pc_pool_acquire_with(pc->cfg.pool, j->model, path, &ap, &entry, &loaded, &o->err) !=
         PC_OK) {
         pc_events_publish(pc->cfg.events, PC_EV_MODEL_FAILED, j->model, j->id,
@@ -277,7 +252,7 @@ static void run_job(struct pc_precharger *pc, const struct job *j, struct outcom
     struct pc_model *m = pc_pool_entry_model(entry);
     if (loaded)
         o->load_ns = pc_clock_mono_ns() - t0;
-    if (job_tokens(j, m, &toks, &n, &o->err) == PC_OK &&
+    if (job_tokens(pc, j, m, &toks, &n, &o->err) == PC_OK &&
         within_limit(pc, pc_model_info(m)->n_ctx, n, &o->err))
         prefill(pc, j, m, pc_model_identity(m), toks, n, o);
     free(toks);
@@ -598,6 +573,8 @@ static struct job *new_job(const struct pc_precharge_req *req, const char *categ
     snprintf(j->category, sizeof(j->category), "%s", category);
     snprintf(j->provider, sizeof(j->provider), "%s", provider);
     j->priority = req->priority;
+    j->think = req->think;
+    j->keep_alive_ns = req->set_keep_alive ? req->keep_alive_ns : -1;
     j->content = strdup(content);
     j->key = req->key ? strdup(req->key) : NULL;
     j->messages = req->messages ? json_deep_copy(req->messages) : NULL;
@@ -692,10 +669,17 @@ enum pc_err pc_precharge_submit(struct pc_precharger *pc, const struct pc_precha
         return rc;
     if ((rc = resolve_category(pc, req, &category, &provider, err)) != PC_OK)
         return rc;
-    /* Messages with their tools, when there are some: two precharges merge when both are the
-     * same. */
-    json_t *both =
-        req->messages && req->tools ? json_pack("[O, O]", req->messages, req->tools) : NULL;
+    /* The remote provider prefills through its own server's chat with its own keep-alive. */
+    if (strcmp(provider, "local") != 0 && (req->set_keep_alive || req->think != PC_THINK_DEFAULT))
+        return pc_error_set(err, PC_ERR_INVALID,
+                            "field \"%s\" is not passed on to the %s provider's precharge",
+                            req->set_keep_alive ? "keep_alive" : "think", provider);
+    /* Messages with their tools and thinking switch, when there are some: two precharges merge
+     * when all are the same. */
+    json_t *both = req->messages && (req->tools || req->think != PC_THINK_DEFAULT)
+                       ? json_pack("[O, O, i]", req->messages,
+                                   req->tools ? req->tools : json_null(), (int)req->think)
+                       : NULL;
     char *content = req->messages
                         ? json_dumps(both ? both : req->messages, JSON_COMPACT | JSON_SORT_KEYS)
                         : strdup(req->prompt ? req->prompt : "");

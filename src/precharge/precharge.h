@@ -58,6 +58,13 @@ struct pc_precharger_config {
         *remote;                /* may be NULL; borrowed for the precharger's life */
     uint32_t max_prompt_tokens; /* a context longer than this (or than the model's context less
                                  * one token for the answer) fails; 0: the context alone */
+    /* Messages (with their tools and thinking switch) as the tokens that every later chat that
+     * starts with them renders: the chat APIs' own parse and render (the server's
+     * pc_chatreq_prefix_tokens), so that a precharge and its chat cannot drift apart. Without
+     * it a precharge with messages fails. *toks is malloc'd. */
+    enum pc_err (*render)(const struct pc_model *m, const char *model, json_t *messages,
+                          json_t *tools, enum pc_think think, int32_t **toks /* OUT */,
+                          size_t *n /* OUT */, struct pc_error *err);
 };
 
 enum pc_err pc_precharger_start(const struct pc_precharger_config *cfg,
@@ -70,12 +77,16 @@ struct pc_precharge_req {
     /* "local", "mcl" (seed 000's on-device, private category: run by the local provider) or
      * the remote provider's; NULL: where the model is. Results report it as asked. */
     const char *category;
-    json_t *messages;   /* [{role, content}], or NULL */
+    json_t *messages;   /* a chat's messages, in either API's spelling (render), or NULL */
     json_t *tools;      /* with messages: the chat's tools ([{type, function}]), or NULL */
     const char *prompt; /* raw text, when messages is NULL */
     enum pc_priority priority;
     const char *key;            /* debounce key (a session, a form); NULL: never replaced */
     const char *correlation_id; /* the caller's id for the job; NULL: the daemon makes one */
+    enum pc_think think;        /* with messages: the chat's "think" (it changes the rendering) */
+    bool set_keep_alive;        /* keep_alive_ns is the model's keep-alive from now, as a request's
+                                   (local models; the remote provider's keep its own) */
+    int64_t keep_alive_ns;
 };
 
 /* Queue a precharge. out gets its correlation id: the caller's, else a new UUID, else (with no

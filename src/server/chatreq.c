@@ -129,6 +129,16 @@ static int tool_calls_of(struct pc_chatreq *c, size_t i, json_t *arr, struct pc_
                 reply, 400, "messages[%zu].tool_calls[%zu].function.name must be a string", i, k);
             return -1;
         }
+        /* Ollama's function.index (the call's place in the list, as its answers number them):
+         * llama.cpp's templates render calls in the list's order and have no place for it. */
+        json_t *index = json_object_get(fn, "index");
+        if (index != NULL && !json_is_null(index) &&
+            (!json_is_integer(index) || json_integer_value(index) < 0)) {
+            pc_http_reply_error(
+                reply, 400, "messages[%zu].tool_calls[%zu].function.index must be an integer >= 0",
+                i, k);
+            return -1;
+        }
         calls[k].name = json_string_value(name);
         calls[k].id = json_string_value(json_object_get(call, "id"));
         if (json_is_string(args)) {
@@ -150,9 +160,70 @@ static int tool_calls_of(struct pc_chatreq *c, size_t i, json_t *arr, struct pc_
     return 0;
 }
 
-int pc_chatreq_messages(struct pc_chatreq *c, json_t *arr, bool openai, struct pc_http_reply *reply)
+/* The fields of an Ollama message (api.Message); any other key is a 400 rather than dropped. */
+static const char *const ollama_fields[] = {"role",      "content",      "thinking", "tool_calls",
+                                            "tool_name", "tool_call_id", "images"};
+/* And OpenAI's, for PC_CHATREQ_ANY (openai.c checks its own). */
+static const char *const openai_fields[] = {"name", "reasoning_content"};
+
+static bool known_field(const char *key, bool openai)
+{
+    for (size_t k = 0; k < sizeof(ollama_fields) / sizeof(ollama_fields[0]); k++)
+        if (strcmp(key, ollama_fields[k]) == 0)
+            return true;
+    for (size_t k = 0; openai && k < sizeof(openai_fields) / sizeof(openai_fields[0]); k++)
+        if (strcmp(key, openai_fields[k]) == 0)
+            return true;
+    return false;
+}
+
+/* A message's reasoning, the function a tool result answers and the call it answers, in the
+ * shape's spelling (PC_CHATREQ_ANY takes either). */
+static int message_extras(json_t *m, size_t i, enum pc_chatreq_shape shape, struct pc_chat_msg *msg,
+                          struct pc_http_reply *reply)
+{
+    const char *thinking = NULL, *reasoning = NULL, *tool_name = NULL, *name = NULL;
+    bool openai = shape != PC_CHATREQ_OLLAMA, ollama = shape != PC_CHATREQ_OPENAI;
+    if (opt_string(m, "tool_call_id", &msg->tool_call_id,
+                   "messages[%zu].tool_call_id must be a string", i, reply) ||
+        (ollama && (opt_string(m, "thinking", &thinking, "messages[%zu].thinking must be a string",
+                               i, reply) ||
+                    opt_string(m, "tool_name", &tool_name,
+                               "messages[%zu].tool_name must be a string", i, reply))) ||
+        (openai && (opt_string(m, "reasoning_content", &reasoning,
+                               "messages[%zu].reasoning_content must be a string", i, reply) ||
+                    opt_string(m, "name", &name, "messages[%zu].name must be a string", i, reply))))
+        return -1;
+    msg->thinking = thinking ? thinking : reasoning;
+    /* OpenAI's "name" is also a participant's name on user and system messages: only a tool
+     * message's names the function. */
+    msg->tool_name = strcmp(msg->role, "tool") != 0 ? NULL : tool_name ? tool_name : name;
+    if (shape == PC_CHATREQ_OPENAI)
+        return 0;
+    const char *key;
+    json_t *v;
+    json_object_foreach(m, key, v)
+    {
+        if (!json_is_null(v) && !known_field(key, openai)) {
+            pc_http_reply_error(reply, 400,
+                                "messages[%zu].%s is not a message field (%s); it would not be "
+                                "rendered",
+                                i, key,
+                                openai ? "role, content, thinking, reasoning_content, "
+                                         "tool_calls, tool_name, name, tool_call_id"
+                                       : "role, content, thinking, tool_calls, tool_name, "
+                                         "tool_call_id, images");
+            return -1;
+        }
+    }
+    return 0;
+}
+
+int pc_chatreq_messages(struct pc_chatreq *c, json_t *arr, enum pc_chatreq_shape shape,
+                        struct pc_http_reply *reply)
 {
     static const char *const roles[] = {"system", "user", "assistant", "tool"};
+    bool openai = shape != PC_CHATREQ_OLLAMA;
     size_t n = json_array_size(arr);
     c->msgs = calloc(n ? n : 1, sizeof(*c->msgs));
     if (c->msgs == NULL)
@@ -182,23 +253,9 @@ int pc_chatreq_messages(struct pc_chatreq *c, json_t *arr, bool openai, struct p
         struct pc_chat_msg *msg = &c->msgs[i];
         msg->role = r;
         if (content_of(c, i, json_object_get(m, "content"), openai, reply) != 0 ||
-            tool_calls_of(c, i, json_object_get(m, "tool_calls"), reply) != 0)
+            tool_calls_of(c, i, json_object_get(m, "tool_calls"), reply) != 0 ||
+            message_extras(m, i, shape, msg, reply) != 0)
             return -1;
-        if (openai ? opt_string(m, "reasoning_content", &msg->thinking,
-                                "messages[%zu].reasoning_content must be a string", i, reply) ||
-                         opt_string(m, "tool_call_id", &msg->tool_call_id,
-                                    "messages[%zu].tool_call_id must be a string", i, reply) ||
-                         opt_string(m, "name", &msg->tool_name,
-                                    "messages[%zu].name must be a string", i, reply)
-                   : opt_string(m, "thinking", &msg->thinking,
-                                "messages[%zu].thinking must be a string", i, reply) ||
-                         opt_string(m, "tool_name", &msg->tool_name,
-                                    "messages[%zu].tool_name must be a string", i, reply))
-            return -1;
-        /* OpenAI's "name" is also a participant's name on user and system messages: only a
-         * tool message's names the function. */
-        if (strcmp(r, "tool") != 0)
-            msg->tool_name = NULL;
     }
     return 0;
 }
@@ -289,20 +346,78 @@ int pc_chatreq_tool_choice(struct pc_chatreq *c, json_t *v, struct pc_http_reply
     return -1;
 }
 
-enum pc_err pc_chatreq_render(struct pc_chatreq *c, struct pc_model *m, const char *model,
-                              struct pc_genopts *opts, struct pc_error *err)
+/* Tools on a template without tool support, or thinking asked of a model that cannot think: the
+ * 400 naming the model. */
+static enum pc_err check_caps(const struct pc_chat_input *in, const struct pc_model *m,
+                              const char *model, struct pc_chat_caps *caps /* OUT */,
+                              struct pc_error *err)
 {
-    struct pc_chat_caps caps;
-    pc_model_chat_caps(m, &caps);
-    if (c->in.n_tools > 0 && !caps.tools)
+    pc_model_chat_caps(m, caps);
+    if (in->n_tools > 0 && !caps->tools)
         return pc_error_set(err, PC_ERR_INVALID,
                             "model \"%s\" does not support tools (its chat template has none)",
                             model);
-    if (c->in.think == PC_THINK_ON && !caps.thinking)
+    if (in->think == PC_THINK_ON && !caps->thinking)
         return pc_error_set(err, PC_ERR_INVALID,
                             "model \"%s\" does not support thinking (its chat template has no "
                             "reasoning switch)",
                             model);
+    return PC_OK;
+}
+
+int pc_chatreq_think(struct pc_chatreq *c, json_t *v, struct pc_http_reply *reply)
+{
+    if (v == NULL || json_is_null(v))
+        return 0;
+    if (json_is_boolean(v)) {
+        c->in.think = json_is_true(v) ? PC_THINK_ON : PC_THINK_OFF;
+        return 0;
+    }
+    const char *level = json_string_value(v);
+    if (level != NULL &&
+        (strcmp(level, "high") == 0 || strcmp(level, "medium") == 0 || strcmp(level, "low") == 0)) {
+        c->in.think = PC_THINK_ON;
+        return 0;
+    }
+    pc_http_reply_error(reply, 400,
+                        "field \"think\" must be true, false, \"high\", \"medium\" or \"low\"");
+    return -1;
+}
+
+enum pc_err pc_chatreq_prefix_tokens(const struct pc_model *m, const char *model, json_t *messages,
+                                     json_t *tools, enum pc_think think, int32_t **toks, size_t *n,
+                                     struct pc_error *err)
+{
+    struct pc_chat_caps caps;
+    struct pc_chatreq c = {0};
+    struct pc_http_reply reply = {0};
+    enum pc_err rc = PC_OK;
+    if (pc_chatreq_messages(&c, messages, PC_CHATREQ_ANY, &reply) != 0 ||
+        pc_chatreq_tools(&c, tools, &reply) != 0) {
+        json_t *body = json_loadb(reply.body ? reply.body : "", reply.body_len, 0, NULL);
+        const char *msg = json_string_value(json_object_get(body, "error"));
+        rc = pc_error_set(err, reply.status == 500 ? PC_ERR_NOMEM : PC_ERR_INVALID, "%s",
+                          msg ? msg : "the messages could not be read");
+        json_decref(body);
+    } else {
+        /* As both chat APIs ask by default: every call the model makes, the model's choice. */
+        c.in.parallel_tool_calls = true;
+        c.in.think = think;
+        rc = check_caps(&c.in, m, model, &caps, err);
+        if (rc == PC_OK)
+            rc = pc_model_prefix_tokens(m, &c.in, toks, n, err);
+    }
+    free(reply.body);
+    pc_chatreq_free(&c);
+    return rc;
+}
+
+enum pc_err pc_chatreq_render(struct pc_chatreq *c, struct pc_model *m, const char *model,
+                              struct pc_genopts *opts, struct pc_error *err)
+{
+    struct pc_chat_caps caps;
+    if (check_caps(&c->in, m, model, &caps, err) != PC_OK)
+        return err->code;
     c->in.add_assistant = true;
     enum pc_err rc = pc_chat_render(m, &c->in, &c->prompt, err);
     if (rc != PC_OK)

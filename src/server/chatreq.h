@@ -29,10 +29,17 @@ struct pc_chatreq {
 /* Free what c holds (not c). */
 void pc_chatreq_free(struct pc_chatreq *c);
 
-/* "messages": OpenAI's shape when openai (content parts, "developer", tool_calls' arguments as
- * a string, tool_call_id, reasoning_content), else Ollama's (tool_calls' arguments as an
- * object, tool_name, thinking). 0, or -1 with a 400 naming the field. */
-int pc_chatreq_messages(struct pc_chatreq *c, json_t *arr, bool openai,
+/* How a request spells its messages. */
+enum pc_chatreq_shape {
+    PC_CHATREQ_OLLAMA, /* tool_calls' arguments an object (or its text), thinking, tool_name */
+    PC_CHATREQ_OPENAI, /* content parts, "developer", arguments as text, reasoning_content, name */
+    PC_CHATREQ_ANY     /* either spelling (a precharge of either API's later chat) */
+};
+
+/* "messages" in shape; tool_call_id in every shape. In Ollama's (and ANY), a key that is not a
+ * message field is a 400 naming it (openai.c checks OpenAI's own). 0, or -1 with a 400 naming
+ * the field. */
+int pc_chatreq_messages(struct pc_chatreq *c, json_t *arr, enum pc_chatreq_shape shape,
                         struct pc_http_reply *reply);
 
 /* "tools": [{"type": "function", "function": {name, description, parameters}}], the same in
@@ -42,6 +49,19 @@ int pc_chatreq_tools(struct pc_chatreq *c, json_t *arr, struct pc_http_reply *re
 /* OpenAI's "tool_choice": "auto", "none", "required", or {"type": "function", "function":
  * {"name": ...}} (that function alone, required). */
 int pc_chatreq_tool_choice(struct pc_chatreq *c, json_t *v, struct pc_http_reply *reply);
+
+/* "think": true or false, or a level ("high", "medium", "low", which think alike). */
+int pc_chatreq_think(struct pc_chatreq *c, json_t *v, struct pc_http_reply *reply);
+
+/* The tokens that a precharge of messages (either API's spelling), tools and think leaves in the
+ * context: parsed and checked as the chats do (tools or thinking that model's template has not:
+ * the 400 naming it), then pc_model_prefix_tokens, the tokens that every later chat starting with
+ * them renders. The precharger's render hook (pc_precharger_config);
+ * the API checked the request, so a parse error here is PC_ERR_INVALID with its message.
+ * *toks is malloc'd. */
+enum pc_err pc_chatreq_prefix_tokens(const struct pc_model *m, const char *model, json_t *messages,
+                                     json_t *tools, enum pc_think think, int32_t **toks /* OUT */,
+                                     size_t *n /* OUT */, struct pc_error *err);
 
 /* Keep s (malloc'd) until c is freed. Returns s, or NULL (s freed) when out of memory. */
 char *pc_chatreq_own(struct pc_chatreq *c, char *s);

@@ -174,7 +174,7 @@ static int parse_messages(struct ollama_req *q, struct pc_http_reply *reply)
         return bad(reply, "field \"%s\" must be an array of messages", "messages");
     q->conv.in.parallel_tool_calls = true; /* Ollama gives every call the model makes */
     /* tool_choice is OpenAI's, taken here too (Ollama has none: the model decides). */
-    return pc_chatreq_messages(&q->conv, arr, false, reply) != 0 ||
+    return pc_chatreq_messages(&q->conv, arr, PC_CHATREQ_OLLAMA, reply) != 0 ||
                    pc_chatreq_tools(&q->conv, json_object_get(q->json, "tools"), reply) != 0 ||
                    pc_chatreq_tool_choice(&q->conv, json_object_get(q->json, "tool_choice"),
                                           reply) != 0
@@ -199,25 +199,6 @@ static int parse_format(struct ollama_req *q, struct pc_http_reply *reply)
                    "mode does not use; use \"json\" or leave raw out",
                    "format");
     return 0;
-}
-
-/* "think": true or false, or a level ("high", "medium", "low"), which thinks too. */
-static int parse_think(struct ollama_req *q, struct pc_http_reply *reply)
-{
-    json_t *v = json_object_get(q->json, "think");
-    if (v == NULL || json_is_null(v))
-        return 0;
-    if (json_is_boolean(v)) {
-        q->conv.in.think = json_is_true(v) ? PC_THINK_ON : PC_THINK_OFF;
-        return 0;
-    }
-    const char *level = json_string_value(v);
-    if (level != NULL &&
-        (strcmp(level, "high") == 0 || strcmp(level, "medium") == 0 || strcmp(level, "low") == 0)) {
-        q->conv.in.think = PC_THINK_ON;
-        return 0;
-    }
-    return bad(reply, "field \"%s\" must be true, false, \"high\", \"medium\" or \"low\"", "think");
 }
 
 /* "images" (base64 pictures) on generate, or on any chat message: the local models have no
@@ -318,7 +299,8 @@ static struct ollama_req *parse_request(const struct pc_http_req *req, bool chat
                    pc_req_string(q->json, "suffix", &q->suffix, reply) != 0)) ||
         pc_genopts_keep_alive(q->json, &q->keep_alive_ns, reply) != 0 ||
         parse_options(q, &req->srv->cfg.pool.model_params, reply) != 0 ||
-        parse_format(q, reply) != 0 || parse_think(q, reply) != 0 ||
+        parse_format(q, reply) != 0 ||
+        pc_chatreq_think(&q->conv, json_object_get(q->json, "think"), reply) != 0 ||
         parse_logprobs(q, reply) != 0 ||
         (!chat && (parse_context(q, reply) != 0 || check_template(q, reply) != 0)) ||
         (chat && parse_messages(q, reply) != 0) || check_images(q, reply) != 0)

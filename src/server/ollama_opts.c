@@ -6,9 +6,11 @@
 #include <stdio.h>
 #include <string.h>
 
-/* Ollama's sampling options, today's and its runners' older ones: known names, which a route
- * that is not sampled (the embeddings) refuses as not applying rather than as unknown. */
+/* Ollama's per-request options (num_ctx and the sampling ones, today's and its runners' older
+ * ones): known names, which a route that does not use one refuses as not applying rather than
+ * as unknown. */
 static const char *const sampling_names[] = {
+    "num_ctx",
     "num_keep",
     "seed",
     "num_predict",
@@ -140,10 +142,8 @@ int pc_ollama_options_check(json_t *opts, const struct pc_model_params *p, const
         if (rc > 0)
             continue;
         if (listed(key, sampling_names, sizeof(sampling_names) / sizeof(sampling_names[0])))
-            pc_http_reply_error(reply, 400,
-                                "options.%s does not apply to %s (nothing is sampled there); "
-                                "leave it out",
-                                key, route);
+            pc_http_reply_error(reply, 400, "options.%s does not apply to %s; leave it out", key,
+                                route);
         else
             pc_http_reply_error(reply, 400,
                                 "options.%s is not an option (Ollama's: temperature, top_k, "

@@ -125,7 +125,7 @@ static int parse_messages(struct openai_req *q, struct pc_http_reply *reply)
     struct pc_chat_input *in = &q->conv.in;
     in->parallel_tool_calls = true; /* OpenAI's default */
     const char *effort = NULL;
-    if (pc_chatreq_messages(&q->conv, arr, true, reply) != 0 ||
+    if (pc_chatreq_messages(&q->conv, arr, PC_CHATREQ_OPENAI, reply) != 0 ||
         pc_chatreq_tools(&q->conv, json_object_get(q->json, "tools"), reply) != 0 ||
         pc_chatreq_tool_choice(&q->conv, json_object_get(q->json, "tool_choice"), reply) != 0 ||
         pc_req_bool(q->json, "parallel_tool_calls", &in->parallel_tool_calls, reply) != 0 ||

@@ -9,6 +9,8 @@
 #include "../base/clock.h"
 #include "../store/store.h"
 #include "chatreq.h"
+#include "genopts.h"
+#include "ollama_opts.h"
 
 #define MAX_WAIT_MS (10 * 60 * 1000)
 
@@ -30,11 +32,11 @@ static int parse_priority(json_t *body, enum pc_priority *out, struct pc_http_re
     return 0;
 }
 
-/* The context: "context" (seed 000) or "messages", each [{role, content}], with "tools", or
- * "prompt". */
+/* The context: "context" (seed 000) or "messages", a chat's messages in either API's spelling
+ * (tool calls, tool results, thinking), with "tools" and "think", or "prompt". Checked here as
+ * the chats check them; the job renders them the same way (pc_chatreq_prefix_tokens). */
 static int parse_context(json_t *body, struct pc_precharge_req *r, struct pc_http_reply *reply)
 {
-    static const char *const roles[] = {"system", "user", "assistant", "tool"};
     json_t *msgs = json_object_get(body, "context");
     const char *field = "context";
     if (msgs == NULL) {
@@ -56,33 +58,35 @@ static int parse_context(json_t *body, struct pc_precharge_req *r, struct pc_htt
                             field);
         return -1;
     }
-    for (size_t i = 0; i < json_array_size(msgs); i++) {
-        json_t *m = json_array_get(msgs, i);
-        json_t *role = json_object_get(m, "role"), *content = json_object_get(m, "content");
-        if (!json_is_string(role) || !json_is_string(content)) {
-            pc_http_reply_error(reply, 400, "%s[%zu] needs string \"role\" and \"content\"", field,
-                                i);
-            return -1;
-        }
-        bool known = false;
-        for (size_t k = 0; k < sizeof(roles) / sizeof(roles[0]); k++)
-            known = known || strcmp(json_string_value(role), roles[k]) == 0;
-        if (!known) {
-            pc_http_reply_error(reply, 400,
-                                "%s[%zu].role \"%s\" is not one of system, user, "
-                                "assistant, tool",
-                                field, i, json_string_value(role));
-            return -1;
-        }
-    }
     r->messages = msgs;
-    /* "tools", as the later chat will send them (checked as the chat APIs check them). */
     struct pc_chatreq check = {0};
-    int rc = pc_chatreq_tools(&check, json_object_get(body, "tools"), reply);
+    int rc = pc_chatreq_messages(&check, msgs, PC_CHATREQ_ANY, reply) != 0 ||
+                     pc_chatreq_tools(&check, json_object_get(body, "tools"), reply) != 0 ||
+                     pc_chatreq_think(&check, json_object_get(body, "think"), reply) != 0
+                 ? -1
+                 : 0;
     if (check.in.n_tools > 0)
         r->tools = json_object_get(body, "tools");
+    r->think = check.in.think;
     pc_chatreq_free(&check);
     return rc;
+}
+
+/* "options": a precharge samples nothing and fills the loaded context, so only the load settings
+ * at the daemon's values pass (as on the chats); any other option is a 400 naming it. */
+static int check_options(json_t *body, const struct pc_server *srv, struct pc_http_reply *reply)
+{
+    json_t *opts = json_object_get(body, "options");
+    if (opts == NULL || json_is_null(opts))
+        return 0;
+    if (!json_is_object(opts)) {
+        pc_http_reply_error(reply, 400, "field \"options\" must be an object");
+        return -1;
+    }
+    return pc_ollama_options_check(opts, &srv->cfg.pool.model_params, NULL, 0,
+                                   "/api/precharge (nothing is sampled, and the context is the "
+                                   "loaded one: send it with the chat)",
+                                   reply);
 }
 
 static void handle_precharge(const struct pc_http_req *req, struct pc_http_reply *reply)
@@ -99,8 +103,11 @@ static void handle_precharge(const struct pc_http_req *req, struct pc_http_reply
         pc_req_string(body, "key", &r.key, reply) != 0 ||
         pc_req_string(body, "correlation_id", &r.correlation_id, reply) != 0 ||
         pc_req_bool(body, "wait", &wait, reply) || parse_priority(body, &r.priority, reply) != 0 ||
-        parse_context(body, &r, reply) != 0)
+        parse_context(body, &r, reply) != 0 ||
+        pc_genopts_keep_alive(body, &r.keep_alive_ns, reply) != 0 ||
+        check_options(body, req->srv, reply) != 0)
         goto out;
+    r.set_keep_alive = r.keep_alive_ns != -1; /* -1: absent (pc_genopts_keep_alive) */
     if (r.model == NULL || r.model[0] == '\0') {
         pc_http_reply_error(reply, 400, "field \"model\" is required");
         goto out;

@@ -365,7 +365,7 @@ static struct resp_req *parse_request(const struct pc_http_req *req, struct pc_h
     json_array_extend(q->messages, q->history);
     q->conv.in.parallel_tool_calls = true;
     *param = "input";
-    if (pc_chatreq_messages(&q->conv, q->messages, true, reply) != 0 ||
+    if (pc_chatreq_messages(&q->conv, q->messages, PC_CHATREQ_OPENAI, reply) != 0 ||
         parse_tools(q, reply, param) != 0 ||
         (*param = "parallel_tool_calls",
          pc_req_bool(q->json, "parallel_tool_calls", &q->conv.in.parallel_tool_calls, reply)) !=

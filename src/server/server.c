@@ -1,6 +1,8 @@
 /* server.c - the daemon's life cycle: start its parts in order, hook them together, stop them. */
 #include "serverInt.h"
 
+#include "chatreq.h"
+
 #include <errno.h>
 #include <stddef.h>
 #include <limits.h>
@@ -201,6 +203,7 @@ enum pc_err pc_server_start(const struct pc_server_config *cfg, struct pc_server
         .workers = 2,
         .remote = &s->remote_precharge,
         .max_prompt_tokens = cfg->max_prompt_tokens,
+        .render = pc_chatreq_prefix_tokens,
     };
     pc_server_remote_precharge(s, &s->remote_precharge);
     rc = pc_precharger_start(&pcfg, &s->precharger, err);

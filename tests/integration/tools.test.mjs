@@ -217,6 +217,80 @@ test('a precharge with tools leads the later chat with the same tools (token pre
   assert.equal(bad.status, 400);
 });
 
+test('a precharge of a history with tool calls and tool results renders as both chats will: they report its tokens cached', async () => {
+  const num_predict = 2;
+  // Ollama's spelling: arguments as an object, tool_name; the chat that follows sends the same.
+  const sys1 = { role: 'system', content: 'You answer weather questions with the tools. Precharge one.' };
+  const history = [sys1, ...question,
+    { role: 'assistant', content: '', tool_calls: [{ function: { index: 0, name: 'get_weather', arguments: { city: 'Paris', days: 3 } } }] },
+    { role: 'tool', tool_name: 'get_weather', content: '{"sky": "clear"}' },
+    { role: 'assistant', content: 'Clear skies in Paris.' }];
+  const pre = JSON.parse((await post(d.url, '/api/precharge', { model: 'qwen25', context: history, tools, wait: true })).text);
+  assert.equal(pre.status, 'ready', JSON.stringify(pre));
+  const chat = JSON.parse((await post(d.url, '/api/chat', {
+    model: 'qwen25', stream: false, tools, messages: [...history, { role: 'user', content: 'And Rome?' }], options: { num_predict },
+  })).text);
+  assert.ok(chat.prompt_eval_count > pre.context_tokens);
+  assert.equal(chat.prompt_eval_cached_count, pre.context_tokens, 'the precharged history leads the chat');
+  // Rendered without its call and result (role and content alone), the history is shorter.
+  const bare = history.map(({ role, content }) => ({ role, content }));
+  const plain = JSON.parse((await post(d.url, '/api/precharge', { model: 'qwen25', context: bare, tools, wait: true })).text);
+  assert.ok(plain.context_tokens < pre.context_tokens, JSON.stringify([plain, pre]));
+
+  // OpenAI's spelling: arguments as text, tool_call_id; /v1/chat/completions reports it cached.
+  const sys2 = { role: 'system', content: 'You answer weather questions with the tools. Precharge two.' };
+  const oai = [sys2, ...question,
+    { role: 'assistant', content: null, tool_calls: [{ id: 'call_1', type: 'function', function: { name: 'get_weather', arguments: '{"city":"Paris","days":3}' } }] },
+    { role: 'tool', tool_call_id: 'call_1', content: '{"sky": "clear"}' },
+    { role: 'assistant', content: 'Clear skies in Paris.' }];
+  const pre2 = JSON.parse((await post(d.url, '/api/precharge', { model: 'qwen25', messages: oai, tools, wait: true })).text);
+  assert.equal(pre2.status, 'ready', JSON.stringify(pre2));
+  const c2 = JSON.parse((await post(d.url, '/v1/chat/completions', {
+    model: 'qwen25', tools, messages: [...oai, { role: 'user', content: 'And Rome?' }], max_tokens: num_predict,
+  })).text);
+  assert.equal(c2.usage.prompt_tokens_details.cached_tokens, pre2.context_tokens);
+
+  // What the chat refuses, the precharge refuses: a field no message has, a bad index.
+  for (const [m, re] of [
+    [{ role: 'user', content: 'x', audio: {} }, /messages\[0\]\.audio is not a message field/],
+    [{ role: 'assistant', content: '', tool_calls: [{ function: { index: 'one', name: 'f' } }] }, /messages\[0\]\.tool_calls\[0\]\.function\.index must be an integer/],
+  ]) {
+    for (const [path, body] of [['/api/precharge', { context: [m] }], ['/api/chat', { messages: [m], stream: false }]]) {
+      const r = await post(d.url, path, { model: 'qwen25', ...body });
+      assert.equal(r.status, 400, `${path} ${JSON.stringify(m)}`);
+      assert.match(JSON.parse(r.text).error, re);
+    }
+  }
+});
+
+test('precharge: think renders as the chat does and is refused where the chat refuses it; keep_alive sets the model\'s; options are a 400', async () => {
+  const sys = { role: 'system', content: 'Think first. Precharge three.' };
+  // A model that cannot think: the same 400 as the chat's.
+  const r = await post(d.url, '/api/precharge', { model: 'tiny', context: [sys], think: true, wait: true });
+  assert.equal(r.status, 400, r.text);
+  assert.match(JSON.parse(r.text).error, /model "tiny" does not support thinking/);
+  const c = await post(d.url, '/api/chat', { model: 'tiny', messages: [sys], think: true });
+  assert.equal(c.status, 400);
+  assert.equal((await post(d.url, '/api/precharge', { model: 'qwen3', context: [sys], think: 'maybe' })).status, 400);
+  for (const think of [false, true]) {
+    const p = JSON.parse((await post(d.url, '/api/precharge', { model: 'qwen3', context: [sys, ...question], think, keep_alive: '3h', wait: true })).text);
+    assert.equal(p.status === 'ready' || p.status === 'already_warm', true, JSON.stringify(p));
+    const chat = JSON.parse((await post(d.url, '/api/chat', {
+      model: 'qwen3', stream: false, think, messages: [sys, ...question, { role: 'assistant', content: 'Sunny.' }, { role: 'user', content: 'And Rome?' }], options: { num_predict: 2 },
+    })).text);
+    assert.ok(chat.prompt_eval_cached_count >= p.context_tokens, `think ${think}: ${JSON.stringify([chat.prompt_eval_cached_count, p])}`);
+  }
+  const ps = JSON.parse((await (await fetch(`${d.url}/api/ps`)).text())).models.find((m) => m.name.startsWith('qwen3'));
+  const left = Date.parse(ps.expires_at) - Date.now();
+  assert.ok(left > 2 * 3600e3 && left <= 3 * 3600e3, `keep_alive 3h set the model's expiry (${ps.expires_at})`);
+  for (const [options, re] of [[{ temperature: 0.2 }, /options.temperature does not apply to \/api\/precharge/], [{ num_batch: 7 }, /options.num_batch is 7/]]) {
+    const o = await post(d.url, '/api/precharge', { model: 'qwen3', context: [sys], options });
+    assert.equal(o.status, 400);
+    assert.match(JSON.parse(o.text).error, re);
+  }
+  assert.equal((await post(d.url, '/api/precharge', { model: 'qwen3', context: [sys], options: { num_batch: 512 }, wait: true })).status, 200);
+});
+
 test('OpenAI: tools[].function.strict, true or false, holds the arguments to the schema (the grammar always does); another type is a 400', async () => {
   for (const strict of [true, false]) {
     const strictTools = tools.map((t) => ({ ...t, function: { ...t.function, strict } }));
