@@ -14,6 +14,7 @@
 #include "genopts.h"
 #include "infer.h"
 #include "openai_fields.h"
+#include "openai_functions.h"
 
 /* What one completion request asked for. */
 struct openai_req {
@@ -24,10 +25,11 @@ struct openai_req {
     int32_t top_logprobs; /* logprobs asked: alternatives per token; -1 none */
     size_t text_offset;   /* completions' logprobs: bytes of answer before the next token */
     const char *model;
-    const char *prompt;     /* completions: the first (or only) prompt */
-    json_t *prompts;        /* completions: the array of several prompts, else NULL */
-    const char *suffix;     /* completions: fill in the middle before it; NULL: none */
-    bool echo;              /* completions: each choice's text starts with its prompt */
+    const char *prompt; /* completions: the first (or only) prompt */
+    json_t *prompts;    /* completions: the array of several prompts, else NULL */
+    const char *suffix; /* completions: fill in the middle before it; NULL: none */
+    bool echo;          /* completions: each choice's text starts with its prompt */
+    bool functions; /* chat: the deprecated "functions" asked: answer in function_call's shape */
     struct pc_chatreq conv; /* chat: messages, tools, tool_choice, response schema */
     struct pc_genopts opts;
     struct pc_logit_bias *bias; /* logit_bias, owned; opts.sampling points at it */
@@ -97,18 +99,23 @@ void pc_openai_refusal_shape(const char *path, struct pc_http_reply *reply)
 
 /* "messages", and what goes with them: tools, tool_choice, parallel_tool_calls, and
  * reasoning_effort ("none" turns thinking off, a level turns it on). */
-static int parse_messages(struct openai_req *q, struct pc_http_reply *reply)
+static int parse_messages(struct openai_req *q, struct pc_http_reply *reply, const char **param)
 {
     json_t *arr = json_object_get(q->json, "messages");
     if (!json_is_array(arr) || json_array_size(arr) == 0) {
         pc_http_reply_error(reply, 400, "field \"messages\" must be a non-empty array");
         return -1;
     }
+    /* The deprecated function-calling shape, in the tools form from here on. */
+    int fn = pc_openai_functions_map(q->json, param, reply);
+    if (fn < 0)
+        return -1;
+    q->functions = fn == 1;
+    *param = "messages";
     /* OpenAI's message fields that have no place here: refused rather than dropped, so that
      * a conversation is never rendered without a part of itself. */
     static const char *const unsupported[][2] = {
         {"audio", "a previous audio answer cannot be replayed (no audio)"},
-        {"function_call", "the deprecated function call; send tool_calls"},
         {"refusal", "a refusal is not rendered; send its text as content"},
     };
     for (size_t i = 0; i < json_array_size(arr); i++) {
@@ -335,19 +342,6 @@ static int parse_extras(struct openai_req *q, struct pc_http_reply *reply, const
 {
     static const char *const chat_only[] = {"messages", "tools", "tool_choice",
                                             "parallel_tool_calls", "reasoning_effort"};
-    /* OpenAI's deprecated function calling (2023): the tools path serves the same calls. */
-    static const char *const deprecated[] = {"functions", "function_call"};
-    for (size_t i = 0; q->chat && i < 2; i++) {
-        json_t *v = json_object_get(q->json, deprecated[i]);
-        if (v != NULL && !json_is_null(v)) {
-            *param = deprecated[i];
-            pc_http_reply_error(reply, 400,
-                                "field \"%s\" (deprecated function calling) is not supported: "
-                                "send \"tools\" and \"tool_choice\"",
-                                deprecated[i]);
-            return -1;
-        }
-    }
     for (size_t i = 0; !q->chat && i < sizeof(chat_only) / sizeof(chat_only[0]); i++) {
         json_t *v = json_object_get(q->json, chat_only[i]);
         if (v != NULL && !json_is_null(v)) {
@@ -389,7 +383,7 @@ static struct openai_req *parse_request(const struct pc_http_req *req, bool chat
     if (pc_req_model(q->json, &q->model, reply) != 0)
         goto fail;
     *param = chat ? "messages" : "prompt";
-    if (chat ? parse_messages(q, reply) != 0 : parse_prompt(q, reply) != 0)
+    if (chat ? parse_messages(q, reply, param) != 0 : parse_prompt(q, reply) != 0)
         goto fail;
     if ((*param = "stream", parse_stream(q, reply)) != 0 || parse_sampling(q, reply, param) != 0 ||
         parse_logprobs(q, reply, param) != 0 ||
@@ -435,7 +429,16 @@ static const char *finish_of(const char *done_reason, size_t n_calls)
 static const char *finish_reason(const struct pc_infer *inf)
 {
     const struct openai_req *q = pc_infer_api(inf);
-    return finish_of(pc_infer_done_reason(inf), pc_chatreq_n_calls(&q->conv));
+    size_t n_calls = pc_chatreq_n_calls(&q->conv);
+    return q->functions && n_calls > 0 ? "function_call"
+                                       : finish_of(pc_infer_done_reason(inf), n_calls);
+}
+
+/* The deprecated shape's one call: {"name", "arguments"}. */
+static json_t *function_call_json(const struct openai_req *q)
+{
+    struct pc_chat_tool_call c = pc_chatreq_call(&q->conv, 0);
+    return json_pack("{s:s, s:s}", "name", c.name, "arguments", c.arguments);
 }
 
 /* Calls first .. first + n - 1 in OpenAI's shape: arguments as JSON text; index when streamed. */
@@ -549,7 +552,9 @@ static json_t *stream_chunk(struct openai_req *q, const struct pc_chat_news *nw,
         if (nw->thinking_len > 0)
             json_object_set_new(delta, "reasoning_content",
                                 json_stringn(nw->thinking, nw->thinking_len));
-        if (nw->n_calls > 0)
+        if (nw->n_calls > 0 && q->functions && nw->first_call == 0)
+            json_object_set_new(delta, "function_call", function_call_json(q));
+        else if (nw->n_calls > 0 && !q->functions)
             json_object_set_new(delta, "tool_calls",
                                 tool_calls_json(q, nw->first_call, nw->n_calls, true));
         q->sent_role = true;
@@ -636,7 +641,9 @@ static json_t *message_json(const struct openai_req *q, const struct pc_chat_new
     if (nw->thinking_len > 0)
         json_object_set_new(m, "reasoning_content", json_stringn(nw->thinking, nw->thinking_len));
     if (nw->n_calls > 0)
-        json_object_set_new(m, "tool_calls", tool_calls_json(q, 0, nw->n_calls, false));
+        json_object_set_new(m, q->functions ? "function_call" : "tool_calls",
+                            q->functions ? function_call_json(q)
+                                         : tool_calls_json(q, 0, nw->n_calls, false));
     return m;
 }
 

@@ -436,13 +436,9 @@ test('/v1/chat/completions: identifiers are checked and logged, stored completio
       (e) => e.status === 400 && e.error?.param === Object.keys(f)[0] && /belongs to \/v1\/chat\/completions/.test(e.message));
 });
 
-test('/v1/chat/completions: the deprecated functions and function_call, and message fields with no place here, are a 400 naming them', async () => {
+test('/v1/chat/completions: message fields with no place here are a 400 naming them; stream_options; a participant\'s name', async () => {
   const messages = [{ role: 'user', content: 'hi' }];
-  const fn = { name: 'f', parameters: { type: 'object', properties: {} } };
-  for (const [extra, param] of [[{ functions: [fn] }, 'functions'], [{ function_call: 'auto' }, 'function_call']])
-    await assert.rejects(openai.chat.completions.create({ model: 'tiny', messages, max_tokens: 1, ...extra }),
-      (e) => e.status === 400 && e.error?.param === param && /deprecated function calling/.test(e.message));
-  for (const [field, value] of [['audio', { id: 'a1' }], ['function_call', { name: 'f', arguments: '{}' }], ['refusal', 'no']]) {
+  for (const [field, value] of [['audio', { id: 'a1' }], ['refusal', 'no']]) {
     const m = [...messages, { role: 'assistant', content: 'x', [field]: value }, { role: 'user', content: 'y' }];
     await assert.rejects(openai.chat.completions.create({ model: 'tiny', messages: m, max_tokens: 1 }),
       (e) => e.status === 400 && e.error?.param === 'messages' && new RegExp(`messages\\[1\\]\\.${field} is not supported`).test(e.message));

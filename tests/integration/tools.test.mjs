@@ -304,3 +304,41 @@ test('OpenAI: tools[].function.strict, true or false, holds the arguments to the
   assert.equal(r.status, 400);
   assert.match(JSON.parse(r.text).error.message, /tools\[0\]\.function\.strict must be true or false/);
 });
+
+test('OpenAI: the deprecated functions and function_call are served through tools, and answered in their shape', async () => {
+  const functions = tools.map((t) => t.function);
+  const body = { model: 'qwen25', messages: question, functions, function_call: { name: 'get_weather' }, max_tokens: 300, temperature: 0 };
+  const r = await post(d.url, '/v1/chat/completions', body);
+  assert.equal(r.status, 200, r.text);
+  const choice = JSON.parse(r.text).choices[0];
+  assert.equal(choice.finish_reason, 'function_call');
+  assert.equal(choice.message.tool_calls, undefined);
+  assert.equal(choice.message.content, null);
+  assert.equal(choice.message.function_call.name, 'get_weather');
+  checkCall('get_weather', choice.message.function_call.arguments);
+  // The same call as tools with that tool_choice give.
+  const viaTools = JSON.parse((await post(d.url, '/v1/chat/completions', oaiBody({ tool_choice: { type: 'function', function: { name: 'get_weather' } }, parallel_tool_calls: false }))).text);
+  assert.equal(choice.message.function_call.arguments, viaTools.choices[0].message.tool_calls[0].function.arguments);
+  // Streamed: delta.function_call, then finish_reason function_call.
+  const chunks = sse((await post(d.url, '/v1/chat/completions', { ...body, stream: true })).text);
+  const fc = chunks.map((c) => c.choices[0]?.delta?.function_call).filter(Boolean);
+  assert.equal(fc.length, 1);
+  assert.equal(fc[0].name, 'get_weather');
+  assert.equal(chunks.at(-1).choices[0].finish_reason, 'function_call');
+  // The conversation goes on with the old shapes: the assistant's function_call and a function message.
+  const next = await post(d.url, '/v1/chat/completions', { model: 'qwen25', functions, max_tokens: 4, temperature: 0,
+    messages: [...question, { role: 'assistant', content: null, function_call: choice.message.function_call }, { role: 'function', name: 'get_weather', content: '{"celsius": 21}' }] });
+  assert.equal(next.status, 200, next.text);
+  assert.ok(JSON.parse(next.text).usage.prompt_tokens > JSON.parse(r.text).usage.prompt_tokens, 'the call and its result are rendered');
+  // function_call "none": described, never called.
+  const none = JSON.parse((await post(d.url, '/v1/chat/completions', { ...body, function_call: 'none', max_tokens: 8 })).text);
+  assert.equal(none.choices[0].message.function_call, undefined);
+  for (const [extra, param, why] of [[{ tools }, 'functions', /send one of them/], [{ function_call: 'sometimes' }, 'function_call', /"none", "auto" or/],
+    [{ functions: [{ description: 'x' }] }, 'functions', /functions\[0\]\.name/], [{ functions: undefined }, 'function_call', /needs "functions"/]]) {
+    const res = await post(d.url, '/v1/chat/completions', { ...body, ...extra });
+    assert.equal(res.status, 400, JSON.stringify(extra));
+    const e = JSON.parse(res.text).error;
+    assert.equal(e.param, param);
+    assert.match(e.message, why);
+  }
+});
