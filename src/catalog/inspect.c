@@ -103,9 +103,9 @@ static void scan_tensors(const struct gguf_context *g, struct pc_gguf_info *out)
     snprintf(out->quantization, sizeof(out->quantization), "%s", ggml_type_name(best));
 }
 
-static enum pc_err metadata_of(const struct gguf_context *g, json_t **out);
+static enum pc_err metadata_of(const struct gguf_context *g, bool arrays, json_t **out);
 
-enum pc_err pc_gguf_read(const char *path, struct pc_gguf_info *out, json_t **meta,
+enum pc_err pc_gguf_read(const char *path, struct pc_gguf_info *out, json_t **meta, bool arrays,
                          struct pc_error *err)
 {
     memset(out, 0, sizeof(*out));
@@ -162,14 +162,14 @@ enum pc_err pc_gguf_read(const char *path, struct pc_gguf_info *out, json_t **me
     out->has_chat_template = gguf_find_key(g, "tokenizer.chat_template") >= 0;
     scan_tensors(g, out);
     pc_fmt_params(out->n_params, out->parameter_size, sizeof(out->parameter_size));
-    enum pc_err rc = meta != NULL ? metadata_of(g, meta) : PC_OK;
+    enum pc_err rc = meta != NULL ? metadata_of(g, arrays, meta) : PC_OK;
     gguf_free(g);
     return rc == PC_OK ? PC_OK : pc_error_set(err, rc, "out of memory");
 }
 
 enum pc_err pc_gguf_inspect(const char *path, struct pc_gguf_info *out, struct pc_error *err)
 {
-    return pc_gguf_read(path, out, NULL, err);
+    return pc_gguf_read(path, out, NULL, false, err);
 }
 
 /* A JSON number, or null for the NaN and infinities that JSON has no spelling for. */
@@ -179,44 +179,82 @@ static json_t *real_value(double d)
     return v != NULL ? v : json_null();
 }
 
-static json_t *kv_value(const struct gguf_context *g, int64_t id, struct pc_buf *b)
+/* One number or boolean of GGUF type t at p, as JSON; null for a type JSON has no spelling for
+ * (strings and arrays are read apart). *size gets its width in bytes (0 for those). */
+static json_t *scalar_json(enum gguf_type t, const void *p, size_t *size)
 {
-    switch (gguf_get_kv_type(g, id)) {
+    switch (t) {
     case GGUF_TYPE_UINT8:
-        return json_integer(gguf_get_val_u8(g, id));
+        return *size = 1, json_integer(*(const uint8_t *)p);
     case GGUF_TYPE_INT8:
-        return json_integer(gguf_get_val_i8(g, id));
+        return *size = 1, json_integer(*(const int8_t *)p);
     case GGUF_TYPE_UINT16:
-        return json_integer(gguf_get_val_u16(g, id));
+        return *size = 2, json_integer(*(const uint16_t *)p);
     case GGUF_TYPE_INT16:
-        return json_integer(gguf_get_val_i16(g, id));
+        return *size = 2, json_integer(*(const int16_t *)p);
     case GGUF_TYPE_UINT32:
-        return json_integer(gguf_get_val_u32(g, id));
+        return *size = 4, json_integer(*(const uint32_t *)p);
     case GGUF_TYPE_INT32:
-        return json_integer(gguf_get_val_i32(g, id));
+        return *size = 4, json_integer(*(const int32_t *)p);
     case GGUF_TYPE_UINT64:
-        return json_integer((json_int_t)gguf_get_val_u64(g, id));
+        return *size = 8, json_integer((json_int_t) * (const uint64_t *)p);
     case GGUF_TYPE_INT64:
-        return json_integer(gguf_get_val_i64(g, id));
+        return *size = 8, json_integer(*(const int64_t *)p);
     case GGUF_TYPE_FLOAT32:
-        return real_value(gguf_get_val_f32(g, id));
+        return *size = 4, real_value(*(const float *)p);
     case GGUF_TYPE_FLOAT64:
-        return real_value(gguf_get_val_f64(g, id));
+        return *size = 8, real_value(*(const double *)p);
     case GGUF_TYPE_BOOL:
-        return json_boolean(gguf_get_val_bool(g, id));
-    case GGUF_TYPE_STRING:
-        return valid_utf8(b, gguf_get_val_str(g, id)) ? json_stringn(b->data, b->len) : NULL;
+        return *size = 1, json_boolean(*(const int8_t *)p != 0);
     default:
-        return json_null(); /* arrays: vocabularies of tens of thousands of entries */
+        return *size = 0, json_null();
     }
 }
 
-static enum pc_err metadata_of(const struct gguf_context *g, json_t **out)
+/* An array's elements as JSON (the vocabulary, merges, token types: Ollama's verbose show). A
+ * string that is not UTF-8 is mended (U+FFFD), as a value's is. NULL when out of memory. */
+static json_t *array_value(const struct gguf_context *g, int64_t id, struct pc_buf *b)
+{
+    enum gguf_type t = gguf_get_arr_type(g, id);
+    size_t n = gguf_get_arr_n(g, id), off = 0, size = 0;
+    const char *data =
+        t == GGUF_TYPE_STRING || t == GGUF_TYPE_ARRAY ? NULL : gguf_get_arr_data(g, id);
+    json_t *a = json_array();
+    for (size_t i = 0; a != NULL && i < n; i++) {
+        json_t *v;
+        if (t == GGUF_TYPE_STRING)
+            v = valid_utf8(b, gguf_get_arr_str(g, id, i)) ? json_stringn(b->data, b->len) : NULL;
+        else if (data == NULL)
+            v = json_null(); /* an array of arrays, which GGUF readers do not take */
+        else
+            v = scalar_json(t, data + off, &size), off += size;
+        if (v == NULL || json_array_append_new(a, v) != 0) {
+            json_decref(a);
+            a = NULL;
+        }
+    }
+    return a;
+}
+
+static json_t *kv_value(const struct gguf_context *g, int64_t id, bool arrays, struct pc_buf *b)
+{
+    size_t size;
+    switch (gguf_get_kv_type(g, id)) {
+    case GGUF_TYPE_STRING:
+        return valid_utf8(b, gguf_get_val_str(g, id)) ? json_stringn(b->data, b->len) : NULL;
+    case GGUF_TYPE_ARRAY: /* vocabularies of tens of thousands of entries: only when asked */
+        return arrays ? array_value(g, id, b) : json_null();
+    default:
+        return scalar_json(gguf_get_kv_type(g, id), gguf_get_val_data(g, id), &size);
+    }
+}
+
+static enum pc_err metadata_of(const struct gguf_context *g, bool arrays, json_t **out)
 {
     json_t *o = json_object();
     struct pc_buf key = PC_BUF_INIT, text = PC_BUF_INIT;
     for (int64_t i = 0; o != NULL && i < gguf_get_n_kv(g); i++) {
-        json_t *v = kv_value(g, i, &text);
+        json_t *v = kv_value(g, i, arrays, &text);
         if (v == NULL || !valid_utf8(&key, gguf_get_key(g, i)) ||
             json_object_set_new(o, key.data, v) != 0) {
             json_decref(v);
@@ -233,5 +271,5 @@ static enum pc_err metadata_of(const struct gguf_context *g, json_t **out)
 enum pc_err pc_gguf_metadata(const char *path, json_t **out, struct pc_error *err)
 {
     struct pc_gguf_info info;
-    return pc_gguf_read(path, &info, out, err);
+    return pc_gguf_read(path, &info, out, false, err);
 }

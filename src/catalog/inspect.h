@@ -40,8 +40,9 @@ struct json_t;
 enum pc_err pc_gguf_metadata(const char *path, struct json_t **out /* OUT */, struct pc_error *err);
 
 /* Both from one read of the header (it holds the vocabulary: the read is most of the cost).
- * meta may be NULL. */
+ * meta may be NULL. With arrays, meta holds the arrays' elements too (Ollama's verbose show)
+ * instead of null. */
 enum pc_err pc_gguf_read(const char *path, struct pc_gguf_info *info /* OUT */,
-                         struct json_t **meta /* OUT */, struct pc_error *err);
+                         struct json_t **meta /* OUT */, bool arrays, struct pc_error *err);
 
 #endif

@@ -5,8 +5,8 @@
 
 #include "engineInt.h"
 
-enum pc_err pc_slot_embed(struct pc_slot *s, const char *text, bool truncate, float *out,
-                          size_t *n_tokens, struct pc_error *err)
+enum pc_err pc_slot_embed(struct pc_slot *s, const char *text, bool truncate, size_t limit,
+                          float *out, size_t *n_tokens, struct pc_error *err)
 {
     struct pc_model *m = s->m;
     uint32_t n_embd = m->info.n_embd_pooled;
@@ -21,6 +21,8 @@ enum pc_err pc_slot_embed(struct pc_slot *s, const char *text, bool truncate, fl
         return rc;
     /* Pooling runs over one batch: the whole input must fit in it. */
     size_t max = (size_t)m->n_batch < m->info.n_ctx ? (size_t)m->n_batch : m->info.n_ctx;
+    if (limit > 0 && limit < max)
+        max = limit; /* the request's own context (Ollama's num_ctx) */
     if (n > max && !truncate) {
         free(toks);
         return pc_error_set(err, PC_ERR_CTX_OVERFLOW,

@@ -218,11 +218,12 @@ enum pc_err pc_slot_import(struct pc_slot *s, const uint8_t *blob, size_t size, 
 /* The pooled, L2-normalized embedding of text: n_embd_pooled floats written to out. The text is
  * decoded alone in a scratch sequence (no prefix is shared: pooling runs over every token) that
  * is emptied afterwards; the live sequences are left as they were. Text longer than the batch
- * (pooling sees one batch) is cut to it when truncate, else PC_ERR_CTX_OVERFLOW with both counts.
+ * (pooling sees one batch), or than limit when that is smaller (0: no limit of its own), is cut to
+ * it when truncate, else PC_ERR_CTX_OVERFLOW with both counts.
  * *n_tokens (may be NULL) is the count embedded. PC_ERR_INVALID when the model gives no
  * embeddings. */
-enum pc_err pc_slot_embed(struct pc_slot *s, const char *text, bool truncate, float *out,
-                          size_t *n_tokens /* OUT */, struct pc_error *err);
+enum pc_err pc_slot_embed(struct pc_slot *s, const char *text, bool truncate, size_t limit,
+                          float *out, size_t *n_tokens /* OUT */, struct pc_error *err);
 
 struct pc_seq_info {
     size_t n_tokens;

@@ -4,6 +4,7 @@
 #include "serverInt.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -12,6 +13,7 @@
 #include "../base/clock.h"
 #include "genopts.h"
 #include "infer.h"
+#include "ollama_opts.h"
 #include "openai_fields.h"
 
 /* What an embedding request asked for and what it got. */
@@ -22,6 +24,7 @@ struct embed_job {
     const char **texts;
     size_t n;
     int64_t dimensions; /* "dimensions": keep the first this many components; 0 all */
+    uint32_t num_ctx;   /* Ollama's options.num_ctx: the most tokens of a text; 0 the batch */
     /* Out: n * dim floats, the tokens embedded, and the request (for its durations). */
     float *out;
     uint32_t dim;
@@ -45,6 +48,7 @@ static int embed_run(struct pc_server *srv, struct embed_job *j, struct pc_http_
     struct pc_error err = {0};
     if (pc_infer_open(srv, j->model, j->keep_alive_ns, &j->inf, &err) != PC_OK)
         goto fail;
+    pc_infer_set_num_ctx(j->inf, j->num_ctx);
     j->dim = pc_model_info(pc_infer_model(j->inf))->n_embd_pooled;
     j->out = malloc((j->n ? j->n : 1) * (j->dim ? j->dim : 1) * sizeof(*j->out));
     if (j->out == NULL) {
@@ -148,9 +152,33 @@ static json_t *vector(const float *v, uint32_t dim)
 
 /* ---- Ollama --------------------------------------------------------------------------------- */
 
-/* /api/embed ("input": a string or strings, "dimensions"; "embeddings", durations,
- * prompt_eval_count) and the older /api/embeddings ("prompt"; "embedding", which has no
- * "dimensions" in Ollama either). Vectors are L2-normalized, as Ollama's are. */
+/* Ollama's "options" on an embedding: num_ctx bounds each text (as the runner's context would:
+ * cut, or a 400 with truncate false); a load setting passes at the daemon's value; anything
+ * else (the sampling options: nothing is sampled) is a 400 naming it. */
+static int embed_options(json_t *body, const struct pc_server *srv, const char *route,
+                         struct embed_job *j, struct pc_http_reply *reply)
+{
+    static const char *const read[] = {"num_ctx"};
+    json_t *opts = json_object_get(body, "options");
+    double num_ctx = 0;
+    if (opts == NULL || json_is_null(opts))
+        return 0;
+    if (!json_is_object(opts)) {
+        pc_http_reply_error(reply, 400, "field \"options\" must be an object");
+        return -1;
+    }
+    char why[64];
+    snprintf(why, sizeof(why), "%s (nothing is sampled there)", route);
+    if (pc_ollama_options_check(opts, &srv->cfg.pool.model_params, read, 1, why, reply) != 0 ||
+        pc_genopts_number(opts, "options.", "num_ctx", 0, 1 << 22, &num_ctx, reply) != 0)
+        return -1;
+    j->num_ctx = (uint32_t)num_ctx;
+    return 0;
+}
+
+/* /api/embed ("input": a string or strings; "embeddings", durations, prompt_eval_count) and the
+ * older /api/embeddings ("prompt"; "embedding"). Both take "dimensions" (Ollama's older route has
+ * none, and would drop it) and "options". Vectors are L2-normalized, as Ollama's are. */
 static void ollama_embed(const struct pc_http_req *req, struct pc_http_reply *reply, bool legacy)
 {
     if (pc_server_remote_proxy(req, reply))
@@ -160,7 +188,8 @@ static void ollama_embed(const struct pc_http_req *req, struct pc_http_reply *re
     if (body == NULL || (j.model = pc_req_model_or_name(body, reply)) == NULL ||
         pc_req_bool(body, "truncate", &j.truncate, reply) != 0 ||
         pc_genopts_keep_alive(body, &j.keep_alive_ns, reply) != 0 ||
-        (!legacy && dimensions_of(body, &j.dimensions, reply) != 0) ||
+        dimensions_of(body, &j.dimensions, reply) != 0 ||
+        embed_options(body, req->srv, legacy ? "/api/embeddings" : "/api/embed", &j, reply) != 0 ||
         (j.texts = texts_of(body, legacy ? "prompt" : "input", !legacy, &j.n, reply)) == NULL ||
         embed_run(req->srv, &j, reply) != 0 || dimensions_apply(&j, reply) != 0)
         goto done;

@@ -240,6 +240,7 @@ struct embed_call {
     const char *const *texts;
     size_t n;
     bool truncate;
+    size_t limit;
     float *out;
     uint32_t dim;
     size_t n_tokens;
@@ -252,7 +253,8 @@ static void embed_on_loop(struct pc_slot *s, void *arg)
     struct embed_call *c = arg;
     for (size_t i = 0; i < c->n && c->rc == PC_OK; i++) {
         size_t k = 0;
-        c->rc = pc_slot_embed(s, c->texts[i], c->truncate, c->out + i * c->dim, &k, c->err);
+        c->rc =
+            pc_slot_embed(s, c->texts[i], c->truncate, c->limit, c->out + i * c->dim, &k, c->err);
         c->n_tokens += k;
     }
 }
@@ -270,7 +272,7 @@ enum pc_err pc_infer_embed(struct pc_infer *inf, const char *const *texts, size_
                             inf->model);
     pc_events_publish(inf->srv->events, PC_EV_LLM_REQUESTED, inf->norm, inf->id,
                       json_pack("{s:I}", "inputs", (json_int_t)n));
-    struct embed_call c = {texts, n, truncate, out, dim, 0, PC_OK, err};
+    struct embed_call c = {texts, n, truncate, inf->num_ctx, out, dim, 0, PC_OK, err};
     pc_model_call(m, embed_on_loop, &c);
     leave_queue(inf);
     inf->embedded = true;

@@ -45,8 +45,9 @@ enum pc_err pc_infer_start(struct pc_infer *inf, const char *prompt,
                            const struct pc_sampling *sampling, struct pc_error *err);
 
 /* Pooled embeddings of texts[0..n), written to out (n * the model's n_embd_pooled floats), at
- * user priority. *n_tokens is the total embedded. PC_ERR_INVALID, the model named, for a model
- * that gives no embeddings; PC_ERR_CTX_OVERFLOW for a text over the limit when !truncate. */
+ * user priority; a num_ctx set (pc_infer_set_num_ctx) bounds each text too. *n_tokens is the total
+ * embedded. PC_ERR_INVALID, the model named, for a model that gives no embeddings;
+ * PC_ERR_CTX_OVERFLOW for a text over the limit when !truncate. */
 enum pc_err pc_infer_embed(struct pc_infer *inf, const char *const *texts, size_t n, bool truncate,
                            float *out, size_t *n_tokens /* OUT */, struct pc_error *err);
 

@@ -30,13 +30,34 @@ static json_t *show_details(const struct pc_gguf_info *in)
                      "quantization_level", in->quantization);
 }
 
+/* Ollama's deprecated "template" and "options" on /api/show: its handler reads neither, and
+ * they change nothing shown here either, so a value is refused rather than dropped. */
+static int check_deprecated(json_t *body, struct pc_http_reply *reply)
+{
+    json_t *t = json_object_get(body, "template"), *o = json_object_get(body, "options");
+    if (json_is_string(t) && json_string_length(t) == 0)
+        t = NULL;
+    if (json_is_object(o) && json_object_size(o) == 0)
+        o = NULL;
+    if ((t == NULL || json_is_null(t)) && (o == NULL || json_is_null(o)))
+        return 0;
+    pc_http_reply_error(reply, 400,
+                        "field \"%s\" is a deprecated /api/show field that shows nothing (the "
+                        "model's own template and parameters are shown); leave it out",
+                        t != NULL && !json_is_null(t) ? "template" : "options");
+    return -1;
+}
+
 static void handle_show(const struct pc_http_req *req, struct pc_http_reply *reply)
 {
     if (pc_server_remote_proxy(req, reply))
         return; /* the ollama provider's model: its server shows it */
     json_t *body = pc_req_parse_object(req, reply), *meta = NULL;
     const char *name = body ? pc_req_model_or_name(body, reply) : NULL;
-    if (name == NULL) {
+    const char *system = NULL;
+    bool verbose = false;
+    if (name == NULL || pc_req_bool(body, "verbose", &verbose, reply) != 0 ||
+        pc_req_string(body, "system", &system, reply) != 0 || check_deprecated(body, reply) != 0) {
         json_decref(body);
         return;
     }
@@ -46,8 +67,8 @@ static void handle_show(const struct pc_http_req *req, struct pc_http_reply *rep
     struct stat st;
     /* A header that llama.cpp would abort on is shown as the error that a load gives. */
     if (pc_store_path(req->srv->cfg.models_dir, name, path, sizeof(path), &err) != PC_OK ||
-        pc_model_check(path, &err) != PC_OK || pc_gguf_read(path, &info, &meta, &err) != PC_OK ||
-        stat(path, &st) != 0) {
+        pc_model_check(path, &err) != PC_OK ||
+        pc_gguf_read(path, &info, &meta, verbose, &err) != PC_OK || stat(path, &st) != 0) {
         json_decref(body);
         if (err.code == PC_OK)
             pc_error_set(&err, PC_ERR_IO, "stat() \"%s\" failed", path);
@@ -63,6 +84,8 @@ static void handle_show(const struct pc_http_req *req, struct pc_http_reply *rep
     json_object_set_new(o, "template",
                         json_string(json_is_string(tmpl) ? json_string_value(tmpl) : ""));
     json_object_set_new(o, "details", show_details(&info));
+    if (system != NULL && system[0] != '\0') /* as Ollama: the model shown with that system */
+        json_object_set_new(o, "system", json_string(system));
     if (json_object_get(meta, "general.parameter_count") == NULL)
         json_object_set_new(meta, "general.parameter_count",
                             json_integer((json_int_t)info.n_params));

@@ -119,23 +119,27 @@ struct body {
     json_t *json; /* NULL when the request had no body */
     const char *path;
     int64_t keep_alive_ns; /* -1: not given */
-    bool pinned;
+    int pin;               /* "pinned": 1 true, 0 false, -1 not given */
 };
 
 /* An optional JSON object: path (or seed 004's model_path), keep_alive, pinned. Returns -1
  * with a 400 in reply when a field is wrong. */
 static int parse_body(const struct pc_http_req *req, struct body *b, struct pc_http_reply *reply)
 {
-    *b = (struct body){.keep_alive_ns = -1, .pinned = true};
+    *b = (struct body){.keep_alive_ns = -1, .pin = -1};
     if (req->body_len == 0)
         return 0;
     if ((b->json = pc_req_parse_object(req, reply)) == NULL)
         return -1;
+    bool pinned = false;
     if (pc_req_string(b->json, "model_path", &b->path, reply) != 0 ||
         pc_req_string(b->json, "path", &b->path, reply) != 0 ||
-        pc_req_bool(b->json, "pinned", &b->pinned, reply) != 0 ||
+        pc_req_bool(b->json, "pinned", &pinned, reply) != 0 ||
         pc_genopts_keep_alive(b->json, &b->keep_alive_ns, reply) != 0)
         return -1;
+    json_t *v = json_object_get(b->json, "pinned");
+    if (v != NULL && !json_is_null(v))
+        b->pin = pinned;
     return 0;
 }
 
@@ -178,13 +182,17 @@ static bool remote(const struct pc_http_req *req, struct pc_http_reply *reply,
     return true;
 }
 
-/* The request's keep_alive as Ollama takes it; NULL (the server's default) when not given. */
+/* The request's keep_alive as Ollama takes it; NULL (the server's default) when not given. A
+ * pinned model stays for good ("-1"): its server has no pinning. */
 static const char *remote_keep_alive(const struct body *b, char buf[32])
 {
+    if (b->pin == 1)
+        return "-1";
     return b->keep_alive_ns < 0 ? NULL : pc_server_keep_alive_text(b->keep_alive_ns, buf);
 }
 
-/* Load (a use) or preload (not a use) the model {id}, and reply once it is resident. */
+/* Load (a use) or preload (not a use) the model {id}, and reply once it is resident; with
+ * "pinned", pinned (never evicted or expired) or unpinned once it is, as /pin does. */
 static void load(const struct pc_http_req *req, struct pc_http_reply *reply, bool preload)
 {
     struct body b;
@@ -204,6 +212,7 @@ static void load(const struct pc_http_req *req, struct pc_http_reply *reply, boo
     struct pc_pool_acquire_params pr = pc_pool_acquire_default_params();
     pr.keep_alive_ns = b.keep_alive_ns;
     pr.preload = preload;
+    pr.pin = b.pin;
     struct pc_pool_entry *e = NULL;
     bool loaded = false;
     int64_t t0 = pc_clock_mono_ns();
@@ -222,6 +231,8 @@ static void load(const struct pc_http_req *req, struct pc_http_reply *reply, boo
     json_t *extra =
         json_pack("{s:b, s:b, s:I, s:I}", "loaded", loaded, "preload", preload, "load_duration",
                   (json_int_t)(loaded ? took : 0), "size", (json_int_t)bytes);
+    if (extra != NULL && b.pin >= 0)
+        json_object_set_new(extra, "pinned", json_boolean(b.pin));
     if (loaded)
         reply_ok(reply, name, extra, "%s %s in %.0f ms (%.1f MiB)",
                  preload ? "preloaded" : "loaded", name, (double)took / 1e6, (double)bytes / MIB);
@@ -309,10 +320,10 @@ static void handle_pin(const struct pc_http_req *req, struct pc_http_reply *repl
     char keep[32];
     if (parse_body(req, &b, reply) != 0 ||
         (b.path == NULL &&
-         remote(req, reply, b.pinned ? "-1" : pc_server_remote_default_keep(req->srv, keep),
-                b.pinned ? "pinned" : "unpinned")))
+         remote(req, reply, b.pin != 0 ? "-1" : pc_server_remote_default_keep(req->srv, keep),
+                b.pin != 0 ? "pinned" : "unpinned")))
         goto done;
-    if (!b.pinned) {
+    if (b.pin == 0) { /* absent: pin, this route's default */
         if (run_by_name(req->srv, req->params[0], do_unpin, NULL, name, sizeof(name), &err) !=
             PC_OK)
             pc_http_reply_pc_error(reply, &err);

@@ -256,8 +256,17 @@ static void handle_pull(const struct pc_http_req *req, struct pc_http_reply *rep
     bool stream = true, insecure = false;
     const char *name = model_field(body, reply);
     if (name == NULL || pc_req_bool(body, "stream", &stream, reply) != 0 ||
-        pc_req_bool(body, "insecure", &insecure, reply) != 0) { /* insecure: nothing to relax */
+        pc_req_bool(body, "insecure", &insecure, reply) != 0) {
         json_decref(body);
+        return;
+    }
+    /* Ollama's registry switch (deprecated there, and ignored). A model file is code that every
+     * client of this daemon runs: no request may turn TLS verification off for it. */
+    if (insecure) {
+        json_decref(body);
+        pc_http_reply_error(reply, 400,
+                            "field \"insecure\": downloads always verify TLS (and the catalog's "
+                            "sha256); insecure: true is refused");
         return;
     }
     struct pull_job *j = calloc(1, sizeof(*j));

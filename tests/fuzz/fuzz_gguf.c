@@ -1,5 +1,5 @@
-/* fuzz_gguf.c - libFuzzer target: GGUF header inspection (pc_gguf_inspect, pc_gguf_metadata),
- * as the catalog, /api/show and `precharge model` read a model file. */
+/* fuzz_gguf.c - libFuzzer target: GGUF header inspection (pc_gguf_inspect, pc_gguf_metadata,
+ * pc_gguf_read with arrays), as the catalog, /api/show and `precharge model` read a model file. */
 #include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -66,17 +66,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct pc_error err = {0};
     check_error(pc_gguf_inspect(path, &info, &err), &err);
 
-    /* /api/show's model_info: it must serialize, whatever the header holds. */
-    json_t *meta = NULL;
-    struct pc_error merr = {0};
-    enum pc_err rc = pc_gguf_metadata(path, &meta, &merr);
-    check_error(rc, &merr);
-    if (rc == PC_OK) {
-        char *s = json_dumps(meta, JSON_COMPACT);
-        if (s == NULL)
-            abort();
-        free(s);
-        json_decref(meta);
+    /* /api/show's model_info, and with verbose its arrays: it must serialize, whatever the
+     * header holds. */
+    for (int verbose = 0; verbose < 2; verbose++) {
+        json_t *meta = NULL;
+        struct pc_error merr = {0};
+        enum pc_err rc = verbose ? pc_gguf_read(path, &info, &meta, true, &merr)
+                                 : pc_gguf_metadata(path, &meta, &merr);
+        check_error(rc, &merr);
+        if (rc == PC_OK) {
+            char *s = json_dumps(meta, JSON_COMPACT);
+            if (s == NULL)
+                abort();
+            free(s);
+            json_decref(meta);
+        }
     }
     return 0;
 }

@@ -163,6 +163,64 @@ test('ollama.embed and embeddings: unit vectors of the model\'s width, one per i
     (e) => e.status_code === 400 && /"input" must be a string or an array of strings/.test(e.message));
 });
 
+test('ollama.embed and embeddings: options.num_ctx bounds each text; dimensions on both routes; other options are a 400', async () => {
+  const long = 'word '.repeat(100);
+  assert.equal((await ollama.embed({ model: 'tiny-embed', input: long, options: { num_ctx: 32 } })).prompt_eval_count, 32);
+  await assert.rejects(ollama.embed({ model: 'tiny-embed', input: long, truncate: false, options: { num_ctx: 32 } }),
+    (e) => e.status_code === 400 && /the limit for an embedding is 32/.test(e.message));
+  // Same text, same first 32 tokens: the same vector as the text cut by hand would give.
+  const a = await ollama.embeddings({ model: 'tiny-embed', prompt: long, options: { num_ctx: 32 } });
+  const b = await ollama.embeddings({ model: 'tiny-embed', prompt: long });
+  assert.notDeepEqual(a.embedding, b.embedding, 'num_ctx changed what was embedded');
+  // dimensions on the older route too, as /api/embed does it: the first N, length 1 again.
+  const raw = async (body) => {
+    const r = await fetch(`${d.url}/api/embeddings`, { method: 'POST', body: JSON.stringify(body) });
+    return { status: r.status, body: await r.json() };
+  };
+  const full = (await raw({ model: 'tiny-embed', prompt: 'The form' })).body.embedding;
+  const cut = (await raw({ model: 'tiny-embed', prompt: 'The form', dimensions: 8 })).body.embedding;
+  assert.equal(cut.length, 8);
+  const n = Math.sqrt(full.slice(0, 8).reduce((s, x) => s + x * x, 0));
+  cut.forEach((x, i) => assert.ok(Math.abs(x - full[i] / n) < 1e-5));
+  assert.equal((await raw({ model: 'tiny-embed', prompt: 'x', dimensions: 65 })).status, 400);
+  for (const [options, re] of [
+    [{ temperature: 0.5 }, /options.temperature does not apply to \/api\/embed \(nothing is sampled there\)/],
+    [{ num_batch: 7 }, /options.num_batch is 7, but prompts are prefilled 512 tokens per decode/],
+    [{ bogus: 1 }, /options.bogus is not an option/],
+  ]) {
+    await assert.rejects(ollama.embed({ model: 'tiny-embed', input: 'x', options }), (e) => e.status_code === 400 && re.test(e.message));
+    const r = await raw({ model: 'tiny-embed', prompt: 'x', options });
+    assert.equal(r.status, 400);
+  }
+  assert.equal((await ollama.embed({ model: 'tiny-embed', input: 'x', options: { num_batch: 512, num_gpu: -1 } })).embeddings.length, 1);
+});
+
+test('ollama.show: verbose fills the header\'s arrays (the vocabulary); system is shown; template and options are a 400', async () => {
+  const plain = await ollama.show({ model: 'tiny' });
+  assert.equal(plain.model_info['tokenizer.ggml.tokens'], null);
+  const v = await ollama.show({ model: 'tiny', verbose: true });
+  const toks = v.model_info['tokenizer.ggml.tokens'];
+  assert.ok(Array.isArray(toks) && toks.length > 1000, 'the vocabulary is listed');
+  assert.ok(toks.every((t) => typeof t === 'string'));
+  const types = v.model_info['tokenizer.ggml.token_type'];
+  assert.equal(types.length, toks.length);
+  assert.ok(types.every(Number.isInteger));
+  // Everything else is as without verbose.
+  for (const [k, x] of Object.entries(plain.model_info)) if (x !== null) assert.deepEqual(v.model_info[k], x, k);
+  assert.equal((await ollama.show({ model: 'tiny', system: 'Be terse.' })).system, 'Be terse.');
+  const show = async (body) => {
+    const r = await fetch(`${d.url}/api/show`, { method: 'POST', body: JSON.stringify({ model: 'tiny', ...body }) });
+    return { status: r.status, body: await r.json() };
+  };
+  for (const [extra, field] of [[{ template: '{{ .Prompt }}' }, 'template'], [{ options: { temperature: 1 } }, 'options']]) {
+    const r = await show(extra);
+    assert.equal(r.status, 400);
+    assert.match(r.body.error, new RegExp(`field "${field}" is a deprecated /api/show field`));
+  }
+  assert.equal((await show({ template: '', options: {} })).status, 200);
+  assert.equal((await show({ verbose: 'yes' })).status, 400);
+});
+
 test('ollama: unknown model is a 404 with the model named', async () => {
   await assert.rejects(ollama.generate({ model: 'nope', prompt: 'x' }), (e) => e.status_code === 404 && /nope/.test(e.message));
 });

@@ -129,6 +129,42 @@ test('concurrent loads of one model share one load', async () => {
   }
 });
 
+test('pinned on /load and /preload pins (or unpins) the model as /pin does: it outlives eviction pressure and keep_alive 0', async () => {
+  const d = await daemon({ PRECHARGE_MEMORY_BUDGET: budget(2.4) });
+  try {
+    let r = await load(d, 'a', { pinned: true });
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    assert.equal(r.body.pinned, true);
+    await load(d, 'b');
+    // a is the least recently used, but pinned: b makes room for c.
+    r = await load(d, 'c');
+    assert.equal(r.status, 200);
+    assert.equal(await names(d), 'a,c');
+    // A request's keep_alive 0 leaves a pinned model loaded.
+    const g = await post(d.url, '/api/generate', { model: 'a', prompt: 'hi', stream: false, keep_alive: 0, options: { num_predict: 1 } });
+    assert.equal(g.status, 200);
+    assert.equal(await names(d), 'a,c');
+    r = await preload(d, 'c', { pinned: true });
+    assert.equal(r.body.pinned, true);
+    assert.deepEqual((await stats(d)).pinned_models.sort(), ['a', 'c']);
+    r = await load(d, 'd');
+    assert.equal(r.status, 503, 'both pinned: no room for a third');
+    // pinned: false unpins; without the field the pin stays as it is.
+    r = await load(d, 'a');
+    assert.equal(r.body.pinned, undefined);
+    assert.deepEqual((await stats(d)).pinned_models.sort(), ['a', 'c']);
+    r = await preload(d, 'c', { pinned: false });
+    assert.equal(r.body.pinned, false);
+    assert.deepEqual((await stats(d)).pinned_models, ['a']);
+    r = await load(d, 'd');
+    assert.equal(r.status, 200);
+    assert.equal(await names(d), 'a,d');
+    assert.equal((await load(d, 'a', { pinned: 'yes' })).status, 400);
+  } finally {
+    await d.stop();
+  }
+});
+
 test('the budget admits two models of three; pinned ones make the third fail at once', async () => {
   const d = await daemon({ PRECHARGE_MEMORY_BUDGET: budget(2.4) });
   try {

@@ -375,6 +375,11 @@ test('the daemon pulls with streamed progress and deletes', async (t) => {
     const one = await post(d.url, '/api/pull', { name: 'tiny-test', stream: false });
     assert.equal(one.status, 200);
     assert.deepEqual(JSON.parse(one.text), { status: 'success' });
+    // insecure: false is what every pull does; true is refused, never a pull without TLS checks.
+    assert.equal((await post(d.url, '/api/pull', { name: 'tiny-test', stream: false, insecure: false })).status, 200);
+    const insecure = await post(d.url, '/api/pull', { name: 'tiny-test', stream: false, insecure: true });
+    assert.equal(insecure.status, 400);
+    assert.match(JSON.parse(insecure.text).error, /field "insecure": downloads always verify TLS/);
 
     const unknown = await post(d.url, '/api/pull', { model: 'tiny-tset' });
     assert.equal(unknown.status, 404);

@@ -441,7 +441,7 @@ static void test_embeddings(void **state)
     struct pc_model *gen = load();
     assert_int_equal(pc_model_info(gen)->n_embd_pooled, 0);
     pc_slot_acquire(gen, PC_PRIO_USER, &slot);
-    assert_int_equal(pc_slot_embed(slot, "hello", true, v, NULL, &err), PC_ERR_INVALID);
+    assert_int_equal(pc_slot_embed(slot, "hello", true, 0, v, NULL, &err), PC_ERR_INVALID);
     assert_non_null(strstr(err.msg, "no pooling type"));
     pc_slot_release(slot);
     pc_model_free(gen);
@@ -465,22 +465,28 @@ static void test_embeddings(void **state)
     float w[64], x[64];
     size_t n = 0;
     pc_slot_acquire(m, PC_PRIO_USER, &slot);
-    assert_int_equal(pc_slot_embed(slot, "A form with a date field.", true, v, &n, &err), PC_OK);
+    assert_int_equal(pc_slot_embed(slot, "A form with a date field.", true, 0, v, &n, &err), PC_OK);
     assert_true(n > 3);
     assert_true(fabsf(norm2(v, dim) - 1.0f) < 1e-5f);
-    assert_int_equal(pc_slot_embed(slot, "A form with a date field.", true, w, NULL, &err), PC_OK);
+    assert_int_equal(pc_slot_embed(slot, "A form with a date field.", true, 0, w, NULL, &err),
+                     PC_OK);
     assert_memory_equal(v, w, sizeof(v)); /* the same text, the same vector */
-    assert_int_equal(pc_slot_embed(slot, "Something else.", true, x, NULL, &err), PC_OK);
+    assert_int_equal(pc_slot_embed(slot, "Something else.", true, 0, x, NULL, &err), PC_OK);
     assert_memory_not_equal(v, x, sizeof(v));
 
     /* Over the batch (512 here): cut when asked, else refused with both counts. */
     struct pc_buf big = PC_BUF_INIT;
     for (int i = 0; i < 700; i++)
         pc_buf_appends(&big, " word");
-    assert_int_equal(pc_slot_embed(slot, big.data, true, v, &n, &err), PC_OK);
+    assert_int_equal(pc_slot_embed(slot, big.data, true, 0, v, &n, &err), PC_OK);
     assert_int_equal(n, 512);
-    assert_int_equal(pc_slot_embed(slot, big.data, false, v, &n, &err), PC_ERR_CTX_OVERFLOW);
+    assert_int_equal(pc_slot_embed(slot, big.data, false, 0, v, &n, &err), PC_ERR_CTX_OVERFLOW);
     assert_non_null(strstr(err.msg, "the limit for an embedding is 512"));
+    /* A smaller limit of the request's own (num_ctx) bounds it the same way. */
+    assert_int_equal(pc_slot_embed(slot, big.data, true, 16, v, &n, &err), PC_OK);
+    assert_int_equal(n, 16);
+    assert_int_equal(pc_slot_embed(slot, big.data, false, 16, v, &n, &err), PC_ERR_CTX_OVERFLOW);
+    assert_non_null(strstr(err.msg, "the limit for an embedding is 16"));
     pc_buf_free(&big);
     pc_slot_release(slot);
 
