@@ -89,6 +89,7 @@ struct outcome {
     int64_t prefill_ns;
     struct pc_restore restore;
     const char *snapshot_tier;    /* where the context is kept; NULL: not ours (remote) */
+    bool shared;                  /* the shared tier (Redis) holds it too */
     struct pc_error snapshot_err; /* why it was not stored; code PC_OK when it was */
     struct pc_error err;
 };
@@ -179,8 +180,10 @@ static void prefill(struct pc_precharger *pc, const struct job *j, struct pc_mod
         store_snapshot(pc, j, key, toks, n, blob, size, o);
     else
         free(blob);
-    if (rc == PC_OK)
+    if (rc == PC_OK) {
         o->snapshot_tier = pc_tier_name(pc_snapstore_tier(pc->cfg.snapshots, key, toks, n));
+        o->shared = pc_snapstore_shared(pc->cfg.snapshots, key, toks, n);
+    }
 }
 
 /* The remote provider's job: it prefills there, and says how it went. */
@@ -277,6 +280,8 @@ static json_t *result_json(const struct job *j, const struct outcome *o)
         json_object_set_new(r, "restore_error", json_string(o->restore.reason));
     if (strcmp(o->status, "failed") != 0 && o->snapshot_tier != NULL)
         json_object_set_new(r, "snapshot_tier", json_string(o->snapshot_tier));
+    if (strcmp(o->status, "failed") != 0 && o->shared)
+        json_object_set_new(r, "shared_tier", json_string(pc_tier_name(PC_TIER_SHARED)));
     if (o->snapshot_err.code != PC_OK)
         json_object_set_new(r, "snapshot_error", json_string(o->snapshot_err.msg));
     return r;

@@ -105,7 +105,8 @@ enum pc_err pc_precharge_submit(struct pc_precharger *pc, const struct pc_precha
  * "running", or the result: ready | failed | already_warm | superseded (with superseded_by,
  * the id of the job that replaced it), with context_tokens, load_time_ms, prefill_time_ms,
  * restored_from, snapshot_tier (where the prefilled context is kept: "disk", "ram", or "live"
- * when it is only in the model's context), snapshot_error (why it was not stored), error.
+ * when it is only in the model's context), shared_tier ("redis" when the shared tier holds it
+ * too), snapshot_error (why it was not stored), error.
  * NULL for an unknown id. timeout_ms > 0 waits that long for a result first. The caller
  * decrefs. */
 json_t *pc_precharge_get(struct pc_precharger *pc, const char *id, int timeout_ms);

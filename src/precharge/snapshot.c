@@ -19,8 +19,10 @@
 
 #include "../base/clock.h"
 #include "../base/file.h"
+#include "../base/fnv.h"
 #include "../base/log.h"
 #include "../store/store.h"
+#include "snapwire.h"
 
 #define MAGIC "PCSNAP01"
 #define FLAG_PRECHARGED 1u
@@ -49,16 +51,28 @@ struct snap {
     int64_t created_wall_ns;
     struct pc_snapshot_meta meta;
     bool precharged;
-    int refs;  /* users outside the lock */
-    bool dead; /* unlinked from the list: freed by the last user */
+    bool shared; /* the shared tier has it: it came from there, or went there */
+    int refs;    /* users outside the lock */
+    bool dead;   /* unlinked from the list: freed by the last user */
+};
+
+/* A model file that the shared tier knows by its sha256. */
+struct shared_model {
+    struct shared_model *next;
+    char key[17];    /* its identity here (pc_model_key) */
+    char sha256[65]; /* its identity everywhere */
+    char model[64];  /* its name here, for the snapshots that come from the tier */
 };
 
 struct pc_snapstore {
     char *dir;
     uint64_t ram_budget, disk_budget;
-    /* lock guards the list, the byte counts, and every snap's fields but toks (immutable). */
+    const struct pc_snaptier *tier; /* the shared tier behind disk, or NULL; set before use */
+    /* lock guards the list, the byte counts, shared_models, and every snap's fields but toks
+     * (immutable). */
     pthread_mutex_t lock;
     struct snap *list;
+    struct shared_model *shared_models;
     uint64_t ram_bytes, disk_bytes;
     /* The demoter thread brings the tiers under budget for the decode loops' evictions, which
      * must never write a file themselves; lock also guards demote and stopping. */
@@ -69,20 +83,12 @@ struct pc_snapstore {
 
 const char *pc_tier_name(enum pc_tier t)
 {
-    return t == PC_TIER_LIVE ? "live" : t == PC_TIER_RAM ? "ram" : "disk";
+    /* The one shared tier there is, src/fleet's, is Redis: users see it by that name. */
+    return t == PC_TIER_LIVE   ? "live"
+           : t == PC_TIER_RAM  ? "ram"
+           : t == PC_TIER_DISK ? "disk"
+                               : "redis";
 }
-
-static uint64_t fnv1a(uint64_t h, const void *p, size_t n)
-{
-    const unsigned char *b = p;
-    for (size_t i = 0; i < n; i++) {
-        h ^= b[i];
-        h *= 1099511628211ull;
-    }
-    return h;
-}
-
-#define FNV_SEED 14695981039346656037ull
 
 enum pc_err pc_model_key(const char *path, char key[17], struct pc_error *err)
 {
@@ -90,9 +96,9 @@ enum pc_err pc_model_key(const char *path, char key[17], struct pc_error *err)
     char real[4096];
     if (realpath(path, real) == NULL || stat(real, &st) != 0)
         return pc_error_set(err, PC_ERR_NOT_FOUND, "model file \"%s\": %s", path, strerror(errno));
-    uint64_t h = fnv1a(FNV_SEED, real, strlen(real));
-    h = fnv1a(h, &st.st_size, sizeof(st.st_size));
-    h = fnv1a(h, &st.st_mtim, sizeof(st.st_mtim));
+    uint64_t h = pc_fnv1a(PC_FNV_SEED, real, strlen(real));
+    h = pc_fnv1a(h, &st.st_size, sizeof(st.st_size));
+    h = pc_fnv1a(h, &st.st_mtim, sizeof(st.st_mtim));
     snprintf(key, 17, "%016llx", (unsigned long long)h);
     return PC_OK;
 }
@@ -160,7 +166,7 @@ static enum pc_err write_file(const char *path, const struct snap *s, struct pc_
     p += s->n * sizeof(int32_t);
     memcpy(p, s->blob, s->size);
     p += s->size;
-    uint64_t sum = fnv1a(FNV_SEED, buf, (size_t)(p - buf));
+    uint64_t sum = pc_fnv1a(PC_FNV_SEED, buf, (size_t)(p - buf));
     memcpy(p, &sum, sizeof(sum));
     enum pc_err rc = pc_file_write_atomic(path, buf, total, err);
     free(buf);
@@ -186,7 +192,7 @@ static enum pc_err read_file(const char *path, uint8_t **buf, const uint8_t **bl
         goto bad;
     uint64_t sum;
     memcpy(&sum, data + len - 8, 8);
-    if (sum != fnv1a(FNV_SEED, data, len - 8))
+    if (sum != pc_fnv1a(PC_FNV_SEED, data, len - 8))
         goto bad;
     *buf = (uint8_t *)data;
     *blob = (uint8_t *)data + sizeof(h) + (size_t)h.n_tokens * sizeof(int32_t);
@@ -220,7 +226,7 @@ static struct snap *index_file(const char *path)
     memcpy(s->key, h.key, 16);
     s->key[16] = '\0';
     s->n = h.n_tokens;
-    s->hash = fnv1a(FNV_SEED, s->toks, s->n * sizeof(int32_t));
+    s->hash = pc_fnv1a(PC_FNV_SEED, s->toks, s->n * sizeof(int32_t));
     s->disk_bytes = (uint64_t)sb.st_size;
     s->precharged = (h.flags & FLAG_PRECHARGED) != 0;
     s->created_wall_ns = h.created_ns;
@@ -329,6 +335,10 @@ void pc_snapstore_close(struct pc_snapstore *st)
     for (struct snap *s = st->list, *next; s; s = next) {
         next = s->next;
         snap_free(s);
+    }
+    for (struct shared_model *m = st->shared_models, *next; m; m = next) {
+        next = m->next;
+        free(m);
     }
     pthread_mutex_destroy(&st->lock);
     free(st->dir);
@@ -462,7 +472,7 @@ static struct snap *upsert(struct pc_snapstore *st, const char *key,
                            const struct pc_snapshot_meta *meta, const int32_t *toks, size_t n,
                            uint8_t *blob, size_t size, bool precharged)
 {
-    uint64_t hash = fnv1a(FNV_SEED, toks, n * sizeof(int32_t));
+    uint64_t hash = pc_fnv1a(PC_FNV_SEED, toks, n * sizeof(int32_t));
     struct snap *s = find(st, key, hash, n);
     if (s == NULL) {
         s = calloc(1, sizeof(*s));
@@ -494,6 +504,76 @@ static struct snap *upsert(struct pc_snapstore *st, const char *key,
     return s;
 }
 
+/* ---- the shared tier --------------------------------------------------------------------- */
+
+void pc_snapstore_set_tier(struct pc_snapstore *st, const struct pc_snaptier *tier)
+{
+    st->tier = tier;
+}
+
+static bool is_sha256(const char *s)
+{
+    size_t n = 0;
+    while (s[n] != '\0' && strchr("0123456789abcdef", s[n]) != NULL)
+        n++;
+    return n == 64 && s[n] == '\0';
+}
+
+enum pc_err pc_snapstore_share_model(struct pc_snapstore *st, const char *key, const char *sha256,
+                                     const char *model, struct pc_error *err)
+{
+    if (!is_sha256(sha256))
+        return pc_error_set(err, PC_ERR_INVALID, "\"%s\" is not a sha256 (64 lowercase hex digits)",
+                            sha256);
+    pthread_mutex_lock(&st->lock);
+    struct shared_model *m = st->shared_models;
+    while (m != NULL && strcmp(m->key, key) != 0)
+        m = m->next;
+    if (m == NULL && (m = calloc(1, sizeof(*m))) != NULL) {
+        m->next = st->shared_models;
+        st->shared_models = m;
+    }
+    if (m != NULL) {
+        snprintf(m->key, sizeof(m->key), "%s", key);
+        snprintf(m->sha256, sizeof(m->sha256), "%s", sha256);
+        snprintf(m->model, sizeof(m->model), "%.63s", model);
+    }
+    pthread_mutex_unlock(&st->lock);
+    return m != NULL ? PC_OK : pc_error_set(err, PC_ERR_NOMEM, "snapshots: out of memory");
+}
+
+/* Lock held: the shared model of identity key, or NULL when the tier is off or the model is not
+ * shared. */
+static const struct shared_model *shared_model(const struct pc_snapstore *st, const char *key)
+{
+    if (st->tier == NULL)
+        return NULL;
+    for (const struct shared_model *m = st->shared_models; m; m = m->next)
+        if (strcmp(m->key, key) == 0)
+            return m;
+    return NULL;
+}
+
+/* Without the lock: write s (referenced by the caller, so its blob stays) to the shared tier. */
+static bool share(struct pc_snapstore *st, const char *sha256, const struct snap *s)
+{
+    struct pc_error err = {0};
+    uint8_t *value = NULL;
+    size_t size = 0;
+    char tokhash[17];
+    pc_snapwire_tokhash(s->toks, s->n, tokhash);
+    enum pc_err rc = pc_snapwire_encode(s->toks, s->n, s->blob, s->size, &value, &size, &err);
+    if (rc == PC_OK)
+        rc = st->tier->store(st->tier->user, sha256, tokhash, s->toks, s->n, value, size, &err);
+    free(value);
+    if (rc != PC_OK)
+        pc_log_warn("snapshot", "a %zu-token snapshot of %s was not shared through %s: %s", s->n,
+                    s->meta.model, st->tier->name, err.msg);
+    return rc == PC_OK;
+}
+
+/* ---- save and restore, continued --------------------------------------------------------- */
+
 enum pc_err pc_snapstore_save(struct pc_snapstore *st, const char *key,
                               const struct pc_snapshot_meta *meta, const int32_t *toks, size_t n,
                               uint8_t *blob, size_t size, bool persist_it, struct pc_error *err)
@@ -511,16 +591,35 @@ enum pc_err pc_snapstore_save(struct pc_snapstore *st, const char *key,
     enum pc_err rc = PC_OK;
     if (persist_it && s->path == NULL && st->disk_budget > 0)
         rc = persist(st, s, err);
+    const struct shared_model *m = persist_it && !s->shared ? shared_model(st, key) : NULL;
+    char sha256[65];
+    if (m != NULL) {
+        snprintf(sha256, sizeof(sha256), "%s", m->sha256);
+        pthread_mutex_unlock(&st->lock);
+        bool ok = share(st, sha256, s);
+        pthread_mutex_lock(&st->lock);
+        s->shared = s->shared || ok;
+    }
     unref(s);
     enforce(st);
     pthread_mutex_unlock(&st->lock);
     return rc;
 }
 
+bool pc_snapstore_shared(struct pc_snapstore *st, const char *key, const int32_t *toks, size_t n)
+{
+    uint64_t hash = pc_fnv1a(PC_FNV_SEED, toks, n * sizeof(int32_t));
+    pthread_mutex_lock(&st->lock);
+    struct snap *s = find(st, key, hash, n);
+    bool shared = s != NULL && s->shared;
+    pthread_mutex_unlock(&st->lock);
+    return shared;
+}
+
 enum pc_tier pc_snapstore_tier(struct pc_snapstore *st, const char *key, const int32_t *toks,
                                size_t n)
 {
-    uint64_t hash = fnv1a(FNV_SEED, toks, n * sizeof(int32_t));
+    uint64_t hash = pc_fnv1a(PC_FNV_SEED, toks, n * sizeof(int32_t));
     pthread_mutex_lock(&st->lock);
     struct snap *s = find(st, key, hash, n);
     enum pc_tier t = s == NULL || s->dead ? PC_TIER_LIVE
@@ -580,10 +679,50 @@ static size_t common_prefix(const int32_t *a, size_t na, const int32_t *b, size_
     return n;
 }
 
+/* Without the lock: the shared tier's snapshot of model sha256 for toks when it gives more than
+ * have tokens, as an offer in *out. False when it has none (or cannot be asked, or sent a value
+ * that is not whole: logged). */
+static bool offer_shared(struct pc_snapstore *st, const char *sha256, const int32_t *toks, size_t n,
+                         size_t have, struct pc_snap_offer *out)
+{
+    struct pc_error err = {0};
+    uint8_t *value = NULL;
+    size_t size = 0;
+    int64_t t0 = pc_clock_mono_ns();
+    enum pc_err rc = st->tier->fetch(st->tier->user, sha256, toks, n, have, &value, &size, &err);
+    if (rc == PC_ERR_NOT_FOUND)
+        return false;
+    int32_t *stoks = NULL;
+    size_t sn = 0;
+    const uint8_t *blob = NULL;
+    size_t bsize = 0;
+    if (rc == PC_OK)
+        rc = pc_snapwire_decode(value, size, &stoks, &sn, &blob, &bsize, &err);
+    if (rc == PC_OK && common_prefix(stoks, sn, toks, n) <= have)
+        rc = pc_error_set(&err, PC_ERR_CHECKSUM, "its tokens are not those of its index");
+    if (rc != PC_OK) {
+        /* The tier logs its own failures to reach it (once); a bad value is worth a line. */
+        if (rc != PC_ERR_UNAVAILABLE)
+            pc_log_warn("snapshot", "the %s tier's snapshot was not used: %s", st->tier->name,
+                        err.msg);
+        free(stoks);
+        free(value);
+        return false;
+    }
+    out->tier = PC_TIER_SHARED;
+    out->file = value;
+    out->shared_toks = stoks;
+    out->read_ns = pc_clock_mono_ns() - t0;
+    out->offer = (struct pc_restore_offer){
+        .blob = blob, .size = bsize, .toks = stoks, .n = sn, .precharged = true};
+    return true;
+}
+
 void pc_snapstore_offer(struct pc_snapstore *st, const char *key, const int32_t *toks, size_t n,
                         struct pc_snap_offer *out)
 {
     memset(out, 0, sizeof(*out));
+    snprintf(out->key, sizeof(out->key), "%s", key);
     pthread_mutex_lock(&st->lock);
     struct snap *best = NULL;
     size_t best_n = 0;
@@ -596,11 +735,26 @@ void pc_snapstore_offer(struct pc_snapstore *st, const char *key, const int32_t 
             best_n = c;
         }
     }
-    if (best == NULL) {
-        pthread_mutex_unlock(&st->lock);
+    const struct shared_model *m = best_n < n ? shared_model(st, key) : NULL;
+    char sha256[65];
+    if (m != NULL)
+        snprintf(sha256, sizeof(sha256), "%s", m->sha256);
+    if (best != NULL)
+        best->refs++; /* kept while the shared tier is asked */
+    pthread_mutex_unlock(&st->lock);
+
+    /* The shared tier is asked here, on the request's thread, as the disk is read below. */
+    if (m != NULL && offer_shared(st, sha256, toks, n, best_n, out)) {
+        if (best != NULL) {
+            pthread_mutex_lock(&st->lock);
+            unref(best);
+            pthread_mutex_unlock(&st->lock);
+        }
         return;
     }
-    best->refs++;
+    if (best == NULL)
+        return;
+    pthread_mutex_lock(&st->lock);
     best->last_used_ns = pc_clock_mono_ns();
     const uint8_t *blob = best->blob;
     size_t size = best->size;
@@ -630,12 +784,53 @@ void pc_snapstore_offer(struct pc_snapstore *st, const char *key, const int32_t 
                                            .precharged = best->precharged};
 }
 
+/* A snapshot fetched from the shared tier, used or not: one that was used stays in RAM (it is in
+ * use here now), marked shared so that it is never sent back. */
+static void shared_done(struct pc_snapstore *st, struct pc_snap_offer *o,
+                        const struct pc_restore_result *r, struct pc_restore *out)
+{
+    if (r != NULL && r->used) {
+        out->tier = PC_TIER_SHARED;
+        out->restore_ns = r->restore_ns + o->read_ns;
+        uint8_t *copy = malloc(o->offer.size ? o->offer.size : 1);
+        pthread_mutex_lock(&st->lock);
+        const struct shared_model *m = shared_model(st, o->key);
+        struct pc_snapshot_meta meta;
+        memset(&meta, 0, sizeof(meta));
+        snprintf(meta.model, sizeof(meta.model), "%s", m != NULL ? m->model : "");
+        snprintf(meta.category, sizeof(meta.category), "local");
+        struct snap *s = NULL;
+        if (copy != NULL) {
+            memcpy(copy, o->offer.blob, o->offer.size);
+            s = upsert(st, o->key, &meta, o->offer.toks, o->offer.n, copy, o->offer.size, true);
+        }
+        if (s != NULL) {
+            s->shared = true;
+            unref(s);
+        }
+        enforce(st);
+        pthread_mutex_unlock(&st->lock);
+    } else if (r != NULL && r->failed) {
+        out->failed = true;
+        snprintf(out->reason, sizeof(out->reason), "%s", r->reason);
+        pc_log_warn("snapshot", "restore from %s failed, prefilling instead: %s",
+                    pc_tier_name(o->tier), r->reason);
+    }
+    free(o->file);
+    free(o->shared_toks);
+    memset(o, 0, sizeof(*o));
+}
+
 void pc_snapstore_offer_done(struct pc_snapstore *st, struct pc_snap_offer *o,
                              const struct pc_restore_result *r, struct pc_restore *out)
 {
     memset(out, 0, sizeof(*out));
     out->tier = PC_TIER_LIVE;
     out->tokens = r ? r->tokens : 0;
+    if (o->tier == PC_TIER_SHARED) {
+        shared_done(st, o, r, out);
+        return;
+    }
     struct snap *best = o->snap;
     if (best == NULL)
         return;

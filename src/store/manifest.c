@@ -504,3 +504,27 @@ void pc_manifest_sweep(const char *models_dir)
     if (n > 0)
         pc_log_info("store", "removed %zu unfinished manifest files in %s", n, models_dir);
 }
+
+enum pc_err pc_manifest_sha256(const char *models_dir, const char *id, char out[65],
+                               struct pc_error *err)
+{
+    out[0] = '\0';
+    struct pc_manifest m;
+    enum pc_err rc = pc_manifest_load(models_dir, &m, err);
+    if (rc != PC_OK)
+        return rc;
+    const struct pc_manifest_entry *e = pc_manifest_find(&m, id);
+    const char *prefix = "sha256:";
+    if (e != NULL && strncmp(e->checksum, prefix, strlen(prefix)) == 0 &&
+        strlen(e->checksum) == strlen(prefix) + 64)
+        snprintf(out, 65, "%s", e->checksum + strlen(prefix));
+    else
+        rc = pc_error_set(err, PC_ERR_NOT_FOUND,
+                          e == NULL ? "model \"%s\" is not in the store's manifest"
+                                    : "the manifest records no sha256 for model \"%s\" (a file put "
+                                      "in the store by hand: `precharge model verify %s` records "
+                                      "it)",
+                          id, id);
+    pc_manifest_free(&m);
+    return rc;
+}

@@ -69,6 +69,13 @@ enum pc_err pc_manifest_record_download(const char *models_dir, const char *id,
  * has no such file. */
 enum pc_err pc_manifest_touch(const char *models_dir, const char *id, struct pc_error *err);
 
+/* The sha256 (64 hex digits) recorded for id, the name of its file on every host (the shared
+ * snapshot tier keys by it). A file whose size changed since has none (pc_manifest_load forgets
+ * it). PC_ERR_NOT_FOUND, saying why, when none is known: not in the store, or put there by hand
+ * and never verified. */
+enum pc_err pc_manifest_sha256(const char *models_dir, const char *id, char out[65] /* OUT */,
+                               struct pc_error *err);
+
 /* Remove the manifest's temp files that a killed writer left (a daemon's start). */
 void pc_manifest_sweep(const char *models_dir);
 
