@@ -401,6 +401,11 @@ enum pc_err pc_infer_unload(struct pc_server *srv, const char *name, struct pc_e
     return rc == PC_ERR_NOT_FOUND ? PC_OK : rc;
 }
 
+const char *pc_infer_restored_from(const struct pc_infer *inf)
+{
+    return inf->restore.tier == PC_TIER_LIVE ? NULL : pc_tier_name(inf->restore.tier);
+}
+
 void *pc_infer_api(const struct pc_infer *inf)
 {
     return inf->api;

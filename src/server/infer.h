@@ -113,6 +113,10 @@ const char *pc_infer_done_reason(const struct pc_infer *inf);
 enum pc_err pc_infer_tokens(const struct pc_infer *inf, int32_t **out /* OUT */,
                             size_t *n /* OUT */, struct pc_error *err);
 
+/* The tier that the prompt's prefix was restored from ("ram", "disk", "redis"), once
+ * pc_infer_start returned; NULL when none was (a live prefix, or nothing cached). */
+const char *pc_infer_restored_from(const struct pc_infer *inf);
+
 /* Since the request arrived, and of that, loading the model for it; nanoseconds. */
 int64_t pc_infer_elapsed_ns(const struct pc_infer *inf);
 int64_t pc_infer_load_ns(const struct pc_infer *inf);

@@ -379,6 +379,11 @@ static void add_final_fields(json_t *o, const struct pc_infer *inf, const char *
     /* Ollama's name; prompt_cached_count is precharge's older one, kept for one release. */
     json_object_set_new(o, "prompt_eval_cached_count", json_integer(st->cached_tokens));
     json_object_set_new(o, "prompt_cached_count", json_integer(st->cached_tokens));
+    /* Where those came from when a snapshot was restored for them (precharge's own field, as
+     * in a precharge's result): "ram", "disk", or "redis", the fleet's shared tier. */
+    const char *tier = pc_infer_restored_from(inf);
+    if (tier != NULL)
+        json_object_set_new(o, "restored_from", json_string(tier));
     json_object_set_new(o, "eval_count", json_integer(st->eval_tokens));
     json_object_set_new(o, "eval_duration", json_integer(st->eval_ns));
     const struct ollama_req *q = pc_infer_api(inf);

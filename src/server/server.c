@@ -132,6 +132,8 @@ static void on_model_load(void *user, const char *name, struct pc_model *m)
     struct pc_error err = {0};
     if (pc_snapstore_attach(s->snapshots, m, &err) != PC_OK)
         pc_log_warn("serve", "%s: its snapshots are not kept: %s", name, err.msg);
+    else
+        pc_server_snapshare_model(s, name, m);
     pc_server_metrics_loaded(&s->metrics, name, m);
     pc_preloader_on_load(s->preloader, name);
     char id[37];
@@ -194,6 +196,8 @@ enum pc_err pc_server_start(const struct pc_server_config *cfg, struct pc_server
     rc = pc_snapstore_open(snapdir, s->cfg.snapshot_ram, cfg->snapshot_disk, &s->snapshots, err);
     if (rc != PC_OK)
         goto fail;
+    if ((rc = pc_server_snapshare_start(s, err)) != PC_OK)
+        goto fail;
     struct pc_precharger_config pcfg = {
         .models_dir = cfg->models_dir,
         .pool = s->pool,
@@ -253,6 +257,7 @@ fail:
     pc_pool_free(s->pool); /* its hooks may still call the preloader */
     pc_preloader_free(s->preloader);
     pc_snapstore_close(s->snapshots);
+    pc_server_snapshare_stop(s);
     pc_events_free(s->events);
     pc_queue_free(s->queue);
     pc_server_metrics_free(&s->metrics);
@@ -284,6 +289,7 @@ void pc_server_stop(struct pc_server *s)
     pc_pool_free(s->pool); /* its hooks may still call the preloader */
     pc_preloader_free(s->preloader);
     pc_snapstore_close(s->snapshots);
+    pc_server_snapshare_stop(s);
     pc_events_free(s->events);
     pc_queue_free(s->queue);
     pc_server_metrics_free(&s->metrics);

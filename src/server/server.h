@@ -76,7 +76,10 @@ struct pc_server_config {
     char cors_origins[PC_SERVER_MAX_CORS_ORIGINS][256]; /* origins allowed by CORS; "*": all */
     size_t n_cors_origins;
     /* The fleet (config_fleet.c, src/fleet/): */
-    char redis_url[512]; /* PRECHARGE_REDIS_URL, checked by pc_redis_url_parse; "": off */
+    char redis_url[512];  /* PRECHARGE_REDIS_URL, checked by pc_redis_url_parse; "": off */
+    bool redis_snapshots; /* share precharged snapshots through redis (fleet/snaps.h) */
+    uint64_t redis_snapshot_budget;        /* bytes, for the whole fleet */
+    int64_t redis_snapshot_ttl_ns;         /* an unused shared snapshot's life; <= 0: no expiry */
     unsigned char source[PC_SETTINGS_MAX]; /* enum pc_setting_source, by setting */
 };
 

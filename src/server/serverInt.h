@@ -31,6 +31,7 @@ struct pc_server {
     struct pc_precharge_provider remote_precharge; /* the precharger's way to it */
     struct pc_updatecheck *updatecheck;            /* PRECHARGE_UPDATE_CHECK; NULL: off */
     struct pc_storewatch *storewatch;              /* the models directory's comings and goings */
+    struct pc_fleet_snaps *snapshare; /* the shared snapshot tier (snapshare.c); NULL: off */
 };
 
 extern const struct pc_http_route pc_ollama_routes[];
@@ -161,6 +162,14 @@ enum pc_err pc_server_cors_origins_from_json(json_t *v, struct pc_server_config 
 void pc_server_clear_cors_origins(struct pc_server_config *cfg);
 json_t *pc_server_show_cors_origins(const struct pc_server_config *cfg);
 json_t *pc_server_show_connection_timeout(const struct pc_server_config *cfg);
+/* snapshare.c: open the shared snapshot tier when redis and redis_snapshots are set, and put it
+ * behind the snapshot store's disk; PC_OK with nothing done when they are not. */
+enum pc_err pc_server_snapshare_start(struct pc_server *s, struct pc_error *err);
+void pc_server_snapshare_stop(struct pc_server *s);
+/* A model was loaded as name: share its snapshots when it is the store's file of that name and
+ * the manifest records its sha256; else say in the log why they are not shared. */
+void pc_server_snapshare_model(struct pc_server *s, const char *name, struct pc_model *m);
+
 /* config_fleet.c: "redis" is a Redis URL (checked now, so that a typo stops the start) or "",
  * "off", "none": no fleet. Shown with its password hidden. */
 enum pc_err pc_server_parse_redis(const char *s, struct pc_server_config *cfg,

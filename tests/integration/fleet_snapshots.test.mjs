@@ -1,0 +1,162 @@
+// fleet_snapshots.test.mjs - the shared snapshot tier (issue #18): two daemons with their own
+// homes and the same model file share a precharged context through a real redis-server; the
+// fleet's budget holds; a model without a known sha256 is not shared; without Redis, requests
+// are answered by prefilling.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { copyFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { join } from 'node:path';
+import { BIN, tempHome, makeModel, startDaemon, startRedis, post, get, cleanup, sha256File, eventually } from './lib.mjs';
+
+let redis, rc, homeA, homeB, homeC, a, b, c, sha;
+const homes = [];
+const system = { role: 'system', content: 'You are the assistant of a tax form. Its fields are name, income, deductions and dependants. Answer in one sentence.' };
+
+// A home whose store holds the same tiny model file as every other, with its sha256 recorded
+// when verify is true (as a download records it).
+function home(name) {
+  const h = tempHome(`fleetsnap-${name}`);
+  homes.push(h);
+  addModel(h, 'tiny', { verify: true });
+  return h;
+}
+
+function addModel(h, model, { verify }) {
+  copyFileSync(join(homes[0], 'models', 'tiny.gguf'), join(h, 'models', `${model}.gguf`));
+  if (verify) execFileSync(BIN, ['model', 'verify', model], { env: { ...process.env, PRECHARGE_HOME: h }, stdio: 'ignore' });
+}
+
+// What the tier's keys take in Redis, as Redis counts it.
+async function tierMemory() {
+  let sum = 0;
+  for (const k of await rc.keys('precharge:snap:*')) sum += Number(await rc.sendCommand(['MEMORY', 'USAGE', k]));
+  return sum;
+}
+
+const form = (i) => [{ role: 'system', content: `You fill in form number ${i}. ${'Its fields are name, street, city, postcode and country. '.repeat(1 + (i % 2))}Be brief.` }];
+
+const BUDGET = 40 * 1024; // daemon C's budget for the fleet: three of the small contexts below
+const fleetEnv = (extra = {}) => ({ PRECHARGE_REDIS_URL: redis.url, PRECHARGE_REDIS_SNAPSHOTS: '1', ...extra });
+
+async function precharge(d, model, context) {
+  const r = await post(d.url, '/api/precharge', { model, context, wait: true });
+  assert.equal(r.status, 200, r.text);
+  return JSON.parse(r.text);
+}
+
+async function chat(d, model, messages) {
+  const r = await post(d.url, '/api/chat', { model, messages, stream: false, options: { num_predict: 4, temperature: 0 } });
+  assert.equal(r.status, 200, r.text);
+  return JSON.parse(r.text);
+}
+
+before(async () => {
+  const first = tempHome('fleetsnap-model');
+  homes.push(first);
+  makeModel(first, 'tiny');
+  sha = sha256File(join(first, 'models', 'tiny.gguf'));
+  redis = await startRedis(join(first, 'redis'));
+  rc = await redis.client();
+  homeA = home('a');
+  homeB = home('b');
+  homeC = home('c');
+  addModel(homeC, 'plain', { verify: false }); // the same file, put there by hand: no sha256 known
+  a = await startDaemon({ home: homeA, env: fleetEnv() });
+  b = await startDaemon({ home: homeB, env: fleetEnv() });
+  c = await startDaemon({ home: homeC, env: fleetEnv({ PRECHARGE_REDIS_SNAPSHOT_BUDGET: String(BUDGET) }) });
+});
+
+after(async () => {
+  await rc?.disconnect().catch(() => {});
+  for (const d of [a, b, c]) await d?.stop();
+  await redis?.stop();
+  for (const h of homes) cleanup(h);
+});
+
+test('a context precharged through daemon A is restored from Redis by daemon B', async () => {
+  const pre = await precharge(a, 'tiny', [system]);
+  assert.equal(pre.status, 'ready');
+  assert.equal(pre.shared_tier, 'redis');
+  assert.ok(pre.context_tokens > 20);
+  // Keyed by the file's sha256: the index holds the context's tokens, the value its state.
+  const idx = await rc.hLen(`precharge:snap:idx:${sha}`);
+  assert.equal(idx, 1);
+  const values = await rc.keys(`precharge:snap:v:${sha}:*`);
+  assert.equal(values.length, 1);
+
+  // B never saw the context: its first chat restores it from Redis, then keeps it in RAM.
+  const question = { role: 'user', content: 'What goes into income?' };
+  const c = await chat(b, 'tiny', [system, question]);
+  assert.equal(c.prompt_eval_cached_count, pre.context_tokens);
+  assert.equal(c.restored_from, 'redis');
+  const listed = JSON.parse((await get(b.url, '/api/precharged')).text).precharged;
+  assert.deepEqual(listed.map((p) => [p.model_id, p.context_tokens, p.tier]), [['tiny', pre.context_tokens, 'ram']]);
+  // Its second chat has it locally: Redis is not asked again for what B holds.
+  const c2 = await chat(b, 'tiny', [system, { role: 'user', content: 'And deductions?' }]);
+  assert.ok(c2.prompt_eval_cached_count >= pre.context_tokens);
+  assert.notEqual(c2.restored_from, 'redis');
+  // B's precharge of the same context finds it at home, and does not send it back.
+  const again = await precharge(b, 'tiny', [system]);
+  assert.equal(again.status, 'already_warm');
+  assert.equal(await rc.hLen(`precharge:snap:idx:${sha}`), 1);
+});
+
+test('the budget holds: least recently used shared snapshots go, and Redis holds no more than it', async () => {
+  const results = [];
+  for (let i = 0; i < 6; i++) {
+    const pre = await precharge(c, 'tiny', form(i));
+    assert.equal(pre.shared_tier, 'redis', JSON.stringify(pre));
+    results.push(pre);
+    const mem = await tierMemory();
+    assert.ok(mem <= BUDGET, `after ${i + 1} precharges the tier takes ${mem} bytes in Redis; the budget is ${BUDGET}`);
+    assert.ok(Number(await rc.get('precharge:snap:total')) <= BUDGET);
+  }
+  // Some went (and A's context, the least recently used, first); the newest is there, and the
+  // index lists exactly the values that are left.
+  const values = (await rc.keys(`precharge:snap:v:${sha}:*`)).map((k) => k.split(':').at(-1)).sort();
+  assert.ok(values.length >= 2 && values.length < 6, `${values.length} values`);
+  assert.deepEqual(Object.keys(await rc.hGetAll(`precharge:snap:idx:${sha}`)).sort(), values);
+  assert.equal(await rc.zCard('precharge:snap:lru'), values.length);
+  // B, which holds none of them, restores the newest from Redis.
+  const last = await chat(b, 'tiny', [...form(5), { role: 'user', content: 'Which city?' }]);
+  assert.equal(last.restored_from, 'redis');
+  assert.equal(last.prompt_eval_cached_count, results[5].context_tokens);
+  // Entries expire: the value's key carries the expiry (24 hours by default).
+  const ttl = await rc.pTTL(`precharge:snap:v:${sha}:${values[0]}`);
+  assert.ok(ttl > 0 && ttl <= 24 * 3600 * 1000, `ttl ${ttl}`);
+});
+
+test('a model without a known sha256 is not shared, and its log says so', async () => {
+  const before = (await rc.keys('precharge:snap:*')).sort();
+  const pre = await precharge(c, 'plain', form(7));
+  assert.equal(pre.status, 'ready');
+  assert.equal(pre.shared_tier, undefined);
+  assert.equal(pre.snapshot_tier, 'disk');
+  assert.deepEqual((await rc.keys('precharge:snap:*')).sort(), before);
+  assert.match(c.log(), /plain: its snapshots are not shared through redis: the manifest records no sha256/);
+  assert.match(c.log(), /tiny: its precharged snapshots are shared through redis/);
+});
+
+test('Redis away: B still answers by prefilling, A still precharges, and it is logged once', async () => {
+  await rc.disconnect();
+  await redis.stop();
+  const other = [{ role: 'system', content: 'Translate every answer into French. Keep it short.' }];
+  const r = await chat(b, 'tiny', [...other, { role: 'user', content: 'Which postcode?' }]);
+  assert.equal(r.done, true);
+  assert.notEqual(r.restored_from, 'redis');
+  assert.ok(r.prompt_eval_count > r.prompt_eval_cached_count);
+  const again = await chat(b, 'tiny', [...form(9), { role: 'user', content: 'Which country?' }]);
+  assert.equal(again.done, true);
+  assert.notEqual(again.restored_from, 'redis');
+  const pre = await precharge(a, 'tiny', form(10));
+  assert.equal(pre.status, 'ready');
+  assert.equal(pre.snapshot_tier, 'disk');
+  assert.equal(pre.shared_tier, undefined);
+  assert.equal(b.log().match(/Redis at .* is unreachable/g)?.length, 1, b.log());
+  // Back: A's next precharge is shared again.
+  await redis.start();
+  rc = await redis.client();
+  let n = 0;
+  assert.ok(await eventually(async () => (await precharge(a, 'tiny', form(11 + n++))).shared_tier === 'redis', { tries: 40, every: 250 }));
+});
