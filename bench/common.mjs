@@ -81,7 +81,7 @@ export async function ttft(url, system, question) {
     messages: [...(system ? [{ role: 'system', content: system }] : []), { role: 'user', content: question }],
   });
   return { ms: first, prompt: last.prompt_eval_count, cached: last.prompt_cached_count,
-           prefill_ms: last.prompt_eval_duration / 1e6,
+           prefill_ms: last.prompt_eval_duration / 1e6, restored_from: last.restored_from ?? null,
            decode_ms: last.eval_duration / 1e6 / Math.max(1, last.eval_count) };
 }
 

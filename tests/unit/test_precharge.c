@@ -19,6 +19,7 @@
 #include "precharge/events.h"
 #include "precharge/precharge.h"
 #include "precharge/snapshot.h"
+#include "precharge/snapwire.h"
 #include "testmodel.h"
 
 static char dir[PATH_MAX], models[PATH_MAX + 16], model_path[PATH_MAX + 32];
@@ -650,6 +651,51 @@ static void test_events_and_failures(void **state)
     rig_stop(&r);
 }
 
+/* A shared tier's value: what was encoded comes back, and a value that is cut short, longer,
+ * changed in any byte, or claims more tokens than it holds is refused before any restore. */
+static void test_snapwire_values_are_checked(void **state)
+{
+    (void)state;
+    int32_t toks[5] = {1, 450, 29871, 13, 32000};
+    uint8_t blob[37];
+    for (size_t i = 0; i < sizeof(blob); i++)
+        blob[i] = (uint8_t)(i * 7 + 3);
+    uint8_t *v = NULL;
+    size_t size = 0;
+    struct pc_error err = {0};
+    assert_int_equal(pc_snapwire_encode(toks, 5, blob, sizeof(blob), &v, &size, &err), PC_OK);
+    int32_t *out = NULL;
+    size_t n = 0, bsize = 0;
+    const uint8_t *b = NULL;
+    assert_int_equal(pc_snapwire_decode(v, size, &out, &n, &b, &bsize, &err), PC_OK);
+    assert_int_equal(n, 5);
+    assert_memory_equal(out, toks, sizeof(toks));
+    assert_int_equal(bsize, sizeof(blob));
+    assert_memory_equal(b, blob, sizeof(blob));
+    free(out);
+    for (size_t i = 0; i < size; i++) {
+        v[i] ^= 0x10;
+        assert_int_equal(pc_snapwire_decode(v, size, &out, &n, &b, &bsize, &err), PC_ERR_CHECKSUM);
+        assert_null(out);
+        assert_non_null(strstr(err.msg, "not whole"));
+        v[i] ^= 0x10;
+    }
+    for (size_t cut = 0; cut < size; cut++)
+        assert_int_equal(pc_snapwire_decode(v, cut, &out, &n, &b, &bsize, &err), PC_ERR_CHECKSUM);
+    uint8_t *longer = calloc(1, size + 4);
+    memcpy(longer, v, size);
+    assert_int_equal(pc_snapwire_decode(longer, size + 4, &out, &n, &b, &bsize, &err),
+                     PC_ERR_CHECKSUM);
+    free(longer);
+    free(v);
+    /* The hash that names tokens on every host is the local tiers' (their file names carry it). */
+    char h1[17], h2[17];
+    pc_snapwire_tokhash(toks, 5, h1);
+    pc_snapwire_tokhash(toks, 4, h2);
+    assert_int_equal(strlen(h1), 16);
+    assert_string_not_equal(h1, h2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -660,6 +706,7 @@ int main(void)
         cmocka_unit_test(test_a_snapshot_that_was_not_stored),
         cmocka_unit_test(test_snapshots_of_a_changed_or_deleted_file_are_dropped),
         cmocka_unit_test(test_events_and_failures),
+        cmocka_unit_test(test_snapwire_values_are_checked),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }
