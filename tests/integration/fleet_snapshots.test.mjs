@@ -36,7 +36,7 @@ async function tierMemory() {
 
 const form = (i) => [{ role: 'system', content: `You fill in form number ${i}. ${'Its fields are name, street, city, postcode and country. '.repeat(1 + (i % 2))}Be brief.` }];
 
-const BUDGET = 40 * 1024; // daemon C's budget for the fleet: three of the small contexts below
+const BUDGET = 40 * 1024; // B's and C's budget for the fleet: three of the small contexts below
 const fleetEnv = (extra = {}) => ({ PRECHARGE_REDIS_URL: redis.url, PRECHARGE_REDIS_SNAPSHOTS: '1', ...extra });
 
 async function precharge(d, model, context) {
@@ -63,7 +63,7 @@ before(async () => {
   homeC = home('c');
   addModel(homeC, 'plain', { verify: false }); // the same file, put there by hand: no sha256 known
   a = await startDaemon({ home: homeA, env: fleetEnv() });
-  b = await startDaemon({ home: homeB, env: fleetEnv() });
+  b = await startDaemon({ home: homeB, env: fleetEnv({ PRECHARGE_REDIS_SNAPSHOT_BUDGET: String(BUDGET) }) });
   c = await startDaemon({ home: homeC, env: fleetEnv({ PRECHARGE_REDIS_SNAPSHOT_BUDGET: String(BUDGET) }) });
 });
 
@@ -125,6 +125,32 @@ test('the budget holds: least recently used shared snapshots go, and Redis holds
   // Entries expire: the value's key carries the expiry (24 hours by default).
   const ttl = await rc.pTTL(`precharge:snap:v:${sha}:${values[0]}`);
   assert.ok(ttl > 0 && ttl <= 24 * 3600 * 1000, `ttl ${ttl}`);
+});
+
+test('two daemons writing at once stay within the budget together', async () => {
+  const pres = await Promise.all([0, 1, 2, 3].map((i) => precharge(i % 2 ? b : c, 'tiny', form(20 + i))));
+  assert.deepEqual(pres.map((p) => p.shared_tier), ['redis', 'redis', 'redis', 'redis']);
+  const mem = await tierMemory();
+  assert.ok(mem <= BUDGET, `the tier takes ${mem} bytes in Redis; the budget is ${BUDGET}`);
+  const values = await rc.keys(`precharge:snap:v:${sha}:*`);
+  assert.equal(await rc.hLen(`precharge:snap:idx:${sha}`), values.length);
+  assert.equal(await rc.zCard('precharge:snap:lru'), values.length);
+});
+
+test('a value that expired leaves the index when a daemon next looks for it', async () => {
+  const pre = await precharge(c, 'tiny', form(30));
+  assert.equal(pre.shared_tier, 'redis');
+  const total = Number(await rc.get('precharge:snap:total'));
+  const [key] = (await rc.zRange('precharge:snap:lru', -1, -1));
+  await rc.del(`precharge:snap:v:${key}`); // as its expiry would
+  // A, which does not hold it, finds it in the index, not in Redis: it prefills, and the entry
+  // leaves the index, the LRU set and the byte count.
+  const r = await chat(a, 'tiny', [...form(30), { role: 'user', content: 'Which country?' }]);
+  assert.notEqual(r.restored_from, 'redis');
+  assert.ok(r.prompt_eval_cached_count < pre.context_tokens);
+  assert.ok(!(await rc.hExists(`precharge:snap:idx:${sha}`, key.split(':')[1])));
+  assert.equal(await rc.zScore('precharge:snap:lru', key), null);
+  assert.ok(Number(await rc.get('precharge:snap:total')) < total);
 });
 
 test('a model without a known sha256 is not shared, and its log says so', async () => {
