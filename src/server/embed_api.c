@@ -179,17 +179,31 @@ static int embed_options(json_t *body, const struct pc_server *srv, const char *
 /* /api/embed ("input": a string or strings; "embeddings", durations, prompt_eval_count) and the
  * older /api/embeddings ("prompt"; "embedding"). Both take "dimensions" (Ollama's older route has
  * none, and would drop it) and "options". Vectors are L2-normalized, as Ollama's are. */
+static const char *const embed_fields[] = {"model",    "name",       "input",      "prompt",
+                                           "truncate", "dimensions", "keep_alive", "options"};
+
 static void ollama_embed(const struct pc_http_req *req, struct pc_http_reply *reply, bool legacy)
 {
     if (pc_server_remote_proxy(req, reply))
         return;
     struct embed_job j = {.keep_alive_ns = -1, .truncate = true};
     json_t *body = pc_req_parse_object(req, reply);
+    const char *route = legacy ? "/api/embeddings" : "/api/embed";
+    /* Each route's text field; the other's is not one of its own. */
+    const char *other = legacy ? "input" : "prompt";
+    json_t *wrong = body ? json_object_get(body, other) : NULL;
+    if (wrong != NULL && !json_is_null(wrong)) {
+        pc_http_reply_error(reply, 400, "field \"%s\" is not a field of %s; send \"%s\"", other,
+                            route, legacy ? "prompt" : "input");
+        goto done;
+    }
     if (body == NULL || (j.model = pc_req_model_or_name(body, reply)) == NULL ||
+        pc_req_known_fields(body, embed_fields, sizeof(embed_fields) / sizeof(embed_fields[0]),
+                            route, reply) != 0 ||
         pc_req_bool(body, "truncate", &j.truncate, reply) != 0 ||
         pc_genopts_keep_alive(body, &j.keep_alive_ns, reply) != 0 ||
         dimensions_of(body, &j.dimensions, reply) != 0 ||
-        embed_options(body, req->srv, legacy ? "/api/embeddings" : "/api/embed", &j, reply) != 0 ||
+        embed_options(body, req->srv, route, &j, reply) != 0 ||
         (j.texts = texts_of(body, legacy ? "prompt" : "input", !legacy, &j.n, reply)) == NULL ||
         embed_run(req->srv, &j, reply) != 0 || dimensions_apply(&j, reply) != 0)
         goto done;

@@ -272,6 +272,29 @@ static int check_other_route(struct ollama_req *q, struct pc_http_reply *reply)
     return 0;
 }
 
+/* Every top-level field of each route. The other route's fields are listed too: check_other_route
+ * has refused them already when they carry anything, with where they belong. */
+static const char *const generate_fields[] = {
+    "model", "prompt",   "suffix",       "system",   "template", "context",     "stream",
+    "raw",   "format",   "keep_alive",   "images",   "options",  "think",       "truncate",
+    "shift", "logprobs", "top_logprobs", "messages", "tools",    "tool_choice",
+};
+static const char *const chat_fields[] = {
+    "model",   "messages", "stream",   "format",   "keep_alive", "tools",    "tool_choice",
+    "options", "think",    "raw",      "truncate", "shift",      "logprobs", "top_logprobs",
+    "prompt",  "system",   "template", "context",  "suffix",     "images",
+};
+
+static int check_fields(struct ollama_req *q, struct pc_http_reply *reply)
+{
+    return q->chat ? pc_req_known_fields(q->json, chat_fields,
+                                         sizeof(chat_fields) / sizeof(chat_fields[0]), "/api/chat",
+                                         reply)
+                   : pc_req_known_fields(q->json, generate_fields,
+                                         sizeof(generate_fields) / sizeof(generate_fields[0]),
+                                         "/api/generate", reply);
+}
+
 static struct ollama_req *parse_request(const struct pc_http_req *req, bool chat,
                                         struct pc_http_reply *reply)
 {
@@ -294,6 +317,7 @@ static struct ollama_req *parse_request(const struct pc_http_req *req, bool chat
         pc_req_bool(q->json, "raw", &q->raw, reply) != 0 ||
         pc_req_bool(q->json, "truncate", &q->truncate, reply) != 0 ||
         pc_req_bool(q->json, "shift", &q->shift, reply) != 0 || check_other_route(q, reply) != 0 ||
+        check_fields(q, reply) != 0 ||
         (!chat && (pc_req_string(q->json, "prompt", &q->prompt, reply) != 0 ||
                    pc_req_string(q->json, "system", &q->system, reply) != 0 ||
                    pc_req_string(q->json, "suffix", &q->suffix, reply) != 0)) ||

@@ -48,6 +48,10 @@ static int check_deprecated(json_t *body, struct pc_http_reply *reply)
     return -1;
 }
 
+static const char *const show_fields[] = {"model",  "name",     "verbose",
+                                          "system", "template", "options"};
+static const char *const copy_fields[] = {"source", "destination"};
+
 static void handle_show(const struct pc_http_req *req, struct pc_http_reply *reply)
 {
     if (pc_server_remote_proxy(req, reply))
@@ -56,7 +60,10 @@ static void handle_show(const struct pc_http_req *req, struct pc_http_reply *rep
     const char *name = body ? pc_req_model_or_name(body, reply) : NULL;
     const char *system = NULL;
     bool verbose = false;
-    if (name == NULL || pc_req_bool(body, "verbose", &verbose, reply) != 0 ||
+    if (name == NULL ||
+        pc_req_known_fields(body, show_fields, sizeof(show_fields) / sizeof(show_fields[0]),
+                            "/api/show", reply) != 0 ||
+        pc_req_bool(body, "verbose", &verbose, reply) != 0 ||
         pc_req_string(body, "system", &system, reply) != 0 || check_deprecated(body, reply) != 0) {
         json_decref(body);
         return;
@@ -107,7 +114,9 @@ static void handle_copy(const struct pc_http_req *req, struct pc_http_reply *rep
         return;
     const char *src = NULL, *dst = NULL;
     struct pc_error err = {0};
-    if (pc_req_string(body, "source", &src, reply) != 0 ||
+    if (pc_req_known_fields(body, copy_fields, sizeof(copy_fields) / sizeof(copy_fields[0]),
+                            "/api/copy", reply) != 0 ||
+        pc_req_string(body, "source", &src, reply) != 0 ||
         pc_req_string(body, "destination", &dst, reply) != 0)
         goto done;
     if (src == NULL || src[0] == '\0' || dst == NULL || dst[0] == '\0') {

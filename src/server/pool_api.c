@@ -131,6 +131,10 @@ static int parse_body(const struct pc_http_req *req, struct body *b, struct pc_h
         return 0;
     if ((b->json = pc_req_parse_object(req, reply)) == NULL)
         return -1;
+    static const char *const fields[] = {"path", "model_path", "keep_alive", "pinned"};
+    if (pc_req_known_fields(b->json, fields, sizeof(fields) / sizeof(fields[0]), req->path,
+                            reply) != 0)
+        return -1;
     bool pinned = false;
     if (pc_req_string(b->json, "model_path", &b->path, reply) != 0 ||
         pc_req_string(b->json, "path", &b->path, reply) != 0 ||

@@ -89,6 +89,12 @@ static int check_options(json_t *body, const struct pc_server *srv, struct pc_ht
                                    reply);
 }
 
+static const char *const precharge_fields[] = {
+    "model",          "model_id", "context",    "messages", "tools",
+    "prompt",         "category", "priority",   "key",      "wait",
+    "correlation_id", "timeout",  "keep_alive", "think",    "options",
+};
+
 static void handle_precharge(const struct pc_http_req *req, struct pc_http_reply *reply)
 {
     json_t *body = pc_req_parse_object(req, reply);
@@ -97,7 +103,10 @@ static void handle_precharge(const struct pc_http_req *req, struct pc_http_reply
     struct pc_precharge_req r = {0};
     bool wait = false;
     json_t *timeout = json_object_get(body, "timeout");
-    if (pc_req_string(body, "model_id", &r.model, reply) != 0 ||
+    if (pc_req_known_fields(body, precharge_fields,
+                            sizeof(precharge_fields) / sizeof(precharge_fields[0]),
+                            "/api/precharge", reply) != 0 ||
+        pc_req_string(body, "model_id", &r.model, reply) != 0 ||
         pc_req_string(body, "model", &r.model, reply) != 0 ||
         pc_req_string(body, "category", &r.category, reply) != 0 ||
         pc_req_string(body, "key", &r.key, reply) != 0 ||

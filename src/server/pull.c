@@ -248,6 +248,9 @@ static void reply_success(struct pc_http_reply *reply)
     pc_reply_json_value(reply, 200, json_pack("{s:s}", "status", "success"));
 }
 
+static const char *const pull_fields[] = {"model", "name", "stream", "insecure"};
+static const char *const delete_fields[] = {"model", "name"};
+
 static void handle_pull(const struct pc_http_req *req, struct pc_http_reply *reply)
 {
     json_t *body = pc_req_parse_object(req, reply);
@@ -255,7 +258,10 @@ static void handle_pull(const struct pc_http_req *req, struct pc_http_reply *rep
         return;
     bool stream = true, insecure = false;
     const char *name = model_field(body, reply);
-    if (name == NULL || pc_req_bool(body, "stream", &stream, reply) != 0 ||
+    if (name == NULL ||
+        pc_req_known_fields(body, pull_fields, sizeof(pull_fields) / sizeof(pull_fields[0]),
+                            "/api/pull", reply) != 0 ||
+        pc_req_bool(body, "stream", &stream, reply) != 0 ||
         pc_req_bool(body, "insecure", &insecure, reply) != 0) {
         json_decref(body);
         return;
@@ -348,7 +354,9 @@ static void handle_delete(const struct pc_http_req *req, struct pc_http_reply *r
     struct pc_error err = {0};
     char norm[256], id[256];
     const char *name = model_field(body, reply); /* lives as long as body */
-    if (name == NULL)
+    if (name == NULL ||
+        pc_req_known_fields(body, delete_fields, sizeof(delete_fields) / sizeof(delete_fields[0]),
+                            "/api/delete", reply) != 0)
         goto out;
     if (delete_id(srv, name, norm, id, sizeof(id), &err) != PC_OK) {
         pc_http_reply_pc_error(reply, &err);

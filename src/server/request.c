@@ -3,6 +3,7 @@
 #include "serverInt.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 #include "../base/clock.h"
 
@@ -49,6 +50,26 @@ int pc_req_model_named(json_t *obj, const char *field, const char **out,
     if (*out == NULL || (*out)[0] == '\0') {
         pc_http_reply_error(reply, 400, "field \"%s\" is required", field);
         return -1;
+    }
+    return 0;
+}
+
+int pc_req_known_fields(json_t *obj, const char *const *known, size_t n, const char *route,
+                        struct pc_http_reply *reply)
+{
+    const char *key;
+    json_t *v;
+    json_object_foreach(obj, key, v)
+    {
+        bool ok = json_is_null(v);
+        for (size_t i = 0; i < n && !ok; i++)
+            ok = strcmp(key, known[i]) == 0;
+        if (!ok) {
+            pc_http_reply_error(reply, 400,
+                                "field \"%s\" is not a field of %s; it would have no effect", key,
+                                route);
+            return -1;
+        }
     }
     return 0;
 }

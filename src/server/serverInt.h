@@ -199,6 +199,12 @@ int pc_req_model(json_t *obj, const char **out, struct pc_http_reply *reply);
 int pc_req_model_named(json_t *obj, const char *field, const char **out,
                        struct pc_http_reply *reply);
 
+/* Every field of obj that is not null must be one of known[0..n): another is a 400 naming it and
+ * route ("field \"x\" is not a field of /api/show"), rather than dropped as Go's decoder drops it
+ * in Ollama. 0, or -1 with the 400 in reply. */
+int pc_req_known_fields(json_t *obj, const char *const *known, size_t n, const char *route,
+                        struct pc_http_reply *reply);
+
 /* The model a request names: "model", or Ollama's older "name". NULL with a 400 in reply. */
 const char *pc_req_model_or_name(json_t *obj, struct pc_http_reply *reply);
 

@@ -375,3 +375,33 @@ test('generate and chat: shift goes on past num_ctx by shifting the context; shi
   const after = JSON.parse((await post(d.url, '/api/generate', { ...body, options: { ...o, num_ctx: 0, num_predict: 3 } })).text);
   assert.equal(after.eval_count, 3);
 });
+
+test('an unknown field is a 400 naming it and the route, on every Ollama route and precharge\'s own', async () => {
+  const cases = [
+    ['POST', '/api/generate', { model: 'tiny', prompt: 'Hi' }],
+    ['POST', '/api/chat', { model: 'tiny', messages: [{ role: 'user', content: 'Hi' }] }],
+    ['POST', '/api/embed', { model: 'tiny', input: 'x' }],
+    ['POST', '/api/embeddings', { model: 'tiny', prompt: 'x' }],
+    ['POST', '/api/show', { model: 'tiny' }],
+    ['POST', '/api/copy', { source: 'tiny', destination: 'tiny2' }],
+    ['POST', '/api/pull', { model: 'tiny' }],
+    ['DELETE', '/api/delete', { model: 'tiny2' }],
+    ['POST', '/api/precharge', { model: 'tiny', prompt: 'x' }],
+    ['POST', '/v1/models/tiny/load', {}],
+    ['POST', '/v1/models/tiny/preload', {}],
+    ['POST', '/v1/models/tiny/pin', { pinned: false }],
+  ];
+  for (const [method, path, body] of cases) {
+    const r = await fetch(d.url + path, { method, body: JSON.stringify({ ...body, _debug_render_only: true }) });
+    assert.equal(r.status, 400, `${method} ${path}`);
+    assert.match((await r.json()).error, new RegExp(`field "_debug_render_only" is not a field of ${path}`), path);
+    // null is absent.
+    if (path === '/api/show') {
+      assert.equal((await fetch(d.url + path, { method, body: JSON.stringify({ ...body, bogus: null }) })).status, 200);
+    }
+  }
+  // Each embedding route's own text field.
+  const e = await post(d.url, '/api/embeddings', { model: 'tiny', input: 'x' });
+  assert.equal(e.status, 400);
+  assert.match(JSON.parse(e.text).error, /field "input" is not a field of \/api\/embeddings; send "prompt"/);
+});
