@@ -784,37 +784,47 @@ void pc_snapstore_offer(struct pc_snapstore *st, const char *key, const int32_t 
                                            .precharged = best->precharged};
 }
 
-/* A snapshot fetched from the shared tier, used or not: one that was used stays in RAM (it is in
- * use here now), marked shared so that it is never sent back. */
+/* Keep the snapshot fetched from the shared tier in RAM, marked shared so that it is never sent
+ * back: the next request for it finds it here. */
+static void keep_shared(struct pc_snapstore *st, const struct pc_snap_offer *o)
+{
+    uint8_t *copy = malloc(o->offer.size ? o->offer.size : 1);
+    if (copy == NULL)
+        return;
+    memcpy(copy, o->offer.blob, o->offer.size);
+    pthread_mutex_lock(&st->lock);
+    const struct shared_model *m = shared_model(st, o->key);
+    struct pc_snapshot_meta meta;
+    memset(&meta, 0, sizeof(meta));
+    snprintf(meta.model, sizeof(meta.model), "%s", m != NULL ? m->model : "");
+    snprintf(meta.category, sizeof(meta.category), "local");
+    struct snap *s =
+        upsert(st, o->key, &meta, o->offer.toks, o->offer.n, copy, o->offer.size, true);
+    if (s != NULL) {
+        s->shared = true;
+        unref(s);
+    }
+    enforce(st);
+    pthread_mutex_unlock(&st->lock);
+}
+
+/* A snapshot fetched from the shared tier: one that failed to restore is only logged (another
+ * host's state may not suit this one); any other is kept, used or not. One the planner passed
+ * over (a live sequence gave more) would otherwise be fetched again by every request like it. */
 static void shared_done(struct pc_snapstore *st, struct pc_snap_offer *o,
                         const struct pc_restore_result *r, struct pc_restore *out)
 {
-    if (r != NULL && r->used) {
-        out->tier = PC_TIER_SHARED;
-        out->restore_ns = r->restore_ns + o->read_ns;
-        uint8_t *copy = malloc(o->offer.size ? o->offer.size : 1);
-        pthread_mutex_lock(&st->lock);
-        const struct shared_model *m = shared_model(st, o->key);
-        struct pc_snapshot_meta meta;
-        memset(&meta, 0, sizeof(meta));
-        snprintf(meta.model, sizeof(meta.model), "%s", m != NULL ? m->model : "");
-        snprintf(meta.category, sizeof(meta.category), "local");
-        struct snap *s = NULL;
-        if (copy != NULL) {
-            memcpy(copy, o->offer.blob, o->offer.size);
-            s = upsert(st, o->key, &meta, o->offer.toks, o->offer.n, copy, o->offer.size, true);
-        }
-        if (s != NULL) {
-            s->shared = true;
-            unref(s);
-        }
-        enforce(st);
-        pthread_mutex_unlock(&st->lock);
-    } else if (r != NULL && r->failed) {
+    if (r != NULL && r->failed) {
         out->failed = true;
         snprintf(out->reason, sizeof(out->reason), "%s", r->reason);
         pc_log_warn("snapshot", "restore from %s failed, prefilling instead: %s",
                     pc_tier_name(o->tier), r->reason);
+    } else {
+        if (r != NULL && r->used) {
+            out->tier = PC_TIER_SHARED;
+            out->restore_ns = r->restore_ns + o->read_ns;
+        }
+        keep_shared(st, o);
     }
     free(o->file);
     free(o->shared_toks);

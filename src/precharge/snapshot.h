@@ -106,9 +106,9 @@ void pc_snapstore_offer(struct pc_snapstore *st, const char *key, const int32_t 
                         struct pc_snap_offer *out /* OUT */);
 
 /* Once the task's prompt is done: what the planner did with the offer (r: pc_gen_restore, or
- * NULL when the task never got that far) becomes *out. A snapshot read from disk or fetched from
- * the shared tier and used stays in RAM; a local one that failed to restore leaves every tier
- * (it would fail again). */
+ * NULL when the task never got that far) becomes *out. A snapshot read from disk and used stays
+ * in RAM, and so does one fetched from the shared tier unless it failed to restore; a local one
+ * that failed to restore leaves every tier (it would fail again). */
 void pc_snapstore_offer_done(struct pc_snapstore *st, struct pc_snap_offer *o,
                              const struct pc_restore_result *r, struct pc_restore *out /* OUT */);
 

@@ -153,6 +153,25 @@ test('a value that expired leaves the index when a daemon next looks for it', as
   assert.ok(Number(await rc.get('precharge:snap:total')) < total);
 });
 
+test('a shared context that B passes over (its live conversation gives more) is kept, not fetched again', async () => {
+  const s = [{ role: 'system', content: 'You check insurance claims. Ask for the policy number first, then the date.' }];
+  const q1 = [...s, { role: 'user', content: 'I had an accident.' }];
+  const r1 = await chat(b, 'tiny', q1); // B prefills it itself: live, in no snapshot tier
+  const pre = await precharge(a, 'tiny', s);
+  assert.equal(pre.shared_tier, 'redis');
+  const conv = [...q1, { role: 'assistant', content: r1.message.content }, { role: 'user', content: 'It was yesterday.' }];
+  const r2 = await chat(b, 'tiny', conv);
+  assert.notEqual(r2.restored_from, 'redis');
+  assert.ok(r2.prompt_eval_cached_count > pre.context_tokens, JSON.stringify(r2));
+  // Fetched once, checked, and kept: B lists it, and its next turn does not ask Redis for it.
+  const listed = JSON.parse((await get(b.url, '/api/precharged')).text).precharged;
+  assert.ok(listed.some((p) => p.context_tokens === pre.context_tokens && p.tier === 'ram'), JSON.stringify(listed));
+  const [member, score] = await rc.zRangeWithScores('precharge:snap:lru', -1, -1).then((x) => [x[0].value, x[0].score]);
+  const r3 = await chat(b, 'tiny', [...conv, { role: 'assistant', content: r2.message.content }, { role: 'user', content: 'Thanks.' }]);
+  assert.ok(r3.prompt_eval_cached_count > pre.context_tokens);
+  assert.equal(await rc.zScore('precharge:snap:lru', member), score);
+});
+
 test('a model without a known sha256 is not shared, and its log says so', async () => {
   const before = (await rc.keys('precharge:snap:*')).sort();
   const pre = await precharge(c, 'plain', form(7));
