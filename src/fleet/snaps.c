@@ -102,11 +102,19 @@ static size_t common_prefix(const int32_t *a, size_t na, const int32_t *b, size_
     return n;
 }
 
-/* Read lock held: from model sha256's index, the tokhash whose tokens share the longest prefix
- * with toks, if longer than more_than. False when none is (or the index could not be read). */
+static bool skipped(const char *field, const char (*skip)[17], size_t n_skip)
+{
+    for (size_t i = 0; i < n_skip; i++)
+        if (memcmp(field, skip[i], 16) == 0)
+            return true;
+    return false;
+}
+
+/* Read lock held: from model sha256's index, the tokhash (not one in skip) whose tokens share
+ * the longest prefix with toks, if longer than more_than. PC_ERR_NOT_FOUND when none is. */
 static enum pc_err best_match(struct pc_fleet_snaps *fs, const char *sha256, const int32_t *toks,
-                              size_t n, size_t more_than, char tokhash[17] /* OUT */,
-                              struct pc_error *err)
+                              size_t n, size_t more_than, const char (*skip)[17], size_t n_skip,
+                              char tokhash[17] /* OUT */, struct pc_error *err)
 {
     redisReply *r = NULL;
     enum pc_err rc = pc_redis_command(fs->rd, &r, err, "HGETALL precharge:snap:idx:%s", sha256);
@@ -120,7 +128,7 @@ static enum pc_err best_match(struct pc_fleet_snaps *fs, const char *sha256, con
     for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i + 1 < r->elements; i += 2) {
         const redisReply *f = r->element[i], *v = r->element[i + 1];
         if (f->type != REDIS_REPLY_STRING || f->len != 16 || v->type != REDIS_REPLY_STRING ||
-            v->len % sizeof(int32_t) != 0)
+            v->len % sizeof(int32_t) != 0 || skipped(f->str, skip, n_skip))
             continue;
         size_t sn = v->len / sizeof(int32_t);
         int32_t *stoks = malloc(sn ? v->len : 1);
@@ -140,7 +148,8 @@ static enum pc_err best_match(struct pc_fleet_snaps *fs, const char *sha256, con
 }
 
 static enum pc_err tier_fetch(void *user, const char *sha256, const int32_t *toks, size_t n,
-                              size_t more_than, uint8_t **value, size_t *size, struct pc_error *err)
+                              size_t more_than, const char (*skip)[17], size_t n_skip,
+                              uint8_t **value, size_t *size, struct pc_error *err)
 {
     struct pc_fleet_snaps *fs = user;
     char tokhash[17], ttl[24];
@@ -149,7 +158,7 @@ static enum pc_err tier_fetch(void *user, const char *sha256, const int32_t *tok
     *size = 0;
     snprintf(ttl, sizeof(ttl), "%lld", (long long)fs->cfg.ttl_ms);
     pthread_mutex_lock(&fs->read_lock);
-    enum pc_err rc = best_match(fs, sha256, toks, n, more_than, tokhash, err);
+    enum pc_err rc = best_match(fs, sha256, toks, n, more_than, skip, n_skip, tokhash, err);
     if (rc == PC_OK)
         rc = pc_redis_command(fs->rd, &r, err, "EVAL %s 0 %s %s %s", FETCH_LUA, sha256, tokhash,
                               ttl);

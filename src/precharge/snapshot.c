@@ -56,12 +56,18 @@ struct snap {
     bool dead;   /* unlinked from the list: freed by the last user */
 };
 
+#define REFUSED_MAX 16
+
 /* A model file that the shared tier knows by its sha256. */
 struct shared_model {
     struct shared_model *next;
     char key[17];    /* its identity here (pc_model_key) */
     char sha256[65]; /* its identity everywhere */
     char model[64];  /* its name here, for the snapshots that come from the tier */
+    /* The token hashes of shared snapshots that failed to restore here (another host's state
+     * that does not suit this one): never fetched again. The last REFUSED_MAX, in a ring. */
+    char refused[REFUSED_MAX][17];
+    size_t n_refused;
 };
 
 struct pc_snapstore {
@@ -544,11 +550,11 @@ enum pc_err pc_snapstore_share_model(struct pc_snapstore *st, const char *key, c
 
 /* Lock held: the shared model of identity key, or NULL when the tier is off or the model is not
  * shared. */
-static const struct shared_model *shared_model(const struct pc_snapstore *st, const char *key)
+static struct shared_model *shared_model(const struct pc_snapstore *st, const char *key)
 {
     if (st->tier == NULL)
         return NULL;
-    for (const struct shared_model *m = st->shared_models; m; m = m->next)
+    for (struct shared_model *m = st->shared_models; m; m = m->next)
         if (strcmp(m->key, key) == 0)
             return m;
     return NULL;
@@ -683,13 +689,15 @@ static size_t common_prefix(const int32_t *a, size_t na, const int32_t *b, size_
  * have tokens, as an offer in *out. False when it has none (or cannot be asked, or sent a value
  * that is not whole: logged). */
 static bool offer_shared(struct pc_snapstore *st, const char *sha256, const int32_t *toks, size_t n,
-                         size_t have, struct pc_snap_offer *out)
+                         size_t have, const char (*skip)[17], size_t n_skip,
+                         struct pc_snap_offer *out)
 {
     struct pc_error err = {0};
     uint8_t *value = NULL;
     size_t size = 0;
     int64_t t0 = pc_clock_mono_ns();
-    enum pc_err rc = st->tier->fetch(st->tier->user, sha256, toks, n, have, &value, &size, &err);
+    enum pc_err rc =
+        st->tier->fetch(st->tier->user, sha256, toks, n, have, skip, n_skip, &value, &size, &err);
     if (rc == PC_ERR_NOT_FOUND)
         return false;
     int32_t *stoks = NULL;
@@ -737,14 +745,19 @@ void pc_snapstore_offer(struct pc_snapstore *st, const char *key, const int32_t 
     }
     const struct shared_model *m = best_n < n ? shared_model(st, key) : NULL;
     char sha256[65];
-    if (m != NULL)
+    char skip[REFUSED_MAX][17];
+    size_t n_skip = 0;
+    if (m != NULL) {
         snprintf(sha256, sizeof(sha256), "%s", m->sha256);
+        n_skip = m->n_refused < REFUSED_MAX ? m->n_refused : REFUSED_MAX;
+        memcpy(skip, m->refused, sizeof(skip));
+    }
     if (best != NULL)
         best->refs++; /* kept while the shared tier is asked */
     pthread_mutex_unlock(&st->lock);
 
     /* The shared tier is asked here, on the request's thread, as the disk is read below. */
-    if (m != NULL && offer_shared(st, sha256, toks, n, best_n, out)) {
+    if (m != NULL && offer_shared(st, sha256, toks, n, best_n, skip, n_skip, out)) {
         if (best != NULL) {
             pthread_mutex_lock(&st->lock);
             unref(best);
@@ -808,17 +821,32 @@ static void keep_shared(struct pc_snapstore *st, const struct pc_snap_offer *o)
     pthread_mutex_unlock(&st->lock);
 }
 
-/* A snapshot fetched from the shared tier: one that failed to restore is only logged (another
- * host's state may not suit this one); any other is kept, used or not. One the planner passed
- * over (a live sequence gave more) would otherwise be fetched again by every request like it. */
+/* Never fetch o's snapshot again: it failed to restore here. */
+static void refuse(struct pc_snapstore *st, const struct pc_snap_offer *o)
+{
+    char tokhash[17];
+    pc_snapwire_tokhash(o->offer.toks, o->offer.n, tokhash);
+    pthread_mutex_lock(&st->lock);
+    struct shared_model *m = shared_model(st, o->key);
+    if (m != NULL)
+        memcpy(m->refused[m->n_refused++ % REFUSED_MAX], tokhash, sizeof(tokhash));
+    pthread_mutex_unlock(&st->lock);
+}
+
+/* A snapshot fetched from the shared tier: one that failed to restore is logged and refused
+ * (another host's state may not suit this one; others may restore it, so it stays in Redis); any
+ * other is kept, used or not. One the planner passed over (a live sequence gave more) would
+ * otherwise be fetched again by every request like it. */
 static void shared_done(struct pc_snapstore *st, struct pc_snap_offer *o,
                         const struct pc_restore_result *r, struct pc_restore *out)
 {
     if (r != NULL && r->failed) {
         out->failed = true;
         snprintf(out->reason, sizeof(out->reason), "%s", r->reason);
-        pc_log_warn("snapshot", "restore from %s failed, prefilling instead: %s",
+        pc_log_warn("snapshot",
+                    "restore from %s failed, prefilling instead (not fetched again): %s",
                     pc_tier_name(o->tier), r->reason);
+        refuse(st, o);
     } else {
         if (r != NULL && r->used) {
             out->tier = PC_TIER_SHARED;

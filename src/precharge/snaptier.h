@@ -17,12 +17,13 @@ struct pc_snaptier {
     const char *name; /* the tier as responses and metrics name it: "redis" */
     void *user;
     /* Of model sha256's shared snapshots (64 hex digits), the one whose tokens share the longest
-     * prefix with toks[0..n), if that prefix is longer than more_than tokens: its value, malloc'd
-     * into *value (the caller frees). PC_ERR_NOT_FOUND when no snapshot gives more; any other
-     * code when the tier could not be asked (err says why). */
+     * prefix with toks[0..n), if that prefix is longer than more_than tokens, leaving out the
+     * n_skip token hashes in skip (they failed to restore here): its value, malloc'd into *value
+     * (the caller frees). PC_ERR_NOT_FOUND when no snapshot gives more; any other code when the
+     * tier could not be asked (err says why). */
     enum pc_err (*fetch)(void *user, const char *sha256, const int32_t *toks, size_t n,
-                         size_t more_than, uint8_t **value /* OUT */, size_t *size /* OUT */,
-                         struct pc_error *err);
+                         size_t more_than, const char (*skip)[17], size_t n_skip,
+                         uint8_t **value /* OUT */, size_t *size /* OUT */, struct pc_error *err);
     /* Share value, the snapshot of toks[0..n) whose hash is tokhash (16 hex digits,
      * pc_snapwire_tokhash), under the tier's budget and expiry. The tier borrows value. */
     enum pc_err (*store)(void *user, const char *sha256, const char *tokhash, const int32_t *toks,

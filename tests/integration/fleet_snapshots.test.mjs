@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { copyFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
+import { RESP_TYPES } from 'redis';
 import { BIN, tempHome, makeModel, startDaemon, startRedis, post, get, cleanup, sha256File, eventually } from './lib.mjs';
 
 let redis, rc, homeA, homeB, homeC, a, b, c, sha;
@@ -170,6 +171,42 @@ test('a shared context that B passes over (its live conversation gives more) is 
   const r3 = await chat(b, 'tiny', [...conv, { role: 'assistant', content: r2.message.content }, { role: 'user', content: 'Thanks.' }]);
   assert.ok(r3.prompt_eval_cached_count > pre.context_tokens);
   assert.equal(await rc.zScore('precharge:snap:lru', member), score);
+});
+
+// FNV-1a, 64 bits: the checksum that ends a shared value (src/precharge/snapwire.h).
+function fnv1a(buf) {
+  let h = 14695981039346656037n;
+  for (const b of buf) h = BigInt.asUintN(64, (h ^ BigInt(b)) * 1099511628211n);
+  return h;
+}
+
+test('a shared snapshot that does not restore here is refused: prefilled, and not fetched again', async () => {
+  const s = [{ role: 'system', content: 'You book train tickets. Ask for the departure station first.' }];
+  const pre = await precharge(c, 'tiny', s);
+  assert.equal(pre.shared_tier, 'redis');
+  const [member] = await rc.zRange('precharge:snap:lru', -1, -1);
+  const key = `precharge:snap:v:${member}`;
+  // Cut its state in half and mend the checksum: the value reads back whole, the state does not
+  // restore (as another host's state would not where the KV cache differs).
+  const v = await rc.withTypeMapping({ [RESP_TYPES.BLOB_STRING]: Buffer }).get(key);
+  const n = v.readUInt32LE(8);
+  const half = Math.floor(Number(v.readBigUInt64LE(16)) / 2);
+  const cut = Buffer.from(v.subarray(0, 24 + 4 * n + half));
+  cut.writeBigUInt64LE(BigInt(half), 16);
+  const sum = Buffer.alloc(8);
+  sum.writeBigUInt64LE(fnv1a(cut));
+  await rc.sendCommand(['SET', key, Buffer.concat([cut, sum]), 'KEEPTTL']);
+
+  const failures = () => a.log().match(/restore from redis failed/g)?.length ?? 0;
+  const r1 = await chat(a, 'tiny', [...s, { role: 'user', content: 'From Paris.' }]);
+  assert.notEqual(r1.restored_from, 'redis');
+  assert.equal(failures(), 1, a.log());
+  const score = await rc.zScore('precharge:snap:lru', member);
+  const r2 = await chat(a, 'tiny', [...s, { role: 'user', content: 'To Lyon, on Monday.' }]);
+  assert.notEqual(r2.restored_from, 'redis');
+  assert.equal(failures(), 1);
+  assert.equal(await rc.zScore('precharge:snap:lru', member), score); // not fetched again
+  assert.equal(await rc.exists(key), 1); // another host may restore it: it stays
 });
 
 test('a model without a known sha256 is not shared, and its log says so', async () => {
