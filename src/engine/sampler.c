@@ -72,11 +72,14 @@ struct llama_sampler *pc_sampler_make(const struct pc_model *m, const struct pc_
      * own cut, so top-k is not applied with it (llama.cpp's order). */
     if (s->temperature > 0 && s->top_k > 0 && !mirostat)
         llama_sampler_chain_add(chain, llama_sampler_init_top_k(s->top_k));
+    /* repeat_last_n -1 is the whole context (Ollama's meaning, and OpenAI's penalties, which
+     * count the whole answer); llama.cpp takes a negative count as 0, which turns them off. */
+    int32_t last_n = s->repeat_last_n < 0 ? (int32_t)m->info.n_ctx : s->repeat_last_n;
     if (s->repeat_penalty != 1.0f || s->presence_penalty != 0 || s->frequency_penalty != 0)
-        llama_sampler_chain_add(
-            chain, llama_sampler_init_penalties(llama_vocab_n_tokens(m->vocab), s->repeat_last_n,
-                                                s->repeat_penalty, s->frequency_penalty,
-                                                s->presence_penalty));
+        llama_sampler_chain_add(chain, llama_sampler_init_penalties(llama_vocab_n_tokens(m->vocab),
+                                                                    last_n, s->repeat_penalty,
+                                                                    s->frequency_penalty,
+                                                                    s->presence_penalty));
     if (s->temperature <= 0) {
         llama_sampler_chain_add(chain, llama_sampler_init_greedy());
         return chain;

@@ -320,6 +320,24 @@ static void test_sampler_chain_follows_the_settings(void **state)
     }
     free(plain);
     free(again);
+
+    /* repeat_last_n -1 is the whole context, never "off": a penalty on it changes the greedy
+     * answer, which repeats itself. */
+    struct pc_sampling greedy = pc_sampling_default();
+    greedy.temperature = 0;
+    greedy.repeat_penalty = 1.0f;
+    char *g = sample_with(m, &greedy);
+    greedy.repeat_penalty = 100.0f;
+    greedy.repeat_last_n = -1;
+    char *penalized = sample_with(m, &greedy);
+    assert_string_not_equal(g, penalized);
+    greedy.repeat_penalty = 1.0f;
+    greedy.presence_penalty = 2.0f;
+    char *present = sample_with(m, &greedy);
+    assert_string_not_equal(g, present);
+    free(g);
+    free(penalized);
+    free(present);
     pc_model_free(m);
 }
 
