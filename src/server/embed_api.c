@@ -264,7 +264,19 @@ static void handle_openai_embeddings(const struct pc_http_req *req, struct pc_ht
     struct embed_job j = {.keep_alive_ns = -1, .truncate = false};
     const char *format = "float", *param = NULL;
     json_t *body = pc_req_parse_object(req, reply);
-    if (body == NULL || (param = "model", pc_req_model(body, &j.model, reply)) != 0 ||
+    static const char *const known[] = {"model",
+                                        "input",
+                                        "encoding_format",
+                                        "dimensions",
+                                        "user",
+                                        "safety_identifier",
+                                        "prompt_cache_key",
+                                        "keep_alive"};
+    if (body == NULL ||
+        pc_openai_known_fields(body, known, sizeof(known) / sizeof(known[0]), "/v1/embeddings",
+                               &param, reply) != 0 ||
+        (param = "model", pc_req_model(body, &j.model, reply)) != 0 ||
+        (param = "keep_alive", pc_genopts_keep_alive(body, &j.keep_alive_ns, reply)) != 0 ||
         (param = "encoding_format", pc_req_string(body, "encoding_format", &format, reply)) != 0 ||
         (param = "dimensions", dimensions_of(body, &j.dimensions, reply)) != 0 ||
         pc_openai_identifiers(body, &param, reply) != 0)

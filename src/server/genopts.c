@@ -112,7 +112,7 @@ int pc_genopts_sampler_options(json_t *obj, const char *prefix, struct pc_genopt
     if (pc_genopts_fields(obj, prefix, sampler_fields,
                           sizeof(sampler_fields) / sizeof(sampler_fields[0]), g, reply) != 0)
         return -1;
-    double mirostat = 0;
+    double mirostat = g->sampling.mirostat;
     if (pc_genopts_number(obj, prefix, "mirostat", 0, 2, &mirostat, reply) != 0)
         return -1;
     if (mirostat != floor(mirostat)) {

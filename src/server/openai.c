@@ -209,8 +209,47 @@ static const struct pc_genopts_field sampling_fields[] = {
     F("frequency_penalty", -2, 2, F32, sampling.frequency_penalty),
     F("max_tokens", 0, 1e9, I32, sampling.num_predict),
     F("max_completion_tokens", 0, 1e9, I32, sampling.num_predict),
+    /* llama-server's extensions of OpenAI's sampling, served as it serves them */
+    F("top_k", 0, 1e9, I32, sampling.top_k),
+    F("min_p", 0, 1, F32, sampling.min_p),
+    F("repeat_penalty", 0, 100, F32, sampling.repeat_penalty),
+    F("repeat_last_n", -1, 1e9, I32, sampling.repeat_last_n),
 };
 #undef F
+
+/* llama-server's sampler options beyond those (typical_p, mirostat, ...: genopts.h). */
+static const char *const sampler_options[] = {"typical_p",    "mirostat", "mirostat_tau",
+                                              "mirostat_eta", "tfs_z",    "penalize_newline"};
+
+/* The fields each route takes; any other is refused (pc_openai_known_fields). */
+static const char *const common_fields[] = {
+    "model", "stream", "stream_options", "max_tokens", "max_completion_tokens", "temperature",
+    "top_p", "presence_penalty", "frequency_penalty", "seed", "stop", "n", "logprobs",
+    "response_format", "logit_bias", "user", "safety_identifier", "prompt_cache_key", "keep_alive",
+    "top_k", "min_p", "repeat_penalty", "repeat_last_n", "typical_p", "mirostat", "mirostat_tau",
+    "mirostat_eta", "tfs_z", "penalize_newline",
+    /* the chat's own; /v1/completions refuses them by name (parse_extras) */
+    "messages", "tools", "tool_choice", "parallel_tool_calls", "reasoning_effort"};
+static const char *const chat_fields[] = {
+    "top_logprobs", "functions",          "function_call", "store",
+    "metadata",     "service_tier",       "modalities",    "audio",
+    "prediction",   "web_search_options", "verbosity"};
+static const char *const completion_fields[] = {"prompt", "suffix", "echo", "best_of"};
+
+static int check_known(struct openai_req *q, struct pc_http_reply *reply, const char **param)
+{
+    const char *const *own = q->chat ? chat_fields : completion_fields;
+    size_t n_common = sizeof(common_fields) / sizeof(common_fields[0]);
+    size_t n_own = q->chat ? sizeof(chat_fields) / sizeof(chat_fields[0])
+                           : sizeof(completion_fields) / sizeof(completion_fields[0]);
+    const char *all[sizeof(common_fields) / sizeof(common_fields[0]) +
+                    sizeof(chat_fields) / sizeof(chat_fields[0])];
+    memcpy(all, common_fields, sizeof(common_fields));
+    memcpy(all + n_common, own, n_own * sizeof(*own));
+    return pc_openai_known_fields(q->json, all, n_common + n_own,
+                                  q->chat ? "/v1/chat/completions" : "/v1/completions", param,
+                                  reply);
+}
 
 /* The sampling parameters; on a 400 *param names the field, as OpenAI's error does. */
 static int parse_sampling(struct openai_req *q, struct pc_http_reply *reply, const char **param)
@@ -227,13 +266,27 @@ static int parse_sampling(struct openai_req *q, struct pc_http_reply *reply, con
         if (pc_genopts_fields(q->json, "", &sampling_fields[i], 1, &q->opts, reply) != 0)
             return -1;
     }
+    for (size_t i = 0; i < sizeof(sampler_options) / sizeof(sampler_options[0]); i++) {
+        json_t *v = json_object_get(q->json, sampler_options[i]);
+        if (v == NULL)
+            continue;
+        /* One at a time, so that the one refused is param. */
+        json_t *one = json_pack("{s:O}", sampler_options[i], v);
+        *param = sampler_options[i];
+        int rc = pc_genopts_sampler_options(one, "", &q->opts, reply);
+        json_decref(one);
+        if (rc != 0)
+            return -1;
+    }
     *param = "n";
     json_t *n = json_object_get(q->json, "n");
     if (n != NULL && !json_is_null(n) && !(json_is_number(n) && json_number_value(n) == 1)) {
         pc_http_reply_error(reply, 400, "n must be 1: one answer per request is supported");
         return -1;
     }
-    if (s->presence_penalty != 0 || s->frequency_penalty != 0)
+    json_t *last_n = json_object_get(q->json, "repeat_last_n");
+    if ((s->presence_penalty != 0 || s->frequency_penalty != 0) &&
+        (last_n == NULL || json_is_null(last_n)))
         s->repeat_last_n = -1; /* OpenAI's penalties count the whole answer */
     *param = "seed";
     if (pc_genopts_seed(q->json, "", &q->opts, reply) != 0)
@@ -378,6 +431,8 @@ static struct openai_req *parse_request(const struct pc_http_req *req, bool chat
     pc_genopts_init(&q->opts);
     q->json = pc_req_parse_object(req, reply);
     if (q->json == NULL)
+        goto fail;
+    if (check_known(q, reply, param) != 0)
         goto fail;
     *param = "model";
     if (pc_req_model(q->json, &q->model, reply) != 0)

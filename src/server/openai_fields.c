@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "../base/log.h"
+#include "serverInt.h"
 
 static const struct {
     const char *name;
@@ -117,6 +118,18 @@ enum pc_err pc_openai_logit_bias_check(const struct pc_logit_bias *b, size_t n, 
                                 "logit_bias: token %d is not in the model's vocabulary (0 to %u)",
                                 b[i].token, n_vocab - 1);
     return PC_OK;
+}
+
+int pc_openai_known_fields(json_t *body, const char *const *known, size_t n, const char *route,
+                           const char **param, struct pc_http_reply *reply)
+{
+    const char *key = pc_req_unknown_field(body, known, n);
+    if (key == NULL)
+        return 0;
+    *param = key;
+    pc_http_reply_error(reply, 400, "field \"%s\" is not supported by this server's %s", key,
+                        route);
+    return -1;
 }
 
 int pc_openai_verbosity(json_t *obj, const char *prefix, struct pc_http_reply *reply)

@@ -43,6 +43,12 @@ enum pc_err pc_openai_logit_bias_check(const struct pc_logit_bias *b, size_t n, 
 int pc_openai_chat_features(json_t *body, const char **tier /* OUT */, const char **param /* OUT */,
                             struct pc_http_reply *reply);
 
+/* Every field of body that is not null must be one of known[0..n): another is a 400, *param
+ * naming it ("field \"x\" is not supported by this server's /v1/embeddings"), where OpenAI
+ * answers 400 for an argument it does not recognize; never dropped. */
+int pc_openai_known_fields(json_t *body, const char *const *known, size_t n, const char *route,
+                           const char **param /* OUT */, struct pc_http_reply *reply);
+
 /* "verbosity" (or text.verbosity): absent, null or "medium" is 0; anything else a 400 naming
  * prefix+"verbosity". */
 int pc_openai_verbosity(json_t *obj, const char *prefix, struct pc_http_reply *reply);

@@ -54,8 +54,7 @@ int pc_req_model_named(json_t *obj, const char *field, const char **out,
     return 0;
 }
 
-int pc_req_known_fields(json_t *obj, const char *const *known, size_t n, const char *route,
-                        struct pc_http_reply *reply)
+const char *pc_req_unknown_field(json_t *obj, const char *const *known, size_t n)
 {
     const char *key;
     json_t *v;
@@ -64,14 +63,21 @@ int pc_req_known_fields(json_t *obj, const char *const *known, size_t n, const c
         bool ok = json_is_null(v);
         for (size_t i = 0; i < n && !ok; i++)
             ok = strcmp(key, known[i]) == 0;
-        if (!ok) {
-            pc_http_reply_error(reply, 400,
-                                "field \"%s\" is not a field of %s; it would have no effect", key,
-                                route);
-            return -1;
-        }
+        if (!ok)
+            return key;
     }
-    return 0;
+    return NULL;
+}
+
+int pc_req_known_fields(json_t *obj, const char *const *known, size_t n, const char *route,
+                        struct pc_http_reply *reply)
+{
+    const char *key = pc_req_unknown_field(obj, known, n);
+    if (key == NULL)
+        return 0;
+    pc_http_reply_error(reply, 400, "field \"%s\" is not a field of %s; it would have no effect",
+                        key, route);
+    return -1;
 }
 
 const char *pc_req_model_or_name(json_t *obj, struct pc_http_reply *reply)

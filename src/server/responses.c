@@ -120,21 +120,6 @@ static const char *const known[] = {
     "text",  "tools",    "tool_choice",          "parallel_tool_calls", "stream",          "store",
     "user",  "metadata", "previous_response_id", "safety_identifier",   "prompt_cache_key"};
 
-static int check_fields(json_t *body, struct pc_http_reply *reply, const char **param)
-{
-    const char *key;
-    json_t *v;
-    json_object_foreach(body, key, v)
-    {
-        bool ok = false;
-        for (size_t i = 0; i < sizeof(known) / sizeof(known[0]) && !ok; i++)
-            ok = strcmp(key, known[i]) == 0;
-        if (!ok && !json_is_null(v))
-            return bad(reply, param, key, "is not supported by this server's /v1/responses");
-    }
-    return 0;
-}
-
 /* A message item's content: a string, or input_text/output_text parts (joined). */
 static json_t *content_text(json_t *c, size_t i, struct pc_http_reply *reply, const char **param)
 {
@@ -344,7 +329,9 @@ static struct resp_req *parse_request(const struct pc_http_req *req, struct pc_h
     q->store = true; /* OpenAI's default */
     const char *instructions = NULL;
     q->json = pc_req_parse_object(req, reply);
-    if (q->json == NULL || check_fields(q->json, reply, param) != 0 ||
+    if (q->json == NULL ||
+        pc_openai_known_fields(q->json, known, sizeof(known) / sizeof(known[0]), "/v1/responses",
+                               param, reply) != 0 ||
         (*param = "model", pc_req_model(q->json, &q->model, reply)) != 0 ||
         (*param = "stream", pc_req_bool(q->json, "stream", &q->stream, reply)) != 0 ||
         (*param = "store", pc_req_bool(q->json, "store", &q->store, reply)) != 0 ||

@@ -205,6 +205,9 @@ int pc_req_model_named(json_t *obj, const char *field, const char **out,
 int pc_req_known_fields(json_t *obj, const char *const *known, size_t n, const char *route,
                         struct pc_http_reply *reply);
 
+/* The first field of obj, not null, that is not one of known[0..n); NULL when there is none. */
+const char *pc_req_unknown_field(json_t *obj, const char *const *known, size_t n);
+
 /* The model a request names: "model", or Ollama's older "name". NULL with a 400 in reply. */
 const char *pc_req_model_or_name(json_t *obj, struct pc_http_reply *reply);
 

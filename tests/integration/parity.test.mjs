@@ -585,3 +585,32 @@ test('/v1/responses: store false is not kept, identifiers are logged, text.verbo
   // A model that does not think has no reasoning item.
   assert.ok(!stored.output.some((o) => o.type === 'reasoning'));
 });
+
+test('under /v1 an unknown field is a 400 naming it, as OpenAI answers; llama-server\'s sampling extensions are served', async () => {
+  const messages = [{ role: 'user', content: 'hi' }];
+  for (const [path, body] of [['/v1/chat/completions', { model: 'tiny', messages }], ['/v1/completions', { model: 'tiny', prompt: 'x' }],
+    ['/v1/embeddings', { model: 'tiny', input: 'x' }], ['/v1/responses', { model: 'tiny', input: 'x' }]]) {
+    const r = await post(d.url, path, { ...body, cache_prompt: true });
+    const e = JSON.parse(r.text).error;
+    assert.equal(r.status, 400, path);
+    assert.equal(e.param, 'cache_prompt', path);
+    assert.match(e.message, new RegExp(`field "cache_prompt" is not supported by this server's ${path.replace(/\//g, '\\/')}`));
+  }
+  // The chat's fields on /v1/completions, and top_logprobs there, keep their own refusals.
+  await assert.rejects(openai.completions.create({ model: 'tiny', prompt: 'x', max_tokens: 1, top_logprobs: 2 }), (e) => e.status === 400 && e.error?.param === 'top_logprobs');
+  // top_k, min_p, repeat_penalty, repeat_last_n, typical_p, mirostat...: as in llama-server, they change a seeded answer.
+  const base = { model: 'tiny', prompt: 'Once upon a time', max_tokens: 16, temperature: 1.5, seed: 5 };
+  const plain = (await post(d.url, '/v1/completions', base)).text;
+  const answer = async (extra) => JSON.parse((await post(d.url, '/v1/completions', { ...base, ...extra })).text).choices[0].text;
+  const p = JSON.parse(plain).choices[0].text;
+  for (const extra of [{ top_k: 1 }, { min_p: 0.9 }, { typical_p: 0.2 }, { mirostat: 2, mirostat_tau: 0.5 }])
+    assert.notEqual(await answer(extra), p, JSON.stringify(extra));
+  // The greedy answer repeats itself; a repeat penalty over the whole answer changes it.
+  assert.notEqual(await answer({ temperature: 0 }), await answer({ temperature: 0, repeat_penalty: 100, repeat_last_n: -1 }));
+  assert.equal(await answer({ tfs_z: 1, penalize_newline: false }), p);
+  const bad = await post(d.url, '/v1/chat/completions', { model: 'tiny', messages, mirostat: 7 });
+  assert.equal(JSON.parse(bad.text).error.param, 'mirostat');
+  // keep_alive on /v1/embeddings, as on the other /v1 routes.
+  const emb = await post(d.url, '/v1/embeddings', { model: 'tiny', input: 'x', keep_alive: 'x' });
+  assert.equal(JSON.parse(emb.text).error.param, 'keep_alive');
+});
