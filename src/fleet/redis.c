@@ -16,7 +16,8 @@
 struct pc_redis {
     struct pc_redis_url url;
     struct pc_redis_params params;
-    char shown[600];     /* the URL with its password hidden, for the logs */
+    char shown[600]; /* the URL with its password hidden, for the logs */
+    char client_name[256];
     redisContext *ctx;   /* NULL while down */
     bool down;           /* counted in down_count (a failed attempt or a broken connection) */
     int64_t next_try_ns; /* monotonic: no attempt before this */
@@ -46,6 +47,10 @@ struct pc_redis *pc_redis_new(const struct pc_redis_url *url, const struct pc_re
     r->url = *url;
     r->params = *params;
     r->backoff_ms = params->backoff_min_ms;
+    if (params->client_name) {
+        snprintf(r->client_name, sizeof(r->client_name), "%s", params->client_name);
+        r->params.client_name = r->client_name;
+    }
     pc_redis_url_show(url, r->shown, sizeof(r->shown));
     return r;
 }
@@ -156,6 +161,10 @@ static bool open_ctx(struct pc_redis *r, char *why, size_t size)
     const char *ping[] = {"PING"};
     if (r->url.db != 0 ? !handshake(r, why, size, 2, select) : !handshake(r, why, size, 1, ping))
         return false;
+    /* Named, so that CLIENT LIST shows whose connection it is (and the tests can find it). */
+    const char *setname[] = {"CLIENT", "SETNAME", r->params.client_name};
+    if (r->params.client_name && !handshake(r, why, size, 3, setname))
+        return false;
     /* From here on each command waits at most its own timeout. */
     if (redisSetTimeout(r->ctx, tv_ms(r->params.command_timeout_ms)) != REDIS_OK) {
         snprintf(why, size, "setting the timeout: %s", r->ctx->errstr);
@@ -197,9 +206,18 @@ static enum pc_err take_reply(struct pc_redis *r, redisReply *reply, const char 
                               redisReply **out, struct pc_error *err)
 {
     if (reply == NULL) {
-        char why[300];
+        char why[300], again[256];
         snprintf(why, sizeof(why), "%s: %s", cmd, r->ctx->errstr);
         enum pc_err rc = pc_error_set(err, PC_ERR_UNAVAILABLE, "Redis at %s: %s", r->shown, why);
+        /* A connection that broke while Redis is there again (it restarted while this one was
+         * idle) is made again at once, quietly; only when that fails is Redis away. The
+         * command is not sent again: it may have run. */
+        close_ctx(r);
+        if (!r->down && open_ctx(r, again, sizeof(again))) {
+            pc_log_debug("fleet", "redis (%s): %s; connected again", r->params.name, why);
+            came_up(r);
+            return rc;
+        }
         went_down(r, why);
         return rc;
     }

@@ -17,11 +17,12 @@
 
 /* What a connection is for and how patient it is. Copy pc_redis_default_params and override. */
 struct pc_redis_params {
-    const char *name;       /* who uses it ("bus", "registry"), for the logs; not copied */
-    int connect_timeout_ms; /* TCP connect, then AUTH/SELECT/PING */
-    int command_timeout_ms; /* each command's reply; a blocking read's BLOCK must be shorter */
-    int backoff_min_ms;     /* the first retry after a failure, doubled after each failure */
-    int backoff_max_ms;     /* the cap of the doubling */
+    const char *name;        /* who uses it ("bus", "registry"), for the logs; not copied */
+    const char *client_name; /* CLIENT SETNAME after connecting (no spaces), or NULL; copied */
+    int connect_timeout_ms;  /* TCP connect, then AUTH/SELECT/PING */
+    int command_timeout_ms;  /* each command's reply; a blocking read's BLOCK must be shorter */
+    int backoff_min_ms;      /* the first retry after a failure, doubled after each failure */
+    int backoff_max_ms;      /* the cap of the doubling */
 };
 
 /* 2 s to connect, 5 s per command, retries from 100 ms doubling up to 5 s. */
@@ -30,7 +31,7 @@ struct pc_redis_params pc_redis_default_params(void);
 /* A connection, not yet made. Used by one thread at a time; it has no lock. */
 struct pc_redis;
 
-/* A connection to url with params (copied; params->name must outlive it). Connects lazily, on
+/* A connection to url with params (copied, but params->name must outlive it). Connects lazily, on
  * the first command or pc_redis_connect. Returns NULL when out of memory. The caller frees it
  * with pc_redis_free. */
 struct pc_redis *pc_redis_new(const struct pc_redis_url *url, const struct pc_redis_params *params);

@@ -999,6 +999,7 @@ size_t pc_snapstore_list(struct pc_snapstore *st, struct pc_snapshot_info **out)
         snprintf(arr[i].key, sizeof(arr[i].key), "%s", s->key);
         arr[i].tier = s->blob ? PC_TIER_RAM : PC_TIER_DISK;
         arr[i].n_tokens = s->n;
+        arr[i].tokens_hash = s->hash;
         arr[i].bytes = s->blob ? s->size : s->disk_bytes;
         arr[i].created_wall_ns = s->created_wall_ns;
         arr[i].precharged = s->precharged;

@@ -117,6 +117,7 @@ struct pc_snapshot_info {
     struct pc_snapshot_meta meta;
     enum pc_tier tier; /* RAM or DISK; a snapshot in both is listed as RAM */
     size_t n_tokens;
+    uint64_t tokens_hash; /* FNV-1a of the tokens, as the disk file's name has it */
     uint64_t bytes;
     int64_t created_wall_ns;
     bool precharged;

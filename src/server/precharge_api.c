@@ -94,6 +94,49 @@ static const char *const precharge_fields[] = {
     "prompt",         "category", "priority",   "key",      "wait",
     "correlation_id", "timeout",  "keep_alive", "think",    "options",
 };
+/* A precharge's fields, from POST /api/precharge's body or a PrechargeRequested's data on the
+ * fleet's bus (r borrows body's strings): model_id (or model), category, key, correlation_id,
+ * priority, the context, keep_alive and options. On failure, a 400 naming the field in reply. */
+static int parse_request(json_t *body, const struct pc_server *srv, struct pc_precharge_req *r,
+                         struct pc_http_reply *reply)
+{
+    if (pc_req_string(body, "model_id", &r->model, reply) != 0 ||
+        pc_req_string(body, "model", &r->model, reply) != 0 ||
+        pc_req_string(body, "category", &r->category, reply) != 0 ||
+        pc_req_string(body, "key", &r->key, reply) != 0 ||
+        pc_req_string(body, "correlation_id", &r->correlation_id, reply) != 0 ||
+        parse_priority(body, &r->priority, reply) != 0 || parse_context(body, r, reply) != 0 ||
+        pc_genopts_keep_alive(body, &r->keep_alive_ns, reply) != 0 ||
+        check_options(body, srv, reply) != 0)
+        return -1;
+    r->set_keep_alive = r->keep_alive_ns != -1; /* -1: absent (pc_genopts_keep_alive) */
+    if (r->model == NULL || r->model[0] == '\0') {
+        pc_http_reply_error(reply, 400, "field \"model\" is required");
+        return -1;
+    }
+    return 0;
+}
+
+enum pc_err pc_server_fleet_submit(void *user, json_t *data, const char *correlation_id,
+                                   struct pc_error *err)
+{
+    struct pc_server *srv = user;
+    struct pc_precharge_req r = {0};
+    struct pc_http_reply reply = {0};
+    if (parse_request(data, srv, &r, &reply) != 0) {
+        /* The same words as the HTTP API's 400. */
+        json_t *body = json_loads(reply.body ? reply.body : "{}", 0, NULL);
+        const char *why = json_string_value(json_object_get(body, "error"));
+        pc_error_set(err, PC_ERR_INVALID, "%s", why ? why : "invalid precharge request");
+        json_decref(body);
+        free(reply.body);
+        return PC_ERR_INVALID;
+    }
+    free(reply.body);
+    r.correlation_id = correlation_id;
+    char id[PC_PRECHARGE_ID_MAX];
+    return pc_precharge_submit(srv->precharger, &r, id, err);
+}
 
 static void handle_precharge(const struct pc_http_req *req, struct pc_http_reply *reply)
 {
@@ -106,21 +149,8 @@ static void handle_precharge(const struct pc_http_req *req, struct pc_http_reply
     if (pc_req_known_fields(body, precharge_fields,
                             sizeof(precharge_fields) / sizeof(precharge_fields[0]),
                             "/api/precharge", reply) != 0 ||
-        pc_req_string(body, "model_id", &r.model, reply) != 0 ||
-        pc_req_string(body, "model", &r.model, reply) != 0 ||
-        pc_req_string(body, "category", &r.category, reply) != 0 ||
-        pc_req_string(body, "key", &r.key, reply) != 0 ||
-        pc_req_string(body, "correlation_id", &r.correlation_id, reply) != 0 ||
-        pc_req_bool(body, "wait", &wait, reply) || parse_priority(body, &r.priority, reply) != 0 ||
-        parse_context(body, &r, reply) != 0 ||
-        pc_genopts_keep_alive(body, &r.keep_alive_ns, reply) != 0 ||
-        check_options(body, req->srv, reply) != 0)
+        parse_request(body, req->srv, &r, reply) != 0 || pc_req_bool(body, "wait", &wait, reply))
         goto out;
-    r.set_keep_alive = r.keep_alive_ns != -1; /* -1: absent (pc_genopts_keep_alive) */
-    if (r.model == NULL || r.model[0] == '\0') {
-        pc_http_reply_error(reply, 400, "field \"model\" is required");
-        goto out;
-    }
     if (timeout != NULL && (!json_is_number(timeout) || json_number_value(timeout) <= 0)) {
         pc_http_reply_error(reply, 400, "field \"timeout\" must be a positive number of seconds");
         goto out;
@@ -170,6 +200,9 @@ static void handle_state(const struct pc_http_req *req, struct pc_http_reply *re
 {
     char norm[256], path[1200], corr[40], ts[40];
     struct pc_error err = {0};
+    bool fleet = false;
+    if (pc_server_fleet_param(req, &fleet, reply) != 0)
+        return;
     if (pc_store_name(req->params[0], norm, sizeof(norm), &err) != PC_OK) {
         pc_http_reply_pc_error(reply, &err);
         return;
@@ -194,12 +227,14 @@ static void handle_state(const struct pc_http_req *req, struct pc_http_reply *re
     bool warm = st == PC_STATE_PRECHARGED || st == PC_STATE_ACTIVE;
     char why[320] = "";
     bool failed = !remote && pc_events_failure(req->srv->events, norm, why, sizeof(why));
-    pc_reply_json_value(
-        reply, 200,
+    json_t *out =
         json_pack("{s:s, s:s, s:b, s:s, s:s?, s:s?, s:s?}", "model_id", norm, "state",
                   pc_state_name(st), "warm", warm, "provider", remote ? "ollama" : "local", "since",
                   since ? pc_clock_rfc3339(since, ts, sizeof(ts)) : NULL, "correlation_id",
-                  corr[0] ? corr : NULL, "error", failed ? why : NULL));
+                  corr[0] ? corr : NULL, "error", failed ? why : NULL);
+    if (fleet) /* where else it is warm: the registry's last view, never a wait on Redis */
+        json_object_set_new(out, "fleet", pc_fleet_where(req->srv->fleet, norm));
+    pc_reply_json_value(reply, 200, out);
 }
 
 /* The contexts that remote precharges left on the ollama provider's server, while it keeps

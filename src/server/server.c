@@ -80,11 +80,20 @@ static enum pc_err resolve_model_dirs(struct pc_server_config *cfg, struct pc_er
 
 /* Every API family's routes. */
 const struct pc_http_route *const pc_server_routes[] = {
-    pc_ollama_routes,  pc_ollama_model_routes, pc_precharge_routes,
+    pc_ollama_routes,
+    pc_ollama_model_routes,
+    pc_precharge_routes,
     pc_pool_routes, /* before the OpenAI table: /v1/models/stats is not a model's id */
-    pc_preload_routes, pc_store_routes,        pc_remote_routes,
-    pc_embed_routes,   pc_openai_routes,       pc_responses_routes,
-    pc_metrics_routes, pc_ui_routes,           NULL,
+    pc_preload_routes,
+    pc_store_routes,
+    pc_remote_routes,
+    pc_embed_routes,
+    pc_openai_routes,
+    pc_responses_routes,
+    pc_metrics_routes,
+    pc_ui_routes,
+    pc_fleet_routes,
+    NULL,
 };
 
 /* ModelsDiscovered: what the store holds at start. */
@@ -244,6 +253,8 @@ enum pc_err pc_server_start(const struct pc_server_config *cfg, struct pc_server
         .refusal_shape = pc_openai_refusal_shape,
     };
     rc = pc_http_start(cfg->host, cfg->port, pc_server_routes, &hopts, s, &s->http, err);
+    if (rc == PC_OK && (rc = pc_server_fleet_start(s, err)) != PC_OK)
+        pc_http_stop(s->http);
     if (rc != PC_OK)
         goto fail;
     *out = s;
@@ -279,6 +290,7 @@ void pc_server_stop(struct pc_server *s)
 {
     if (s == NULL)
         return;
+    pc_fleet_stop(s->fleet); /* first: it submits precharges and reads the events */
     pc_preloader_stop(s->preloader);
     pc_events_close(s->events); /* event streams end, so that their connections close */
     pc_http_stop(s->http);      /* waits for the connections, and so for their models */

@@ -78,8 +78,14 @@ struct pc_server_config {
     /* The fleet (config_fleet.c, src/fleet/): */
     char redis_url[512];  /* PRECHARGE_REDIS_URL, checked by pc_redis_url_parse; "": off */
     bool redis_snapshots; /* share precharged snapshots through redis (fleet/snaps.h) */
-    uint64_t redis_snapshot_budget;        /* bytes, for the whole fleet */
-    int64_t redis_snapshot_ttl_ns;         /* an unused shared snapshot's life; <= 0: no expiry */
+    uint64_t redis_snapshot_budget; /* bytes, for the whole fleet */
+    int64_t redis_snapshot_ttl_ns;  /* an unused shared snapshot's life; <= 0: no expiry */
+    char fleet_advertise[256];   /* the HTTP address the registry publishes; "": the listen one */
+    int64_t fleet_visibility_ns; /* a request pending this long on a daemon is taken over */
+    int64_t fleet_heartbeat_ns;  /* the registry entry's refresh */
+    int64_t fleet_expiry_ns;     /* and its lifetime without one */
+    int64_t fleet_grace_ns;      /* a request no live daemon can serve is answered after it */
+    int64_t fleet_maxlen;        /* the streams' MAXLEN ~ */
     unsigned char source[PC_SETTINGS_MAX]; /* enum pc_setting_source, by setting */
 };
 

@@ -7,6 +7,7 @@
 
 #include <jansson.h>
 
+#include "../fleet/fleet.h"
 #include "../precharge/events.h"
 #include "../precharge/precharge.h"
 #include "../precharge/snapshot.h"
@@ -32,6 +33,7 @@ struct pc_server {
     struct pc_updatecheck *updatecheck;            /* PRECHARGE_UPDATE_CHECK; NULL: off */
     struct pc_storewatch *storewatch;              /* the models directory's comings and goings */
     struct pc_fleet_snaps *snapshare; /* the shared snapshot tier (snapshare.c); NULL: off */
+    struct pc_fleet *fleet;           /* the Redis fleet; NULL when redis is off */
 };
 
 extern const struct pc_http_route pc_ollama_routes[];
@@ -43,9 +45,23 @@ extern const struct pc_http_route pc_precharge_routes[];
 extern const struct pc_http_route pc_preload_routes[];
 extern const struct pc_http_route pc_remote_routes[];
 extern const struct pc_http_route pc_metrics_routes[];
+extern const struct pc_http_route pc_fleet_routes[];
 
 /* Every table above and the pool's and the store's, in the order they are matched; NULL-ended. */
 extern const struct pc_http_route *const pc_server_routes[];
+
+/* The fleet (fleet_api.c): join it when cfg.redis_url is set, once the HTTP port is known (the
+ * registry publishes the address). */
+enum pc_err pc_server_fleet_start(struct pc_server *s, struct pc_error *err);
+
+/* The fleet's bus submits a PrechargeRequested's data through the HTTP API's parse
+ * (precharge_api.c): see pc_fleet_config.submit. user is the server. */
+enum pc_err pc_server_fleet_submit(void *user, json_t *data, const char *correlation_id,
+                                   struct pc_error *err);
+
+/* A request's "fleet" query argument (1, true, 0, false) in *on; -1 with a 400 in reply when it
+ * is something else, or when it asks for the fleet and the daemon has none. */
+int pc_server_fleet_param(const struct pc_http_req *req, bool *on, struct pc_http_reply *reply);
 
 /* The ollama provider (remote.c): start it on cfg.ollama_url. */
 enum pc_err pc_server_remote_start(struct pc_server *s, struct pc_error *err);
