@@ -342,3 +342,25 @@ test('the CLI precharges a system prompt from a file and lists snapshots', () =>
   assert.equal(missing.status, 1);
   assert.match(missing.stderr, /--system: open "\/nonexistent"/);
 });
+
+test('a generation that shifts its context keeps the prefix it shares with a precharged sequence: the precharge stays whole', async () => {
+  // A precharged prompt of more than half the window: a plain shift (keep num_keep, drop half of
+  // the rest) would move cells that the precharged sequence shares.
+  const prompt = Array.from({ length: 15 }, (_, i) => `p${i}`).join(' ');
+  const pre = JSON.parse((await post(d.url, '/api/precharge', { model: 'tiny', prompt, wait: true })).text);
+  assert.equal(pre.status, 'ready', JSON.stringify(pre));
+  assert.ok(pre.context_tokens > 24 && pre.context_tokens < 47, `${pre.context_tokens} tokens`);
+  const gen = (p, options) => post(d.url, '/api/generate', { model: 'tiny', prompt: p, raw: true, stream: false, options: { temperature: 0, ...options } });
+  const first = JSON.parse((await gen(prompt, { num_ctx: 48, num_predict: 60 })).text);
+  assert.equal(first.eval_count, 60, JSON.stringify(first));
+  assert.ok(first.prompt_eval_cached_count >= pre.context_tokens - 1, 'the precharged sequence was reused');
+  // The precharged sequence's cells are where they were: a copy of them decodes on (moved cells
+  // would make llama_decode refuse the batch's positions), twice.
+  for (const p of [`${prompt} q`, prompt]) {
+    const r = await gen(p, { num_predict: 3 });
+    assert.equal(r.status, 200, r.text);
+    const o = JSON.parse(r.text);
+    assert.equal(o.eval_count, 3);
+    assert.ok(o.prompt_eval_cached_count >= pre.context_tokens - 1);
+  }
+});
