@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "../base/clock.h"
+#include "../base/tokens.h"
 
 void pc_model_set_evict_hook(struct pc_model *m, pc_seq_evict_fn fn, void *user)
 {
@@ -31,14 +32,6 @@ void pc_seqs_free(struct pc_model *m)
 }
 
 /* ---- sequences ------------------------------------------------------------------------- */
-
-static size_t common_prefix(const llama_token *a, size_t na, const llama_token *b, size_t nb)
-{
-    size_t n = 0;
-    while (n < na && n < nb && a[n] == b[n])
-        n++;
-    return n;
-}
 
 bool pc_seq_push(struct pc_model *m, int seq, const llama_token *toks, size_t n)
 {
@@ -107,7 +100,7 @@ int pc_slot_best_live(const struct pc_slot *s, const int32_t *toks, size_t n, si
         const struct pc_seq *q = &m->seqs[i];
         if (!q->used)
             continue;
-        size_t c = common_prefix(q->toks, q->n, toks, n);
+        size_t c = pc_tokens_common_prefix(q->toks, q->n, toks, n);
         /* Ties go to the sequence that the prompt extends whole: no cut needed. */
         if (c > best_n || (c == best_n && c > 0 && c == q->n)) {
             best = i;
@@ -160,7 +153,7 @@ static void focus(struct pc_model *m, const llama_token *toks, size_t n)
         struct pc_seq *q = &m->seqs[i];
         if (!q->used || q->owner != NULL)
             continue;
-        size_t c = common_prefix(q->toks, q->n, toks, n);
+        size_t c = pc_tokens_common_prefix(q->toks, q->n, toks, n);
         if (c * 2 < q->n) {
             freed += q->n - c;
             pc_seq_evict(m, i);
@@ -199,7 +192,7 @@ static int try_offer(struct pc_model *m, const llama_token *toks, size_t n,
 {
     if (offer == NULL || offer->blob == NULL)
         return -1;
-    size_t c = common_prefix(offer->toks, offer->n, toks, n);
+    size_t c = pc_tokens_common_prefix(offer->toks, offer->n, toks, n);
     /* Not worth it, or it cannot fit: a restore is never attempted then. */
     if (c <= match || offer->n >= m->info.n_ctx)
         return -1;
@@ -231,7 +224,7 @@ enum pc_err pc_seq_plan(struct pc_model *m, const llama_token *toks, size_t n, b
     int restored = try_offer(m, toks, n, offer, match, r);
     if (restored >= 0) {
         src = restored;
-        match = common_prefix(m->seqs[src].toks, m->seqs[src].n, toks, n);
+        match = pc_tokens_common_prefix(m->seqs[src].toks, m->seqs[src].n, toks, n);
     }
     /* A precharge of a prefix that is live whole: nothing to do. */
     if (for_precharge && src >= 0 && match == n && m->seqs[src].n == n &&

@@ -10,6 +10,7 @@
 
 #include "../base/log.h"
 #include "redis.h"
+#include "snapindex.h"
 
 /* Each entry counts its value and tokens as Redis holds them, and this for the fields and set
  * members that name it (the index's, the LRU's, the byte counts'). */
@@ -25,6 +26,7 @@ struct pc_fleet_snaps {
      * guards wr (the precharge workers' stores). */
     pthread_mutex_t read_lock, write_lock;
     struct pc_redis *rd, *wr;
+    struct pc_snapindex *index; /* the models' indexes as rd last read them; read_lock */
 };
 
 /* Shared by both scripts: drop(member) takes an entry out of every key; now() is Redis's clock,
@@ -34,7 +36,9 @@ struct pc_fleet_snaps {
     "local function drop(m)\n"                                                                     \
     "  local sep = string.find(m, ':', 1, true)\n"                                                 \
     "  redis.call('DEL', P .. 'v:' .. m)\n"                                                        \
-    "  redis.call('HDEL', P .. 'idx:' .. string.sub(m, 1, sep - 1), string.sub(m, sep + 1))\n"     \
+    "  local sha = string.sub(m, 1, sep - 1)\n"                                                    \
+    "  redis.call('HDEL', P .. 'idx:' .. sha, string.sub(m, sep + 1))\n"                           \
+    "  redis.call('INCR', P .. 'ver:' .. sha)\n"                                                   \
     "  redis.call('ZREM', P .. 'lru', m)\n"                                                        \
     "  local b = tonumber(redis.call('HGET', P .. 'bytes', m) or '0')\n"                           \
     "  redis.call('HDEL', P .. 'bytes', m)\n"                                                      \
@@ -72,6 +76,7 @@ static const char STORE_LUA[] = LUA_COMMON
                         "  drop(oldest[1])\n"
                         "end\n"
                         "redis.call('HSET', P .. 'idx:' .. sha, th, toks)\n"
+                        "redis.call('INCR', P .. 'ver:' .. sha)\n"
                         "redis.call('PEXPIRE', P .. 'idx:' .. sha, ttl)\n"
                         "redis.call('ZADD', P .. 'lru', t, me)\n"
                         "redis.call('HSET', P .. 'bytes', me, size)\n"
@@ -86,66 +91,15 @@ static const char FETCH_LUA[] =
                "local v = redis.call('GET', P .. 'v:' .. me)\n"
                "if not v then\n"
                "  if redis.call('HEXISTS', P .. 'bytes', me) == 1 then drop(me) end\n"
-               "  redis.call('HDEL', P .. 'idx:' .. ARGV[1], ARGV[2])\n"
+               "  if redis.call('HDEL', P .. 'idx:' .. ARGV[1], ARGV[2]) == 1 then\n"
+               "    redis.call('INCR', P .. 'ver:' .. ARGV[1])\n"
+               "  end\n"
                "  return false\n"
                "end\n"
                "redis.call('PEXPIRE', P .. 'v:' .. me, ttl)\n"
                "redis.call('PEXPIRE', P .. 'idx:' .. ARGV[1], ttl)\n"
                "redis.call('ZADD', P .. 'lru', now(), me)\n"
                "return v\n";
-
-static size_t common_prefix(const int32_t *a, size_t na, const int32_t *b, size_t nb)
-{
-    size_t n = 0;
-    while (n < na && n < nb && a[n] == b[n])
-        n++;
-    return n;
-}
-
-static bool skipped(const char *field, const char (*skip)[17], size_t n_skip)
-{
-    for (size_t i = 0; i < n_skip; i++)
-        if (memcmp(field, skip[i], 16) == 0)
-            return true;
-    return false;
-}
-
-/* Read lock held: from model sha256's index, the tokhash (not one in skip) whose tokens share
- * the longest prefix with toks, if longer than more_than. PC_ERR_NOT_FOUND when none is. */
-static enum pc_err best_match(struct pc_fleet_snaps *fs, const char *sha256, const int32_t *toks,
-                              size_t n, size_t more_than, const char (*skip)[17], size_t n_skip,
-                              char tokhash[17] /* OUT */, struct pc_error *err)
-{
-    redisReply *r = NULL;
-    enum pc_err rc = pc_redis_command(fs->rd, &r, err, "HGETALL precharge:snap:idx:%s", sha256);
-    if (rc != PC_OK) {
-        if (r != NULL)
-            freeReplyObject(r);
-        return rc;
-    }
-    size_t best = more_than;
-    tokhash[0] = '\0';
-    for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i + 1 < r->elements; i += 2) {
-        const redisReply *f = r->element[i], *v = r->element[i + 1];
-        if (f->type != REDIS_REPLY_STRING || f->len != 16 || v->type != REDIS_REPLY_STRING ||
-            v->len % sizeof(int32_t) != 0 || skipped(f->str, skip, n_skip))
-            continue;
-        size_t sn = v->len / sizeof(int32_t);
-        int32_t *stoks = malloc(sn ? v->len : 1);
-        if (stoks == NULL)
-            break;
-        memcpy(stoks, v->str, v->len); /* the reply's bytes need not be aligned */
-        size_t c = common_prefix(stoks, sn, toks, n);
-        free(stoks);
-        if (c > best) {
-            best = c;
-            memcpy(tokhash, f->str, 16);
-            tokhash[16] = '\0';
-        }
-    }
-    freeReplyObject(r);
-    return tokhash[0] != '\0' ? PC_OK : PC_ERR_NOT_FOUND;
-}
 
 static enum pc_err tier_fetch(void *user, const char *sha256, const int32_t *toks, size_t n,
                               size_t more_than, const char (*skip)[17], size_t n_skip,
@@ -158,7 +112,8 @@ static enum pc_err tier_fetch(void *user, const char *sha256, const int32_t *tok
     *size = 0;
     snprintf(ttl, sizeof(ttl), "%lld", (long long)fs->cfg.ttl_ms);
     pthread_mutex_lock(&fs->read_lock);
-    enum pc_err rc = best_match(fs, sha256, toks, n, more_than, skip, n_skip, tokhash, err);
+    enum pc_err rc = pc_snapindex_best(fs->index, fs->rd, sha256, toks, n, more_than, skip, n_skip,
+                                       tokhash, err);
     if (rc == PC_OK)
         rc = pc_redis_command(fs->rd, &r, err, "EVAL %s 0 %s %s %s", FETCH_LUA, sha256, tokhash,
                               ttl);
@@ -226,13 +181,15 @@ enum pc_err pc_fleet_snaps_open(const struct pc_fleet_snaps_config *cfg,
     rp.connect_timeout_ms = 250;
     rp.command_timeout_ms = 1000;
     fs->rd = pc_redis_new(&cfg->url, &rp);
+    fs->index = pc_snapindex_new();
     struct pc_redis_params wp = pc_redis_default_params();
     wp.name = "snapshots";
     wp.connect_timeout_ms = 1000;
     fs->wr = pc_redis_new(&cfg->url, &wp);
-    if (fs->rd == NULL || fs->wr == NULL) {
+    if (fs->rd == NULL || fs->wr == NULL || fs->index == NULL) {
         pc_redis_free(fs->rd);
         pc_redis_free(fs->wr);
+        pc_snapindex_free(fs->index);
         free(fs);
         return pc_error_set(err, PC_ERR_NOMEM, "fleet snapshots: out of memory");
     }
@@ -250,6 +207,7 @@ void pc_fleet_snaps_close(struct pc_fleet_snaps *fs)
         return;
     pc_redis_free(fs->rd);
     pc_redis_free(fs->wr);
+    pc_snapindex_free(fs->index);
     pthread_mutex_destroy(&fs->read_lock);
     pthread_mutex_destroy(&fs->write_lock);
     free(fs);

@@ -6,6 +6,8 @@
  *   v:<sha256>:<tokhash>  the value (snapwire.h: tokens, state, checksum), expiring
  *   idx:<sha256>          a hash tokhash -> the tokens (int32, little-endian): a daemon matches
  *                         a prompt against a model's shared contexts by prefix from it alone
+ *   ver:<sha256>          raised at every change of idx:<sha256>: a daemon keeps the index it
+ *                         read (snapindex.h) and reads it again only when this moved
  *   lru                   a sorted set "<sha256>:<tokhash>" by last use (Redis's clock, ms)
  *   bytes, total          what each entry counts against the budget, and their sum
  * Writes and their evictions run as one Lua script, so that daemons writing at once cannot pass

@@ -21,6 +21,7 @@
 #include "../base/file.h"
 #include "../base/fnv.h"
 #include "../base/log.h"
+#include "../base/tokens.h"
 #include "../store/store.h"
 #include "snapwire.h"
 
@@ -677,14 +678,6 @@ enum pc_err pc_snapstore_attach(struct pc_snapstore *st, struct pc_model *m, str
     return PC_OK;
 }
 
-static size_t common_prefix(const int32_t *a, size_t na, const int32_t *b, size_t nb)
-{
-    size_t n = 0;
-    while (n < na && n < nb && a[n] == b[n])
-        n++;
-    return n;
-}
-
 /* Without the lock: the shared tier's snapshot of model sha256 for toks when it gives more than
  * have tokens, as an offer in *out. False when it has none (or cannot be asked, or sent a value
  * that is not whole: logged). */
@@ -706,7 +699,7 @@ static bool offer_shared(struct pc_snapstore *st, const char *sha256, const int3
     size_t bsize = 0;
     if (rc == PC_OK)
         rc = pc_snapwire_decode(value, size, &stoks, &sn, &blob, &bsize, &err);
-    if (rc == PC_OK && common_prefix(stoks, sn, toks, n) <= have)
+    if (rc == PC_OK && pc_tokens_common_prefix(stoks, sn, toks, n) <= have)
         rc = pc_error_set(&err, PC_ERR_CHECKSUM, "its tokens are not those of its index");
     if (rc != PC_OK) {
         /* The tier logs its own failures to reach it (once); a bad value is worth a line. */
@@ -737,7 +730,7 @@ void pc_snapstore_offer(struct pc_snapstore *st, const char *key, const int32_t 
     for (struct snap *s = st->list; s; s = s->next) {
         if (strcmp(s->key, key) != 0)
             continue;
-        size_t c = common_prefix(s->toks, s->n, toks, n);
+        size_t c = pc_tokens_common_prefix(s->toks, s->n, toks, n);
         if (c > best_n) {
             best = s;
             best_n = c;

@@ -103,6 +103,19 @@ test('a context precharged through daemon A is restored from Redis by daemon B',
   assert.equal(await rc.hLen(`precharge:snap:idx:${sha}`), 1);
 });
 
+test('a daemon reads a model\'s index again only when it changed', async () => {
+  const reads = async () => Number((await rc.info('commandstats')).match(/cmdstat_hgetall:calls=(\d+)/)?.[1] ?? 0);
+  const ask = (i) => chat(b, 'tiny', [{ role: 'system', content: `Unrelated context ${i}.` }, { role: 'user', content: 'Hello?' }]);
+  await ask(0);
+  const before = await reads();
+  for (let i = 1; i <= 3; i++) await ask(i); // each looks in Redis; the index has not changed
+  assert.equal(await reads(), before);
+  await precharge(c, 'tiny', form(40)); // a store changes it: B's next look reads it again
+  const stored = await reads();
+  await ask(4);
+  assert.equal(await reads(), stored + 1);
+});
+
 test('the budget holds: least recently used shared snapshots go, and Redis holds no more than it', async () => {
   const results = [];
   for (let i = 0; i < 6; i++) {
