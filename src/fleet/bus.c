@@ -650,6 +650,12 @@ static void claim(struct pc_fleet *f)
     }
 }
 
+/* Lock held. */
+static bool has_room(struct pc_fleet *f)
+{
+    return f->bus->n_inflight < (size_t)f->cfg.max_inflight;
+}
+
 static void *reader_main(void *arg)
 {
     struct pc_fleet *f = arg;
@@ -665,7 +671,7 @@ static void *reader_main(void *arg)
         pthread_mutex_unlock(&f->lock);
         size_t max = (size_t)f->cfg.max_inflight;
         if (busy >= max) { /* the completer wakes it when one ends */
-            pc_fleet_nap(f, BLOCK_MS);
+            pc_fleet_nap_unless(f, BLOCK_MS, has_room);
         } else {
             read_once(f, max - busy);
         }
@@ -799,12 +805,14 @@ static void on_event(void *arg)
     pthread_mutex_unlock(&f->lock);
 }
 
-static bool results_waiting(struct pc_fleet_bus *b)
+/* Lock held: events to read, or results to publish. */
+static bool completer_ready(struct pc_fleet *f)
 {
+    struct pc_fleet_bus *b = f->bus;
     for (size_t i = 0; i < b->n_inflight; i++)
         if (b->inflight[i].result != NULL)
             return true;
-    return false;
+    return b->events_ready;
 }
 
 static void *completer_main(void *arg)
@@ -813,15 +821,12 @@ static void *completer_main(void *arg)
     struct pc_fleet_bus *b = f->bus;
     int64_t next_poll = 0;
     while (!atomic_load(&f->stopping)) {
+        /* Until an event or a result, a second at most (the poll below), or Redis's backoff. */
+        int64_t wait = pc_redis_wait_ms(b->cconn);
+        pc_fleet_nap_unless(f, wait > 0 && wait < 1000 ? wait : 1000, completer_ready);
         pthread_mutex_lock(&f->lock);
-        bool idle = !b->events_ready && !results_waiting(b);
         b->events_ready = false;
         pthread_mutex_unlock(&f->lock);
-        if (idle) {
-            /* A wait on Redis's return is the backoff's; else until an event, or a second. */
-            int64_t wait = pc_redis_wait_ms(b->cconn);
-            pc_fleet_nap(f, wait > 0 && wait < 1000 ? wait : 1000);
-        }
         read_events(f);
         int64_t now = pc_clock_mono_ns();
         if (now >= next_poll) {
@@ -830,7 +835,7 @@ static void *completer_main(void *arg)
         }
         if (pc_redis_wait_ms(b->cconn) == 0)
             publish(f);
-        else if (idle)
+        else
             pc_fleet_nap(f, pc_redis_wait_ms(b->cconn));
     }
     return NULL;

@@ -13,7 +13,7 @@
 #include "../base/log.h"
 #include "../store/store.h"
 
-bool pc_fleet_nap(struct pc_fleet *f, int64_t ms)
+bool pc_fleet_nap_unless(struct pc_fleet *f, int64_t ms, bool (*ready)(struct pc_fleet *f))
 {
     struct timespec until;
     clock_gettime(CLOCK_MONOTONIC, &until);
@@ -21,10 +21,17 @@ bool pc_fleet_nap(struct pc_fleet *f, int64_t ms)
     until.tv_sec += ms / 1000 + ns / 1000000000;
     until.tv_nsec = ns % 1000000000;
     pthread_mutex_lock(&f->lock);
-    if (!atomic_load(&f->stopping))
+    /* Checked under the lock that its wakers take: a wake between the check and the wait is
+     * not lost. */
+    if (!atomic_load(&f->stopping) && (ready == NULL || !ready(f)))
         pthread_cond_timedwait(&f->wake, &f->lock, &until);
     pthread_mutex_unlock(&f->lock);
     return !atomic_load(&f->stopping);
+}
+
+bool pc_fleet_nap(struct pc_fleet *f, int64_t ms)
+{
+    return pc_fleet_nap_unless(f, ms, NULL);
 }
 
 void pc_fleet_halt(struct pc_fleet *f)

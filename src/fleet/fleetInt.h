@@ -65,6 +65,9 @@ void pc_fleet_halt(struct pc_fleet *f);
 /* Sleep up to ms on f->wake, unless stopping. Returns false once stopping. */
 bool pc_fleet_nap(struct pc_fleet *f, int64_t ms);
 
+/* The same, unless ready(f) (called with f->lock held) says there is work already. */
+bool pc_fleet_nap_unless(struct pc_fleet *f, int64_t ms, bool (*ready)(struct pc_fleet *f));
+
 /* A connection for one thread, named for Redis's CLIENT LIST ("precharge:<daemon id>:<what>")
  * and its logs. NULL when out of memory. */
 struct pc_redis *pc_fleet_connect(struct pc_fleet *f, const char *what, int command_timeout_ms);

@@ -17,6 +17,7 @@ struct pc_fleet_registry {
     pthread_t thread;
     bool started;
     struct pc_events_sub *sub;              /* every event, to mirror */
+    struct pc_buf backlog;                  /* SSE frames read, not yet mirrored */
     char (*listed)[PC_FLEET_NAME_MAX + 32]; /* the serves keys of the last heartbeat */
     size_t n_listed;
 };
@@ -175,23 +176,33 @@ out:
     free(keys);
 }
 
-/* Mirror the events published since the last call onto precharge:events (while Redis is
- * away they are dropped: the stream is a feed, the registry's entries are the state). */
+/* Mirror the events published since the last call onto precharge:events, in order. Those
+ * that Redis could not take wait in the backlog for its return, up to BACKLOG_MAX bytes (then
+ * the oldest are dropped: the stream is a feed, the registry's entries are the state). */
+#define BACKLOG_MAX (4u << 20)
+
 static void mirror(struct pc_fleet *f)
 {
     struct pc_fleet_registry *g = f->registry;
-    struct pc_buf buf = PC_BUF_INIT;
-    pc_events_read(g->sub, &buf);
-    const char *p = buf.data ? buf.data : "";
+    struct pc_buf *q = &g->backlog;
+    pc_events_read(g->sub, q);
+    if (q->len > BACKLOG_MAX) {
+        const char *keep = strstr(q->data + (q->len - BACKLOG_MAX), "\n\n");
+        pc_buf_consume(q, keep ? (size_t)(keep + 2 - q->data) : q->len);
+    }
+    if (q->len == 0 || !pc_redis_connect(g->conn))
+        return;
     char name[64], maxlen[24];
     snprintf(maxlen, sizeof(maxlen), "%lld", f->cfg.maxlen);
+    const char *p = q->data, *sent = q->data;
     json_t *frame;
     while (pc_fleet_next_frame(&p, name, sizeof(name), &frame)) {
         /* The event as /api/events has it: {type, stream, at, data, metadata}. */
         char *data = json_dumps(json_object_get(frame, "data"), JSON_COMPACT);
         char *meta = json_dumps(json_object_get(frame, "metadata"), JSON_COMPACT);
         const char *at = json_string_value(json_object_get(frame, "at"));
-        if (data != NULL && pc_redis_wait_ms(g->conn) == 0) {
+        enum pc_err rc = PC_OK;
+        if (data != NULL) {
             const char *argv[] = {"XADD",      PC_FLEET_EVENTS,
                                   "MAXLEN",    "~",
                                   maxlen,      "*",
@@ -202,14 +213,18 @@ static void mirror(struct pc_fleet *f)
                                   "data",      data,
                                   "metadata",  meta ? meta : "{}"};
             redisReply *reply;
-            pc_redis_commandv(g->conn, &reply, NULL, sizeof(argv) / sizeof(argv[0]), argv, NULL);
+            rc = pc_redis_commandv(g->conn, &reply, NULL, sizeof(argv) / sizeof(argv[0]), argv,
+                                   NULL);
             freeReplyObject(reply);
         }
         free(data);
         free(meta);
         json_decref(frame);
+        if (rc == PC_ERR_UNAVAILABLE)
+            break; /* this one and the rest wait */
+        sent = p;
     }
-    pc_buf_free(&buf);
+    pc_buf_consume(q, (size_t)(sent - q->data));
 }
 
 /* Leave the registry at a clean stop, so that the fleet need not wait for the expiry. */
@@ -293,6 +308,7 @@ void pc_fleet_registry_stop(struct pc_fleet *f)
         pthread_join(g->thread, NULL);
     pc_events_unsubscribe(g->sub);
     pc_redis_free(g->conn);
+    pc_buf_free(&g->backlog);
     free(g->listed);
     free(g);
     f->registry = NULL;

@@ -252,6 +252,8 @@ test('Redis stopped and started: HTTP keeps serving, one log line, the bus resum
     assert.equal(log.match(/is back; the fleet resumes/g)?.length, 1, log);
   }
   // The lifecycle events went onto precharge:events after the return too.
-  const evs = await client.xRange('precharge:events', '-', '+');
-  assert.ok(evs.some((e) => e.message.type === 'PrechargeCompleted' && JSON.parse(e.message.data).correlation_id === 'after-1'));
+  assert.ok(await eventually(async () => {
+    const evs = await client.xRange('precharge:events', '-', '+');
+    return evs.some((e) => e.message.type === 'PrechargeCompleted' && JSON.parse(e.message.data).correlation_id === 'after-1');
+  }), 'PrechargeCompleted of after-1 on precharge:events');
 });
