@@ -419,9 +419,13 @@ static int parse_extras(struct openai_req *q, struct pc_http_reply *reply, const
     return q->chat ? pc_openai_chat_features(q->json, &q->service_tier, param, reply) : 0;
 }
 
+/* On failure *body is the parsed body (or NULL), which *param may point into (an unknown
+ * field's name): the caller frees it once the error is written. */
 static struct openai_req *parse_request(const struct pc_http_req *req, bool chat,
-                                        struct pc_http_reply *reply, const char **param)
+                                        struct pc_http_reply *reply, const char **param,
+                                        json_t **body)
 {
+    *body = NULL;
     struct openai_req *q = calloc(1, sizeof(*q));
     if (q == NULL) {
         pc_http_reply_error(reply, 500, "out of memory");
@@ -467,6 +471,8 @@ static struct openai_req *parse_request(const struct pc_http_req *req, bool chat
     pc_openai_log_identifiers(q->json, chat ? "/v1/chat/completions" : "/v1/completions", q->id);
     return q;
 fail:
+    *body = q->json;
+    q->json = NULL;
     openai_req_free(q);
     return NULL;
 }
@@ -830,9 +836,11 @@ static void handle_completion(const struct pc_http_req *req, struct pc_http_repl
         return;
     }
     const char *param = NULL;
-    struct openai_req *q = parse_request(req, chat, reply, &param);
+    json_t *body = NULL;
+    struct openai_req *q = parse_request(req, chat, reply, &param, &body);
     if (q == NULL) {
         pc_openai_error(reply, param);
+        json_decref(body);
         return;
     }
     if (q->prompts != NULL) {
