@@ -94,6 +94,7 @@ static const char *const precharge_fields[] = {
     "prompt",         "category", "priority",   "key",      "wait",
     "correlation_id", "timeout",  "keep_alive", "think",    "options",
 };
+
 /* A precharge's fields, from POST /api/precharge's body or a PrechargeRequested's data on the
  * fleet's bus (r borrows body's strings): model_id (or model), category, key, correlation_id,
  * priority, the context, keep_alive and options. On failure, a 400 naming the field in reply. */

@@ -221,6 +221,24 @@ test('ollama.show: verbose fills the header\'s arrays (the vocabulary); system i
   assert.equal((await show({ verbose: 'yes' })).status, 400);
 });
 
+test('ollama client: truncate, shift and num_keep pass through and act; a load setting other than the daemon\'s is a ResponseError', async () => {
+  const prompt = Array.from({ length: 60 }, (_, i) => `w${i}`).join(' ');
+  // Cut to fit num_ctx 32 (keeping num_keep), or refused with truncate: false.
+  const cut = await ollama.generate({ model: 'tiny', prompt, raw: true, options: { num_ctx: 32, num_keep: 4, num_predict: 1, temperature: 0 } });
+  assert.ok(cut.prompt_eval_count < 32);
+  await assert.rejects(ollama.generate({ model: 'tiny', prompt, raw: true, truncate: false, options: { num_ctx: 32, num_predict: 1 } }),
+    (e) => e.status_code === 400 && /the limit is 31 \(num_ctx 32/.test(e.message));
+  // shift: false stops the chat at num_ctx; by default it goes on.
+  const messages = [{ role: 'user', content: 'Hi' }];
+  const o = { num_ctx: 24, num_predict: 40, temperature: 0 };
+  const stopped = await ollama.chat({ model: 'tiny', messages, shift: false, options: o });
+  assert.equal(stopped.done_reason, 'length');
+  assert.equal(stopped.prompt_eval_count + stopped.eval_count, 24);
+  assert.equal((await ollama.chat({ model: 'tiny', messages, options: o })).eval_count, 40);
+  await assert.rejects(ollama.generate({ model: 'tiny', prompt: 'x', options: { num_batch: 8 } }),
+    (e) => e.status_code === 400 && /options.num_batch is 8/.test(e.message));
+});
+
 test('ollama: unknown model is a 404 with the model named', async () => {
   await assert.rejects(ollama.generate({ model: 'nope', prompt: 'x' }), (e) => e.status_code === 404 && /nope/.test(e.message));
 });
