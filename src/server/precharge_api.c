@@ -124,7 +124,10 @@ enum pc_err pc_server_fleet_submit(void *user, json_t *data, const char *correla
     struct pc_server *srv = user;
     struct pc_precharge_req r = {0};
     struct pc_http_reply reply = {0};
-    if (parse_request(data, srv, &r, &reply) != 0) {
+    if (pc_req_known_fields(data, precharge_fields,
+                            sizeof(precharge_fields) / sizeof(precharge_fields[0]),
+                            "a PrechargeRequested", &reply) != 0 ||
+        parse_request(data, srv, &r, &reply) != 0) {
         /* The same words as the HTTP API's 400. */
         json_t *body = json_loads(reply.body ? reply.body : "{}", 0, NULL);
         const char *why = json_string_value(json_object_get(body, "error"));

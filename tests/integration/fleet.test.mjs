@@ -154,7 +154,10 @@ test('bad requests and models no one serves: answered once, failed or unavailabl
   // with the words of POST /api/precharge.
   await client.xAdd('precharge:requests', '*', { correlation_id: 'flat-bad', model_id: 'm2', context: '"just text"' });
   await client.xAdd('precharge:requests', '*', { correlation_id: 'flat-ok', model_id: 'm2', context: JSON.stringify(ctx(99)) });
-  const by = await answeredAll(['ghost-1', 'broken-1', 'flat-bad', 'flat-ok']);
+  await client.xAdd('precharge:requests', '*', { correlation_id: 'flat-odd', model_id: 'm2', context: JSON.stringify(ctx(98)), colour: 'red' });
+  const by = await answeredAll(['ghost-1', 'broken-1', 'flat-bad', 'flat-ok', 'flat-odd']);
+  assert.equal(by.get('flat-odd')[0].status, 'failed');
+  assert.match(by.get('flat-odd')[0].error, /field "colour" is not a field of a PrechargeRequested/);
   assert.equal(by.get('ghost-1').length, 1);
   assert.equal(by.get('ghost-1')[0].status, 'unavailable');
   assert.match(by.get('ghost-1')[0].error, /no live daemon in the fleet serves model "ghost"/);
@@ -166,7 +169,7 @@ test('bad requests and models no one serves: answered once, failed or unavailabl
   // Published once each, whoever saw them.
   await new Promise((r) => setTimeout(r, 1500));
   const again = await responses();
-  for (const c of ['ghost-1', 'broken-1', 'flat-bad', 'flat-ok']) assert.equal(again.get(c).length, 1, c);
+  for (const c of ['ghost-1', 'broken-1', 'flat-bad', 'flat-ok', 'flat-odd']) assert.equal(again.get(c).length, 1, c);
 });
 
 test('fleet=1 is checked, and /api/fleet and fleet=1 need the fleet', async () => {
