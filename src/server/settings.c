@@ -318,7 +318,7 @@ const struct pc_setting pc_settings[] = {
      .kind = PC_SETTING_DURATION,
      FIELD(fleet_grace_ns),
      .dflt = "30s",
-     .help = "a bus request for a model no live daemon serves is answered unavailable after it"},
+     .help = "wait before a bus request no live daemon can serve is answered unavailable"},
     {.key = "fleet_stream_maxlen",
      .env = "PRECHARGE_FLEET_STREAM_MAXLEN",
      INT(fleet_maxlen, 100, 1ll << 40),
