@@ -206,7 +206,46 @@ static json_t *item_message(json_t *it, size_t i, struct pc_http_reply *reply, c
     return NULL;
 }
 
-/* history: the previous response's conversation, then input (a string or items). */
+/* A reasoning item sent back from an earlier output: its reasoning_text parts (or, without
+ * them, its summary's summary_text parts), joined. NULL with a 400. */
+static json_t *reasoning_of(json_t *it, size_t i, struct pc_http_reply *reply, const char **param)
+{
+    json_t *parts = json_object_get(it, "content");
+    const char *want = "reasoning_text";
+    if (parts == NULL || json_is_null(parts) || json_array_size(parts) == 0) {
+        parts = json_object_get(it, "summary");
+        want = "summary_text";
+    }
+    struct pc_buf b = PC_BUF_INIT;
+    for (size_t k = 0; k < json_array_size(parts); k++) {
+        json_t *part = json_array_get(parts, k);
+        const char *type = json_string_value(json_object_get(part, "type"));
+        const char *text = json_string_value(json_object_get(part, "text"));
+        if (type == NULL || text == NULL || strcmp(type, want) != 0) {
+            pc_buf_free(&b);
+            *param = "input";
+            pc_http_reply_error(reply, 400, "input[%zu]: a reasoning item's parts must be %s", i,
+                                want);
+            return NULL;
+        }
+        pc_buf_appends(&b, text);
+    }
+    json_t *s = json_stringn(b.data ? b.data : "", b.len);
+    pc_buf_free(&b);
+    return s;
+}
+
+/* An assistant turn that only thought (takes reasoning). */
+static json_t *thought_only(json_t *reasoning)
+{
+    return json_pack("{s:s, s:s, s:o}", "role", "assistant", "content", "", "reasoning_content",
+                     reasoning);
+}
+
+/* history: the previous response's conversation, then input (a string or items). A reasoning
+ * item goes with the assistant message that follows it, as its reasoning (which the template
+ * may drop from earlier turns, as it drops a chat's); with none after it, it was an answer
+ * that only thought, and is rendered as such: an assistant turn with no text. */
 static int parse_input(struct resp_req *q, struct pc_http_reply *reply, const char **param)
 {
     const char *prev = NULL;
@@ -227,12 +266,32 @@ static int parse_input(struct resp_req *q, struct pc_http_reply *reply, const ch
                                      json_pack("{s:s, s:O}", "role", "user", "content", in));
     if (!json_is_array(in) || json_array_size(in) == 0)
         return bad(reply, param, "input", "must be a string or a non-empty array of items");
+    json_t *reasoning = NULL;
     for (size_t i = 0; i < json_array_size(in); i++) {
-        json_t *m = item_message(json_array_get(in, i), i, reply, param);
-        if (m == NULL)
+        json_t *it = json_array_get(in, i);
+        const char *type = json_string_value(json_object_get(it, "type"));
+        if (type != NULL && strcmp(type, "reasoning") == 0) {
+            json_decref(reasoning);
+            if ((reasoning = reasoning_of(it, i, reply, param)) == NULL)
+                return -1;
+            continue;
+        }
+        json_t *m = item_message(it, i, reply, param);
+        if (m == NULL) {
+            json_decref(reasoning);
             return -1;
+        }
+        const char *role = json_string_value(json_object_get(m, "role"));
+        bool answer = role != NULL && strcmp(role, "assistant") == 0;
+        if (reasoning != NULL && !answer)
+            json_array_append_new(q->history, thought_only(reasoning));
+        else if (reasoning != NULL)
+            json_object_set_new(m, "reasoning_content", reasoning);
+        reasoning = NULL;
         json_array_append_new(q->history, m);
     }
+    if (reasoning != NULL)
+        json_array_append_new(q->history, thought_only(reasoning));
     return 0;
 }
 

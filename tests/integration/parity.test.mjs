@@ -584,6 +584,14 @@ test('/v1/responses: store false is not kept, identifiers are logged, text.verbo
   assert.equal(done.output[0].content[0].text, reasoning);
   // A model that does not think has no reasoning item.
   assert.ok(!stored.output.some((o) => o.type === 'reasoning'));
+  // The output sent back as input, its reasoning item with it (it goes with the answer after it;
+  // alone, it is an answer that only thought).
+  const again = await openai.responses.create({ ...think, input: [{ role: 'user', content: 'Hi' }, ...r.output, { role: 'user', content: 'More' }] });
+  assert.ok(again.usage.input_tokens > r.usage.input_tokens);
+  const alone = await openai.responses.create({ ...think, input: [{ role: 'user', content: 'Hi' }, r.output[0], { role: 'user', content: 'More' }] });
+  assert.equal(alone.object, 'response');
+  await assert.rejects(openai.responses.create({ ...think, input: [{ type: 'reasoning', id: 'rs_1', summary: [], content: [{ type: 'input_text', text: 'x' }] }] }),
+    (e) => e.status === 400 && e.param === 'input' && /reasoning item's parts must be reasoning_text/.test(e.message));
 });
 
 test('under /v1 an unknown field is a 400 naming it, as OpenAI answers; llama-server\'s sampling extensions are served', async () => {
