@@ -118,8 +118,23 @@ static int parse_messages(struct openai_req *q, struct pc_http_reply *reply, con
         {"audio", "a previous audio answer cannot be replayed (no audio)"},
         {"refusal", "a refusal is not rendered; send its text as content"},
     };
+    /* Any other message field is refused too, as OpenAI refuses a property it does not know. */
+    static const char *const message_fields[] = {"role",       "content",      "name",
+                                                 "tool_calls", "tool_call_id", "reasoning_content",
+                                                 "audio",      "refusal"};
     for (size_t i = 0; i < json_array_size(arr); i++) {
         json_t *m = json_array_get(arr, i);
+        const char *unknown =
+            json_is_object(m)
+                ? pc_req_unknown_field(m, message_fields,
+                                       sizeof(message_fields) / sizeof(message_fields[0]))
+                : NULL;
+        if (unknown != NULL) {
+            pc_http_reply_error(reply, 400,
+                                "messages[%zu].%s is not a field of a message this server takes", i,
+                                unknown);
+            return -1;
+        }
         for (size_t k = 0; k < sizeof(unsupported) / sizeof(unsupported[0]); k++) {
             json_t *v = json_object_get(m, unsupported[k][0]);
             if (v != NULL && !json_is_null(v)) {

@@ -443,6 +443,8 @@ test('/v1/chat/completions: message fields with no place here are a 400 naming t
     await assert.rejects(openai.chat.completions.create({ model: 'tiny', messages: m, max_tokens: 1 }),
       (e) => e.status === 400 && e.error?.param === 'messages' && new RegExp(`messages\\[1\\]\\.${field} is not supported`).test(e.message));
   }
+  await assert.rejects(openai.chat.completions.create({ model: 'tiny', messages: [{ role: 'user', content: 'x', prefix: true }], max_tokens: 1 }),
+    (e) => e.status === 400 && e.error?.param === 'messages' && /messages\[0\]\.prefix is not a field/.test(e.message));
   // stream_options: include_obfuscation is taken (no padding), another key is a 400.
   let r = await post(d.url, '/v1/chat/completions', { model: 'tiny', messages, max_tokens: 1, stream: true, stream_options: { include_usage: true, include_obfuscation: false } });
   assert.equal(r.status, 200);
