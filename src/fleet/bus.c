@@ -57,7 +57,9 @@ struct pc_fleet_bus {
     size_t n_deferred;
     uint64_t groups_generation, groups_version; /* the groups were made for these */
     bool groups_lost;                           /* NOGROUP: Redis forgot them */
-    char (*models)[PC_FLEET_NAME_MAX];          /* the streams it reads, besides the requests */
+    bool replay; /* read this consumer's own pending entries first (after a reconnection: a
+                  * request whose routing or answer failed while Redis was away) */
+    char (*models)[PC_FLEET_NAME_MAX]; /* the streams it reads, besides the requests */
     size_t n_models;
     int64_t next_claim_ns;
 };
@@ -509,6 +511,13 @@ static void take_entries(struct pc_fleet *f, const char *stream, const redisRepl
         if (e->type != REDIS_REPLY_ARRAY || e->elements < 2 ||
             e->element[0]->type != REDIS_REPLY_STRING)
             continue;
+        if (e->element[1]->type != REDIS_REPLY_ARRAY) { /* trimmed away while pending */
+            redisReply *reply;
+            pc_redis_command(f->bus->rconn, &reply, NULL, "XACK %s %s %s", stream, PC_FLEET_GROUP,
+                             e->element[0]->str);
+            freeReplyObject(reply);
+            continue;
+        }
         if (strcmp(stream, PC_FLEET_REQUESTS) == 0)
             route(f, e->element[0]->str, e->element[1]);
         else
@@ -551,6 +560,8 @@ static void ensure_groups(struct pc_fleet *f)
     free(b->models);
     b->models = models;
     b->n_models = n;
+    b->replay = b->replay || (b->groups_generation != 0 &&
+                              b->groups_generation != pc_redis_generation(b->rconn));
     b->groups_generation = pc_redis_generation(b->rconn);
     b->groups_version = version;
     b->groups_lost = false;
@@ -583,8 +594,9 @@ static void read_once(struct pc_fleet *f, size_t room)
         snprintf(keys[i], sizeof(keys[i]), "%s%s", PC_FLEET_MODEL_REQUESTS, b->models[i]);
         argv[k++] = keys[i];
     }
+    bool replay = b->replay; /* "0": the pending entries of this consumer, without blocking */
     for (size_t i = 0; i <= b->n_models; i++)
-        argv[k++] = ">";
+        argv[k++] = replay ? "0" : ">";
     redisReply *reply;
     struct pc_error err = {0};
     enum pc_err rc = pc_redis_commandv(b->rconn, &reply, &err, (int)k, argv, NULL);
@@ -592,6 +604,8 @@ static void read_once(struct pc_fleet *f, size_t room)
         b->groups_lost = true;
     else if (rc == PC_ERR_IO)
         pc_log_warn("fleet", "%s", err.msg);
+    if (rc == PC_OK)
+        b->replay = false;
     for (size_t i = 0; rc == PC_OK && reply->type == REDIS_REPLY_ARRAY && i < reply->elements;
          i++) {
         const redisReply *s = reply->element[i];

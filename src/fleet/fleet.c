@@ -226,12 +226,14 @@ enum pc_err pc_fleet_start(const struct pc_fleet_config *cfg, struct pc_fleet **
     pthread_condattr_destroy(&ca);
     /* The set is known before the bus reads its first request. */
     pc_fleet_serves_refresh(f);
+    size_t n_serves = f->n_serves; /* read before the registry's thread may change it */
     rc = pc_fleet_registry_start(f, err);
     if (rc == PC_OK && (rc = pc_fleet_bus_start(f, err)) != PC_OK)
         pc_fleet_registry_stop(f);
     if (rc != PC_OK) {
         pthread_cond_destroy(&f->wake);
         pthread_mutex_destroy(&f->lock);
+        json_decref(f->view);
         free(f->serves);
         free(f->fits);
         free(f);
@@ -239,7 +241,7 @@ enum pc_err pc_fleet_start(const struct pc_fleet_config *cfg, struct pc_fleet **
     }
     char shown[600];
     pc_log_info("fleet", "joining the fleet at %s as %s (serving %zu models)",
-                pc_redis_url_show(&f->url, shown, sizeof(shown)), f->daemon_id, f->n_serves);
+                pc_redis_url_show(&f->url, shown, sizeof(shown)), f->daemon_id, n_serves);
     *out = f;
     return PC_OK;
 }
