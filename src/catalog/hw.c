@@ -1,6 +1,7 @@
 /* hw.c - the hardware probe: /proc/meminfo, cgroup v2 and v1 limits, CPUs, ggml's devices. */
 #include "hw.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -155,12 +156,25 @@ static void probe_cgroups(const char *root, struct pc_hw *hw)
     }
 }
 
+static bool is_gpu(ggml_backend_dev_t dev)
+{
+    enum ggml_backend_dev_type t = ggml_backend_dev_type(dev);
+    return t == GGML_BACKEND_DEVICE_TYPE_GPU || t == GGML_BACKEND_DEVICE_TYPE_IGPU;
+}
+
+size_t pc_hw_gpu_count(void)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < ggml_backend_dev_count(); i++)
+        n += is_gpu(ggml_backend_dev_get(i));
+    return n;
+}
+
 static void probe_gpus(struct pc_hw *hw)
 {
     for (size_t i = 0; i < ggml_backend_dev_count() && hw->n_gpus < PC_HW_MAX_GPUS; i++) {
         ggml_backend_dev_t dev = ggml_backend_dev_get(i);
-        enum ggml_backend_dev_type t = ggml_backend_dev_type(dev);
-        if (t != GGML_BACKEND_DEVICE_TYPE_GPU && t != GGML_BACKEND_DEVICE_TYPE_IGPU)
+        if (!is_gpu(dev))
             continue;
         struct pc_hw_gpu *g = &hw->gpus[hw->n_gpus++];
         size_t free_b = 0, total_b = 0;

@@ -33,6 +33,10 @@ struct pc_hw {
 
 /* Probe the machine. root prefixes /proc and /sys ("" on a real machine, a fixture directory
  * in tests). GPUs come from ggml's backend devices, which pc_engine_init loads. */
+/* GPUs (discrete or integrated) that llama.cpp's backends offer this process; 0 on a machine
+ * where every layer runs on the CPU. No memory is read: cheap enough for a request. */
+size_t pc_hw_gpu_count(void);
+
 enum pc_err pc_hw_probe(const char *root, struct pc_hw *out /* OUT */, struct pc_error *err);
 
 /* Parsers, public for their tests. Each returns 0, or -1 when the text is not what it expects. */

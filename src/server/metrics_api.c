@@ -78,6 +78,8 @@ static const struct family {
      "Places given up by tasks whose client stopped reading, to tasks that could run."},
     {AT(decode_cancelled), COUNTER, "precharge_decode_cancelled_total", "model",
      "Tasks ended because their client went away or cancelled."},
+    {AT(decode_shifts), COUNTER, "precharge_decode_context_shifts_total", "model",
+     "Generations that reached their window and shifted it (Ollama's shift) to go on."},
     {AT(decode_active), GAUGE, "precharge_decode_active", "model",
      "Tasks in a model's batch now (at most parallel)."},
     {AT(decode_waiting), GAUGE, "precharge_decode_waiting", "model",
@@ -178,6 +180,7 @@ static void set_loop(struct pc_server_metrics *m, const char *const *model,
     pc_metric_set_total(m->decode_preempted, model, (double)l->preempted);
     pc_metric_set_total(m->decode_yielded, model, (double)l->yielded);
     pc_metric_set_total(m->decode_cancelled, model, (double)l->cancelled);
+    pc_metric_set_total(m->decode_shifts, model, (double)l->context_shifts);
     pc_metric_set(m->decode_active, model, (double)l->active);
     pc_metric_set(m->decode_waiting, model, (double)l->waiting);
     pc_metric_set(m->decode_threads, model, (double)l->threads);
@@ -191,7 +194,8 @@ static void set_gauges(struct pc_server *s)
     pc_metric_clear(m->model_memory);
     struct pc_metric *per_model[] = {m->decode_steps,     m->decode_tokens,  m->decode_batched,
                                      m->decode_preempted, m->decode_yielded, m->decode_cancelled,
-                                     m->decode_active,    m->decode_waiting, m->decode_threads};
+                                     m->decode_shifts,    m->decode_active,  m->decode_waiting,
+                                     m->decode_threads};
     for (size_t i = 0; i < sizeof(per_model) / sizeof(per_model[0]); i++)
         pc_metric_clear(per_model[i]);
 

@@ -25,7 +25,7 @@ struct pc_server_metrics {
     struct pc_metric *event_streams;
     /* Read from each resident model's decode loop at scrape time. */
     struct pc_metric *decode_steps, *decode_tokens, *decode_batched, *decode_preempted;
-    struct pc_metric *decode_yielded, *decode_cancelled;
+    struct pc_metric *decode_yielded, *decode_cancelled, *decode_shifts;
     struct pc_metric *decode_active, *decode_waiting, *decode_threads;
     /* scrape_lock: one scrape at a time clears, sets and renders the gauges. */
     pthread_mutex_t scrape_lock;

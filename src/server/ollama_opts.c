@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "../catalog/hw.h"
+
 /* Ollama's per-request options (num_ctx and the sampling ones, today's and its runners' older
  * ones): known names, which a route that does not use one refuses as not applying rather than
  * as unknown. */
@@ -84,11 +86,15 @@ static int load_setting(const char *key, json_t *v, const struct pc_model_params
         snprintf(what, sizeof(what), "prompts are prefilled %u tokens per decode", p->n_batch);
         rc = number_setting(key, v, p->n_batch, p->n_batch, what, reply);
     } else if (strcmp(key, "num_gpu") == 0) {
-        if (p->n_gpu_layers < 0)
+        /* Without a GPU every layer runs on the CPU whatever the setting: 0 says just that. */
+        bool cpu_only = pc_hw_gpu_count() == 0;
+        if (cpu_only)
+            snprintf(what, sizeof(what), "there is no GPU here: every layer runs on the CPU");
+        else if (p->n_gpu_layers < 0)
             snprintf(what, sizeof(what), "every layer that the GPUs hold is offloaded (-1)");
         else
             snprintf(what, sizeof(what), "%d layers are offloaded", p->n_gpu_layers);
-        rc = number_setting(key, v, p->n_gpu_layers, -1, what, reply);
+        rc = number_setting(key, v, p->n_gpu_layers, cpu_only ? 0 : -1, what, reply);
     } else if (strcmp(key, "main_gpu") == 0) {
         rc = number_setting(key, v, 0, 0, "the first GPU holds the model's shared buffers", reply);
     } else if (strcmp(key, "num_thread") == 0) {

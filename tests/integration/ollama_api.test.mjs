@@ -265,14 +265,16 @@ test('options: load settings pass at the daemon\'s values and are refused otherw
   const gen = (options, extra = {}) =>
     post(d.url, '/api/generate', { model: 'tiny', prompt: 'Hi', stream: false, options: { ...opts, ...options }, ...extra });
   // The values this daemon loads with (its defaults), and Ollama's "decide for me".
-  for (const o of [{ num_batch: 512 }, { num_gpu: -1 }, { main_gpu: 0 }, { num_thread: 0 }, { num_thread: 1 }, { use_mmap: true },
+  // The pinned llama.cpp prebuilt has CPU backends only: num_gpu 0 (every layer on the CPU) is
+  // what the daemon does, as -1 is.
+  for (const o of [{ num_batch: 512 }, { num_gpu: -1 }, { num_gpu: 0 }, { main_gpu: 0 }, { num_thread: 0 }, { num_thread: 1 }, { use_mmap: true },
     { numa: false }, { low_vram: false }, { num_keep: 4 }, { num_keep: -1 }, { draft_num_predict: 0 }, { f16_kv: true }]) {
     const r = await gen(o);
     assert.equal(r.status, 200, `${JSON.stringify(o)}: ${r.text}`);
   }
   const cases = [
     [{ num_batch: 64 }, /options.num_batch is 64, but prompts are prefilled 512 tokens per decode.*send 512/],
-    [{ num_gpu: 3 }, /options.num_gpu is 3, but every layer that the GPUs hold is offloaded/],
+    [{ num_gpu: 3 }, /options.num_gpu is 3, but there is no GPU here: every layer runs on the CPU.*send -1/],
     [{ main_gpu: 1 }, /options.main_gpu is 1/],
     // lib.mjs starts the daemon with PRECHARGE_THREADS=1.
     [{ num_thread: 3 }, /options.num_thread is 3, but each decode uses 1 threads \(PRECHARGE_THREADS\).*send 1/],
@@ -354,7 +356,11 @@ test('generate: a prompt over num_ctx is cut as Ollama cuts it, keeping num_keep
 test('generate and chat: shift goes on past num_ctx by shifting the context; shift:false stops at it', async () => {
   const o = { temperature: 0, seed: 3, num_ctx: 24, num_predict: 40 };
   const body = { model: 'tiny', prompt: 'Hi', stream: false, options: o };
+  const shifts = async () =>
+    Number((/^precharge_decode_context_shifts_total\{model="tiny"\} (\d+)$/m.exec((await get(d.url, '/metrics')).text) ?? [0, 0])[1]);
+  const before = await shifts();
   const shifted = JSON.parse((await post(d.url, '/api/generate', body)).text);
+  assert.ok((await shifts()) > before, '/metrics counts the shift');
   assert.equal(shifted.done_reason, 'length');
   assert.equal(shifted.eval_count, 40, 'the answer went on past the window');
   assert.ok(shifted.prompt_eval_count + shifted.eval_count > 24);
