@@ -147,11 +147,16 @@ static int parse_messages(struct openai_req *q, struct pc_http_reply *reply, con
     struct pc_chat_input *in = &q->conv.in;
     in->parallel_tool_calls = true; /* OpenAI's default */
     const char *effort = NULL;
+    /* With the deprecated functions, their fields are what the client named. */
     if (pc_chatreq_messages(&q->conv, arr, PC_CHATREQ_OPENAI, reply) != 0 ||
-        pc_chatreq_tools(&q->conv, json_object_get(q->json, "tools"), reply) != 0 ||
-        pc_chatreq_tool_choice(&q->conv, json_object_get(q->json, "tool_choice"), reply) != 0 ||
-        pc_req_bool(q->json, "parallel_tool_calls", &in->parallel_tool_calls, reply) != 0 ||
-        pc_req_string(q->json, "reasoning_effort", &effort, reply) != 0)
+        (*param = q->functions ? "functions" : "tools",
+         pc_chatreq_tools(&q->conv, json_object_get(q->json, "tools"), reply)) != 0 ||
+        (*param = q->functions ? "function_call" : "tool_choice",
+         pc_chatreq_tool_choice(&q->conv, json_object_get(q->json, "tool_choice"), reply)) != 0 ||
+        (*param = "parallel_tool_calls",
+         pc_req_bool(q->json, "parallel_tool_calls", &in->parallel_tool_calls, reply)) != 0 ||
+        (*param = "reasoning_effort", pc_req_string(q->json, "reasoning_effort", &effort, reply)) !=
+            0)
         return -1;
     if (effort != NULL)
         in->think = strcmp(effort, "none") == 0 ? PC_THINK_OFF : PC_THINK_ON;
@@ -342,10 +347,12 @@ static int parse_logprobs(struct openai_req *q, struct pc_http_reply *reply, con
     return 0;
 }
 
-static int parse_stream(struct openai_req *q, struct pc_http_reply *reply)
+static int parse_stream(struct openai_req *q, struct pc_http_reply *reply, const char **param)
 {
+    *param = "stream";
     if (pc_req_bool(q->json, "stream", &q->stream, reply) != 0)
         return -1;
+    *param = "stream_options";
     json_t *so = json_object_get(q->json, "stream_options");
     if (so == NULL || json_is_null(so))
         return 0;
@@ -459,7 +466,7 @@ static struct openai_req *parse_request(const struct pc_http_req *req, bool chat
     *param = chat ? "messages" : "prompt";
     if (chat ? parse_messages(q, reply, param) != 0 : parse_prompt(q, reply) != 0)
         goto fail;
-    if ((*param = "stream", parse_stream(q, reply)) != 0 || parse_sampling(q, reply, param) != 0 ||
+    if (parse_stream(q, reply, param) != 0 || parse_sampling(q, reply, param) != 0 ||
         parse_logprobs(q, reply, param) != 0 ||
         (*param = "response_format", parse_response_format(q, reply)) != 0 ||
         parse_extras(q, reply, param) != 0 ||

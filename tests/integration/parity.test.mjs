@@ -452,6 +452,10 @@ test('/v1/chat/completions: message fields with no place here are a 400 naming t
   r = await post(d.url, '/v1/chat/completions', { model: 'tiny', messages, max_tokens: 1, stream: true, stream_options: { chunk_size: 4 } });
   assert.equal(r.status, 400);
   assert.match(JSON.parse(r.text).error.message, /stream_options\.chunk_size is not supported/);
+  assert.equal(JSON.parse(r.text).error.param, 'stream_options');
+  // The tools' fields are named as param.
+  for (const [extra, param] of [[{ tools: 'x' }, 'tools'], [{ tool_choice: 'sometimes' }, 'tool_choice'], [{ parallel_tool_calls: 1 }, 'parallel_tool_calls'], [{ reasoning_effort: 3 }, 'reasoning_effort']])
+    await assert.rejects(openai.chat.completions.create({ model: 'tiny', messages, max_tokens: 1, ...extra }), (e) => e.status === 400 && e.error?.param === param, JSON.stringify(extra));
   // A participant's name on a user message is taken (not rendered: templates have no place for it).
   const named = await openai.chat.completions.create({ model: 'tiny', messages: [{ role: 'user', content: 'hi', name: 'ada' }], max_tokens: 1 });
   assert.equal(named.choices.length, 1);
