@@ -10,6 +10,7 @@
 
 #include "../base/clock.h"
 #include "../base/log.h"
+#include "../base/tokens.h"
 
 void pc_loop_kick(struct pc_model *m)
 {
@@ -330,9 +331,8 @@ static bool shift_context(struct pc_model *m, struct pc_gen *g)
      * the other sequence's too. So the prefix this one has in common with any other stays. */
     for (int i = 0; i < m->n_seqs; i++) {
         const struct pc_seq *o = &m->seqs[i];
-        size_t k = 0;
-        while (i != g->seq && o->used && k < o->n && k < q->n && o->toks[k] == q->toks[k])
-            k++;
+        size_t k =
+            i != g->seq && o->used ? pc_tokens_common_prefix(o->toks, o->n, q->toks, q->n) : 0;
         keep = k > keep ? k : keep;
     }
     size_t discard = (q->n - keep) / 2;

@@ -135,9 +135,10 @@ static void parse_request(const redisReply *fields, const char *entry, json_t **
     }
 }
 
-/* What a malformed request's answer can say: its correlation id (the metadata's, a flat
- * field's, else the entry's id). The caller decrefs. */
-static json_t *stub_request(const redisReply *fields, json_t *metadata, const char *entry)
+/* The data a malformed request's answer carries: only its correlation id (the metadata's, a
+ * flat field's, else the entry's id), since nothing else in it could be read. The caller
+ * decrefs. */
+static json_t *unreadable_request(const redisReply *fields, json_t *metadata, const char *entry)
 {
     const char *cid = json_string_value(json_object_get(metadata, "correlation_id"));
     const redisReply *flat = field(fields, "correlation_id");
@@ -366,9 +367,9 @@ static void route(struct pc_fleet *f, const char *entry, const redisReply *field
     if (data != NULL)
         request_model(data, model, why, sizeof(why));
     if (data == NULL || model[0] == '\0') {
-        json_t *stub = data ? json_incref(data) : stub_request(fields, metadata, entry);
-        answer_now(f, c, PC_FLEET_REQUESTS, entry, entry, stub, "failed", why);
-        json_decref(stub);
+        json_t *req = data ? json_incref(data) : unreadable_request(fields, metadata, entry);
+        answer_now(f, c, PC_FLEET_REQUESTS, entry, entry, req, "failed", why);
+        json_decref(req);
     } else if (answered(f, c, json_string_value(json_object_get(data, "correlation_id")))) {
         redisReply *reply; /* an old request seen again (a new group reads from the start) */
         pc_redis_command(c, &reply, NULL, "XACK %s %s %s", PC_FLEET_REQUESTS, PC_FLEET_GROUP,
@@ -447,9 +448,9 @@ static void work(struct pc_fleet *f, const char *stream, const char *entry,
     parse_request(fields, request, &data, &metadata, why, sizeof(why));
     json_decref(metadata);
     if (data == NULL) {
-        json_t *stub = stub_request(fields, NULL, request);
-        answer_now(f, c, stream, entry, request, stub, "failed", why);
-        json_decref(stub);
+        json_t *req = unreadable_request(fields, NULL, request);
+        answer_now(f, c, stream, entry, request, req, "failed", why);
+        json_decref(req);
         return;
     }
     const char *cid = json_string_value(json_object_get(data, "correlation_id"));

@@ -197,6 +197,17 @@ static void make_ids(struct pc_fleet *f, const struct pc_fleet_config *cfg)
              (long)getpid());
 }
 
+/* What pc_fleet_start made, once its threads are stopped (or never started). */
+static void fleet_free(struct pc_fleet *f)
+{
+    pthread_cond_destroy(&f->wake);
+    pthread_mutex_destroy(&f->lock);
+    json_decref(f->view);
+    free(f->serves);
+    free(f->fits);
+    free(f);
+}
+
 enum pc_err pc_fleet_start(const struct pc_fleet_config *cfg, struct pc_fleet **out,
                            struct pc_error *err)
 {
@@ -231,12 +242,7 @@ enum pc_err pc_fleet_start(const struct pc_fleet_config *cfg, struct pc_fleet **
     if (rc == PC_OK && (rc = pc_fleet_bus_start(f, err)) != PC_OK)
         pc_fleet_registry_stop(f);
     if (rc != PC_OK) {
-        pthread_cond_destroy(&f->wake);
-        pthread_mutex_destroy(&f->lock);
-        json_decref(f->view);
-        free(f->serves);
-        free(f->fits);
-        free(f);
+        fleet_free(f);
         return rc;
     }
     char shown[600];
@@ -253,12 +259,7 @@ void pc_fleet_stop(struct pc_fleet *f)
     pc_fleet_halt(f);
     pc_fleet_bus_stop(f);
     pc_fleet_registry_stop(f);
-    pthread_cond_destroy(&f->wake);
-    pthread_mutex_destroy(&f->lock);
-    json_decref(f->view);
-    free(f->serves);
-    free(f->fits);
-    free(f);
+    fleet_free(f);
 }
 
 const char *pc_fleet_daemon_id(const struct pc_fleet *f)
